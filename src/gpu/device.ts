@@ -1,0 +1,84 @@
+import { GpuError } from '../errors.js';
+
+/**
+ * A WebGPU device with what the engine needs to know about it. Built from
+ * any `GPU` object: Dawn's in Node (src/gpu/dawn.ts) or `navigator.gpu` in a
+ * browser, so nothing here depends on Node.
+ */
+export interface Gpu {
+  device: GPUDevice;
+  limits: GPUSupportedLimits;
+  features: ReadonlySet<string>;
+  /** e.g. 'vulkan: llvmpipe (LLVM 15.0.6, 256 bits)'. */
+  description: string;
+  /** Set once the device is lost; every later use fails with this error. */
+  lost?: GpuError;
+  /**
+   * The GPU instance the adapter came from. Held for the device's lifetime:
+   * Dawn destroys the instance when it is garbage collected, and a device
+   * whose instance is gone crashes the process at its next submit.
+   */
+  instance: GPU;
+}
+
+/** Limits raised to the adapter's maximum: large activations need them. */
+const RAISED_LIMITS = [
+  'maxBufferSize',
+  'maxStorageBufferBindingSize',
+  'maxStorageBuffersPerShaderStage',
+  'maxComputeWorkgroupStorageSize',
+  'maxComputeInvocationsPerWorkgroup',
+  'maxComputeWorkgroupSizeX',
+  'maxComputeWorkgroupSizeY',
+  'maxComputeWorkgroupSizeZ',
+  'maxComputeWorkgroupsPerDimension',
+] as const;
+
+const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
+
+export async function openDevice(instance: GPU, adapter: GPUAdapter, label: string): Promise<Gpu> {
+  const requiredLimits: Record<string, number> = {};
+  for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'segscope' });
+  } catch (e) {
+    throw new GpuError(`${label}: requestDevice failed: ${(e as Error).message}`);
+  }
+  const info = adapter.info;
+  const gpu: Gpu = {
+    instance,
+    device,
+    limits: device.limits,
+    features: new Set([...device.features] as string[]),
+    description: `${label}: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter'}`,
+  };
+  void device.lost.then((info) => {
+    gpu.lost = new GpuError(`GPU device lost (${info.reason}): ${info.message || 'no reason given'}`);
+  });
+  return gpu;
+}
+
+/**
+ * Runs `body` inside validation and out-of-memory error scopes, so that a
+ * WebGPU error becomes a GpuError naming `what` instead of a console warning
+ * followed by wrong numbers.
+ */
+export async function checked<T>(gpu: Gpu, what: string, body: () => T | Promise<T>): Promise<T> {
+  if (gpu.lost) throw gpu.lost;
+  const { device } = gpu;
+  device.pushErrorScope('out-of-memory');
+  device.pushErrorScope('validation');
+  let result: T;
+  try {
+    result = await body();
+  } finally {
+    const validation = await device.popErrorScope();
+    const oom = await device.popErrorScope();
+    const error = oom ?? validation;
+    if (error) throw new GpuError(`${what}: ${oom ? 'out of GPU memory' : 'WebGPU validation error'}: ${error.message}`);
+  }
+  if (gpu.lost) throw gpu.lost;
+  return result;
+}

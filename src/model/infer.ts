@@ -1,0 +1,114 @@
+import { InputError, ModelError, UnsupportedOpError } from '../errors.js';
+import { evaluators, FOLDS_FROM_TYPE } from './fold.js';
+import type { Graph, HostTensor, Node, TensorType, TypedInput } from './graph.js';
+
+/** The shape rule of a GPU op; `undefined` when the op type is not supported on the GPU. */
+export type ShapeRule = (node: Node, inputs: TypedInput[], opset: number) => TensorType[];
+
+/** A graph with every tensor typed for one concrete input shape. */
+export interface TypedGraph {
+  graph: Graph;
+  /** Every tensor name -> element type and concrete shape. */
+  types: Map<string, TensorType>;
+  /** Tensors whose value is known at load time: initializers and folded constants. */
+  values: Map<string, HostTensor>;
+  /** The nodes left to run on the GPU, in order. */
+  nodes: Node[];
+}
+
+/**
+ * Shape inference and constant folding in one walk: a node whose inputs are
+ * all known is evaluated on the CPU (that removes the exporters' shape
+ * subgraphs), every other node gets its output types from its GPU shape rule.
+ * Every unsupported op in the graph is reported at once, before anything runs.
+ */
+export function inferTypes(
+  graph: Graph,
+  inputDims: ReadonlyMap<string, readonly number[]>,
+  ruleFor: (opType: string) => ShapeRule | undefined,
+): TypedGraph {
+  const types = new Map<string, TensorType>();
+  const values = new Map<string, HostTensor>();
+  for (const [name, t] of graph.initializers) {
+    values.set(name, t);
+    types.set(name, { type: t.type, dims: [...t.dims] });
+  }
+  for (const input of graph.inputs) types.set(input.name, { type: input.type, dims: resolveInput(graph, input, inputDims) });
+  for (const name of inputDims.keys()) {
+    if (!graph.inputs.some((i) => i.name === name)) {
+      throw new InputError(`${graph.source || 'model'} has no input '${name}' (inputs: ${graph.inputs.map((i) => i.name).join(', ')})`);
+    }
+  }
+
+  const nodes: Node[] = [];
+  const unsupported = new Map<string, string[]>();
+  for (const node of graph.nodes) {
+    const inputs = node.inputs.map((name): TypedInput => {
+      if (!name) return { name, type: 'float32', dims: [] };
+      const t = types.get(name);
+      return t ? { name, ...t, value: values.get(name) } : { name, type: 'float32', dims: [], value: undefined };
+    });
+    // Downstream of an unsupported node nothing is typed; its error is already recorded.
+    if (node.inputs.some((name) => name && !types.has(name))) continue;
+
+    const present = inputs.filter((x) => x.name);
+    const evaluate = node.domain === '' || node.domain === 'ai.onnx' ? evaluators[node.opType] : undefined;
+    const rule = node.domain === '' || node.domain === 'ai.onnx' ? ruleFor(node.opType) : undefined;
+    const foldable = evaluate && (FOLDS_FROM_TYPE.has(node.opType) || present.every((x) => x.value));
+    if (foldable) {
+      const outs = evaluate(node, inputs, graph.opset);
+      outs.forEach((v, k) => {
+        const name = node.outputs[k];
+        if (!name) return;
+        values.set(name, v);
+        types.set(name, { type: v.type, dims: [...v.dims] });
+      });
+      continue;
+    }
+    if (!rule) {
+      const why = evaluate
+        ? `${node.opType} (only evaluated at load time; input '${present.find((x) => !x.value)?.name}' is computed at run time)`
+        : node.domain && node.domain !== 'ai.onnx'
+          ? `${node.domain}.${node.opType}`
+          : node.opType;
+      unsupported.set(why, [...(unsupported.get(why) ?? []), node.name]);
+      continue;
+    }
+    const outs = rule(node, inputs, graph.opset);
+    outs.forEach((t, k) => {
+      const name = node.outputs[k];
+      if (name) types.set(name, t);
+    });
+    nodes.push(node);
+  }
+  if (unsupported.size) {
+    const list = [...unsupported].map(([op, names]) => `${op} (${names.length} node${names.length > 1 ? 's' : ''}: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`);
+    throw new UnsupportedOpError(`${graph.source || 'model'} uses ops segscope cannot run: ${list.join('; ')}`);
+  }
+  for (const output of graph.outputs) {
+    if (!types.has(output.name)) throw new ModelError(`${graph.source || 'model'}: graph output '${output.name}' is never produced`);
+  }
+  return { graph, types, values, nodes };
+}
+
+/** The concrete shape of a graph input: the given one, checked against the file's (possibly symbolic) dims. */
+function resolveInput(graph: Graph, input: Graph['inputs'][number], given: ReadonlyMap<string, readonly number[]>): number[] {
+  const declared = input.dims;
+  const dims = given.get(input.name);
+  if (!dims) {
+    if (declared && declared.every((d): d is number => typeof d === 'number' && d >= 0)) return declared;
+    throw new InputError(
+      `input '${input.name}' of ${graph.source || 'model'} has shape [${declared?.join(',') ?? '?'}]: give its concrete shape`,
+    );
+  }
+  if (dims.some((d) => !Number.isInteger(d) || d <= 0)) {
+    throw new InputError(`input '${input.name}': shape [${dims.join(',')}] must be positive integers`);
+  }
+  if (declared) {
+    const fits = declared.length === dims.length && declared.every((d, i) => typeof d !== 'number' || d <= 0 || d === dims[i]);
+    if (!fits) {
+      throw new InputError(`input '${input.name}' of ${graph.source || 'model'} expects shape [${declared.join(',')}], got [${dims.join(',')}]`);
+    }
+  }
+  return [...dims];
+}

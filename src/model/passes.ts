@@ -1,0 +1,51 @@
+import type { HostTensor, Node } from './graph.js';
+import type { TypedGraph } from './infer.js';
+
+/**
+ * Folds BatchNormalization into the Conv before it, when the export kept it
+ * separate (do_constant_folding=False):
+ *   W'[o] = W[o] * s[o],  b'[o] = (b[o] - mean[o]) * s[o] + beta[o],  s = gamma / sqrt(var + eps).
+ * The Conv's own output disappears, so a Conv whose output is in `keep`
+ * (captured, dumped, or a graph output) is left alone: every kept tensor
+ * stays exactly the ONNX tensor of that name.
+ */
+export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): TypedGraph {
+  const { values, types } = typed;
+  const consumers = new Map<string, Node[]>();
+  for (const node of typed.nodes) for (const name of node.inputs) consumers.set(name, [...(consumers.get(name) ?? []), node]);
+  const outputs = new Set(typed.graph.outputs.map((o) => o.name));
+  const removed = new Set<Node>();
+  const replaced = new Map<Node, Node>();
+
+  for (const conv of typed.nodes) {
+    if (conv.opType !== 'Conv') continue;
+    const y = conv.outputs[0]!;
+    const users = consumers.get(y) ?? [];
+    const bn = users[0];
+    if (users.length !== 1 || bn!.opType !== 'BatchNormalization' || bn!.inputs[0] !== y) continue;
+    if (keep.has(y) || outputs.has(y) || bn!.outputs.filter(Boolean).length !== 1) continue;
+    const w = values.get(conv.inputs[1]!);
+    const [gamma, beta, mean, variance] = bn!.inputs.slice(1, 5).map((n) => values.get(n));
+    const bias = conv.inputs[2] ? values.get(conv.inputs[2]) : undefined;
+    if (!w || !gamma || !beta || !mean || !variance || (conv.inputs[2] && !bias)) continue;
+
+    const eps = bn!.attrs.float('epsilon', 1e-5);
+    const outChannels = w.dims[0]!;
+    const perChannel = w.data.length / outChannels;
+    const scale = Float32Array.from({ length: outChannels }, (_, o) => gamma.data[o]! / Math.sqrt(variance.data[o]! + eps));
+    const wFolded = Float32Array.from(w.data, (v, i) => v * scale[Math.floor(i / perChannel)]!);
+    const bFolded = Float32Array.from(scale, (s, o) => ((bias?.data[o] ?? 0) - mean.data[o]!) * s + beta.data[o]!);
+    const wName = `${conv.name}::weight_bn_folded`;
+    const bName = `${conv.name}::bias_bn_folded`;
+    const add = (name: string, t: HostTensor) => {
+      values.set(name, t);
+      types.set(name, { type: t.type, dims: [...t.dims] });
+    };
+    add(wName, { type: 'float32', dims: [...w.dims], data: wFolded });
+    add(bName, { type: 'float32', dims: [outChannels], data: bFolded });
+    replaced.set(conv, { ...conv, inputs: [conv.inputs[0]!, wName, bName], outputs: [bn!.outputs[0]!] });
+    removed.add(bn!);
+  }
+  const nodes = typed.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+  return { ...typed, nodes };
+}

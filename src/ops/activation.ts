@@ -1,0 +1,60 @@
+import type { Node } from '../model/graph.js';
+import { sizeOf } from '../model/graph.js';
+import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
+import { f32, flatMain, grid, storage } from './wgsl.js';
+
+/** Elementwise activations: y = f(x), one thread per element. */
+
+const WORKGROUP = 256;
+
+/** WGSL expression of `x` for the node, e.g. `max(x, 0.0f)`. */
+type Activation = (node: Node, inputs: OpInput[]) => string;
+
+/** Clip's bounds: attributes before opset 11, optional inputs after. */
+function clipBounds(node: Node, inputs: OpInput[]): [number, number] {
+  const bound = (i: number, attr: string, fallback: number) =>
+    inputs[i]?.name ? inputs[i]!.value!.data[0]! : node.attrs.float(attr, fallback);
+  return [bound(1, 'min', -Infinity), bound(2, 'max', Infinity)];
+}
+
+export const activations: Record<string, Activation> = {
+  Relu: () => 'max(x, 0.0f)',
+  LeakyRelu: (node) => `select(${f32(node.attrs.float('alpha', 0.01))} * x, x, x >= 0.0f)`,
+  Clip: (node, inputs) => {
+    const [lo, hi] = clipBounds(node, inputs);
+    return `clamp(x, ${f32(lo)}, ${f32(hi)})`;
+  },
+  Sigmoid: () => '1.0f / (1.0f + exp(-x))',
+  HardSigmoid: (node) => `clamp(${f32(node.attrs.float('alpha', 0.2))} * x + ${f32(node.attrs.float('beta', 0.5))}, 0.0f, 1.0f)`,
+  HardSwish: () => 'x * clamp(x / 6.0f + 0.5f, 0.0f, 1.0f)',
+  Tanh: () => 'tanh(x)',
+};
+
+/** The kernel computing `expr` (in terms of `x`) elementwise from input 0 to output 0. */
+export function unaryKernel(label: string, expr: string, out: TensorType): Kernel {
+  const n = sizeOf(out.dims);
+  return {
+    label,
+    wgsl: `${storage(0, 'X', 'f32', 'read')}
+${storage(1, 'Y', 'f32', 'read_write')}
+${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
+  let x = X[i];
+  Y[i] = ${expr};`)}`,
+    workgroups: grid(n, WORKGROUP),
+    bindings: [
+      { kind: 'input', index: 0 },
+      { kind: 'output', index: 0 },
+    ],
+  };
+}
+
+function activationOp(expr: Activation): OpImpl {
+  return {
+    infer: (_, [x]) => [{ type: x!.type, dims: [...x!.dims] }],
+    kernels: (node, inputs, [out]) => [unaryKernel(node.opType, expr(node, inputs), out!)],
+  };
+}
+
+export const activationOps: Record<string, OpImpl> = Object.fromEntries(
+  Object.entries(activations).map(([op, expr]) => [op, activationOp(expr)]),
+);

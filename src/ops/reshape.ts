@@ -1,0 +1,49 @@
+import { ModelError } from '../errors.js';
+import { flattenDims, reshapeDims, squeezeDims, unsqueezeDims } from '../model/dims.js';
+import type { Node } from '../model/graph.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+
+/**
+ * Ops whose output is their input with another shape. They share the input's
+ * buffer (row-major order is unchanged) and cost no dispatch.
+ */
+
+const same = (x: OpInput, dims: number[]): TensorType[] => [{ type: x.type, dims }];
+
+/** A compile-time integer input (shape, axes), or a ModelError naming it. */
+export function constInts(node: Node, inputs: OpInput[], index: number): number[] {
+  const v = inputs[index]?.value;
+  if (!v) {
+    throw new ModelError(
+      `${node.opType} node '${node.name}': input ${index} ('${inputs[index]?.name ?? ''}') must be known at load time`,
+    );
+  }
+  return Array.from(v.data);
+}
+
+/** Axes from the attribute (opset < 13) or the optional second input (opset ≥ 13). */
+const axesOf = (node: Node, inputs: OpInput[]): number[] | undefined =>
+  node.attrs.has('axes') ? node.attrs.ints('axes') : inputs[1]?.name ? constInts(node, inputs, 1) : undefined;
+
+const alias = (infer: OpImpl['infer']): OpImpl => ({ alias: true, infer });
+
+export const reshapeOps: Record<string, OpImpl> = {
+  Reshape: alias((node, inputs) =>
+    same(inputs[0]!, reshapeDims(node, inputs[0]!.dims, constInts(node, inputs, 1), node.attrs.int('allowzero', 0) === 1)),
+  ),
+  Flatten: alias((node, [x]) => same(x!, flattenDims(node, x!.dims, node.attrs.int('axis', 1)))),
+  Squeeze: alias((node, inputs) => same(inputs[0]!, squeezeDims(node, inputs[0]!.dims, axesOf(node, inputs)))),
+  Unsqueeze: alias((node, inputs) => {
+    const axes = axesOf(node, inputs);
+    if (!axes) throw new ModelError(`Unsqueeze node '${node.name}': axes are missing`);
+    return same(inputs[0]!, unsqueezeDims(node, inputs[0]!.dims, axes));
+  }),
+  Identity: alias((_, [x]) => same(x!, [...x!.dims])),
+  // Inference mode: Dropout is the identity. Its optional mask output is not supported.
+  Dropout: alias((node, [x]) => {
+    if (node.outputs.length > 1 && node.outputs[1]) {
+      throw new ModelError(`Dropout node '${node.name}': the mask output is not supported at inference`);
+    }
+    return same(x!, [...x!.dims]);
+  }),
+};

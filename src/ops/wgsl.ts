@@ -1,0 +1,57 @@
+import type { ElemType } from '../model/graph.js';
+import { isFloatType } from '../model/graph.js';
+
+/** WGSL scalar type of a tensor on the GPU: floats as f32, integers and bool as i32. */
+export const wgslType = (t: ElemType): 'f32' | 'i32' => (isFloatType(t) ? 'f32' : 'i32');
+
+/** The most workgroups one dimension of a dispatch may have (WebGPU default limit). */
+export const MAX_WORKGROUPS_PER_DIM = 65535;
+
+/**
+ * A 2-D dispatch covering `invocations` threads of `workgroupSize` each,
+ * because one dimension stops at 65535 workgroups (a 48x1024x2048 map needs
+ * 393k). Use with `flatIndex` in the shader.
+ */
+export function grid(invocations: number, workgroupSize: number): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(invocations / workgroupSize));
+  if (groups <= MAX_WORKGROUPS_PER_DIM) return [groups, 1, 1];
+  const y = Math.ceil(groups / MAX_WORKGROUPS_PER_DIM);
+  return [Math.ceil(groups / y), y, 1];
+}
+
+/**
+ * Shader header for a flat kernel: `main` receives the linear thread index
+ * `i` (may exceed the element count: callers guard it).
+ */
+export function flatMain(workgroupSize: number, body: string): string {
+  return `
+@compute @workgroup_size(${workgroupSize})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * ${workgroupSize}u;
+${body}
+}`;
+}
+
+/** Row-major strides of a shape. */
+export function strides(dims: readonly number[]): number[] {
+  const s = new Array<number>(dims.length);
+  let acc = 1;
+  for (let d = dims.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= dims[d]!;
+  }
+  return s;
+}
+
+/** A WGSL float literal that always parses as f32 (`1` would be an integer). */
+export function f32(x: number): string {
+  if (Number.isNaN(x)) throw new Error('NaN has no WGSL literal');
+  if (x === Infinity) return '0x1.fffffep+127f';
+  if (x === -Infinity) return '-0x1.fffffep+127f';
+  const s = Math.fround(x).toString();
+  return /[.e]/.test(s) ? `${s}f` : `${s}.0f`;
+}
+
+/** Storage declaration for a binding. */
+export const storage = (binding: number, name: string, type: 'f32' | 'i32' | 'u32', access: 'read' | 'read_write') =>
+  `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;

@@ -1,0 +1,141 @@
+import { GpuError } from '../errors.js';
+import type { HostTensor, Node, TensorType } from '../model/graph.js';
+import { isFloatType, sizeOf } from '../model/graph.js';
+import type { TypedGraph } from '../model/infer.js';
+import { planBuffers } from '../model/memory.js';
+import type { GpuArray, Kernel, OpImpl } from '../ops/types.js';
+
+/** Where a tensor lives at run time. */
+export type Placement =
+  /** Computed on the GPU (or fed by the user) into buffer slot `slot`. */
+  | { kind: 'buffer'; slot: number; type: TensorType }
+  /** Known at load time. */
+  | { kind: 'constant'; value: HostTensor };
+
+export interface PlannedKernel {
+  node: Node;
+  kernel: Kernel;
+  /** Buffer of each binding: a slot index, or a constant/param upload. */
+  buffers: BufferRef[];
+}
+
+export type BufferRef = { kind: 'slot'; slot: number } | { kind: 'upload'; data: GpuArray; key: string };
+
+export interface Plan {
+  kernels: PlannedKernel[];
+  slotBytes: number[];
+  /** Every tensor name -> where it is. Aliased tensors (Reshape…) share their source's slot. */
+  placement: Map<string, Placement>;
+}
+
+const elementBytes = 4;
+
+/** GPU representation of a host tensor: f32 for floats, i32 for integers and bool. */
+export function toGpuArray(t: HostTensor): GpuArray {
+  return isFloatType(t.type) ? Float32Array.from(t.data) : Int32Array.from(t.data);
+}
+
+/**
+ * Lowers a typed graph to kernels and a buffer plan. `keep` names tensors that
+ * must stay readable after a run (graph outputs are always kept).
+ */
+export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>, keep: ReadonlySet<string>): Plan {
+  const { graph, types, values } = typed;
+  const rootOf = new Map<string, string>();
+  const root = (name: string): string => rootOf.get(name) ?? name;
+  const steps: { node: Node; kernels: Kernel[] }[] = [];
+  for (const node of typed.nodes) {
+    const impl = impls.get(node.opType)!;
+    const inputs = node.inputs.map((name) => ({ name, ...(types.get(name) ?? { type: 'float32' as const, dims: [] }), value: values.get(name) }));
+    if (impl.alias) {
+      if (inputs[0]!.value) values.set(node.outputs[0]!, { ...inputs[0]!.value, dims: types.get(node.outputs[0]!)!.dims });
+      else rootOf.set(node.outputs[0]!, root(node.inputs[0]!));
+      continue;
+    }
+    const outputs = node.outputs.map((name) => types.get(name)!);
+    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset) });
+  }
+
+  // Lifetimes of buffer-backed tensors, by root.
+  const first = new Map<string, number>();
+  const last = new Map<string, number>();
+  for (const input of graph.inputs) first.set(input.name, -1);
+  steps.forEach(({ node, kernels }, s) => {
+    for (const k of kernels) {
+      for (const b of k.bindings) {
+        if (b.kind === 'input' && !values.has(node.inputs[b.index]!)) last.set(root(node.inputs[b.index]!), s);
+      }
+    }
+    for (const name of node.outputs) if (name) first.set(name, s);
+  });
+  for (const name of [...keep, ...graph.outputs.map((o) => o.name)]) if (first.has(root(name))) last.set(root(name), Infinity);
+  const lifetimes = [...first].map(([id, f]) => ({ id, first: f, last: last.get(id) ?? f, bytes: bytesOf(types.get(id)!) }));
+  const scratch = new Map<string, number>();
+  steps.forEach(({ node, kernels }, s) => {
+    for (const k of kernels) {
+      for (const b of k.bindings) {
+        if (b.kind !== 'scratch') continue;
+        const id = `${node.name}#scratch${b.id}`;
+        scratch.set(id, Math.max(scratch.get(id) ?? 0, b.bytes));
+        lifetimes.push({ id, first: s, last: s, bytes: scratch.get(id)! });
+      }
+    }
+  });
+  const { slotOf, slotBytes } = planBuffers(dedupe(lifetimes));
+
+  const placement = new Map<string, Placement>();
+  for (const [name, type] of types) {
+    const value = values.get(name);
+    if (value) placement.set(name, { kind: 'constant', value });
+    else if (slotOf.has(root(name))) placement.set(name, { kind: 'buffer', slot: slotOf.get(root(name))!, type });
+  }
+
+  const kernels = steps.flatMap(({ node, kernels }) =>
+    kernels.map((kernel): PlannedKernel => ({
+      node,
+      kernel,
+      buffers: kernel.bindings.map((b, i): BufferRef => {
+        switch (b.kind) {
+          case 'input': {
+            const name = node.inputs[b.index]!;
+            const value = values.get(name);
+            return value ? { kind: 'upload', data: toGpuArray(value), key: `const:${name}` } : { kind: 'slot', slot: slotOf.get(root(name))! };
+          }
+          case 'output':
+            return { kind: 'slot', slot: slotOf.get(node.outputs[b.index]!)! };
+          case 'scratch':
+            return { kind: 'slot', slot: slotOf.get(`${node.name}#scratch${b.id}`)! };
+          case 'param':
+            return { kind: 'upload', data: b.data, key: `param:${node.name}:${kernel.label}:${i}` };
+        }
+      }),
+    })),
+  );
+  return { kernels, slotBytes, placement };
+}
+
+function bytesOf(t: TensorType): number {
+  return sizeOf(t.dims) * elementBytes;
+}
+
+/** A scratch id seen by several kernels of one node is one lifetime. */
+function dedupe<T extends { id: string; bytes: number }>(items: T[]): T[] {
+  const byId = new Map<string, T>();
+  for (const t of items) byId.set(t.id, { ...t, bytes: Math.max(t.bytes, byId.get(t.id)?.bytes ?? 0) });
+  return [...byId.values()];
+}
+
+/** Refuses a plan that needs a buffer over the device's limits, before anything is allocated. */
+export function checkLimits(plan: Plan, limits: GPUSupportedLimits): void {
+  for (const k of plan.kernels) {
+    k.kernel.bindings.forEach((_, i) => {
+      const ref = k.buffers[i]!;
+      const bytes = ref.kind === 'slot' ? plan.slotBytes[ref.slot]! : ref.data.byteLength;
+      if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
+        throw new GpuError(
+          `${k.node.opType} node '${k.node.name}' needs a ${bytes} byte buffer; the adapter allows ${Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)} bytes per binding`,
+        );
+      }
+    });
+  }
+}

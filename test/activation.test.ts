@@ -1,0 +1,38 @@
+import { describe, expect, it } from 'vitest';
+import { randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+
+/** Plain CPU references, written for the test. */
+const reference: Record<string, (x: number) => number> = {
+  Relu: (x) => Math.max(x, 0),
+  Sigmoid: (x) => 1 / (1 + Math.exp(-x)),
+  HardSigmoid: (x) => Math.min(Math.max(0.2 * x + 0.5, 0), 1),
+  HardSwish: (x) => x * Math.min(Math.max(x / 6 + 0.5, 0), 1),
+  LeakyRelu: (x) => (x >= 0 ? x : 0.01 * x),
+  Tanh: Math.tanh,
+};
+
+describe('activations', () => {
+  for (const [op, f] of Object.entries(reference)) {
+    it(`${op} matches the CPU reference on an odd-sized tensor`, async () => {
+      const x = randomTensor([1, 3, 17, 9], op.length * 7919, -8, 8);
+      const [y] = await runNode({ op, inputs: [x] });
+      expect(y!.dims).toEqual([1, 3, 17, 9]);
+      expect(relL2(y!.data, Array.from(x.data, f))).toBeLessThan(1e-5);
+    });
+  }
+
+  it('Clip takes bounds from inputs (opset 11+) and from attributes (opset 6)', async () => {
+    const x = randomTensor([2, 5, 7], 11, -10, 10);
+    const relu6 = Array.from(x.data, (v) => Math.min(Math.max(v, 0), 6));
+    const [a] = await runNode({ op: 'Clip', inputs: [x, { constant: tensor([], [0]) }, { constant: tensor([], [6]) }] });
+    const [b] = await runNode({ op: 'Clip', attrs: { min: 0, max: 6 }, inputs: [x], opset: 6 });
+    expect(relL2(a!.data, relu6)).toBe(0);
+    expect(relL2(b!.data, relu6)).toBe(0);
+  });
+
+  it('handles more elements than one dispatch dimension allows', async () => {
+    const x = randomTensor([1, 4, 2100, 2100], 5);
+    const [y] = await runNode({ op: 'Relu', inputs: [x] });
+    expect(relL2(y!.data, Array.from(x.data, reference.Relu!))).toBe(0);
+  });
+});
