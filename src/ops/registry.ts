@@ -1,6 +1,17 @@
-import type { OpImpl } from './types.js';
 import { activationOps } from './activation.js';
+import { batchNormOps } from './batchnorm.js';
+import { concatOps } from './concat.js';
+import { convOps } from './conv.js';
+import { elementwiseOps } from './elementwise.js';
+import { matmulOps } from './matmul.js';
+import { padOps } from './pad.js';
+import { poolOps } from './pool.js';
+import { reduceOps } from './reduce.js';
 import { reshapeOps } from './reshape.js';
+import { resizeOps } from './resize.js';
+import { softmaxOps } from './softmax.js';
+import { transposeOps } from './transpose.js';
+import type { OpImpl } from './types.js';
 
 /**
  * op type (default ONNX domain) -> implementation. Integer shape ops (Shape,
@@ -10,6 +21,17 @@ import { reshapeOps } from './reshape.js';
 export const registry: ReadonlyMap<string, OpImpl> = new Map(
   Object.entries({
     ...activationOps,
+    ...batchNormOps,
+    ...concatOps,
+    ...convOps,
+    ...elementwiseOps,
+    ...matmulOps,
+    ...padOps,
+    ...poolOps,
+    ...reduceOps,
     ...reshapeOps,
+    ...resizeOps,
+    ...softmaxOps,
+    ...transposeOps,
   }),
 );

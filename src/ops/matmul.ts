@@ -1,0 +1,3 @@
+import type { OpImpl } from './types.js';
+
+export const matmulOps: Record<string, OpImpl> = {};
