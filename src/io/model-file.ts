@@ -30,9 +30,10 @@ export async function readModelFile(file: string): Promise<Graph> {
   }
 }
 
+/** "ENOENT: no such file or directory" without the trailing ", open '<path>'" that the caller already names. */
 function errorReason(e: unknown): string {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code ?? (e instanceof Error ? e.message : String(e));
+  const message = e instanceof Error ? e.message : String(e);
+  return (e as NodeJS.ErrnoException).code ? message.split(', ')[0] : message;
 }
 
 interface OpenFile {
@@ -51,8 +52,8 @@ class ExternalDataFiles {
     const file = this.open(location);
     const end = length === undefined ? file.size : offset + length;
     if (offset > file.size || end > file.size) {
-      const want = length === undefined ? `offset ${offset}` : `offset ${offset} + length ${length} = ${end}`;
-      throw new ModelError(`external data file '${file.path}' is ${file.size} bytes, shorter than ${want}`);
+      const want = length === undefined ? `offset ${offset}` : `${length} bytes at offset ${offset}`;
+      throw new ModelError(`external data file '${file.path}' is ${file.size} bytes, too short for ${want}`);
     }
     const bytes = new Uint8Array(end - offset);
     for (let done = 0; done < bytes.length;) {

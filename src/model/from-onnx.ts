@@ -236,9 +236,10 @@ function topologicalOrder(nodes: readonly Node[], producer: ReadonlyMap<string, 
       const from = producer.get(inputs[nextInput]);
       if (from === undefined || state[from] === DONE) continue;
       if (state[from] === ON_PATH) {
-        // Along the path each node reads from the next; reversed, it follows the data.
-        const cycle = path.slice(path.findIndex(([i]) => i === from)).reverse().map(([i]) => `'${nodes[i].name}'`);
-        fail(`node '${nodes[from].name}' is part of a cycle: ${[...cycle, cycle[0]].join(' → ')}`);
+        // Along the path each node reads from the next; list the cycle in data-flow order, from `from`.
+        const cycle = path.slice(path.findIndex(([i]) => i === from) + 1).reverse().map(([i]) => `'${nodes[i].name}'`);
+        const name = `'${nodes[from].name}'`;
+        fail(`node ${name} is part of a cycle: ${[name, ...cycle, name].join(' → ')}`);
       }
       state[from] = ON_PATH;
       path.push([from, 0]);
