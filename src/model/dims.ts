@@ -46,7 +46,9 @@ export function unsqueezeDims(node: Node, dims: readonly number[], axes: number[
 }
 
 export function flattenDims(node: Node, dims: readonly number[], a: number): number[] {
-  const k = axis(node, a, dims.length + 1);
+  // Flatten's axis may equal the rank (everything in the first dimension); a negative one counts from the rank.
+  if (a < -dims.length || a > dims.length) throw new ModelError(`Flatten node '${node.name}': axis ${a} is out of range for rank ${dims.length}`);
+  const k = a < 0 ? a + dims.length : a;
   return [sizeOf(dims.slice(0, k)), sizeOf(dims.slice(k))];
 }
 

@@ -101,8 +101,8 @@ function resolveInput(graph: Graph, input: Graph['inputs'][number], given: Reado
       `input '${input.name}' of ${graph.source || 'model'} has shape [${declared?.join(',') ?? '?'}]: give its concrete shape`,
     );
   }
-  if (dims.some((d) => !Number.isInteger(d) || d <= 0)) {
-    throw new InputError(`input '${input.name}': shape [${dims.join(',')}] must be positive integers`);
+  if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
+    throw new InputError(`input '${input.name}': shape [${dims.join(',')}] must be non-negative integers`);
   }
   if (declared) {
     const fits = declared.length === dims.length && declared.every((d, i) => typeof d !== 'number' || d <= 0 || d === dims[i]);

@@ -1,4 +1,5 @@
-import type { HostTensor, Node } from './graph.js';
+import { InputError } from '../errors.js';
+import type { Graph, HostTensor, Node } from './graph.js';
 import type { TypedGraph } from './infer.js';
 
 /**
@@ -48,4 +49,24 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
   }
   const nodes = typed.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
   return { ...typed, nodes };
+}
+
+/**
+ * Turns graph inputs into constants. An engine with static shapes must know
+ * at load time the values that decide shapes (a Reshape's target shape, a
+ * Resize's sizes); a graph that takes them as inputs runs once they are fixed.
+ */
+export function freezeInputs(graph: Graph, values: Readonly<Record<string, HostTensor>>): Graph {
+  const names = Object.keys(values);
+  if (!names.length) return graph;
+  for (const name of names) {
+    if (!graph.inputs.some((i) => i.name === name)) {
+      throw new InputError(`cannot freeze '${name}': ${graph.source || 'the model'} has no input of that name`);
+    }
+  }
+  return {
+    ...graph,
+    inputs: graph.inputs.filter((i) => !(i.name in values)),
+    initializers: new Map([...graph.initializers, ...Object.entries(values)]),
+  };
 }

@@ -1,5 +1,7 @@
+import { UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
-import { sizeOf } from '../model/graph.js';
+import { isFloatType, sizeOf } from '../model/graph.js';
+import { constInts } from './reshape.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
 import { f32, flatMain, grid, storage } from './wgsl.js';
 
@@ -13,7 +15,7 @@ type Activation = (node: Node, inputs: OpInput[]) => string;
 /** Clip's bounds: attributes before opset 11, optional inputs after. */
 function clipBounds(node: Node, inputs: OpInput[]): [number, number] {
   const bound = (i: number, attr: string, fallback: number) =>
-    inputs[i]?.name ? inputs[i]!.value!.data[0]! : node.attrs.float(attr, fallback);
+    inputs[i]?.name ? constInts(node, inputs, i)[0]! : node.attrs.float(attr, fallback);
   return [bound(1, 'min', -Infinity), bound(2, 'max', Infinity)];
 }
 
@@ -50,7 +52,10 @@ ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
 
 function activationOp(expr: Activation): OpImpl {
   return {
-    infer: (_, [x]) => [{ type: x!.type, dims: [...x!.dims] }],
+    infer: (node, [x]) => {
+      if (!isFloatType(x!.type)) throw new UnsupportedOpError(`${node.opType} node '${node.name}': ${x!.type} input is not supported (float only)`);
+      return [{ type: x!.type, dims: [...x!.dims] }];
+    },
     kernels: (node, inputs, [out]) => [unaryKernel(node.opType, expr(node, inputs), out!)],
   };
 }

@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError, UnsupportedOpError } from '../errors.js';
 import { flattenDims, reshapeDims, squeezeDims, unsqueezeDims } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
@@ -39,11 +39,14 @@ export const reshapeOps: Record<string, OpImpl> = {
     return same(inputs[0]!, unsqueezeDims(node, inputs[0]!.dims, axes));
   }),
   Identity: alias((_, [x]) => same(x!, [...x!.dims])),
-  // Inference mode: Dropout is the identity. Its optional mask output is not supported.
-  Dropout: alias((node, [x]) => {
+  // At inference Dropout is the identity. training_mode=true (random masks) is refused.
+  Dropout: alias((node, inputs) => {
     if (node.outputs.length > 1 && node.outputs[1]) {
-      throw new ModelError(`Dropout node '${node.name}': the mask output is not supported at inference`);
+      throw new UnsupportedOpError(`Dropout node '${node.name}': the mask output is not supported`);
     }
-    return same(x!, [...x!.dims]);
+    if (inputs[2]?.name && constInts(node, inputs, 2)[0]) {
+      throw new UnsupportedOpError(`Dropout node '${node.name}': training_mode=true is not supported (inference only)`);
+    }
+    return same(inputs[0]!, [...inputs[0]!.dims]);
   }),
 };

@@ -4,7 +4,7 @@ import { checked } from '../gpu/device.js';
 import type { Graph, HostTensor } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
-import { foldBatchNorm } from '../model/passes.js';
+import { foldBatchNorm, freezeInputs } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan } from './plan.js';
 
@@ -16,6 +16,8 @@ export interface SessionOptions {
    * such a tensor away, so its value is exactly the ONNX tensor of that name.
    */
   keep?: Iterable<string>;
+  /** Graph inputs whose values are fixed for the session (e.g. a shape fed as an input). */
+  constants?: Record<string, HostTensor>;
 }
 
 interface Encoded {
@@ -43,7 +45,7 @@ export class Session {
     const keep = new Set(options.keep ?? []);
     const inputDims = new Map(Object.entries(options.inputShapes ?? {}));
     const typed = foldBatchNorm(
-      inferTypes(graph, inputDims, (op) => registry.get(op)?.infer),
+      inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer),
       keep,
     );
     const plan = buildPlan(typed, registry, keep);
