@@ -169,7 +169,7 @@ const reshaped = (x: HostTensor, dims: number[]): HostTensor[] => [{ type: x.typ
 const axesInput = (node: Node, inputs: TypedInput[]): number[] | undefined =>
   node.attrs.has('axes') ? node.attrs.ints('axes') : inputs[1]?.name ? ints(node, inputs[1], 'axes') : undefined;
 
-export const evaluators: Record<string, Evaluator> = {
+export const evaluators: Partial<Record<string, Evaluator>> = {
   Constant: (node) => {
     const attrs = node.attrs;
     if (attrs.has('value')) return [attrs.tensor('value')];

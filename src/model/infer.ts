@@ -40,20 +40,28 @@ export function inferTypes(
     }
   }
 
-  const nodes: Node[] = [];
+  const defaultDomain = (node: Node) => node.domain === '' || node.domain === 'ai.onnx';
   const unsupported = new Map<string, string[]>();
+  const reject = (why: string, node: Node) => unsupported.set(why, [...(unsupported.get(why) ?? []), node.name]);
+  for (const node of graph.nodes) {
+    if (!defaultDomain(node)) reject(`${node.domain}.${node.opType}`, node);
+    else if (!evaluators[node.opType] && !ruleFor(node.opType)) reject(node.opType, node);
+  }
+  if (unsupported.size) throw unsupportedError(graph, unsupported);
+
+  const nodes: Node[] = [];
   for (const node of graph.nodes) {
     const inputs = node.inputs.map((name): TypedInput => {
       if (!name) return { name, type: 'float32', dims: [] };
       const t = types.get(name);
       return t ? { name, ...t, value: values.get(name) } : { name, type: 'float32', dims: [], value: undefined };
     });
-    // Downstream of an unsupported node nothing is typed; its error is already recorded.
+    // Downstream of a node that cannot run nothing is typed; its error is already recorded.
     if (node.inputs.some((name) => name && !types.has(name))) continue;
 
     const present = inputs.filter((x) => x.name);
-    const evaluate = node.domain === '' || node.domain === 'ai.onnx' ? evaluators[node.opType] : undefined;
-    const rule = node.domain === '' || node.domain === 'ai.onnx' ? ruleFor(node.opType) : undefined;
+    const evaluate = evaluators[node.opType];
+    const rule = ruleFor(node.opType);
     const foldable = evaluate && (FOLDS_FROM_TYPE.has(node.opType) || present.every((x) => x.value));
     if (foldable) {
       const outs = evaluate(node, inputs, graph.opset);
@@ -66,12 +74,7 @@ export function inferTypes(
       continue;
     }
     if (!rule) {
-      const why = evaluate
-        ? `${node.opType} (only evaluated at load time; input '${present.find((x) => !x.value)?.name}' is computed at run time)`
-        : node.domain && node.domain !== 'ai.onnx'
-          ? `${node.domain}.${node.opType}`
-          : node.opType;
-      unsupported.set(why, [...(unsupported.get(why) ?? []), node.name]);
+      reject(`${node.opType} (evaluated only at load time, but input '${present.find((x) => !x.value)?.name}' is computed at run time)`, node);
       continue;
     }
     const outs = rule(node, inputs, graph.opset);
@@ -81,10 +84,7 @@ export function inferTypes(
     });
     nodes.push(node);
   }
-  if (unsupported.size) {
-    const list = [...unsupported].map(([op, names]) => `${op} (${names.length} node${names.length > 1 ? 's' : ''}: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`);
-    throw new UnsupportedOpError(`${graph.source || 'model'} uses ops segscope cannot run: ${list.join('; ')}`);
-  }
+  if (unsupported.size) throw unsupportedError(graph, unsupported);
   for (const output of graph.outputs) {
     if (!types.has(output.name)) throw new ModelError(`${graph.source || 'model'}: graph output '${output.name}' is never produced`);
   }
@@ -111,4 +111,11 @@ function resolveInput(graph: Graph, input: Graph['inputs'][number], given: Reado
     }
   }
   return [...dims];
+}
+
+function unsupportedError(graph: Graph, unsupported: Map<string, string[]>): UnsupportedOpError {
+  const list = [...unsupported].map(
+    ([op, names]) => `${op} (${names.length} node${names.length > 1 ? 's' : ''}: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''})`,
+  );
+  return new UnsupportedOpError(`${graph.source || 'model'} uses ops segscope cannot run: ${list.join('; ')}`);
 }

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { SegscopeError } from '../errors.js';
+import { runCommand, runHelp } from './run.js';
+
+const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
+  run: { run: runCommand, help: runHelp, summary: 'run a model on an input; dump any tensor as .npy' },
+};
+
+const usage = () => `Usage: segscope COMMAND [options]
+
+Look inside DeepLabv3+ segmentation networks on the GPU.
+
+Commands:
+${Object.entries(commands)
+  .map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`)
+  .join('\n')}
+
+Run 'segscope COMMAND --help' for a command's options. --version prints the version.`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  if (name === '--version' || name === '-v') {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    console.log(pkg.version);
+    return 0;
+  }
+  const command = commands[name];
+  if (!command) {
+    console.error(`segscope: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  await command.run(rest);
+  return 0;
+}
+
+// Dawn prints warnings to stderr when XDG_RUNTIME_DIR is unset (headless Linux).
+process.env.XDG_RUNTIME_DIR ??= '/tmp';
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    // Typed errors are the user's to fix: one line, no stack. Anything else is a bug.
+    if (e instanceof SegscopeError) console.error(`segscope: ${e.message}`);
+    else if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`segscope: ${e.message}`);
+    else console.error(e);
+    process.exit(e instanceof SegscopeError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ? 1 : 70);
+  },
+);

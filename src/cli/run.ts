@@ -1,0 +1,131 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { InputError } from '../errors.js';
+import { openDawn } from '../gpu/dawn.js';
+import { safeFileName, writeFileAtomic } from '../io/files.js';
+import { readModelFile } from '../io/model-file.js';
+import { decodeNpy, encodeNpy } from '../io/npy.js';
+import type { Graph, HostTensor } from '../model/graph.js';
+import { Session } from '../runtime/session.js';
+import { selectTensors } from '../runtime/select.js';
+
+export const runHelp = `Usage: segscope run MODEL --input [NAME=]FILE.npy [options]
+
+Runs an ONNX model on the GPU and prints its outputs; optionally dumps any
+tensor of the graph as .npy.
+
+Options:
+  --input [NAME=]FILE.npy  an input tensor (float32, or int64 for integer
+                           inputs); repeat for models with several inputs.
+                           Without NAME=, inputs are taken in graph order.
+  --dump PATTERN           dump the tensors whose name is PATTERN or matches
+                           the glob PATTERN ('*' any run, '?' one character);
+                           repeatable. Graph outputs are always dumped.
+  --dump-dir DIR           where dumps go (default: out/): DIR/index.json maps
+                           tensor names to .npy files
+  --backend NAME           Dawn backend: vulkan, opengles, … (env SEGSCOPE_BACKEND)
+  --adapter NAME           adapter name, as Dawn lists them (env SEGSCOPE_ADAPTER)
+  --json                   print the summary as JSON
+  -h, --help               this help
+
+Examples:
+  segscope run model.onnx --input x.npy
+  segscope run model.onnx --input x.npy --dump '*' --dump-dir out/
+  segscope run model.onnx --input input=x.npy --dump '/aspp/*' --dump-dir aspp/`;
+
+export async function runCommand(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      input: { type: 'string', multiple: true, default: [] },
+      dump: { type: 'string', multiple: true, default: [] },
+      'dump-dir': { type: 'string' },
+      backend: { type: 'string' },
+      adapter: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) return void console.log(runHelp);
+  if (positionals.length !== 1) throw new InputError(`run takes one MODEL argument, got ${positionals.length}. See 'segscope run --help'`);
+  const modelPath = positionals[0]!;
+  const graph = await readModelFile(modelPath);
+  const feeds = await readInputs(graph, values.input);
+  const tensorNames = [...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => n.outputs.filter(Boolean))];
+  const dumped = values.dump.length ? selectTensors(tensorNames, values.dump) : [];
+  const dumpDir = values['dump-dir'] ?? (dumped.length ? 'out' : undefined);
+
+  const gpu = await openDawn({ backend: values.backend, adapter: values.adapter });
+  const t0 = performance.now();
+  const session = await Session.create(gpu, graph, {
+    inputShapes: Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, [...t.dims]])),
+    keep: dumped,
+  });
+  const t1 = performance.now();
+  const results = await session.run(feeds, dumped);
+  const t2 = performance.now();
+
+  if (dumpDir) {
+    const taken = new Set<string>(['index.json']);
+    const index: Record<string, string> = {};
+    for (const [name, tensor] of results) {
+      const file = safeFileName(name, '.npy', taken);
+      await writeFileAtomic(join(dumpDir, file), encodeNpy(tensor));
+      index[name] = file;
+    }
+    await writeFileAtomic(join(dumpDir, 'index.json'), `${JSON.stringify(index, null, 2)}\n`);
+  }
+  const summary = {
+    model: modelPath,
+    adapter: gpu.description,
+    compileMs: Math.round(t1 - t0),
+    runMs: Math.round(t2 - t1),
+    outputs: session.outputNames.map((name) => ({ name, ...stats(results.get(name)!) })),
+    dumped: dumpDir ? { dir: dumpDir, tensors: results.size } : undefined,
+  };
+  if (values.json) return void console.log(JSON.stringify(summary, null, 2));
+  console.log(`${modelPath} on ${gpu.description}`);
+  console.log(`compile ${summary.compileMs} ms, run ${summary.runMs} ms`);
+  for (const o of summary.outputs) {
+    console.log(`  ${o.name}: ${o.type}[${o.shape.join(',')}] min ${o.min} max ${o.max} mean ${o.mean}`);
+  }
+  if (dumpDir) console.log(`wrote ${results.size} tensors to ${dumpDir}/ (index.json)`);
+}
+
+/** `--input [NAME=]FILE` values as feeds: named ones by name, the rest in graph-input order. */
+async function readInputs(graph: Graph, specs: string[]): Promise<Record<string, HostTensor>> {
+  const names = graph.inputs.map((i) => i.name);
+  const feeds: Record<string, HostTensor> = {};
+  const unnamed = names.filter((n) => !specs.some((s) => s.startsWith(`${n}=`)));
+  for (const spec of specs) {
+    const named = names.find((n) => spec.startsWith(`${n}=`));
+    const file = named ? spec.slice(named.length + 1) : spec;
+    const name = named ?? unnamed.shift();
+    if (!name) throw new InputError(`--input ${spec}: the model's inputs (${names.join(', ')}) are all given already`);
+    let bytes: Uint8Array;
+    try {
+      bytes = await readFile(file);
+    } catch (e) {
+      throw new InputError(`--input ${spec}: cannot read '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+    feeds[name] = decodeNpy(bytes, file);
+  }
+  const missing = names.filter((n) => !feeds[n]);
+  if (missing.length) throw new InputError(`missing --input for ${missing.map((n) => `'${n}'`).join(', ')} (give each as --input NAME=FILE.npy)`);
+  return feeds;
+}
+
+function stats(t: HostTensor) {
+  let min = Infinity;
+  let max = -Infinity;
+  let sum = 0;
+  for (const v of t.data) {
+    min = Math.min(min, v);
+    max = Math.max(max, v);
+    sum += v;
+  }
+  const round = (v: number) => Number(v.toPrecision(6));
+  return { type: t.type, shape: [...t.dims], min: round(min), max: round(max), mean: round(sum / Math.max(1, t.data.length)) };
+}
