@@ -68,13 +68,15 @@ NUM_CLASSES = 21
 # --------------------------------------------------------------------------
 
 
-def randomise_(model: nn.Module, seed: int) -> nn.Module:
+def randomise_(model: nn.Module, seed: int, residual_bn_scale: float = 1.0) -> nn.Module:
     """Overwrite every parameter and BN buffer with seeded random values.
 
     Conv weights: He-uniform (keeps activations O(1) through the ReLU nets).
     BN: weight U(0.6, 1.4), bias U(-0.2, 0.2), running_mean U(-0.3, 0.3),
     running_var U(0.5, 2.0): all non-trivial so BN folding is really tested.
     Uses numpy's RandomState (stable across numpy and torch versions).
+    `residual_bn_scale` scales the weight of the last BN of each Bottleneck
+    (`bn3`), so that very deep nets (ResNet-101) keep activations O(1).
     """
     rs = np.random.RandomState(seed)
 
@@ -84,7 +86,7 @@ def randomise_(model: nn.Module, seed: int) -> nn.Module:
 
     touched = set()
     with torch.no_grad():
-        for _, m in model.named_modules():
+        for name, m in model.named_modules():
             if isinstance(m, nn.Conv2d):
                 fan_in = m.weight.shape[1] * m.weight.shape[2] * m.weight.shape[3]
                 bound = math.sqrt(6.0 / fan_in)
@@ -94,7 +96,8 @@ def randomise_(model: nn.Module, seed: int) -> nn.Module:
                     uni(m.bias, -0.1, 0.1)
                     touched.add(id(m.bias))
             elif isinstance(m, nn.BatchNorm2d):
-                uni(m.weight, 0.6, 1.4)
+                scale = residual_bn_scale if name.endswith("bn3") else 1.0
+                uni(m.weight, 0.6 * scale, 1.4 * scale)
                 uni(m.bias, -0.2, 0.2)
                 uni(m.running_mean, -0.3, 0.3)
                 uni(m.running_var, 0.5, 2.0)
@@ -611,7 +614,7 @@ def build_big_r101(seed: int = SEED + 100) -> nn.Module:
     backbone = TvILG(resnet, return_layers={"layer4": "out", "layer1": "low_level"})
     head = DeepLabHeadV3Plus(2048, 256, NUM_CLASSES, aspp_dilate=(6, 12, 18), aspp_channels=256,
                              low_level_out=48, decoder_channels=256)
-    return randomise_(DeepLabV3Plus(backbone, head), seed).eval()
+    return randomise_(DeepLabV3Plus(backbone, head), seed, residual_bn_scale=0.2).eval()
 
 
 # --------------------------------------------------------------------------
@@ -647,7 +650,9 @@ FIXTURES: List[Fixture] = [
             "Separable DeepLabv3+ on a slim MobileNetV2-style backbone: depthwise dilated 3x3 + pointwise 1x1 "
             "in ASPP and decoder, explicit Pad (fixed_padding), ReLU6 as Clip, HardSwish, non-square input"),
     Fixture("opset11", "deeplabv3plus_opset11.onnx", build_deeplabv3plus_os16, (1, 3, 65, 65), 11,
-            "The OS16 model at opset 11: Resize with empty ('') roi/scales inputs and sizes"),
+            "The OS16 model at opset 11: Resize(X, roi, scales, sizes) where roi and scales are empty tensors "
+            "from Constant nodes (Resize-11's scales is not optional, so torch 1.13 does not write '' there; "
+            "the opset 13/17 files use '' for both)"),
     Fixture("bn", "deeplabv3plus_bn.onnx", build_deeplabv3plus_os16, (1, 3, 65, 65), 17,
             "The OS16 model without constant folding, TrainingMode.PRESERVE: separate BatchNormalization nodes, "
             "Shape->Gather->Unsqueeze->Concat size subgraphs for Resize, unfolded Constant nodes",
@@ -665,8 +670,9 @@ FIXTURES: List[Fixture] = [
             outputs=("out",)),
     Fixture("dynamo", os.path.join("deeplabv3plus_dynamo", "model.onnx"), build_deeplabv3plus_os16,
             (1, 3, 65, 65), 18,
-            "The OS16 model (same weights) exported by the torch 2.x dynamo exporter, weights in the external "
-            "data file model.onnx.data", exporter="dynamo"),
+            "The OS16 model (same weights) exported by the torch 2.x dynamo exporter (onnxscript optimizer: BN "
+            "folded, ReduceMean for the image pooling, node scopes in metadata_props): weights in the external "
+            "data file model.onnx.data, tensors under 1 KiB (biases, shape constants) inline", exporter="dynamo"),
     Fixture("big", os.path.join("big", "deeplabv3plus_r101_os16.onnx"), build_big_r101, (1, 3, 513, 513), 17,
             "Full-size DeepLabv3+ ResNet-101 OS16 (benchmark only, git-ignored)", in_fixtures=False),
 ]
@@ -714,10 +720,15 @@ def export_dynamo(fx: Fixture) -> None:
             os.remove(os.path.join(out_dir, f))
     os.makedirs(out_dir, exist_ok=True)
     Dim = torch.export.Dim
-    dynamic_shapes = {"x": {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}}
+    dynamic_shapes = {"x": {0: Dim("batch", min=1, max=64), 2: Dim("height", min=33, max=4096),
+                            3: Dim("width", min=33, max=4096)}}
     prog = torch.onnx.export(model, (x,), input_names=["input"], output_names=["output"],
                              opset_version=fx.opset, dynamo=True, external_data=True,
                              dynamic_shapes=dynamic_shapes, optimize=True)
+    # drop the per-node Python stack traces (absolute paths of the exporting machine); the name-scope
+    # metadata (pkg.torch.onnx.name_scopes, namespace, class_hierarchy) is kept
+    for node in prog.model.graph.all_nodes():
+        node.metadata_props.pop("pkg.torch.onnx.stack_trace", None)
     prog.save(fx.abspath, external_data=True)
     _save_ref(fx, model, x)
 
@@ -787,6 +798,9 @@ def check_file(fx: Fixture) -> None:
         assert ext, "dynamo fixture has no external initializers"
         for t in ext:
             assert t.data_location == onnx.TensorProto.EXTERNAL
+        # the exporter keeps tiny tensors (biases, shape constants) inline; every weight must be external
+        big_inline = [t.name for t in inits if t not in ext and np.prod(t.dims) * 4 > 1024]
+        assert not big_inline, big_inline
     try:
         import onnxruntime as ort  # noqa: F401
         run_ort(fx)
@@ -820,7 +834,7 @@ def run_ort(fx: Fixture, tol: float = 1e-3) -> bool:
         print(f"  [{fx.key}] no torch reference in big/refs (run the export first)")
     # dynamic axes: batch 2 and another height/width
     b, c, h, w = fx.shape
-    x2 = seeded_input((2, c, h + 16, w + 8), 99)
+    x2 = seeded_input((2, c, h + 16, w + 8), 99).numpy()
     outs = sess.run(None, {iname: x2})
     shapes = [list(o.shape) for o in outs]
     good = all(s[0] == 2 for s in shapes) and all(np.isfinite(o).all() for o in outs)
@@ -843,7 +857,7 @@ def verify_all(keys: Sequence[str]) -> bool:
     # the dynamo model must compute the same thing as the TorchScript OS16 one
     a, b = BY_KEY["os16"], BY_KEY["dynamo"]
     if os.path.exists(a.abspath) and os.path.exists(b.abspath):
-        x = seeded_input((1, 3, 77, 53), 7)
+        x = seeded_input((1, 3, 77, 53), 7).numpy()
         ya = ort.InferenceSession(a.abspath, providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
         sb = ort.InferenceSession(b.abspath, providers=["CPUExecutionProvider"])
         yb = sb.run(None, {sb.get_inputs()[0].name: x})[0]
@@ -898,9 +912,21 @@ All weights are random (numpy `RandomState`, fixed seeds), including BatchNorm
 weight/bias/running_mean/running_var, so outputs are arbitrary but
 deterministic. No pretrained weights are involved.
 
-Dynamic axes: every input is `input` with dims `batch x 3 x height x width`
-(named `batch`, `height`, `width`; the dynamo model uses its own symbol names),
-and outputs have the input's batch/height/width (logits, 21 classes).
+Dynamic axes: every model has one input `input` of shape `batch x 3 x height x
+width` (dim_params `batch`, `height`, `width`); every output is
+`batch x 21 x height x width` logits (21 classes). In the TorchScript files
+the class dim of the outputs is a dim_param (`Resizeoutput_dim_1` or similar),
+not 21, because torch 1.13's shape inference loses it through Resize; the
+dynamo file has 21. The tv_deeplabv3 and tv_fcn models have two outputs,
+`out` and `aux`, the others one (`output`, or `out` for tv_lraspp).
+
+Bilinear Resize is `mode=linear` with `coordinate_transformation_mode`
+`half_pixel` (align_corners=False) or `align_corners` (os8_ac), sizes from
+Shape->Gather/Slice->Concat subgraphs. Node names carry the PyTorch module
+scopes (`/backbone/layer1/layer1.0/conv1/Conv`, `/classifier/aspp/project/...`,
+`/classifier/project/...` for the low-level projection, `/aspp/aspp2/...` and
+`/decoder/last_conv/...` in os8_ac); the dynamo file has them in each node's
+`metadata_props` (`pkg.torch.onnx.name_scopes`, `namespace`).
 
 | file | what it tests | input shape (export) | opset | exporter | size | ops |
 | --- | --- | --- | --- | --- | --- | --- |
@@ -908,6 +934,9 @@ and outputs have the input's batch/height/width (logits, 21 classes).
 
 README_TAIL = """
 Sizes count the external data file for the dynamo model.
+Not here (git-ignored, for benchmarks only): `big/deeplabv3plus_r101_os16.onnx`,
+a full-size DeepLabv3+ (torchvision ResNet-101, OS16, ASPP 256, low level 48,
+21 classes), input 1x3x513x513, opset 17, TorchScript, ~226 MiB.
 
 ## Regenerate
 
