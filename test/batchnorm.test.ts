@@ -1,0 +1,58 @@
+import { describe, expect, it } from 'vitest';
+import { ModelError, UnsupportedOpError } from '../src/errors.js';
+import type { HostTensor } from '../src/model/graph.js';
+import { randomTensor, relL2, runNode } from './helpers/gpu.js';
+
+/** Plain CPU reference: y = (x - mean) / sqrt(var + eps) * scale + B along axis 1. */
+function batchNormRef(x: HostTensor, [scale, bias, mean, variance]: HostTensor[], eps: number): number[] {
+  const channels = x.dims[1]!;
+  const inner = x.dims.slice(2).reduce((p, d) => p * d, 1);
+  return Array.from(x.data, (v, i) => {
+    const c = Math.floor(i / inner) % channels;
+    return ((v - mean!.data[c]!) / Math.sqrt(variance!.data[c]! + eps)) * scale!.data[c]! + bias!.data[c]!;
+  });
+}
+
+/** scale, B, mean, var for `channels` channels; var positive. */
+const stats = (channels: number, seed: number): HostTensor[] => [
+  randomTensor([channels], seed, 0.5, 2),
+  randomTensor([channels], seed + 1, -1, 1),
+  randomTensor([channels], seed + 2, -1, 1),
+  randomTensor([channels], seed + 3, 0.1, 2),
+];
+
+describe('BatchNormalization', () => {
+  it('constant statistics, ranks 2 to 5 with odd sizes', async () => {
+    for (const [k, dims] of [[3, 5], [2, 4, 11], [2, 5, 7, 9], [1, 3, 3, 5, 7]].entries()) {
+      const x = randomTensor(dims, 10 + k, -3, 3);
+      const s = stats(dims[1]!, 20 + 4 * k);
+      const [y] = await runNode({ op: 'BatchNormalization', inputs: [x, ...s.map((t) => ({ constant: t }))] });
+      expect(y!.dims).toEqual(dims);
+      expect(relL2(y!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(1e-5);
+    }
+  });
+
+  it('runtime statistics and a custom epsilon', async () => {
+    const x = randomTensor([2, 6, 5, 7], 40, -3, 3);
+    const s = stats(6, 41);
+    const [y] = await runNode({ op: 'BatchNormalization', attrs: { epsilon: 0.01, momentum: 0.7 }, inputs: [x, ...s] });
+    expect(relL2(y!.data, batchNormRef(x, s, 0.01))).toBeLessThan(1e-5);
+    // Mixed: constant scale and B, runtime mean and var.
+    const [z] = await runNode({ op: 'BatchNormalization', inputs: [x, { constant: s[0]! }, { constant: s[1]! }, s[2]!, s[3]!] });
+    expect(relL2(z!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(1e-5);
+    // Opset 6 marks inference with is_test=1.
+    const [old] = await runNode({ op: 'BatchNormalization', attrs: { is_test: 1 }, inputs: [x, ...s], opset: 6 });
+    expect(relL2(old!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(1e-5);
+  });
+
+  it('refuses training variants and malformed statistics', async () => {
+    const x = randomTensor([2, 3, 5, 5], 50);
+    const s = stats(3, 51).map((t) => ({ constant: t }));
+    await expect(runNode({ op: 'BatchNormalization', attrs: { training_mode: 1 }, inputs: [x, ...s] })).rejects.toThrow(UnsupportedOpError);
+    await expect(runNode({ op: 'BatchNormalization', inputs: [x, ...s], outputs: 3 })).rejects.toThrow(/training outputs/);
+    await expect(runNode({ op: 'BatchNormalization', attrs: { spatial: 0 }, inputs: [x, ...s], opset: 7 })).rejects.toThrow(UnsupportedOpError);
+    await expect(runNode({ op: 'BatchNormalization', attrs: { is_test: 0 }, inputs: [x, ...s], opset: 6 })).rejects.toThrow(/is_test=0/);
+    const wrong = [...s.slice(0, 3), { constant: randomTensor([4], 55, 0.1, 1) }];
+    await expect(runNode({ op: 'BatchNormalization', inputs: [x, ...wrong] })).rejects.toThrow(ModelError);
+  });
+});
