@@ -1,9 +1,8 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { collapseAxes, stridedIndex } from './transpose.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { f32, flatMain, grid, storage } from './wgsl.js';
+import { collapseAxes, f32, flatMain, grid, storage, stridedIndex } from './wgsl.js';
 
 /**
  * Inference BatchNormalization on channel axis 1, as the per-channel affine

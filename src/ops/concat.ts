@@ -2,9 +2,8 @@ import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { sizeOf } from '../model/graph.js';
-import { collapseAxes, stridedIndex } from './transpose.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { flatMain, grid, storage, wgslType } from './wgsl.js';
+import { collapseAxes, flatMain, grid, storage, stridedIndex, wgslType } from './wgsl.js';
 
 /**
  * Concat: one dispatch per input, each copying its input into its slice of

@@ -3,9 +3,8 @@ import { axis, broadcastDims } from '../model/dims.js';
 import type { ElemType, Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { unaryKernel } from './activation.js';
-import { collapseAxes, stridedIndex } from './transpose.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { f32, flatMain, grid, storage, strides, wgslType } from './wgsl.js';
+import { collapseAxes, f32, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 
 /**
  * Elementwise math with numpy broadcasting: one thread per output element,

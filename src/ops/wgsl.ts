@@ -1,5 +1,5 @@
 import type { ElemType } from '../model/graph.js';
-import { isFloatType } from '../model/graph.js';
+import { isFloatType, sizeOf } from '../model/graph.js';
 
 /** WGSL scalar type of a tensor on the GPU: floats as f32, integers and bool as i32. */
 export const wgslType = (t: ElemType): 'f32' | 'i32' => (isFloatType(t) ? 'f32' : 'i32');
@@ -55,3 +55,58 @@ export function f32(x: number): string {
 /** Storage declaration for a binding. */
 export const storage = (binding: number, name: string, type: 'f32' | 'i32' | 'u32', access: 'read' | 'read_write') =>
   `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
+
+/*
+ * Strided index math shared by the data-movement and elementwise ops: thread
+ * `i` walks a row-major shape and reads (or writes) the element at
+ * `sum(coord[a] * stride[a])` of another buffer.
+ */
+
+/** A shape walked row-major, and the stride each of its axes has in another buffer (0: broadcast). */
+export interface StridedView {
+  dims: number[];
+  strides: number[];
+}
+
+/**
+ * Drops size-1 axes and merges neighbours the other buffer walks
+ * contiguously (outer stride = inner stride * inner size, which two broadcast
+ * axes satisfy too), so the shader does as few divisions as possible: a
+ * per-channel [C,1,1] operand against [1,C,H,W] becomes dims [C, H*W] with
+ * strides [1, 0].
+ */
+export function collapseAxes(dims: readonly number[], srcStrides: readonly number[]): StridedView {
+  const view: StridedView = { dims: [], strides: [] };
+  dims.forEach((d, a) => {
+    if (d === 1) return;
+    const last = view.dims.length - 1;
+    if (last >= 0 && view.strides[last] === srcStrides[a]! * d) {
+      view.dims[last] *= d;
+      view.strides[last] = srcStrides[a]!;
+    } else {
+      view.dims.push(d);
+      view.strides.push(srcStrides[a]!);
+    }
+  });
+  return view;
+}
+
+/**
+ * WGSL u32 expression of `sum(coord[a] * strides[a])`, the coordinates being
+ * those of the flat index `i` (< the view's size: callers guard it) in
+ * `view.dims`. Axes of stride 0 cost nothing.
+ */
+export function stridedIndex(view: StridedView, i = 'i'): string {
+  const total = sizeOf(view.dims);
+  const rowMajor = strides(view.dims);
+  const terms = view.dims.flatMap((d, a) => {
+    const s = view.strides[a]!;
+    if (s === 0) return [];
+    const step = rowMajor[a]!;
+    let coord = step === 1 ? i : `(${i} / ${step}u)`;
+    // The outermost axis needs no modulo: i / step < d already.
+    if (step * d < total) coord = `(${coord} % ${d}u)`;
+    return [s === 1 ? coord : `${coord} * ${s}u`];
+  });
+  return terms.join(' + ') || '0u';
+}
