@@ -1,3 +1,304 @@
-import type { OpImpl } from './types.js';
+import { ModelError, UnsupportedOpError } from '../errors.js';
+import { axis as normaliseAxis } from '../model/dims.js';
+import type { Node } from '../model/graph.js';
+import { isFloatType, sizeOf } from '../model/graph.js';
+import { axisCoordinates } from './reduce.js';
+import { constInts } from './reshape.js';
+import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 
-export const resizeOps: Record<string, OpImpl> = {};
+/**
+ * Resize (opsets 10–19) and Upsample (7–9), as ONNX defines them and
+ * PyTorch's F.interpolate exports them. Each output coordinate of a resized
+ * axis reads a few input coordinates ("taps") with weights: one for nearest,
+ * two for linear, four for cubic. The taps are computed here on the CPU in
+ * float64 from the file's float32 scales and uploaded as tables; the kernel
+ * sums the weight products over the taps of every resized axis (n-linear,
+ * n-cubic), or just gathers for nearest.
+ */
+
+const THREADS = 256;
+
+/** One axis of the resize. */
+interface Axis {
+  input: number;
+  output: number;
+  /** The scale the coordinate transforms divide by: the given scale, or output/input when sizes are given. */
+  scale: number;
+  /** The output length the transforms see: input·scale, fractional when a scale is given (as ONNX's reference). */
+  length: number;
+}
+
+/** Input coordinate (continuous) of output coordinate `x`. */
+type Transform = (x: number, a: Axis) => number;
+
+const transforms: Record<string, Transform> = {
+  half_pixel: (x, { scale }) => (x + 0.5) / scale - 0.5,
+  // Centres the (fractional) resized extent on the input.
+  half_pixel_symmetric: (x, { input, output, scale, length }) => (input / 2) * (1 - output / length) + (x + 0.5) / scale - 0.5,
+  pytorch_half_pixel: (x, { scale, length }) => (length > 1 ? (x + 0.5) / scale - 0.5 : 0),
+  align_corners: (x, { input, length }) => (length === 1 ? 0 : (x * (input - 1)) / (length - 1)),
+  asymmetric: (x, { scale }) => x / scale,
+  tf_half_pixel_for_nn: (x, { scale }) => (x + 0.5) / scale,
+};
+
+/** nearest_mode: the input index of a continuous coordinate. */
+const roundings: Record<string, (x: number) => number> = {
+  round_prefer_floor: (x) => Math.ceil(x - 0.5),
+  round_prefer_ceil: (x) => Math.floor(x + 0.5),
+  floor: Math.floor,
+  ceil: Math.ceil,
+};
+
+type Mode = 'nearest' | 'linear' | 'cubic';
+
+interface Interpolation {
+  mode: Mode;
+  transform: Transform;
+  round: (x: number) => number;
+  /** cubic_coeff_a */
+  a: number;
+  excludeOutside: boolean;
+}
+
+/** Keys' cubic convolution weights of taps i-1, i, i+1, i+2 at fraction `t` past i. */
+function cubicWeights(t: number, a: number): number[] {
+  const near = (d: number) => ((a + 2) * d - (a + 3)) * d * d + 1;
+  const far = (d: number) => ((a * d - 5 * a) * d + 8 * a) * d - 4 * a;
+  return [far(t + 1), near(t), near(1 - t), far(2 - t)];
+}
+
+/** For every output coordinate of an axis, `count` input indices and their weights. */
+interface Taps {
+  count: number;
+  index: number[];
+  weight: number[];
+}
+
+function tapsOf(f: Interpolation, a: Axis): Taps {
+  const clamp = (i: number) => Math.min(Math.max(i, 0), a.input - 1);
+  const taps: Taps = { count: { nearest: 1, linear: 2, cubic: 4 }[f.mode], index: [], weight: [] };
+  for (let o = 0; o < a.output; o++) {
+    const x = f.transform(o, a);
+    if (f.mode === 'nearest') {
+      taps.index.push(clamp(f.round(x)));
+      taps.weight.push(1);
+    } else if (f.mode === 'linear') {
+      // Clamping the coordinate is ONNX's edge padding (and PyTorch's clamp at 0).
+      const c = Math.min(Math.max(x, 0), a.input - 1);
+      const i = Math.floor(c);
+      taps.index.push(i, clamp(i + 1));
+      taps.weight.push(1 - (c - i), c - i);
+    } else {
+      const i = Math.floor(x);
+      const at = [i - 1, i, i + 1, i + 2];
+      let w = cubicWeights(x - i, f.a);
+      if (f.excludeOutside) {
+        w = w.map((v, k) => (at[k]! < 0 || at[k]! >= a.input ? 0 : v));
+        const sum = w.reduce((p, q) => p + q, 0);
+        w = w.map((v) => v / sum);
+      }
+      taps.index.push(...at.map(clamp));
+      taps.weight.push(...w);
+    }
+  }
+  return taps;
+}
+
+/** Whether the taps copy the axis unchanged (e.g. N and C with scale 1). */
+const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
+  a.output === a.input && weight.every((w, e) => w === 0 || (w === 1 && index[e] === Math.floor(e / count)));
+
+function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[]): Kernel {
+  const inputStrides = strides(x.dims);
+  const type = wgslType(x.type);
+  const n = sizeOf(out.dims);
+  const resized: { a: number; taps: Taps; offset: number }[] = [];
+  let entries = 0;
+  axes.forEach((ax, a) => {
+    const taps = tapsOf(f, ax);
+    if (isIdentity(taps, ax)) return;
+    resized.push({ a, taps, offset: entries });
+    entries += taps.index.length;
+  });
+  // Nearest only gathers; so does a resize that changes nothing.
+  const gather = f.mode === 'nearest' || resized.length === 0;
+  const coordinates = axisCoordinates(out.dims);
+  const resizedCoordinates = resized.map(({ a }) => `  let o${a} = ${coordinates[a]};`).join('\n');
+  // Axes left as they are address the input at their own coordinate.
+  const copied = collapseAxes(out.dims, inputStrides.map((s, a) => (resized.some((r) => r.a === a) ? 0 : s)));
+  let body: string;
+  if (gather) {
+    const terms = resized.map(({ a, offset }) => ` + u32(IDX[${offset}u + o${a}]) * ${inputStrides[a]}u`).join('');
+    body = `  Y[i] = X[q${terms}];`;
+  } else {
+    // Nested loops over the taps of each resized axis, carrying the offset and the weight product.
+    let q = 'q';
+    let w = '';
+    const loops = resized.map(({ a, taps, offset }) => {
+      const loop = `for (var t${a} = 0u; t${a} < ${taps.count}u; t${a}++) {
+  let e${a} = ${offset}u + o${a} * ${taps.count}u + t${a};
+  let q${a} = ${q} + u32(IDX[e${a}]) * ${inputStrides[a]}u;
+  let w${a} = ${w && `${w} * `}W[e${a}];`;
+      q = `q${a}`;
+      w = `w${a}`;
+      return loop;
+    });
+    const innermost = `acc += ${w} * X[${q}];`;
+    const nested = loops.reduceRight((inner, loop) => `${loop}\n${inner.replace(/^/gm, '  ')}\n}`, innermost);
+    body = `  var acc = 0.0f;\n${nested.replace(/^/gm, '  ')}\n  Y[i] = acc;`;
+  }
+  const bindings: KernelBinding[] = [
+    { kind: 'input', index: 0 },
+    { kind: 'output', index: 0 },
+  ];
+  const declarations = [storage(0, 'X', type, 'read'), storage(1, 'Y', type, 'read_write')];
+  // Tables only when something reads them: a binding the shader does not use is not in its layout.
+  if (resized.length) {
+    declarations.push(storage(2, 'IDX', 'i32', 'read'));
+    bindings.push({ kind: 'param', data: Int32Array.from(resized.flatMap((r) => r.taps.index)) });
+    if (!gather) {
+      declarations.push(storage(3, 'W', 'f32', 'read'));
+      bindings.push({ kind: 'param', data: Float32Array.from(resized.flatMap((r) => r.taps.weight)) });
+    }
+  }
+  return {
+    label: `resize_${f.mode}_${resized.map((r) => `${axes[r.a]!.input}to${axes[r.a]!.output}`).join('_') || 'copy'}`,
+    wgsl: `${declarations.join('\n')}
+${flatMain(THREADS, `  if (i >= ${n}u) { return; }
+${resizedCoordinates}
+  let q = ${stridedIndex(copied)};
+${body}`)}`,
+    workgroups: grid(n, THREADS),
+    bindings,
+  };
+}
+
+/** A node's resize: its interpolation and the geometry of every axis. */
+interface Plan {
+  f: Interpolation;
+  axes: Axis[];
+}
+
+const where = (node: Node) => `${node.opType} node '${node.name}'`;
+
+/** An optional input given with at least one value ('' or an empty tensor mean absent). */
+const given = (inputs: OpInput[], i: number) => Boolean(inputs[i]?.name) && sizeOf(inputs[i]!.dims) > 0;
+
+function oneOf<T extends string>(node: Node, name: string, value: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ModelError(`${where(node)}: ${name} must be one of ${allowed.join(', ')}, got '${value}'`);
+  }
+  return value as T;
+}
+
+/** Axes resized by `scales` (output = floor(input·scale)). */
+function scaledAxes(node: Node, dims: readonly number[], scales: number[], resized: number[]): Axis[] {
+  if (scales.length !== resized.length) {
+    throw new ModelError(`${where(node)}: ${scales.length} scales for ${resized.length} axes of an input of shape [${dims}]`);
+  }
+  return dims.map((input, a) => {
+    const k = resized.indexOf(a);
+    const scale = k < 0 ? 1 : scales[k]!;
+    const output = Math.floor(input * scale);
+    if (!(scale > 0) || output < 1) {
+      throw new ModelError(`${where(node)}: scale ${scale} on axis ${a} (size ${input}) must be positive and leave at least one element`);
+    }
+    return { input, output, scale, length: input * scale };
+  });
+}
+
+/** Axes resized to `sizes`, possibly keeping the aspect ratio (Resize-18). */
+function sizedAxes(node: Node, dims: readonly number[], sizes: number[], resized: number[], policy: string): Axis[] {
+  if (sizes.length !== resized.length) {
+    throw new ModelError(`${where(node)}: ${sizes.length} sizes for ${resized.length} axes of an input of shape [${dims}]`);
+  }
+  if (sizes.some((s) => !Number.isInteger(s) || s < 1)) throw new ModelError(`${where(node)}: sizes [${sizes}] must be positive`);
+  if (policy === 'stretch') {
+    return dims.map((input, a) => {
+      const k = resized.indexOf(a);
+      const output = k < 0 ? input : sizes[k]!;
+      return { input, output, scale: output / input, length: output };
+    });
+  }
+  // One scale for every resized axis: the largest that fits in (not_larger) or covers (not_smaller) the sizes.
+  const ratios = resized.map((a, k) => sizes[k]! / dims[a]!);
+  const scale = policy === 'not_larger' ? Math.min(...ratios) : Math.max(...ratios);
+  return dims.map((input, a) =>
+    resized.includes(a) ? { input, output: Math.floor(input * scale + 0.5), scale, length: input * scale } : { input, output: input, scale: 1, length: input },
+  );
+}
+
+/** Resize-11 and later: roi, scales, sizes inputs and the full set of attributes. */
+function resizePlan(node: Node, inputs: OpInput[]): Plan {
+  const dims = inputs[0]!.dims;
+  const attrs = node.attrs;
+  const transform = oneOf(node, 'coordinate_transformation_mode', attrs.string('coordinate_transformation_mode', 'half_pixel'), [
+    ...Object.keys(transforms),
+    'tf_crop_and_resize',
+  ]);
+  // roi and extrapolation_value only matter to tf_crop_and_resize.
+  if (transform === 'tf_crop_and_resize') throw new UnsupportedOpError(`${where(node)}: coordinate_transformation_mode tf_crop_and_resize is not supported`);
+  if (attrs.int('antialias', 0) !== 0) throw new UnsupportedOpError(`${where(node)}: antialias is not supported`);
+  const exclude = attrs.int('exclude_outside', 0);
+  if (exclude !== 0 && exclude !== 1) throw new ModelError(`${where(node)}: exclude_outside must be 0 or 1, got ${exclude}`);
+  const f: Interpolation = {
+    mode: oneOf(node, 'mode', attrs.string('mode', 'nearest'), ['nearest', 'linear', 'cubic'] as const),
+    transform: transforms[transform]!,
+    round: roundings[oneOf(node, 'nearest_mode', attrs.string('nearest_mode', 'round_prefer_floor'), Object.keys(roundings))]!,
+    a: attrs.float('cubic_coeff_a', -0.75),
+    excludeOutside: exclude === 1,
+  };
+  const resized = attrs.ints('axes', dims.map((_, a) => a)).map((a) => normaliseAxis(node, a, dims.length));
+  if (new Set(resized).size !== resized.length) throw new ModelError(`${where(node)}: repeated axes [${attrs.ints('axes')}]`);
+  const policy = oneOf(node, 'keep_aspect_ratio_policy', attrs.string('keep_aspect_ratio_policy', 'stretch'), ['stretch', 'not_larger', 'not_smaller']);
+  if (given(inputs, 2) && given(inputs, 3)) throw new ModelError(`${where(node)}: give scales or sizes, not both`);
+  if (given(inputs, 3)) return { f, axes: sizedAxes(node, dims, constInts(node, inputs, 3), resized, policy) };
+  // constInts reads any compile-time tensor's values, float scales included.
+  if (given(inputs, 2)) return { f, axes: scaledAxes(node, dims, constInts(node, inputs, 2), resized) };
+  throw new ModelError(`${where(node)}: needs scales or sizes`);
+}
+
+/**
+ * Resize-10 and Upsample: scales only, nearest or linear, the asymmetric
+ * transform; nearest takes the floor (Upsample's repeat, and PyTorch's nearest).
+ */
+function legacyPlan(node: Node, inputs: OpInput[], scales: number[]): Plan {
+  const dims = inputs[0]!.dims;
+  const f: Interpolation = {
+    mode: oneOf(node, 'mode', node.attrs.string('mode', 'nearest'), ['nearest', 'linear'] as const),
+    transform: transforms.asymmetric!,
+    round: Math.floor,
+    a: 0,
+    excludeOutside: false,
+  };
+  return { f, axes: scaledAxes(node, dims, scales, dims.map((_, a) => a)) };
+}
+
+function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan): OpImpl {
+  const checked = (node: Node, inputs: OpInput[], opset: number) => {
+    const p = plan(node, inputs, opset);
+    if (p.f.mode !== 'nearest' && !isFloatType(inputs[0]!.type)) {
+      throw new UnsupportedOpError(`${where(node)}: ${p.f.mode} resize of a ${inputs[0]!.type} tensor is not supported`);
+    }
+    return p;
+  };
+  return {
+    infer(node, inputs, opset) {
+      return [{ type: inputs[0]!.type, dims: checked(node, inputs, opset).axes.map((a) => a.output) }];
+    },
+    kernels(node, inputs, [out], opset) {
+      const { f, axes } = checked(node, inputs, opset);
+      return [resizeKernel(inputs[0]!, out!, f, axes)];
+    },
+  };
+}
+
+export const resizeOps: Record<string, OpImpl> = {
+  Resize: resizeOp((node, inputs, opset) => (opset < 11 ? legacyPlan(node, inputs, constInts(node, inputs, 1)) : resizePlan(node, inputs))),
+  Upsample: resizeOp((node, inputs, opset) => {
+    const scales = opset < 9 ? node.attrs.floats('scales') : constInts(node, inputs, 1);
+    if (scales.some((s) => s < 1)) throw new ModelError(`${where(node)}: scales [${scales}] must be at least 1`);
+    return legacyPlan(node, inputs, scales);
+  }),
+};

@@ -1,4 +1,4 @@
-import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -26,7 +26,8 @@ export async function runOrt(file: string, feeds: Record<string, HostTensor>, ex
   const dir = mkdtempSync(join(tmpdir(), 'segscope-ort-'));
   try {
     for (const f of readdirSync(dirname(file))) {
-      if (f !== basename(file) && !f.endsWith('.onnx')) copyFileSync(join(dirname(file), f), join(dir, f));
+      const source = join(dirname(file), f);
+      if (!f.endsWith('.onnx') && statSync(source).isFile()) copyFileSync(source, join(dir, f));
     }
     const edited = join(dir, basename(file));
     writeFileSync(edited, encodeModel(model));
