@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest';
+import { GpuError } from '../src/errors.js';
+import { openDawn } from '../src/gpu/dawn.js';
+import { readModelFile } from '../src/io/model-file.js';
+import { inferTypes } from '../src/model/infer.js';
+import { registry } from '../src/ops/registry.js';
+import { buildPlan, checkLimits } from '../src/runtime/plan.js';
+import { Session } from '../src/runtime/session.js';
+import { nodeGraph, randomTensor, relL2 } from './helpers/gpu.js';
+import { join } from 'node:path';
+
+describe('GPU device handling', () => {
+  it('names what was tried and how to get a driver when no adapter is found', async () => {
+    const attempt = openDawn({ backend: 'no-such-backend' });
+    await expect(attempt).rejects.toThrow(GpuError);
+    await expect(attempt).rejects.toThrow(/Tried: no-such-backend .*mesa-vulkan-drivers/s);
+  });
+
+  it('turns a lost device into a GpuError, and a new device works afterwards', async () => {
+    const gpu = await openDawn();
+    const x = randomTensor([1, 4, 9, 9], 1);
+    const session = await Session.create(gpu, nodeGraph({ op: 'Relu', inputs: [x] }));
+    gpu.device.destroy();
+    await expect(session.run({ in0: x })).rejects.toThrow(GpuError);
+
+    const fresh = await openDawn();
+    const again = await Session.create(fresh, nodeGraph({ op: 'Relu', inputs: [x] }));
+    const y = (await again.run({ in0: x })).get('out0')!;
+    expect(relL2(y.data, Array.from(x.data, (v) => Math.max(v, 0)))).toBe(0);
+    fresh.device.destroy();
+  });
+
+  it('refuses a plan whose buffers exceed the binding limit before allocating anything', async () => {
+    const graph = await readModelFile(join(import.meta.dirname, 'fixtures/deeplabv3plus_os16.onnx'));
+    const typed = inferTypes(graph, new Map([['input', [1, 3, 513, 513]]]), (op) => registry.get(op)?.infer);
+    const plan = buildPlan(typed, registry, new Set());
+    const limits = { maxStorageBufferBindingSize: 1 << 20, maxBufferSize: 1 << 30 } as GPUSupportedLimits;
+    expect(() => checkLimits(plan, limits)).toThrow(GpuError);
+    expect(() => checkLimits(plan, limits)).toThrow(/Conv node '\/backbone\/conv1\/Conv' needs a \d+ byte buffer; the adapter allows 1048576 bytes/);
+  });
+});
