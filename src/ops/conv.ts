@@ -1,3 +1,325 @@
-import type { OpImpl } from './types.js';
+import { ModelError, UnsupportedOpError } from '../errors.js';
+import type { HostTensor, Node } from '../model/graph.js';
+import { checkAttrs, chooseTile, gemmKernel, requireFloat, tileRows, type GemmTile } from './matmul.js';
+import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
+import { grid, storage } from './wgsl.js';
 
-export const convOps: Record<string, OpImpl> = {};
+/**
+ * ONNX Conv (2-D, and 1-D as H = 1), NCHW. Three kernels:
+ * - implicit GEMM (no im2col buffer): Y[co][pixel] = Σ_k W[co][k] · X(k, pixel),
+ *   k running over (input channel, kernel tap), dilation and padding in the
+ *   index math, on the tiled product of matmul.ts;
+ * - the same product reading X as a plain channels x pixels matrix when the
+ *   conv is pointwise (1x1, stride 1, no padding);
+ * - a direct kernel when each group has one input channel (depthwise, with
+ *   any channel multiplier), where a GEMM would have K = taps only.
+ * Kernel taps that only ever read padding (large ASPP dilations on small
+ * maps) are dropped at load time: a 3x3 conv at dilation 36 on a 33x33 map is
+ * a 1x1 conv.
+ */
+
+/** One spatial axis of a conv. */
+interface Axis {
+  size: number;
+  kernel: number;
+  stride: number;
+  dilation: number;
+  /** Padding before the first pixel. */
+  begin: number;
+  out: number;
+  /** Taps [first, first + count) read the input at some output; the others read only padding. */
+  first: number;
+  count: number;
+}
+
+export interface ConvGeometry {
+  batch: number;
+  cIn: number;
+  cOut: number;
+  groups: number;
+  y: Axis;
+  x: Axis;
+  /** Output shape as ONNX gives it (rank 3 for a 1-D conv). */
+  outDims: number[];
+}
+
+const where = (node: Node) => `Conv node '${node.name}'`;
+const AUTO_PADS = ['NOTSET', 'SAME_UPPER', 'SAME_LOWER', 'VALID'];
+
+function convAxis(
+  node: Node,
+  size: number,
+  kernel: number,
+  stride: number,
+  dilation: number,
+  autoPad: string,
+  pads: [number, number],
+): Axis {
+  const extent = (kernel - 1) * dilation + 1;
+  let begin: number;
+  let out: number;
+  if (autoPad.startsWith('SAME')) {
+    out = Math.ceil(size / stride);
+    const total = Math.max(0, (out - 1) * stride + extent - size);
+    begin = autoPad === 'SAME_UPPER' ? Math.floor(total / 2) : Math.ceil(total / 2);
+  } else {
+    const [b, e] = autoPad === 'VALID' ? [0, 0] : pads;
+    begin = b;
+    out = Math.floor((size + b + e - extent) / stride) + 1;
+    if (out < 1) throw new ModelError(`${where(node)}: kernel extent ${extent} exceeds the padded input size ${size + b + e}`);
+  }
+  // Tap t reads input positions t·d - begin + [0, (out-1)·s]; it matters if that range meets [0, size).
+  const useful = Array.from({ length: kernel }, (_, t) => {
+    const lowest = t * dilation - begin;
+    return lowest < size && lowest + (out - 1) * stride >= 0;
+  });
+  const first = Math.max(0, useful.indexOf(true));
+  const count = useful.lastIndexOf(true) + 1 - first;
+  return { size, kernel, stride, dilation, begin, out, first, count };
+}
+
+export function convGeometry(node: Node, inputs: OpInput[]): ConvGeometry {
+  const [x, w, b] = inputs;
+  const rank = x!.dims.length;
+  if (rank === 5) throw new UnsupportedOpError(`${where(node)}: 3-D convolution is not supported`);
+  if (rank !== 3 && rank !== 4) throw new ModelError(`${where(node)}: input must be NCHW (rank 4) or NCL (rank 3), got [${x!.dims}]`);
+  if (w!.dims.length !== rank) throw new ModelError(`${where(node)}: weight [${w!.dims}] must have the input's rank ${rank}`);
+  const spatial = rank - 2;
+  const [batch, cIn, ...sizes] = x!.dims as [number, number, ...number[]];
+  const [cOut, cPerGroup, ...kernel] = w!.dims as [number, number, ...number[]];
+  const groups = node.attrs.int('group', 1);
+  if (groups < 1 || cOut % groups !== 0) {
+    throw new ModelError(`${where(node)}: group ${groups} must be ≥ 1 and divide the ${cOut} output channels`);
+  }
+  if (cPerGroup * groups !== cIn) {
+    throw new ModelError(`${where(node)}: input has ${cIn} channels, weight [${w!.dims}] with group ${groups} expects ${cPerGroup * groups}`);
+  }
+  if (b?.name && (b.dims.length !== 1 || b.dims[0] !== cOut)) {
+    throw new ModelError(`${where(node)}: bias must have shape [${cOut}], got [${b.dims}]`);
+  }
+  const ints = (name: string, length: number, fallback: number[], min: number) => {
+    const v = node.attrs.ints(name, fallback);
+    if (v.length !== length || v.some((e) => e < min)) {
+      throw new ModelError(`${where(node)}: ${name} must be ${length} integers ≥ ${min}, got [${v}]`);
+    }
+    return v;
+  };
+  const ones = Array<number>(spatial).fill(1);
+  const kernelShape = ints('kernel_shape', spatial, kernel, 1);
+  if (kernelShape.some((k, i) => k !== kernel[i])) {
+    throw new ModelError(`${where(node)}: kernel_shape [${kernelShape}] differs from the weight's [${kernel}]`);
+  }
+  const stride = ints('strides', spatial, ones, 1);
+  const dilation = ints('dilations', spatial, ones, 1);
+  const autoPad = node.attrs.string('auto_pad', 'NOTSET');
+  if (!AUTO_PADS.includes(autoPad)) {
+    throw new ModelError(`${where(node)}: auto_pad must be one of ${AUTO_PADS.join(', ')}, got '${autoPad}'`);
+  }
+  if (autoPad !== 'NOTSET' && node.attrs.has('pads')) {
+    throw new ModelError(`${where(node)}: pads and auto_pad ${autoPad} cannot both be given`);
+  }
+  const pads = ints('pads', 2 * spatial, Array<number>(2 * spatial).fill(0), 0);
+  const axes = sizes.map((size, i) =>
+    convAxis(node, size, kernel[i]!, stride[i]!, dilation[i]!, autoPad, [pads[i]!, pads[i + spatial]!]),
+  );
+  // A 1-D conv is a 2-D conv over a 1-pixel-high image.
+  const flat: Axis = { size: 1, kernel: 1, stride: 1, dilation: 1, begin: 0, out: 1, first: 0, count: 1 };
+  const [yAxis, xAxis] = spatial === 1 ? [flat, axes[0]!] : (axes as [Axis, Axis]);
+  return { batch, cIn, cOut, groups, y: yAxis, x: xAxis, outDims: [batch, cOut, ...axes.map((a) => a.out)] };
+}
+
+/** A fused epilogue: the runtime may fold a following activation or residual Add into the conv. */
+export interface ConvEpilogue {
+  /** WGSL expression of `v` (the conv output, bias and residual included), e.g. `clamp(v, 0.0f, 6.0f)`. */
+  activation?: string;
+  /** Adds node input 3, a tensor of the output's shape, before the activation. */
+  residual?: boolean;
+}
+
+type Element = 'f32' | 'vec4f';
+
+/** Bindings and declarations in binding order: X, weights, bias?, residual?, Y. */
+function convBindings(inputs: OpInput[], epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
+  const hasBias = !!inputs[2]?.name;
+  const list: [string, Element, KernelBinding][] = [
+    ['X', x, { kind: 'input', index: 0 }],
+    ['W', weights.type, weights.binding],
+    ...(hasBias ? [['Bias', 'f32', { kind: 'input', index: 2 }] as [string, Element, KernelBinding]] : []),
+    ...(epilogue.residual ? [['R', 'f32', { kind: 'input', index: 3 }] as [string, Element, KernelBinding]] : []),
+  ];
+  const declarations = [
+    ...list.map(([name, type], i) => `@group(0) @binding(${i}) var<storage, read> ${name}: array<${type}>;`),
+    storage(list.length, 'Y', 'f32', 'read_write'),
+  ].join('\n');
+  const bindings: KernelBinding[] = [...list.map(([, , b]) => b), { kind: 'output', index: 0 }];
+  /** Statements storing `acc` (output channel `co`, flat output index `o`). */
+  const store = (acc: string, co: string, o: string) =>
+    `let v = ${[acc, ...(hasBias ? [`Bias[${co}]`] : []), ...(epilogue.residual ? [`R[${o}]`] : [])].join(' + ')};
+    Y[${o}] = ${epilogue.activation ?? 'v'};`;
+  return { declarations, bindings, store };
+}
+
+/**
+ * Depthwise (one input channel per group, any channel multiplier): one thread
+ * per output; a workgroup covers part of one output plane, so the plane's
+ * weights are workgroup-uniform loads. (Several outputs per thread unroll into
+ * many more input loads, which multiplies compile time on CPU adapters for no
+ * measurable gain.)
+ */
+function depthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue): Kernel {
+  const { y, x } = g;
+  const WORKGROUP = 64;
+  const perGroup = g.cOut / g.groups;
+  const outputs = y.out * x.out;
+  const blocksPerPlane = Math.ceil(outputs / WORKGROUP);
+  const blocks = g.batch * g.cOut * blocksPerPlane;
+  const { declarations, bindings, store } = convBindings(inputs, epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
+  return {
+    label: `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`,
+    wgsl: `${declarations}
+
+@compute @workgroup_size(${WORKGROUP})
+fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let block = wg.x + wg.y * nwg.x;
+  let p = block % ${blocksPerPlane}u * ${WORKGROUP}u + t;
+  if (block >= ${blocks}u || p >= ${outputs}u) { return; }
+  let plane = block / ${blocksPerPlane}u;
+  let co = plane % ${g.cOut}u;
+  let b = plane / ${g.cOut}u;
+  let xBase = (b * ${g.cIn}u + co / ${perGroup}u) * ${y.size * x.size}u;
+  let iy0 = i32(p / ${x.out}u * ${y.stride}u) - ${y.begin};
+  let ix0 = i32(p % ${x.out}u * ${x.stride}u) - ${x.begin};
+  var acc = 0.0f;
+  for (var ky = ${y.first}u; ky < ${y.first + y.count}u; ky++) {
+    let iy = iy0 + i32(ky * ${y.dilation}u);
+    if (iy < 0 || iy >= ${y.size}) { continue; }
+    for (var kx = ${x.first}u; kx < ${x.first + x.count}u; kx++) {
+      let ix = ix0 + i32(kx * ${x.dilation}u);
+      if (ix >= 0 && ix < ${x.size}) { acc += W[(co * ${y.kernel}u + ky) * ${x.kernel}u + kx] * X[xBase + u32(iy) * ${x.size}u + u32(ix)]; }
+    }
+  }
+  ${store('acc', 'co', `plane * ${outputs}u + p`)}
+}`,
+    workgroups: grid(blocks * WORKGROUP, WORKGROUP),
+    bindings,
+  };
+}
+
+/** Pointwise: every output pixel reads the same input pixel (1x1 taps left, stride 1, no net offset). */
+const isPointwise = ({ y, x }: ConvGeometry) =>
+  [y, x].every((a) => a.count === 1 && a.stride === 1 && a.first * a.dilation === a.begin && a.out === a.size);
+
+/** Weights as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height with zeros, so loads need no checks. */
+function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) {
+  const { y, x } = g;
+  const m = g.cOut / g.groups;
+  const cPerGroup = g.cIn / g.groups;
+  const kPad = Math.ceil(Math.max(k, 1) / tile.bk) * tile.bk;
+  const mPad = Math.ceil(m / tileRows(tile)) * tileRows(tile);
+  const packed = new Float32Array(g.groups * kPad * mPad);
+  for (let group = 0; group < g.groups; group++) {
+    for (let co = 0; co < m; co++) {
+      for (let ci = 0; ci < cPerGroup; ci++) {
+        for (let ty = 0; ty < y.count; ty++) {
+          for (let tx = 0; tx < x.count; tx++) {
+            const kk = (ci * y.count + ty) * x.count + tx;
+            const src = (((group * m + co) * cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx;
+            packed[(group * kPad + kk) * mPad + co] = w.data[src]!;
+          }
+        }
+      }
+    }
+  }
+  return { packed, kPad, mPad };
+}
+
+/** Implicit-GEMM conv: M = output channels per group, N = output pixels, K = input channels per group x useful taps. */
+function gemmConvKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue): Kernel {
+  const { y, x } = g;
+  const m = g.cOut / g.groups;
+  const n = y.out * x.out;
+  const cPerGroup = g.cIn / g.groups;
+  const taps = y.count * x.count;
+  const k = cPerGroup * taps;
+  const batches = g.batch * g.groups;
+  const tile = chooseTile(m);
+  const weight = inputs[1]!.value;
+  const packing = weight && packWeights(g, weight, tile, k);
+  const plane = y.size * x.size;
+  const pointwise = isPointwise(g);
+  // A pointwise conv whose planes hold a multiple of 4 pixels reads 4 pixels at once (n is a multiple of 4).
+  const vec4Pixels = pointwise && plane % 4 === 0;
+  const { declarations, bindings, store } = convBindings(inputs, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
+    binding: packing ? { kind: 'param', data: packing.packed } : { kind: 'input', index: 1 },
+    type: packing ? 'vec4f' : 'f32',
+  });
+  // k -> (input channel within the group, tap row, tap column) among the useful taps.
+  const decompose = `let ci = k / ${taps}u;
+  let ky = ${y.first}u + k % ${taps}u / ${x.count}u;
+  let kx = ${x.first}u + k % ${x.count}u;`;
+  const loadA = packing
+    ? `  return W[((z % ${g.groups}u * ${packing.kPad}u + k) * ${packing.mPad}u + m) / 4u];`
+    : `  // Runtime weights: read the ONNX layout [C_out][C_in/group][KH][KW] directly.
+  var v = vec4f();
+  if (k >= ${k}u) { return v; }
+  ${decompose}
+  for (var r = 0u; r < 4u; r++) {
+    if (m + r < ${m}u) { v[r] = W[(((z % ${g.groups}u * ${m}u + m + r) * ${cPerGroup}u + ci) * ${y.kernel}u + ky) * ${x.kernel}u + kx]; }
+  }
+  return v;`;
+  /** Offset of input plane `ci` (within the group) of product z = (batch, group). */
+  const planeOffset = (ci: string) => `(z / ${g.groups}u * ${g.cIn}u + z % ${g.groups}u * ${cPerGroup}u + ${ci}) * ${plane}u`;
+  const loadB = vec4Pixels
+    ? `  if (k >= ${k}u || n >= ${n}u) { return vec4f(); }
+  return X[(${planeOffset('k')} + n) / 4u];`
+    : pointwise
+    ? `  var v = vec4f();
+  if (k >= ${k}u) { return v; }
+  let base = ${planeOffset('k')} + n;
+  for (var c = 0u; c < 4u; c++) {
+    if (n + c < ${n}u) { v[c] = X[base + c]; }
+  }
+  return v;`
+    : `  var v = vec4f();
+  if (k >= ${k}u) { return v; }
+  ${decompose}
+  let base = ${planeOffset('ci')};
+  for (var c = 0u; c < 4u; c++) {
+    let p = n + c;
+    let iy = i32(p / ${x.out}u * ${y.stride}u + ky * ${y.dilation}u) - ${y.begin};
+    let ix = i32(p % ${x.out}u * ${x.stride}u + kx * ${x.dilation}u) - ${x.begin};
+    if (p < ${n}u && iy >= 0 && iy < ${y.size} && ix >= 0 && ix < ${x.size}) { v[c] = X[base + u32(iy) * ${x.size}u + u32(ix)]; }
+  }
+  return v;`;
+  return gemmKernel({
+    label: pointwise ? 'conv1x1' : `conv${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`,
+    m,
+    n,
+    k,
+    batches,
+    tile,
+    declarations,
+    bindings,
+    loadA,
+    loadB,
+    store: `  let co = z % ${g.groups}u * ${m}u + m;
+  ${store('acc', 'co', `(z / ${g.groups}u * ${g.cOut}u + co) * ${n}u + n`)}`,
+  });
+}
+
+/** The kernels of a Conv node, optionally with a fused epilogue. */
+export function convKernels(node: Node, inputs: OpInput[], _outputs: TensorType[], epilogue: ConvEpilogue = {}): Kernel[] {
+  const g = convGeometry(node, inputs);
+  return [g.cIn === g.groups ? depthwiseKernel(g, inputs, epilogue) : gemmConvKernel(g, inputs, epilogue)];
+}
+
+export const convOps: Record<string, OpImpl> = {
+  Conv: {
+    infer(node, inputs) {
+      requireFloat(node, inputs);
+      checkAttrs(node, ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides']);
+      return [{ type: inputs[0]!.type, dims: convGeometry(node, inputs).outDims }];
+    },
+    kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs),
+  },
+};

@@ -1,0 +1,213 @@
+import { describe, expect, it } from 'vitest';
+import { ModelError, UnsupportedOpError } from '../src/errors.js';
+import type { AttrValue, HostTensor } from '../src/model/graph.js';
+import { convKernels } from '../src/ops/conv.js';
+import { registry } from '../src/ops/registry.js';
+import type { OpImpl } from '../src/ops/types.js';
+import { randomTensor, relL2, runNode } from './helpers/gpu.js';
+
+interface RefOptions {
+  strides: number[];
+  dilations: number[];
+  /** [top, left, bottom, right] */
+  pads: number[];
+  group: number;
+}
+
+/** Plain direct convolution in float64, NCHW, written for the test. */
+function referenceConv(x: HostTensor, w: HostTensor, bias: HostTensor | undefined, o: RefOptions): { dims: number[]; data: Float64Array } {
+  const [n, c, h, wd] = x.dims as number[];
+  const [m, cg, kh, kw] = w.dims as number[];
+  const [sh, sw] = o.strides as [number, number];
+  const [dh, dw] = o.dilations as [number, number];
+  const [pt, pl, pb, pr] = o.pads as [number, number, number, number];
+  const oh = Math.floor((h! + pt + pb - (dh * (kh! - 1) + 1)) / sh) + 1;
+  const ow = Math.floor((wd! + pl + pr - (dw * (kw! - 1) + 1)) / sw) + 1;
+  const mg = m! / o.group;
+  const out = new Float64Array(n! * m! * oh * ow);
+  for (let b = 0; b < n!; b++) {
+    for (let co = 0; co < m!; co++) {
+      const g = Math.floor(co / mg);
+      for (let y = 0; y < oh; y++) {
+        for (let xo = 0; xo < ow; xo++) {
+          let s = bias ? bias.data[co]! : 0;
+          for (let ci = 0; ci < cg!; ci++) {
+            for (let ky = 0; ky < kh!; ky++) {
+              const iy = y * sh - pt + ky * dh;
+              if (iy < 0 || iy >= h!) continue;
+              for (let kx = 0; kx < kw!; kx++) {
+                const ix = xo * sw - pl + kx * dw;
+                if (ix < 0 || ix >= wd!) continue;
+                s += x.data[((b * c! + g * cg! + ci) * h! + iy) * wd! + ix]! * w.data[((co * cg! + ci) * kh! + ky) * kw! + kx]!;
+              }
+            }
+          }
+          out[((b * m! + co) * oh + y) * ow + xo] = s;
+        }
+      }
+    }
+  }
+  return { dims: [n!, m!, oh, ow], data: out };
+}
+
+interface Case {
+  name: string;
+  x: number[];
+  w: number[];
+  bias?: boolean;
+  strides?: number[];
+  dilations?: number[];
+  pads?: number[];
+  group?: number;
+  /** Feed the weight at run time instead of as an initializer. */
+  runtimeWeight?: boolean;
+}
+
+let seed = 1;
+async function check(c: Case) {
+  const x = randomTensor(c.x, seed++);
+  const w = randomTensor(c.w, seed++);
+  const bias = c.bias ? randomTensor([c.w[0]!], seed++) : undefined;
+  const attrs: Record<string, AttrValue> = {};
+  if (c.strides) attrs.strides = c.strides;
+  if (c.dilations) attrs.dilations = c.dilations;
+  if (c.pads) attrs.pads = c.pads;
+  if (c.group) attrs.group = c.group;
+  const [y] = await runNode({ op: 'Conv', attrs, inputs: [x, c.runtimeWeight ? w : { constant: w }, ...(bias ? [{ constant: bias }] : [])] });
+  const ref = referenceConv(x, w, bias, {
+    strides: c.strides ?? [1, 1],
+    dilations: c.dilations ?? [1, 1],
+    pads: c.pads ?? [0, 0, 0, 0],
+    group: c.group ?? 1,
+  });
+  expect(y!.dims).toEqual(ref.dims);
+  expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+}
+
+const cases: Case[] = [
+  { name: '1x1 (pointwise GEMM), bias', x: [1, 5, 13, 11], w: [7, 5, 1, 1], bias: true },
+  { name: '1x1 stride 2', x: [1, 6, 13, 11], w: [5, 6, 1, 1], strides: [2, 2] },
+  { name: '1x1 on a map whose pixel count is a multiple of 4', x: [1, 9, 12, 8], w: [10, 9, 1, 1], bias: true },
+  { name: '3x3 pad 1, no bias', x: [1, 5, 13, 11], w: [7, 5, 3, 3], pads: [1, 1, 1, 1] },
+  { name: '3x3 stride 2, asymmetric pads', x: [1, 5, 13, 11], w: [6, 5, 3, 3], strides: [2, 2], pads: [0, 1, 2, 1], bias: true },
+  { name: '7x7 stride 2 pad 3 (ResNet stem), 3 input channels', x: [1, 3, 23, 19], w: [8, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3], bias: true },
+  { name: 'rectangular kernel, mixed strides and dilations', x: [1, 4, 15, 12], w: [5, 4, 3, 2], strides: [1, 2], dilations: [2, 3], pads: [2, 0, 1, 3] },
+  { name: 'batch 2', x: [2, 5, 9, 9], w: [7, 5, 3, 3], pads: [1, 1, 1, 1], bias: true },
+  { name: 'grouped (group 2)', x: [1, 6, 9, 7], w: [10, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], bias: true },
+  { name: 'grouped (group 3), batch 2, stride 2', x: [2, 6, 11, 9], w: [9, 2, 3, 3], group: 3, strides: [2, 2], pads: [1, 0, 1, 2] },
+  { name: 'depthwise 3x3', x: [1, 6, 13, 11], w: [6, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
+  { name: 'depthwise 3x3 stride 2, dilation 2, batch 2', x: [2, 5, 13, 11], w: [5, 1, 3, 3], group: 5, strides: [2, 2], dilations: [2, 2], pads: [2, 2, 1, 1] },
+  { name: 'depthwise with channel multiplier 2', x: [1, 6, 9, 7], w: [12, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
+  { name: 'single input channel (groups 1)', x: [1, 1, 9, 7], w: [5, 1, 3, 3], pads: [1, 1, 1, 1] },
+  { name: 'runtime weight (GEMM)', x: [1, 5, 9, 7], w: [6, 5, 3, 3], pads: [1, 2, 0, 1], runtimeWeight: true, bias: true },
+  { name: 'runtime weight (grouped)', x: [2, 4, 7, 7], w: [6, 2, 3, 3], group: 2, strides: [2, 2], runtimeWeight: true },
+  { name: 'runtime weight (pointwise)', x: [1, 6, 5, 7], w: [9, 6, 1, 1], runtimeWeight: true },
+  { name: 'runtime weight (depthwise)', x: [1, 4, 9, 7], w: [4, 1, 3, 3], group: 4, pads: [1, 1, 1, 1], runtimeWeight: true },
+  { name: 'C_out 3 with K crossing several tile depths', x: [1, 37, 7, 9], w: [3, 37, 3, 3], pads: [1, 1, 1, 1], bias: true },
+];
+
+const aspp: Case[] = [6, 12, 18, 24, 36].flatMap((d) =>
+  [9, 17].map((size): Case => ({
+    name: `ASPP 3x3 dilation ${d} on ${size}x${size}`,
+    x: [1, 8, size, size],
+    w: [6, 8, 3, 3],
+    dilations: [d, d],
+    pads: [d, d, d, d],
+    bias: true,
+  })),
+);
+
+describe('Conv', () => {
+  for (const c of [...cases, ...aspp]) it(c.name, () => check(c));
+
+  it('a larger ASPP branch: 1x64x33x33 -> 64, 3x3, dilation 6', () =>
+    check({ name: 'large', x: [1, 64, 33, 33], w: [64, 64, 3, 3], dilations: [6, 6], pads: [6, 6, 6, 6], bias: true }));
+
+  it('dispatches more workgroups than one grid dimension allows (GEMM and depthwise)', async () => {
+    // 4.2M output pixels: 65568 GEMM tiles; 16 planes of 4113 depthwise workgroups.
+    await check({ name: 'huge pointwise', x: [1, 2, 2048, 2049], w: [1, 2, 1, 1], bias: true });
+    await check({ name: 'huge depthwise', x: [1, 16, 513, 513], w: [16, 1, 3, 3], group: 16, pads: [1, 1, 1, 1] });
+  });
+
+  /** Explicit [top, left, bottom, right] pads that auto_pad should produce, from the ONNX definition. */
+  function samePads(size: number[], k: number[], s: number[], upper: boolean): number[] {
+    const total = size.map((n, i) => Math.max(0, (Math.ceil(n / s[i]!) - 1) * s[i]! + k[i]! - n));
+    const begin = total.map((t) => (upper ? Math.floor(t / 2) : Math.ceil(t / 2)));
+    return [...begin, ...total.map((t, i) => t - begin[i]!)];
+  }
+
+  for (const [autoPad, upper] of [['SAME_UPPER', true], ['SAME_LOWER', false]] as const) {
+    it(`auto_pad ${autoPad} (odd total padding) equals the explicit pads`, async () => {
+      const x = randomTensor([1, 3, 10, 9], seed++);
+      const w = randomTensor([5, 3, 4, 2], seed++);
+      const [y] = await runNode({ op: 'Conv', attrs: { auto_pad: autoPad, strides: [1, 2] }, inputs: [x, { constant: w }] });
+      const ref = referenceConv(x, w, undefined, { strides: [1, 2], dilations: [1, 1], pads: samePads([10, 9], [4, 2], [1, 2], upper), group: 1 });
+      expect(y!.dims).toEqual([1, 5, 10, 5]);
+      expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+    });
+  }
+
+  it('auto_pad VALID pads nothing', async () => {
+    const x = randomTensor([1, 3, 11, 8], seed++);
+    const w = randomTensor([4, 3, 3, 3], seed++);
+    const [y] = await runNode({ op: 'Conv', attrs: { auto_pad: 'VALID', strides: [2, 2] }, inputs: [x, { constant: w }] });
+    const ref = referenceConv(x, w, undefined, { strides: [2, 2], dilations: [1, 1], pads: [0, 0, 0, 0], group: 1 });
+    expect(y!.dims).toEqual([1, 4, 5, 3]);
+    expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('1-D conv (rank 3) as a 1-pixel-high 2-D conv', async () => {
+    const x = randomTensor([2, 4, 15], seed++);
+    const w = randomTensor([6, 4, 3], seed++);
+    const [y] = await runNode({ op: 'Conv', attrs: { pads: [1, 2], dilations: [2], strides: [2] }, inputs: [x, { constant: w }] });
+    const ref = referenceConv({ ...x, dims: [2, 4, 1, 15] }, { ...w, dims: [6, 4, 1, 3] }, undefined, {
+      strides: [1, 2],
+      dilations: [1, 2],
+      pads: [0, 1, 0, 2],
+      group: 1,
+    });
+    expect(y!.dims).toEqual([2, 6, 7]);
+    expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+  });
+
+  it('fuses a residual Add and ReLU6 into the epilogue', async () => {
+    // A test-only op type whose kernels are the fused conv: Y = clip(conv(X, W) + B + R, 0, 6).
+    const fused: OpImpl = {
+      infer: registry.get('Conv')!.infer,
+      kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs, { activation: 'clamp(v, 0.0f, 6.0f)', residual: true }),
+    };
+    const ops = registry as Map<string, OpImpl>;
+    ops.set('TestConvAddRelu6', fused);
+    try {
+      for (const w of [randomTensor([6, 5, 3, 3], seed++, -2, 2), randomTensor([5, 1, 3, 3], seed++, -2, 2)]) {
+        const group = w.dims[1] === 1 ? 5 : 1;
+        const x = randomTensor([1, 5, 9, 7], seed++, -2, 2);
+        const bias = randomTensor([w.dims[0]!], seed++);
+        const r = randomTensor([1, w.dims[0]!, 9, 7], seed++, -3, 3);
+        const [y] = await runNode({ op: 'TestConvAddRelu6', attrs: { pads: [1, 1, 1, 1], group }, inputs: [x, { constant: w }, { constant: bias }, r] });
+        const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group });
+        expect(relL2(y!.data, Array.from(ref.data, (v, i) => Math.min(Math.max(v + r.data[i]!, 0), 6)))).toBeLessThanOrEqual(1e-5);
+      }
+    } finally {
+      ops.delete('TestConvAddRelu6');
+    }
+  });
+
+  it('refuses bad attributes and shapes', async () => {
+    const x = randomTensor([1, 4, 5, 5], seed++);
+    const w = { constant: randomTensor([2, 4, 3, 3], seed++) };
+    const run = (attrs: Record<string, AttrValue>, inputs = [x, w]) => runNode({ op: 'Conv', attrs, inputs });
+    await expect(run({ auto_pad: 'SAME' })).rejects.toThrow(ModelError);
+    await expect(run({ auto_pad: 'SAME_UPPER', pads: [1, 1, 1, 1] })).rejects.toThrow(ModelError);
+    await expect(run({ strides: [0, 1] })).rejects.toThrow(ModelError);
+    await expect(run({ pads: [1, 1] })).rejects.toThrow(ModelError);
+    await expect(run({ kernel_shape: [5, 5] })).rejects.toThrow(ModelError);
+    await expect(run({ group: 3 })).rejects.toThrow(/group/);
+    await expect(run({}, [x, { constant: randomTensor([2, 3, 3, 3], seed++) }])).rejects.toThrow(/4 channels/);
+    await expect(run({}, [x, { constant: randomTensor([2, 4, 7, 7], seed++) }])).rejects.toThrow(ModelError);
+    await expect(run({ bogus: 1 })).rejects.toThrow(UnsupportedOpError);
+    await expect(run({}, [randomTensor([1, 4, 3, 5, 5], seed++), { constant: randomTensor([2, 4, 3, 3, 3], seed++) }])).rejects.toThrow(
+      UnsupportedOpError,
+    );
+  });
+});
