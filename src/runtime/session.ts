@@ -77,6 +77,7 @@ export class Session {
           return { pipeline: p, bindGroup: device.createBindGroup({ layout: p.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
         }),
       );
+      await warmUp(device, encoded);
       return new Session(gpu, typed, plan, slots, [...uploaded.values()], encoded, keep);
     });
   }
@@ -173,6 +174,29 @@ export class Session {
 }
 
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
+
+/**
+ * Dispatches one workgroup of every pipeline once. Drivers may compile a
+ * pipeline at its first use (Mesa's lavapipe does, seconds per model), which
+ * would otherwise land in the first run. The values written are garbage, and
+ * harmless: buffers are shared between tensors by the memory plan, so no
+ * kernel relies on what a buffer held before its run.
+ */
+async function warmUp(device: GPUDevice, encoded: readonly Encoded[]): Promise<void> {
+  const seen = new Set<GPUComputePipeline>();
+  const encoder = device.createCommandEncoder();
+  const pass = encoder.beginComputePass();
+  for (const e of encoded) {
+    if (seen.has(e.pipeline)) continue;
+    seen.add(e.pipeline);
+    pass.setPipeline(e.pipeline);
+    pass.setBindGroup(0, e.bindGroup);
+    pass.dispatchWorkgroups(1);
+  }
+  pass.end();
+  device.queue.submit([encoder.finish()]);
+  await device.queue.onSubmittedWorkDone();
+}
 
 /**
  * Compiles one kernel. Synchronous createComputePipeline: dawn.node's
