@@ -44,7 +44,11 @@ function input(): Float32Array {
   return x;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
 
 interface Timing {
   provider: string;
@@ -73,7 +77,7 @@ async function timeOrt(provider: string): Promise<Timing> {
   return { provider: `onnxruntime ${provider}`, loadMs, runMs, medianMs: median(runMs) };
 }
 
-async function timeSegscope(): Promise<Timing & { adapter: string; compileMs: number; peakBytes: number; output: Float32Array }> {
+async function timeSegscope(): Promise<Timing & { adapter: string; compileMs: number; activationBytes: number; output: Float32Array }> {
   const gpu = await openDawn();
   const t0 = performance.now();
   const graph = await readModelFile(modelPath!);
@@ -95,7 +99,7 @@ async function timeSegscope(): Promise<Timing & { adapter: string; compileMs: nu
     compileMs,
     runMs,
     medianMs: median(runMs),
-    peakBytes: session.plan.slotBytes.reduce((a, b) => a + b, 0),
+    activationBytes: session.plan.slotBytes.reduce((a, b) => a + b, 0),
     output: out!.data as Float32Array,
   };
 }
@@ -143,5 +147,5 @@ if (values.ort) {
   console.log(
     `| ${result.model} | ${dims.join('x')} | ${s(ours.medianMs)} | ${s(cpu.medianMs)} | ${s(webgpu.medianMs)} | ${(ours.medianMs / webgpu.medianMs).toFixed(2)}x | ${(ours.medianMs / cpu.medianMs).toFixed(1)}x |`,
   );
-  console.log(`segscope vs ORT CPU relL2 (all logits): ${result.segscope.relL2VsOrtCpu.toExponential(2)}; compile ${s(ours.compileMs)}; buffers ${(ours.peakBytes / 2 ** 20).toFixed(0)} MiB; wrote ${file}`);
+  console.log(`segscope vs ORT CPU relL2 (all logits): ${result.segscope.relL2VsOrtCpu.toExponential(2)}; compile ${s(ours.compileMs)}; activation buffers ${(ours.activationBytes / 2 ** 20).toFixed(0)} MiB; wrote ${file}`);
 }

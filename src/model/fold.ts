@@ -1,4 +1,4 @@
-import { ModelError } from '../errors.js';
+import { ModelError, UnsupportedOpError } from '../errors.js';
 import { axis, broadcastDims, flattenDims, reshapeDims, squeezeDims, unsqueezeDims } from './dims.js';
 import type { ElemType, HostTensor, Node, TypedInput } from './graph.js';
 import { hostTensor, isFloatType, sizeOf } from './graph.js';
@@ -26,11 +26,40 @@ function valueOf(node: Node, x: TypedInput | undefined, what: string): HostTenso
 
 const ints = (node: Node, x: TypedInput | undefined, what: string): number[] => Array.from(valueOf(node, x, what).data);
 
-/** Converts values to the element type (float32 rounding, integer truncation, bool). */
+const f32Bits = new Uint32Array(1);
+const f32View = new Float32Array(f32Bits.buffer);
+
+/** `x` rounded (to nearest even) to the precision of a float with `mantissa` bits and exponent bias `bias`. */
+function roundToFloat(x: number, mantissa: number, bias: number): number {
+  if (!Number.isFinite(x) || x === 0) return x;
+  const exponent = Math.max(Math.floor(Math.log2(Math.abs(x))), 1 - bias);
+  const ulp = 2 ** (exponent - mantissa);
+  const r = x / ulp;
+  const nearest = Math.round(r) - (Math.abs(r % 1) === 0.5 && Math.round(r) % 2 !== 0 ? 1 : 0);
+  const y = nearest * ulp;
+  const max = (2 - 2 ** -mantissa) * 2 ** bias;
+  return Math.abs(y) > max ? Math.sign(y) * Infinity : y;
+}
+
+/** float16 and bfloat16 are held as float32 (see HostTensor), rounded to their precision. */
+const narrowFloat: Partial<Record<ElemType, (x: number) => number>> = {
+  float16: (x) => roundToFloat(x, 10, 15),
+  bfloat16: (x) => {
+    // bfloat16 is the high half of a float32: round the low half away, to nearest even.
+    f32View[0] = x;
+    if (Number.isNaN(x)) return x;
+    const bits = f32Bits[0]!;
+    f32Bits[0] = (bits + 0x7fff + ((bits >>> 16) & 1)) & 0xffff0000;
+    return f32View[0]!;
+  },
+};
+
+/** Converts values to the element type (float rounding, integer truncation, bool). */
 function cast(type: ElemType, dims: readonly number[], data: ArrayLike<number>): HostTensor {
+  const narrow = narrowFloat[type];
   const out = isFloatType(type)
-    ? Float32Array.from(data)
-    : Float64Array.from(data, (v) => (type === 'bool' ? (v !== 0 ? 1 : 0) : Math.trunc(v)));
+    ? Float32Array.from(data, (v) => (narrow ? narrow(Math.fround(v)) : v))
+    : Float64Array.from(data, (v) => (type === 'bool' ? (v !== 0 ? 1 : 0) : Math.trunc(v) + 0)); // + 0: integers have no -0
   return { type: isFloatType(type) ? 'float32' : type, dims: [...dims], data: out };
 }
 
@@ -196,7 +225,7 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
   Transpose: evaluateTranspose,
   Cast: (node, [x]) => {
     const to = ONNX_TYPE_CODES[node.attrs.int('to')];
-    if (!to) throw new ModelError(`Cast node '${node.name}': unsupported target type ${node.attrs.int('to')}`);
+    if (!to) throw new UnsupportedOpError(`Cast node '${node.name}': target type ${node.attrs.int('to')} is not supported`);
     const v = valueOf(node, x, 'input');
     return [cast(to, v.dims, v.data)];
   },
@@ -234,7 +263,9 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
   Sub: arithmetic((a, b) => a - b),
   Mul: arithmetic((a, b) => a * b),
   Div: arithmetic((a, b, integer) => (integer ? Math.trunc(a / b) : a / b)),
-  Mod: arithmetic((a, b, integer) => (integer ? a - Math.floor(a / b) * b : a % b)),
+  // fmod=0: the remainder takes the divisor's sign (Python); fmod=1: the dividend's (C fmod).
+  Mod: (node, inputs, opset) =>
+    arithmetic((a, b) => (node.attrs.int('fmod', 0) ? a % b : a - Math.floor(a / b) * b))(node, inputs, opset),
   Min: elementwise(sameType, Math.min),
   Max: elementwise(sameType, Math.max),
   Neg: elementwise(sameType, (a) => -a),

@@ -1,5 +1,6 @@
 import { InputError } from '../errors.js';
-import type { Graph, HostTensor, Node } from './graph.js';
+import type { ElemType, Graph, HostTensor, Node, ValueInfo } from './graph.js';
+import { isFloatType } from './graph.js';
 import type { TypedGraph } from './infer.js';
 
 /**
@@ -60,13 +61,23 @@ export function freezeInputs(graph: Graph, values: Readonly<Record<string, HostT
   const names = Object.keys(values);
   if (!names.length) return graph;
   for (const name of names) {
-    if (!graph.inputs.some((i) => i.name === name)) {
-      throw new InputError(`cannot freeze '${name}': ${graph.source || 'the model'} has no input of that name`);
-    }
+    const input = graph.inputs.find((i) => i.name === name);
+    if (!input) throw new InputError(`cannot freeze '${name}': ${graph.source || 'the model'} has no input of that name`);
+    checkFeedType(input, values[name]!);
   }
   return {
     ...graph,
     inputs: graph.inputs.filter((i) => !(i.name in values)),
     initializers: new Map([...graph.initializers, ...Object.entries(values)]),
   };
+}
+
+/**
+ * A tensor given for a graph input must be of the input's kind: float, integer
+ * or bool. Widths may differ (float64 data for a float32 input, int32 for
+ * int64): the GPU holds floats as f32 and integers as i32 anyway.
+ */
+export function checkFeedType(input: ValueInfo, t: HostTensor): void {
+  const kind = (type: ElemType) => (isFloatType(type) ? 'float' : type === 'bool' ? 'bool' : 'integer');
+  if (kind(t.type) !== kind(input.type)) throw new InputError(`input '${input.name}' is ${input.type}, got a ${t.type} tensor`);
 }

@@ -4,7 +4,7 @@ import { checked } from '../gpu/device.js';
 import type { Graph, HostTensor } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
-import { foldBatchNorm, freezeInputs } from '../model/passes.js';
+import { checkFeedType, foldBatchNorm, freezeInputs } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan } from './plan.js';
 
@@ -114,6 +114,7 @@ export class Session {
         const placement = this.plan.placement.get(input.name);
         const feed = feeds[input.name];
         if (!feed) throw new InputError(`input '${input.name}' was not given (inputs: ${this.inputNames.join(', ')})`);
+        checkFeedType(input, feed);
         const expected = this.typed.types.get(input.name)!;
         if (feed.dims.length !== expected.dims.length || feed.dims.some((d, i) => d !== expected.dims[i])) {
           throw new InputError(`input '${input.name}': expected shape [${expected.dims.join(',')}], got [${feed.dims.join(',')}]`);
