@@ -12,7 +12,7 @@ import { readModelFile } from '../src/io/model-file.js';
 import { evaluators } from '../src/model/fold.js';
 import type { HostTensor } from '../src/model/graph.js';
 import { decodeTensor } from '../src/onnx/decode.js';
-import { tensorFromProto } from '../src/onnx/tensor.js';
+import { tensorFromProto } from '../src/model/tensor-proto.js';
 import { registry } from '../src/ops/registry.js';
 import { Session } from '../src/runtime/session.js';
 import { gpu, relL2 } from './helpers/gpu.js';

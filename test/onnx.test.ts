@@ -8,7 +8,7 @@ import { graphFromModel } from '../src/model/from-onnx.js';
 import type { Graph, HostTensor } from '../src/model/graph.js';
 import { decodeModel, decodeTensor, encodeModel } from '../src/onnx/decode.js';
 import { AttributeType, DataLocation, DataType, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../src/onnx/schema.js';
-import { tensorFromProto } from '../src/onnx/tensor.js';
+import { tensorFromProto } from '../src/model/tensor-proto.js';
 
 const SOURCE = 'mem.onnx';
 

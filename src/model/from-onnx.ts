@@ -6,7 +6,7 @@
  */
 import { ModelError } from '../errors.js';
 import { AttributeType, DataType, enumName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/schema.js';
-import { elemTypeOf, tensorFromProto, type ExternalDataReader, type TensorContext } from '../onnx/tensor.js';
+import { elemTypeOf, tensorFromProto, type ExternalDataReader, type TensorContext } from './tensor-proto.js';
 import { Attrs, type AttrValue, type Dim, type Graph, type HostTensor, type Node, type ValueInfo } from './graph.js';
 
 export interface GraphOptions {

@@ -4,8 +4,8 @@
  * becomes Float64Array of exact integers (see HostTensor in model/graph.ts).
  */
 import { ModelError } from '../errors.js';
-import type { ElemType, HostTensor } from '../model/graph.js';
-import { DataLocation, DataType, enumName, type TensorProto } from './schema.js';
+import type { ElemType, HostTensor } from './graph.js';
+import { DataLocation, DataType, enumName, type TensorProto } from '../onnx/schema.js';
 
 /**
  * Reads `length` bytes at `offset` of an external data file named by a

@@ -1,0 +1,32 @@
+/**
+ * The engine must run in a browser with `navigator.gpu`: its layers use no
+ * Node API, and each layer imports only the layers above it (design.md).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const SRC = join(import.meta.dirname, '../src');
+const ORDER = ['onnx', 'model', 'gpu', 'ops', 'runtime'];
+/** The one module allowed to load Dawn's Node bindings. */
+const ADAPTER = 'gpu/dawn.ts';
+
+function imports(file: string): string[] {
+  return [...readFileSync(join(SRC, file), 'utf8').matchAll(/^(?:import|export)[^;]*?from '([^']+)'/gms)].map((m) => m[1]!);
+}
+
+describe('engine layering', () => {
+  for (const layer of ORDER) {
+    for (const file of readdirSync(join(SRC, layer)).filter((f) => f.endsWith('.ts'))) {
+      const path = `${layer}/${file}`;
+      if (path === ADAPTER) continue;
+      it(`${path} uses no Node API and imports only layers above it`, () => {
+        for (const spec of imports(path)) {
+          expect(spec, `${path} imports ${spec}`).not.toMatch(/^node:|^(fs|path|os|child_process|webgpu)$/);
+          const target = /^\.\.\/([a-z]+)\//.exec(spec)?.[1];
+          if (target) expect(ORDER.indexOf(target), `${path} imports ${spec}`).toBeLessThan(ORDER.indexOf(layer));
+        }
+      });
+    }
+  }
+});
