@@ -89,7 +89,7 @@ async function timeSegscope(): Promise<Timing & { adapter: string; compileMs: nu
   let out: HostTensor | undefined;
   for (let i = 0; i < runs + 1; i++) {
     const t = performance.now();
-    out = (await session.run(x)).get(session.outputNames[0]!)!;
+    out = (await session.run(x)).outputs.get(session.outputNames[0]!)!;
     if (i > 0) runMs.push(performance.now() - t);
   }
   return {
@@ -99,7 +99,7 @@ async function timeSegscope(): Promise<Timing & { adapter: string; compileMs: nu
     compileMs,
     runMs,
     medianMs: median(runMs),
-    activationBytes: session.plan.slotBytes.reduce((a, b) => a + b, 0),
+    activationBytes: (await session.plan()).slotBytes.reduce((a, b) => a + b, 0),
     output: out!.data as Float32Array,
   };
 }

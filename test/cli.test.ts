@@ -52,7 +52,7 @@ describe('segscope run', () => {
 
     const x = decodeNpy(readFileSync(INPUT), INPUT);
     const session = await Session.create(await gpu(), graph, { inputShapes: { input: [1, 3, 65, 65] } });
-    const logits = (await session.run(x)).get('output')!;
+    const logits = (await session.run(x)).outputs.get('output')!;
     session.destroy();
     const dumped = decodeNpy(readFileSync(join(dir, index.output!)), 'output');
     expect(dumped.dims).toEqual([1, 21, 65, 65]);

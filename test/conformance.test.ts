@@ -115,7 +115,7 @@ describe('ONNX backend conformance (libonnx-testdata)', () => {
         const out = await session!.run(inputs);
         graph.outputs.forEach((o, i) => {
           const expected = bfloat16Bits(o.type, readTensor(join(data, `output_${i}.pb`)));
-          const actual = out.get(o.name)!;
+          const actual = out.outputs.get(o.name)!;
           expect(actual.dims, `${o.name} shape`).toEqual(expected.dims);
           if (expected.type === 'float32') {
             // NaN/Inf positions must agree; the rest is compared by relative L2.

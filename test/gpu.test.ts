@@ -25,7 +25,7 @@ describe('GPU device handling', () => {
 
     const fresh = await openDawn();
     const again = await Session.create(fresh, nodeGraph({ op: 'Relu', inputs: [x] }));
-    const y = (await again.run({ in0: x })).get('out0')!;
+    const y = (await again.run({ in0: x })).outputs.get('out0')!;
     expect(relL2(y.data, Array.from(x.data, (v) => Math.max(v, 0)))).toBe(0);
     fresh.device.destroy();
   });

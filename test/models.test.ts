@@ -33,35 +33,32 @@ describe('PyTorch exports match onnxruntime on every tensor', () => {
       const graph = await readModelFile(path);
       const input = graph.inputs[0]!.name;
       const x = randomTensor(dims, file.length * 131 + dims[2]!, -2, 2);
-      const intermediates = graph.nodes.flatMap((n) => n.outputs.filter(Boolean));
+      const session = await Session.create(await gpu(), graph, { inputShapes: { [input]: dims } });
 
-      // Every tensor kept: nothing is fused away, each is the ONNX tensor of that name.
-      const all = await Session.create(await gpu(), graph, { inputShapes: { [input]: dims }, keep: intermediates });
-      const floats = intermediates.filter((n) => {
-        const t = all.typeOf(n);
-        return t && isFloatType(t.type) && all.plan.placement.get(n)?.kind === 'buffer';
-      });
-      const ours = await all.run({ [input]: x }, floats);
-      all.destroy();
-      const reference = await runOrt(path, { [input]: x }, floats);
+      // No capture: BatchNorm folded, buffers reused.
+      const lean = await session.run({ [input]: x });
+      // Everything captured through the hook API: nothing is fused away, each
+      // capture is the ONNX tensor of that name.
+      const { outputs, captured } = await session.run({ [input]: x }, { capture: ['*'] });
+      const floats = [...captured.values()].filter((t) => isFloatType(t.type) && t.buffer);
+      const ours = new Map(await Promise.all(floats.map(async (t) => [t.name, await t.toHost()] as const)));
+      session.destroy();
+      const reference = await runOrt(path, { [input]: x }, [...ours.keys()]);
 
-      const worst = floats
-        .map((name) => {
-          const a = ours.get(name)!;
+      expect(ours.size).toBeGreaterThan(20);
+      const worst = [...ours]
+        .map(([name, a]) => {
           const b = reference.get(name)!;
           expect(a.dims, name).toEqual(b.dims);
           return { name, error: relL2(a.data, b.data) };
         })
         .sort((p, q) => q.error - p.error);
-      expect(floats.length).toBeGreaterThan(20);
       expect(worst[0]!.error, `worst tensor ${worst[0]!.name}`).toBeLessThanOrEqual(1e-4);
 
-      // Nothing kept: BatchNorm folded, buffers reused; the outputs must not change.
-      const lean = await Session.create(await gpu(), graph, { inputShapes: { [input]: dims } });
-      const outputs = await lean.run({ [input]: x });
-      lean.destroy();
+      // Capturing never changes the outputs.
       for (const o of graph.outputs) {
-        expect(relL2(outputs.get(o.name)!.data, reference.get(o.name)!.data), o.name).toBeLessThanOrEqual(1e-4);
+        expect(relL2(lean.outputs.get(o.name)!.data, reference.get(o.name)!.data), o.name).toBeLessThanOrEqual(1e-4);
+        expect(outputs.get(o.name)!.data, o.name).toEqual(lean.outputs.get(o.name)!.data);
       }
     });
   }

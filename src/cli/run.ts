@@ -8,7 +8,6 @@ import { readModelFile } from '../io/model-file.js';
 import { decodeNpy, encodeNpy } from '../io/npy.js';
 import type { Graph, HostTensor } from '../model/graph.js';
 import { Session } from '../runtime/session.js';
-import { selectTensors } from '../runtime/select.js';
 
 export const runHelp = `Usage: segscope run MODEL --input [NAME=]FILE.npy [options]
 
@@ -19,9 +18,11 @@ Options:
   --input [NAME=]FILE.npy  an input tensor (float32, or int64 for integer
                            inputs); repeat for models with several inputs.
                            Without NAME=, inputs are taken in graph order.
-  --dump PATTERN           dump the tensors whose name is PATTERN or matches
-                           the glob PATTERN ('*' any run, '?' one character);
-                           repeatable. Graph outputs are always dumped.
+  --dump PATTERN           dump tensors; repeatable. PATTERN is, in this order:
+                           a tensor name, a node name (its outputs), a PyTorch
+                           module path ('aspp.project': the module's output),
+                           a glob ('*', '?'), or a regular expression written
+                           /…/. Graph outputs are always dumped.
   --dump-dir DIR           where dumps go (default: out/): DIR/index.json maps
                            tensor names to .npy files
   --backend NAME           Dawn backend: vulkan, opengles, … (env SEGSCOPE_BACKEND)
@@ -32,7 +33,8 @@ Options:
 Examples:
   segscope run model.onnx --input x.npy
   segscope run model.onnx --input x.npy --dump '*' --dump-dir out/
-  segscope run model.onnx --input input=x.npy --dump '/aspp/*' --dump-dir aspp/`;
+  segscope run model.onnx --input input=x.npy --dump classifier.aspp.project --dump-dir aspp/
+  segscope run model.onnx --input x.npy --dump '/layer4.*Relu/'`;
 
 export async function runCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -53,24 +55,24 @@ export async function runCommand(argv: string[]): Promise<void> {
   const modelPath = positionals[0]!;
   const graph = await readModelFile(modelPath);
   const feeds = await readInputs(graph, values.input);
-  const tensorNames = [...graph.inputs.map((i) => i.name), ...graph.nodes.flatMap((n) => n.outputs.filter(Boolean))];
-  const dumped = values.dump.length ? selectTensors(tensorNames, values.dump) : [];
-  const dumpDir = values['dump-dir'] ?? (dumped.length ? 'out' : undefined);
+  const dumpDir = values['dump-dir'] ?? (values.dump.length ? 'out' : undefined);
 
   const gpu = await openDawn({ backend: values.backend, adapter: values.adapter });
   const t0 = performance.now();
   const session = await Session.create(gpu, graph, {
     inputShapes: Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, [...t.dims]])),
-    keep: dumped,
+    capture: values.dump,
   });
   const t1 = performance.now();
-  const results = await session.run(feeds, dumped);
+  const { outputs, captured } = await session.run(feeds);
   const t2 = performance.now();
+  const dumped = new Map(outputs);
+  for (const [name, tensor] of captured) dumped.set(name, await tensor.toHost());
 
   if (dumpDir) {
     const taken = new Set<string>(['index.json']);
     const index: Record<string, string> = {};
-    for (const [name, tensor] of results) {
+    for (const [name, tensor] of dumped) {
       const file = safeFileName(name, '.npy', taken);
       await writeFileAtomic(join(dumpDir, file), encodeNpy(tensor));
       index[name] = file;
@@ -82,8 +84,8 @@ export async function runCommand(argv: string[]): Promise<void> {
     adapter: gpu.description,
     compileMs: Math.round(t1 - t0),
     runMs: Math.round(t2 - t1),
-    outputs: session.outputNames.map((name) => ({ name, ...stats(results.get(name)!) })),
-    dumped: dumpDir ? { dir: dumpDir, tensors: results.size } : undefined,
+    outputs: session.outputNames.map((name) => ({ name, ...stats(outputs.get(name)!) })),
+    dumped: dumpDir ? { dir: dumpDir, tensors: dumped.size } : undefined,
   };
   if (values.json) return void console.log(JSON.stringify(summary, null, 2));
   console.log(`${modelPath} on ${gpu.description}`);
@@ -91,7 +93,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   for (const o of summary.outputs) {
     console.log(`  ${o.name}: ${o.type}[${o.shape.join(',')}] min ${o.min} max ${o.max} mean ${o.mean}`);
   }
-  if (dumpDir) console.log(`wrote ${results.size} tensors to ${dumpDir}/ (index.json)`);
+  if (dumpDir) console.log(`wrote ${dumped.size} tensors to ${dumpDir}/ (index.json)`);
 }
 
 /** `--input [NAME=]FILE` values as feeds: named ones by name, the rest in graph-input order. */

@@ -7,9 +7,10 @@ import type { TypedGraph } from './infer.js';
  * Folds BatchNormalization into the Conv before it, when the export kept it
  * separate (do_constant_folding=False):
  *   W'[o] = W[o] * s[o],  b'[o] = (b[o] - mean[o]) * s[o] + beta[o],  s = gamma / sqrt(var + eps).
- * The Conv's own output disappears, so a Conv whose output is in `keep`
- * (captured, dumped, or a graph output) is left alone: every kept tensor
- * stays exactly the ONNX tensor of that name.
+ * The Conv's own output disappears. When it is in `keep` (captured or
+ * dumped), the original Conv also stays, computing it for the capture alone:
+ * every kept tensor is exactly the ONNX tensor of that name, and capturing
+ * never changes any other value, bit for bit.
  */
 export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): TypedGraph {
   const { values, types } = typed;
@@ -17,7 +18,7 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
   for (const node of typed.nodes) for (const name of node.inputs) consumers.set(name, [...(consumers.get(name) ?? []), node]);
   const outputs = new Set(typed.graph.outputs.map((o) => o.name));
   const removed = new Set<Node>();
-  const replaced = new Map<Node, Node>();
+  const replaced = new Map<Node, Node[]>();
 
   for (const conv of typed.nodes) {
     if (conv.opType !== 'Conv') continue;
@@ -25,7 +26,7 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
     const users = consumers.get(y) ?? [];
     const bn = users[0];
     if (users.length !== 1 || bn!.opType !== 'BatchNormalization' || bn!.inputs[0] !== y) continue;
-    if (keep.has(y) || outputs.has(y) || bn!.outputs.filter(Boolean).length !== 1) continue;
+    if (outputs.has(y) || bn!.outputs.filter(Boolean).length !== 1) continue;
     const w = values.get(conv.inputs[1]!);
     const [gamma, beta, mean, variance] = bn!.inputs.slice(1, 5).map((n) => values.get(n));
     const bias = conv.inputs[2] ? values.get(conv.inputs[2]) : undefined;
@@ -45,10 +46,11 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
     };
     add(wName, { type: 'float32', dims: [...w.dims], data: wFolded });
     add(bName, { type: 'float32', dims: [outChannels], data: bFolded });
-    replaced.set(conv, { ...conv, inputs: [conv.inputs[0]!, wName, bName], outputs: [bn!.outputs[0]!] });
+    const fused: Node = { ...conv, name: `${conv.name}::bn_folded`, inputs: [conv.inputs[0]!, wName, bName], outputs: [bn!.outputs[0]!] };
+    replaced.set(conv, keep.has(y) ? [conv, fused] : [fused]);
     removed.add(bn!);
   }
-  const nodes = typed.nodes.filter((n) => !removed.has(n)).map((n) => replaced.get(n) ?? n);
+  const nodes = typed.nodes.filter((n) => !removed.has(n)).flatMap((n) => replaced.get(n) ?? [n]);
   return { ...typed, nodes };
 }
 

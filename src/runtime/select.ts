@@ -1,26 +1,92 @@
 import { InputError } from '../errors.js';
+import type { TypedGraph } from '../model/infer.js';
+import { scopeOf } from '../model/scopes.js';
 
-/** A glob (`*` any run of characters, `?` one character) as an anchored RegExp. */
+/**
+ * Naming tensors to capture. A pattern is resolved in this order, the first
+ * kind that matches anything wins:
+ *   1. an exact tensor name;
+ *   2. an exact node name: that node's outputs;
+ *   3. a PyTorch module path (`aspp.project`, or the scope `/aspp/project`):
+ *      the tensor leaving that module, as register_forward_hook sees it;
+ *   4. a glob (`*` any run of characters, `?` one character);
+ *   5. a regular expression (a RegExp, or a string written `/…/flags`).
+ * A pattern that matches nothing is an error naming the closest names; a
+ * module with several outputs is an error listing them.
+ */
+export type TensorPattern = string | RegExp;
+
+/** A glob as an anchored RegExp. */
 export function globToRegExp(glob: string): RegExp {
   const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's');
 }
 
-/**
- * The tensor names a pattern list selects: each pattern is an exact name or a
- * glob. A pattern that selects nothing is an error naming the closest names.
- */
-export function selectTensors(names: readonly string[], patterns: readonly string[]): string[] {
-  const selected = new Set<string>();
-  for (const pattern of patterns) {
-    const matches = names.includes(pattern) ? [pattern] : names.filter((n) => globToRegExp(pattern).test(n));
-    if (!matches.length) {
-      const close = [...names].sort((a, b) => editDistance(pattern, a) - editDistance(pattern, b)).slice(0, 5);
-      throw new InputError(`no tensor matches '${pattern}'. Closest names: ${close.map((n) => `'${n}'`).join(', ')}`);
-    }
-    for (const m of matches) selected.add(m);
+/** Every tensor a user can name: graph inputs and node outputs (initializers are weights, not activations). */
+export function tensorNames(typed: TypedGraph): string[] {
+  return [...typed.graph.inputs.map((i) => i.name), ...typed.graph.nodes.flatMap((n) => n.outputs.filter(Boolean))];
+}
+
+/** The tensors produced inside a scope and used outside it (or graph outputs), excluding load-time constants. */
+export function moduleOutputs(typed: TypedGraph, scope: string): string[] {
+  const { graph } = typed;
+  const inside = (name: string) => name.startsWith(scope);
+  const produced = graph.nodes.filter((n) => inside(n.name)).flatMap((n) => n.outputs.filter(Boolean));
+  const usedOutside = new Set(graph.nodes.filter((n) => !inside(n.name)).flatMap((n) => n.inputs));
+  for (const o of graph.outputs) usedOutside.add(o.name);
+  return produced.filter((t) => usedOutside.has(t) && !typed.values.has(t));
+}
+
+export function resolvePattern(typed: TypedGraph, pattern: TensorPattern): string[] {
+  const names = tensorNames(typed);
+  if (pattern instanceof RegExp) return matching(names, pattern, String(pattern));
+  if (names.includes(pattern)) return [pattern];
+  const node = typed.graph.nodes.find((n) => n.name === pattern);
+  if (node) return node.outputs.filter(Boolean);
+  const scope = scopeOf(pattern);
+  if (typed.graph.nodes.some((n) => n.name.startsWith(scope))) {
+    const outputs = moduleOutputs(typed, scope);
+    if (outputs.length === 1) return outputs;
+    throw new InputError(
+      outputs.length
+        ? `module '${pattern}' has ${outputs.length} outputs: ${outputs.map((n) => `'${n}'`).join(', ')}. Name the tensor you want`
+        : `module '${pattern}' computes nothing at run time (its values are constants)`,
+    );
   }
-  return [...selected];
+  const globbed = /[*?]/.test(pattern) ? names.filter((n) => globToRegExp(pattern).test(n)) : [];
+  if (globbed.length) return globbed;
+  const regex = /^\/(.+)\/([a-z]*)$/s.exec(pattern);
+  if (regex) {
+    let re: RegExp;
+    try {
+      re = new RegExp(regex[1]!, regex[2]);
+    } catch (e) {
+      throw new InputError(`pattern '${pattern}': ${(e as Error).message}`);
+    }
+    const found = names.filter((n) => re.test(n));
+    if (found.length) return found;
+  }
+  throw noMatch(names, pattern);
+}
+
+/** Resolves several patterns to distinct tensor names, in first-seen order. */
+export function resolvePatterns(typed: TypedGraph, patterns: readonly TensorPattern[]): string[] {
+  return [...new Set(patterns.flatMap((p) => resolvePattern(typed, p)))];
+}
+
+function matching(names: string[], pattern: RegExp, label: string): string[] {
+  // A global or sticky RegExp keeps state between test() calls: match with a fresh one.
+  const re = new RegExp(pattern.source, pattern.flags.replace(/[gy]/g, ''));
+  const found = names.filter((n) => re.test(n));
+  if (!found.length) throw noMatch(names, label);
+  return found;
+}
+
+function noMatch(names: string[], pattern: string): InputError {
+  const close = [...names].sort((a, b) => editDistance(pattern, a) - editDistance(pattern, b)).slice(0, 5);
+  return new InputError(
+    `no tensor matches '${pattern}'. Closest names: ${close.map((n) => `'${n}'`).join(', ')}. List them all with 'segscope layers MODEL'`,
+  );
 }
 
 /** Levenshtein distance, for "did you mean" suggestions. */

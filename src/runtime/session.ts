@@ -2,22 +2,38 @@ import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { checked } from '../gpu/device.js';
 import type { Graph, HostTensor } from '../model/graph.js';
-import { isFloatType, sizeOf } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
+import { CapturedTensor } from './captured.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan } from './plan.js';
+import { resolvePatterns, type TensorPattern } from './select.js';
 
 export interface SessionOptions {
   /** Concrete shape of each graph input, by name. Inputs the file fixes completely may be omitted. */
   inputShapes?: Record<string, number[]>;
-  /**
-   * Tensors to materialise so they can be read after a run. Passes never fuse
-   * such a tensor away, so its value is exactly the ONNX tensor of that name.
-   */
-  keep?: Iterable<string>;
+  /** Tensors to capture on every run unless `run` names others: compiled eagerly. */
+  capture?: readonly TensorPattern[];
   /** Graph inputs whose values are fixed for the session (e.g. a shape fed as an input). */
   constants?: Record<string, HostTensor>;
+}
+
+export interface RunOptions {
+  /**
+   * Tensors to capture: exact names, node names, module paths, globs or
+   * regular expressions (see select.ts). A capture makes the engine
+   * materialise the tensor, so it is exactly the ONNX tensor of that name even
+   * where the engine would otherwise fuse its producer away; other outputs do
+   * not change.
+   */
+  capture?: readonly TensorPattern[];
+}
+
+export interface RunResult {
+  /** The graph outputs, on the host. */
+  outputs: Map<string, HostTensor>;
+  /** The captured tensors by resolved name, on the GPU until read. */
+  captured: Map<string, CapturedTensor>;
 }
 
 interface Encoded {
@@ -26,60 +42,38 @@ interface Encoded {
   workgroups: [number, number, number];
 }
 
+/** The GPU program for one set of materialised tensors. */
+interface Compiled {
+  plan: Plan;
+  slots: GPUBuffer[];
+  encoded: Encoded[];
+}
+
 /**
- * A model compiled for one input shape: pipelines, bind groups and buffers are
- * built once; each `run` is one command encoder and one submit.
+ * A model compiled for one input shape. Shapes are inferred once; each set of
+ * captured tensors gets its program (pipelines, bind groups, buffers) built
+ * once and reused, and each `run` is one command encoder and one submit.
  */
 export class Session {
+  private readonly programs = new Map<string, Compiled>();
+  /** Weights and other load-time data on the GPU, shared by every program. */
+  private readonly uploads = new Map<string, GPUBuffer>();
+  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
+  private runs = 0;
+
   private constructor(
     readonly gpu: Gpu,
+    /** The typed graph before fusion passes: every ONNX tensor with its shape. */
     readonly typed: TypedGraph,
-    readonly plan: Plan,
-    private readonly slots: GPUBuffer[],
-    private readonly uploads: GPUBuffer[],
-    private readonly encoded: Encoded[],
-    readonly kept: ReadonlySet<string>,
+    private readonly defaultCapture: readonly TensorPattern[],
   ) {}
 
   static async create(gpu: Gpu, graph: Graph, options: SessionOptions = {}): Promise<Session> {
-    const keep = new Set(options.keep ?? []);
     const inputDims = new Map(Object.entries(options.inputShapes ?? {}));
-    const typed = foldBatchNorm(
-      inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer),
-      keep,
-    );
-    const plan = buildPlan(typed, registry, keep);
-    checkLimits(plan, gpu.limits);
-    const { device } = gpu;
-    return checked(gpu, `compiling ${graph.source || 'model'}`, async () => {
-      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-      const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
-      const uploaded = new Map<string, GPUBuffer>();
-      const pipelines = new Map<string, Promise<GPUComputePipeline>>();
-      const encoded = await Promise.all(
-        plan.kernels.map(async ({ node, kernel, buffers }): Promise<Encoded> => {
-          let pipeline = pipelines.get(kernel.wgsl);
-          if (!pipeline) {
-            pipeline = compilePipeline(device, kernel.wgsl, `${node.opType} node '${node.name}' (${kernel.label})`);
-            pipelines.set(kernel.wgsl, pipeline);
-          }
-          const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
-            if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]! } };
-            let buffer = uploaded.get(ref.key);
-            if (!buffer) {
-              buffer = device.createBuffer({ size: align4(ref.data.byteLength), usage, label: ref.key });
-              device.queue.writeBuffer(buffer, 0, ref.data);
-              uploaded.set(ref.key, buffer);
-            }
-            return { binding, resource: { buffer } };
-          });
-          const p = await pipeline;
-          return { pipeline: p, bindGroup: device.createBindGroup({ layout: p.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
-        }),
-      );
-      await warmUp(device, encoded);
-      return new Session(gpu, typed, plan, slots, [...uploaded.values()], encoded, keep);
-    });
+    const typed = inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer);
+    const session = new Session(gpu, typed, options.capture ?? []);
+    await session.program(session.resolve(session.defaultCapture));
+    return session;
   }
 
   get inputNames(): string[] {
@@ -90,28 +84,34 @@ export class Session {
     return this.typed.graph.outputs.map((o) => o.name);
   }
 
-  /** The shape and element type of any tensor of the graph. */
+  /** The shape and element type of any tensor of the graph at this session's input shapes. */
   typeOf(name: string) {
     return this.typed.types.get(name);
   }
 
+  /** The tensor names patterns select (see select.ts). */
+  resolve(patterns: readonly TensorPattern[]): string[] {
+    return resolvePatterns(this.typed, patterns);
+  }
+
+  /** The buffer plan used when `patterns` are captured (for memory reports). */
+  async plan(patterns: readonly TensorPattern[] = this.defaultCapture): Promise<Plan> {
+    return (await this.program(this.resolve(patterns))).plan;
+  }
+
   /**
    * Runs the model. `inputs` maps input names to tensors (a single tensor is
-   * fed to the only input). Returns the graph outputs plus `read` tensors,
-   * which must be graph outputs or named in `keep` when the session was built.
+   * fed to the only input).
    */
-  async run(inputs: Record<string, HostTensor> | HostTensor, read: readonly string[] = []): Promise<Map<string, HostTensor>> {
+  async run(inputs: Record<string, HostTensor> | HostTensor, options: RunOptions = {}): Promise<RunResult> {
     const feeds = 'dims' in inputs ? this.feedSingle(inputs as HostTensor) : (inputs as Record<string, HostTensor>);
+    const captureNames = this.resolve(options.capture ?? this.defaultCapture);
+    const program = await this.program(captureNames);
     const { device } = this.gpu;
-    const names = [...new Set([...this.outputNames, ...read])];
-    for (const name of read) {
-      if (!this.kept.has(name) && !this.outputNames.includes(name) && this.plan.placement.get(name)?.kind !== 'constant') {
-        throw new InputError(`tensor '${name}' was not kept when the session was built: pass it in SessionOptions.keep`);
-      }
-    }
+    const run = ++this.runs;
+    const stale = () => this.runs !== run;
     return checked(this.gpu, `running ${this.typed.graph.source || 'model'}`, async () => {
       for (const input of this.typed.graph.inputs) {
-        const placement = this.plan.placement.get(input.name);
         const feed = feeds[input.name];
         if (!feed) throw new InputError(`input '${input.name}' was not given (inputs: ${this.inputNames.join(', ')})`);
         checkFeedType(input, feed);
@@ -119,51 +119,83 @@ export class Session {
         if (feed.dims.length !== expected.dims.length || feed.dims.some((d, i) => d !== expected.dims[i])) {
           throw new InputError(`input '${input.name}': expected shape [${expected.dims.join(',')}], got [${feed.dims.join(',')}]`);
         }
-        if (placement?.kind === 'buffer') device.queue.writeBuffer(this.slots[placement.slot]!, 0, toGpuArray(feed));
+        const placement = program.plan.placement.get(input.name);
+        if (placement?.kind === 'buffer') device.queue.writeBuffer(program.slots[placement.slot]!, 0, toGpuArray(feed));
       }
       const encoder = device.createCommandEncoder();
       const pass = encoder.beginComputePass();
-      for (const e of this.encoded) {
+      for (const e of program.encoded) {
         pass.setPipeline(e.pipeline);
         pass.setBindGroup(0, e.bindGroup);
         pass.dispatchWorkgroups(...e.workgroups);
       }
       pass.end();
-      const staging = new Map<string, GPUBuffer>();
-      for (const name of names) {
-        const p = this.plan.placement.get(name);
-        if (p?.kind !== 'buffer') continue;
-        const bytes = align4(sizeOf(p.type.dims) * 4);
-        const buffer = device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-        encoder.copyBufferToBuffer(this.slots[p.slot]!, 0, buffer, 0, bytes);
-        staging.set(name, buffer);
-      }
       device.queue.submit([encoder.finish()]);
-      const out = new Map<string, HostTensor>();
+
+      const tensor = (name: string): CapturedTensor => {
+        const p = program.plan.placement.get(name);
+        if (!p) throw new InputError(`tensor '${name}' is not computed by this session`);
+        if (p.kind === 'constant') return new CapturedTensor(name, p.value.type, p.value.dims, undefined, device, p.value, stale);
+        return new CapturedTensor(name, p.type.type, p.type.dims, program.slots[p.slot], device, undefined, stale);
+      };
+      const outputs = new Map<string, HostTensor>();
       await Promise.all(
-        names.map(async (name) => {
-          const p = this.plan.placement.get(name);
-          if (!p) throw new InputError(`unknown tensor '${name}'`);
-          if (p.kind === 'constant') return out.set(name, p.value);
-          const buffer = staging.get(name)!;
-          await buffer.mapAsync(GPUMapMode.READ).catch((e: Error) => {
-            throw this.gpu.lost ?? new GpuError(`reading '${name}' back from the GPU failed: ${e.message}`);
-          });
-          const n = sizeOf(p.type.dims);
-          const raw = buffer.getMappedRange(0, align4(n * 4));
-          const data = isFloatType(p.type.type) ? new Float32Array(raw, 0, n).slice() : Float64Array.from(new Int32Array(raw, 0, n));
-          buffer.unmap();
-          buffer.destroy();
-          out.set(name, { type: isFloatType(p.type.type) ? 'float32' : p.type.type, dims: [...p.type.dims], data });
+        this.outputNames.map(async (name) => {
+          outputs.set(name, await tensor(name).toHost().catch((e: Error) => {
+            throw this.gpu.lost ?? (e instanceof InputError ? e : new GpuError(`reading '${name}' back from the GPU failed: ${e.message}`));
+          }));
         }),
       );
-      return out;
+      return { outputs, captured: new Map(captureNames.map((name) => [name, tensor(name)])) };
     });
   }
 
   /** Frees the session's GPU buffers. The device stays usable. */
   destroy(): void {
-    for (const b of [...this.slots, ...this.uploads]) b.destroy();
+    for (const p of this.programs.values()) for (const b of p.slots) b.destroy();
+    for (const b of this.uploads.values()) b.destroy();
+    this.programs.clear();
+    this.uploads.clear();
+  }
+
+  /** The program materialising `keep` (built on first use). */
+  private async program(keep: readonly string[]): Promise<Compiled> {
+    const key = [...keep].sort().join('\u0000');
+    const cached = this.programs.get(key);
+    if (cached) return cached;
+    const kept = new Set(keep);
+    const plan = buildPlan(foldBatchNorm(this.typed, kept), registry, kept);
+    checkLimits(plan, this.gpu.limits);
+    const { device } = this.gpu;
+    const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
+      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+      const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
+      const encoded = await Promise.all(
+        plan.kernels.map(async ({ node, kernel, buffers }): Promise<Encoded> => {
+          let pipeline = this.pipelines.get(kernel.wgsl);
+          if (!pipeline) {
+            pipeline = compilePipeline(device, kernel.wgsl, `${node.opType} node '${node.name}' (${kernel.label})`);
+            this.pipelines.set(kernel.wgsl, pipeline);
+          }
+          const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
+            if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]! } };
+            let buffer = this.uploads.get(ref.key);
+            if (!buffer) {
+              buffer = device.createBuffer({ size: align4(ref.data.byteLength), usage, label: ref.key });
+              device.queue.writeBuffer(buffer, 0, ref.data);
+              this.uploads.set(ref.key, buffer);
+            }
+            return { binding, resource: { buffer } };
+          });
+          const p = await pipeline;
+          return { pipeline: p, bindGroup: device.createBindGroup({ layout: p.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
+        }),
+      );
+      await warmUp(device, encoded);
+      return { plan, slots, encoded };
+    });
+    this.programs.set(key, compiled);
+    return compiled;
   }
 
   private feedSingle(x: HostTensor): Record<string, HostTensor> {
@@ -173,7 +205,6 @@ export class Session {
     return { [this.inputNames[0]!]: x };
   }
 }
-
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**

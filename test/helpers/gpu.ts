@@ -64,7 +64,7 @@ export async function runNode(c: NodeCase): Promise<HostTensor[]> {
   });
   try {
     const out = await session.run(feeds);
-    return graph.outputs.map((o) => out.get(o.name)!);
+    return graph.outputs.map((o) => out.outputs.get(o.name)!);
   } finally {
     session.destroy();
   }

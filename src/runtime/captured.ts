@@ -1,0 +1,52 @@
+import { InputError } from '../errors.js';
+import type { ElemType, HostTensor } from '../model/graph.js';
+import { isFloatType, sizeOf } from '../model/graph.js';
+
+/**
+ * A tensor captured by a run. It stays on the GPU (in the session's buffer
+ * for that tensor) until read, so GPU stages can consume it without a round
+ * trip; it is valid until the session runs again.
+ */
+export class CapturedTensor {
+  constructor(
+    readonly name: string,
+    readonly type: ElemType,
+    readonly dims: readonly number[],
+    /** The GPU buffer holding the tensor from offset 0 (f32, or i32 for integer types); undefined for load-time constants. */
+    readonly buffer: GPUBuffer | undefined,
+    private readonly device: GPUDevice,
+    private readonly constant: HostTensor | undefined,
+    /** Whether a later run has overwritten the buffer. */
+    private readonly stale: () => boolean,
+  ) {}
+
+  get size(): number {
+    return sizeOf(this.dims);
+  }
+
+  /** The values as float32 (integer tensors too, exact below 2^24). */
+  async read(): Promise<Float32Array> {
+    const t = await this.toHost();
+    return t.data instanceof Float32Array ? t.data : Float32Array.from(t.data);
+  }
+
+  /** The tensor on the host, in its ONNX element type and logical NCHW shape. */
+  async toHost(): Promise<HostTensor> {
+    if (this.constant) return this.constant;
+    if (this.stale()) {
+      throw new InputError(`captured tensor '${this.name}' was overwritten by a later run of its session: read it before running again`);
+    }
+    const bytes = Math.max(4, this.size * 4);
+    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = this.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(this.buffer!, 0, staging, 0, bytes);
+    this.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const raw = staging.getMappedRange();
+    const float = isFloatType(this.type);
+    const data = float ? new Float32Array(raw, 0, this.size).slice() : Float64Array.from(new Int32Array(raw, 0, this.size));
+    staging.unmap();
+    staging.destroy();
+    return { type: float ? 'float32' : this.type, dims: [...this.dims], data };
+  }
+}
