@@ -59,6 +59,21 @@ describe('segscope run', () => {
     expect(relL2(dumped.data, logits.data)).toBeLessThan(1e-6);
   });
 
+  it('accepts every pattern kind in --dump and keys index.json by the resolved tensor names', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'segscope-patterns-'));
+    const args = ['--dump', 'classifier.aspp.project', '--dump', '/backbone/layer1/layer1.0/conv1/Conv', '--dump', '/layer4.*Relu_output/'];
+    const { code, stderr } = await segscope('run', MODEL, '--input', INPUT, ...args, '--dump-dir', dir);
+    expect(errors(stderr)).toEqual([]);
+    expect(code).toBe(0);
+    const index = JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as Record<string, string>;
+    const names = Object.keys(index);
+    expect(names).toContain('/classifier/aspp/project/project.2/Relu_output_0');
+    expect(names).toContain('/backbone/layer1/layer1.0/conv1/Conv_output_0');
+    expect(names).toContain('output');
+    expect(names.filter((n) => n.startsWith('/backbone/layer4/')).length).toBeGreaterThan(1);
+    expect(readdirSync(dir).sort()).toEqual([...Object.values(index), 'index.json'].sort());
+  });
+
   it('writes integer outputs (ArgMax) as int64 .npy', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'segscope-argmax-'));
     const float = { tensor_type: { elem_type: DataType.FLOAT } };
