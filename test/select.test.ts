@@ -4,7 +4,7 @@ import { InputError } from '../src/errors.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { Attrs, type Graph, type Node } from '../src/model/graph.js';
 import { inferTypes } from '../src/model/infer.js';
-import { modulePathOf, scopeOf } from '../src/model/scopes.js';
+import { inModule, modulePathOf } from '../src/model/scopes.js';
 import { registry } from '../src/ops/registry.js';
 import { resolvePattern, resolvePatterns } from '../src/runtime/select.js';
 
@@ -20,9 +20,13 @@ describe('module paths and scopes', () => {
     expect(modulePathOf('/backbone/layer1/layer1.0/conv1/Conv')).toBe('backbone.layer1.0.conv1');
     expect(modulePathOf('/features/conv/conv.0/conv.0.0/Conv')).toBe('features.conv.0.0');
     expect(modulePathOf('relu_31')).toBe('');
-    expect(scopeOf('head.0.conv')).toBe('/head/head.0/conv/');
-    expect(scopeOf('features.conv.0.0')).toBe('/features/conv/conv.0/conv.0.0/');
-    expect(scopeOf('/aspp/project')).toBe('/aspp/project/');
+    expect(inModule('/head/head.0/conv/Conv', 'head.0.conv')).toBe(true);
+    expect(inModule('/head/head.0/conv/Conv', 'head.0')).toBe(true);
+    expect(inModule('/head/head.0/conv/Conv', 'head.0.c')).toBe(false);
+    // A ModuleList writes no scope of its own: convs.0 appears as /convs.0/.
+    expect(inModule('/classifier/aspp/convs.0/convs.0.0/Conv', 'classifier.aspp.convs.0')).toBe(true);
+    expect(inModule('/classifier/aspp/convs.0/convs.0.0/Conv', '/classifier/aspp')).toBe(true);
+    expect(inModule('/classifier/aspp_x/Conv', '/classifier/aspp')).toBe(false);
   });
 });
 
@@ -36,6 +40,7 @@ describe('tensor patterns', () => {
     expect(resolvePattern(typed, '/classifier/aspp/project')).toEqual([ASPP_OUT]);
     expect(resolvePattern(typed, 'classifier.project')).toEqual(['/classifier/project/project.2/Relu_output_0']);
     expect(resolvePattern(typed, 'backbone.layer1.0')).toEqual(['/backbone/layer1/layer1.0/relu_2/Relu_output_0']);
+    expect(resolvePattern(typed, 'classifier.aspp.convs.1')).toEqual(['/classifier/aspp/convs.1/convs.1.2/Relu_output_0']);
     const globbed = resolvePattern(typed, '/classifier/aspp/convs.?/*Relu_output_0');
     expect(globbed).toHaveLength(5);
     // Four atrous/1x1 branches and the image-pooling branch's Conv.

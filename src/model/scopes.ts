@@ -1,3 +1,5 @@
+import type { Graph, Node } from './graph.js';
+
 /**
  * PyTorch module paths and the scope names exporters write into node names.
  *
@@ -20,13 +22,28 @@ export function modulePathOf(nodeName: string): string {
   return path.join('.');
 }
 
-/** The scope prefix of a module path: 'aspp.project.0' -> '/aspp/project/project.0/'. Scope-style input ('/aspp/project') is kept. */
-export function scopeOf(modulePath: string): string {
-  if (modulePath.startsWith('/')) return modulePath.endsWith('/') ? modulePath : `${modulePath}/`;
-  const segments: string[] = [];
-  for (const part of modulePath.split('.')) {
-    const last = segments[segments.length - 1];
-    segments.push(/^\d+$/.test(part) && last !== undefined ? `${last}.${part}` : part);
-  }
-  return `/${segments.join('/')}/`;
+/**
+ * Whether a node ran inside a module: `path` is a module path
+ * ('classifier.aspp.convs.0', compared with the node's own module path, so a
+ * ModuleList that writes no scope of its own still matches) or a scope
+ * ('/classifier/aspp', a prefix of the node name).
+ */
+export function inModule(nodeName: string, path: string): boolean {
+  if (path.startsWith('/')) return nodeName.startsWith(path.endsWith('/') ? path : `${path}/`);
+  const own = modulePathOf(nodeName);
+  return own === path || own.startsWith(`${path}.`);
+}
+
+/**
+ * A module's outputs: tensors produced inside it (`inside`) that a node
+ * outside reads or that are graph outputs, excluding load-time constants.
+ * This is what register_forward_hook would see leave the module.
+ */
+export function tensorsLeaving(graph: Graph, inside: (node: Node) => boolean, isConstant: (tensor: string) => boolean): string[] {
+  const readOutside = new Set(graph.nodes.filter((n) => !inside(n)).flatMap((n) => n.inputs));
+  for (const o of graph.outputs) readOutside.add(o.name);
+  return graph.nodes
+    .filter(inside)
+    .flatMap((n) => n.outputs)
+    .filter((t) => t && readOutside.has(t) && !isConstant(t));
 }

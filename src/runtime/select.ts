@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import type { TypedGraph } from '../model/infer.js';
-import { scopeOf } from '../model/scopes.js';
+import { inModule, tensorsLeaving } from '../model/scopes.js';
 
 /**
  * Naming tensors to capture. A pattern is resolved in this order, the first
@@ -27,25 +27,15 @@ export function tensorNames(typed: TypedGraph): string[] {
   return [...typed.graph.inputs.map((i) => i.name), ...typed.graph.nodes.flatMap((n) => n.outputs.filter(Boolean))];
 }
 
-/** The tensors produced inside a scope and used outside it (or graph outputs), excluding load-time constants. */
-export function moduleOutputs(typed: TypedGraph, scope: string): string[] {
-  const { graph } = typed;
-  const inside = (name: string) => name.startsWith(scope);
-  const produced = graph.nodes.filter((n) => inside(n.name)).flatMap((n) => n.outputs.filter(Boolean));
-  const usedOutside = new Set(graph.nodes.filter((n) => !inside(n.name)).flatMap((n) => n.inputs));
-  for (const o of graph.outputs) usedOutside.add(o.name);
-  return produced.filter((t) => usedOutside.has(t) && !typed.values.has(t));
-}
-
 export function resolvePattern(typed: TypedGraph, pattern: TensorPattern): string[] {
   const names = tensorNames(typed);
   if (pattern instanceof RegExp) return matching(names, pattern, String(pattern));
   if (names.includes(pattern)) return [pattern];
   const node = typed.graph.nodes.find((n) => n.name === pattern);
   if (node) return node.outputs.filter(Boolean);
-  const scope = scopeOf(pattern);
-  if (typed.graph.nodes.some((n) => n.name.startsWith(scope))) {
-    const outputs = moduleOutputs(typed, scope);
+  const inside = (n: { name: string }) => inModule(n.name, pattern);
+  if (typed.graph.nodes.some(inside)) {
+    const outputs = tensorsLeaving(typed.graph, inside, (t) => typed.values.has(t));
     if (outputs.length === 1) return outputs;
     throw new InputError(
       outputs.length
