@@ -1,10 +1,9 @@
 /** The `segscope` command as a user runs it: a child process, real files. */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { errors, ROOT, segscope } from './helpers/cli.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { decodeNpy, encodeNpy } from '../src/io/npy.js';
 import { encodeModel } from '../src/onnx/decode.js';
@@ -12,24 +11,10 @@ import { AttributeType, DataType } from '../src/onnx/schema.js';
 import { Session } from '../src/runtime/session.js';
 import { gpu, randomTensor, relL2 } from './helpers/gpu.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const MODEL = join(ROOT, 'test/fixtures/deeplabv3plus_os16.onnx');
 const INPUT = join(ROOT, 'test/fixtures/input_1x3x65x65.npy');
 
-async function segscope(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
-/** stderr without Dawn's adapter warnings. */
-const errors = (stderr: string) => stderr.split('\n').filter((l) => l && !l.startsWith('Warning:'));
 
 describe('segscope run', () => {
   it("dumps every tensor with --dump '*': index.json, .npy files in logical shape, equal to the library's outputs", async () => {

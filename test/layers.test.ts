@@ -3,36 +3,22 @@
  * against shapes, parameter counts and MACs computed here from the weights'
  * dims and the convolutions' attributes. Needs no GPU.
  */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { errors, ROOT, segscope } from './helpers/cli.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { Graph } from '../src/model/graph.js';
 import type { ModuleSummary, NodeSummary, Summary, TensorSummary } from '../src/model/summary.js';
 import { encodeModel } from '../src/onnx/decode.js';
 import { AttributeType, DataType } from '../src/onnx/schema.js';
 
-const ROOT = join(import.meta.dirname, '..');
 const FIXTURES = join(ROOT, 'test/fixtures');
 const OS16 = join(FIXTURES, 'deeplabv3plus_os16.onnx');
 const FCN = join(FIXTURES, 'tv_fcn.onnx');
 const DYNAMO = join(FIXTURES, 'deeplabv3plus_dynamo/model.onnx');
 
-async function segscope(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), ...args], {
-      cwd: ROOT,
-      maxBuffer: 64 << 20,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
-  }
-}
 
 type Json = Pick<Summary, 'inputs' | 'outputs' | 'nodes' | 'modules' | 'totals'> & { model: string };
 
