@@ -19,6 +19,8 @@ export { openDawn, type DawnOptions } from './gpu/dawn.js';
 export type { Graph, HostTensor, ElemType } from './model/graph.js';
 export { readModelFile } from './io/model-file.js';
 export { decodeNpy, encodeNpy } from './io/npy.js';
+export { decodeNpz, encodeNpz } from './io/npz.js';
+export { readImage, toInputTensor, writePng } from './io/image.js';
 export { Session, type RunOptions, type RunResult, type SessionOptions } from './runtime/session.js';
 export { CapturedTensor } from './runtime/captured.js';
 export type { TensorPattern } from './runtime/select.js';
