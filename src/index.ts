@@ -24,6 +24,7 @@ export { readImage, toInputTensor, writePng } from './io/image.js';
 export { Session, type RunOptions, type RunResult, type SessionOptions } from './runtime/session.js';
 export { CapturedTensor } from './runtime/captured.js';
 export type { TensorPattern } from './runtime/select.js';
+export * from './vis/index.js';
 
 export interface Model {
   graph: Graph;
