@@ -1,0 +1,150 @@
+import { InputError } from '../errors.js';
+import { checked, type Gpu } from '../gpu/device.js';
+import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { palette as namedPalette, type PaletteName } from './colormap.js';
+import type { GpuImages, RgbaImage } from './rgba.js';
+import { binding, CommandBatch, nchw, record, type StageOptions, type TensorLike } from './tensor.js';
+
+/**
+ * The segmentation output: the argmax over the class axis of logits
+ * [N,K,H,W] (first maximum wins, as torch.argmax and np.argmax; a NaN
+ * counts as the maximum, as both do), coloured with a palette.
+ */
+
+export interface SegmentationOptions {
+  /** 'voc' (21 classes by default, up to 256), 'cityscapes' (19 train ids), or RGB bytes, 3 per class, at least K classes. */
+  palette: PaletteName | Uint8Array;
+  /** Classes drawn transparent (RGBA 0,0,0,0), e.g. 0 to leave VOC's background out of an overlay; the class map keeps them. */
+  ignore?: number | readonly number[];
+}
+
+/** The class index of every pixel on the GPU: u32, [N,1,H,W]. The caller owns `buffer`. */
+export interface GpuClassMap {
+  readonly buffer: GPUBuffer;
+  readonly dims: readonly [number, number, number, number];
+  readonly type: 'uint32';
+}
+
+export interface GpuSegmentation {
+  /** The coloured masks, one per batch index. */
+  images: GpuImages;
+  classes: GpuClassMap;
+}
+
+export interface SegmentationImage extends RgbaImage {
+  /** The class index of every pixel, row-major. */
+  classes: Uint32Array;
+}
+
+/** The palette of K classes packed as one RGBA u32 per class, ignored classes transparent. */
+function packPalette(options: SegmentationOptions, K: number): Uint32Array<ArrayBuffer> {
+  const p = options?.palette;
+  let rgb: Uint8Array;
+  if (p instanceof Uint8Array) {
+    if (p.length % 3 !== 0 || p.length / 3 < K) {
+      throw new InputError(`segmentationMask: a palette of ${p.length} bytes for K=${K} classes: give RGB, 3 bytes per class, at least ${K * 3} bytes`);
+    }
+    rgb = p;
+  } else if (typeof p === 'string') {
+    rgb = namedPalette(p, K);
+  } else {
+    throw new InputError(`segmentationMask: palette must be 'voc', 'cityscapes' or RGB bytes, got ${JSON.stringify(p)}`);
+  }
+  const ignore = options.ignore === undefined ? [] : typeof options.ignore === 'number' ? [options.ignore] : [...options.ignore];
+  const bad = ignore.filter((c) => !Number.isSafeInteger(c) || c < 0 || c >= K);
+  if (bad.length) throw new InputError(`segmentationMask: ignore classes ${bad.join(', ')} are out of range: the logits have K=${K} classes (0..${K - 1})`);
+  const packed = new Uint32Array(K);
+  for (let k = 0; k < K; k++) {
+    packed[k] = ignore.includes(k) ? 0 : (rgb[3 * k]! | (rgb[3 * k + 1]! << 8) | (rgb[3 * k + 2]! << 16) | (255 << 24)) >>> 0;
+  }
+  return packed;
+}
+
+const THREADS = 256;
+
+/**
+ * Argmax over classes of logits [N,K,H,W] and its colours, in one kernel:
+ * returns the RGBA masks (palette colour of each pixel's class) and the
+ * class map ([N,1,H,W] u32). Records into `batch` when given. The caller
+ * owns both buffers.
+ */
+export function segmentationMask(gpu: Gpu, logits: TensorLike, options: SegmentationOptions, stage: StageOptions = {}): GpuSegmentation {
+  const [N, K, H, W] = nchw(gpu, logits, 'segmentationMask');
+  const packed = packPalette(options, K);
+  const HW = H * W;
+  const total = N * HW;
+  const code = `${storage(0, 'X', 'f32', 'read')}
+${storage(1, 'RGBA', 'u32', 'read_write')}
+${storage(2, 'CLS', 'u32', 'read_write')}
+${storage(3, 'PAL', 'u32', 'read')}
+// On the bits: compilers may fold v != v away.
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+  let base = (i / ${HW}u) * ${K * HW}u + i % ${HW}u;
+  var best = X[base];
+  var arg = 0u;
+  var nan = isNan(best);
+  for (var c = 1u; c < ${K}u; c++) {
+    let v = X[base + c * ${HW}u];
+    // Strictly greater keeps the first maximum; the first NaN wins and stays.
+    if (!nan && (v > best || isNan(v))) {
+      nan = isNan(v);
+      best = v;
+      arg = c;
+    }
+  }
+  CLS[i] = arg;
+  RGBA[i] = PAL[arg];`)}`;
+  return record(gpu, stage, (batch) => {
+    const rgba = batch.buffer(total * 4, 'segmentation rgba');
+    const classes = batch.buffer(total * 4, 'segmentation classes');
+    batch.dispatch(code, `segmentation_argmax_${K}x${HW}`, [binding(logits), rgba, classes, batch.upload(packed, 'segmentation palette')], grid(total, THREADS));
+    return {
+      images: { buffer: rgba, count: N, height: H, width: W },
+      classes: { buffer: classes, dims: [N, 1, H, W], type: 'uint32' },
+    };
+  });
+}
+
+/** Reads a class map back as numbers (in `batch` if given: it is submitted). */
+export async function readClassMap(gpu: Gpu, classes: GpuClassMap, batch: CommandBatch = new CommandBatch(gpu)): Promise<Uint32Array> {
+  const [N, , H, W] = classes.dims;
+  const [raw] = await batch.readAfterSubmit([{ buffer: classes.buffer, bytes: N * H * W * 4 }]);
+  return new Uint32Array(raw!);
+}
+
+/**
+ * The segmentation of logits [N,K,H,W] read back in one submit: per batch
+ * index, the coloured mask and the class map. GPU buffers are freed.
+ */
+export async function segmentation(gpu: Gpu, logits: TensorLike, options: SegmentationOptions): Promise<SegmentationImage[]> {
+  return checked(gpu, 'segmentation', async () => {
+    const batch = new CommandBatch(gpu);
+    let seg: GpuSegmentation;
+    try {
+      seg = segmentationMask(gpu, logits, options, { batch });
+    } catch (e) {
+      batch.discard();
+      throw e;
+    }
+    const { count: N, height: H, width: W } = seg.images;
+    const bytes = N * H * W * 4;
+    try {
+      const [rgba, cls] = await batch.readAfterSubmit([
+        { buffer: seg.images.buffer, bytes },
+        { buffer: seg.classes.buffer, bytes },
+      ]);
+      const colours = new Uint8Array(rgba!);
+      const classes = new Uint32Array(cls!);
+      return Array.from({ length: N }, (_, n) => ({
+        width: W,
+        height: H,
+        rgba: colours.subarray(n * H * W * 4, (n + 1) * H * W * 4),
+        classes: classes.subarray(n * H * W, (n + 1) * H * W),
+      }));
+    } finally {
+      seg.images.buffer.destroy();
+      seg.classes.buffer.destroy();
+    }
+  });
+}
