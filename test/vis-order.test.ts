@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Gpu } from '../src/gpu/device.js';
 import { featureMap, readTensor, reduceChannels, reduceResized, resize, uploadTensor, type GpuTensor } from '../src/vis/index.js';
 import { gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
+import { reduceValues } from './helpers/reduce.js';
 
 let gpu: Gpu;
 const owned: GpuTensor[] = [];
@@ -38,19 +39,7 @@ function cpuReduceResizedAt(x: Float32Array, [, C, h, w]: number[], [H, W]: numb
     if (mode === 'nearest') return at(a.i0, b.i0);
     return (1 - a.l) * ((1 - b.l) * at(a.i0, b.i0) + b.l * at(a.i0, b.i1)) + a.l * ((1 - b.l) * at(a.i1, b.i0) + b.l * at(a.i1, b.i1));
   });
-  const sum = v.reduce((p, q) => p + q, 0);
-  const mean = sum / C!;
-  const k = /^channel:(\d+)$/.exec(reduction);
-  if (k) return v[Number(k[1])]!;
-  return {
-    max: () => Math.max(...v),
-    min: () => Math.min(...v),
-    sum: () => sum,
-    mean: () => mean,
-    std: () => Math.sqrt(v.reduce((p, q) => p + (q - mean) ** 2, 0) / C!),
-    l2: () => Math.sqrt(v.reduce((p, q) => p + q * q, 0)),
-    absmax: () => Math.max(...v.map(Math.abs)),
-  }[reduction]!();
+  return reduceValues(v, reduction);
 }
 
 describe('upsample-first: the fused resize + reduce kernel', () => {

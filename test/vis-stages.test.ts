@@ -29,6 +29,7 @@ import {
 import { cachedPipelineCount } from '../src/vis/tensor.js';
 import { CapturedTensor } from '../src/runtime/captured.js';
 import { gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
+import { reduceValues } from './helpers/reduce.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures/vis');
 
@@ -62,20 +63,7 @@ function cpuReduce(x: Float32Array, [N, C, H, W]: number[], reduction: string): 
   for (let n = 0; n < N!; n++) {
     for (let p = 0; p < HW; p++) {
       const v = Array.from({ length: C! }, (_, c) => x[(n * C! + c) * HW + p]!);
-      const sum = v.reduce((a, b) => a + b, 0);
-      const mean = sum / C!;
-      const k = /^channel:(\d+)$/.exec(reduction);
-      out[n * HW + p] = k
-        ? v[Number(k[1])]!
-        : {
-            max: () => Math.max(...v),
-            min: () => Math.min(...v),
-            sum: () => sum,
-            mean: () => mean,
-            std: () => Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / C!),
-            l2: () => Math.sqrt(v.reduce((a, b) => a + b * b, 0)),
-            absmax: () => Math.max(...v.map(Math.abs)),
-          }[reduction]!();
+      out[n * HW + p] = reduceValues(v, reduction);
     }
   }
   return out;
