@@ -106,9 +106,10 @@ export class Session {
   async run(inputs: Record<string, HostTensor> | HostTensor, options: RunOptions = {}): Promise<RunResult> {
     const feeds = 'dims' in inputs ? this.feedSingle(inputs as HostTensor) : (inputs as Record<string, HostTensor>);
     const captureNames = this.resolve(options.capture ?? this.defaultCapture);
+    // Earlier captures go stale now: building this run's program may free their buffers.
+    const run = ++this.runs;
     const program = await this.program(captureNames);
     const { device } = this.gpu;
-    const run = ++this.runs;
     const stale = () => this.runs !== run;
     return checked(this.gpu, `running ${this.typed.graph.source || 'model'}`, async () => {
       for (const input of this.typed.graph.inputs) {
@@ -158,11 +159,19 @@ export class Session {
     this.uploads.clear();
   }
 
-  /** The program materialising `keep` (built on first use). */
+  /**
+   * The program materialising `keep`, built on first use. The two most
+   * recently used programs are kept; older ones give their buffers back, so
+   * alternating capture sets stay cheap without memory growing per set.
+   */
   private async program(keep: readonly string[]): Promise<Compiled> {
     const key = [...keep].sort().join('\u0000');
     const cached = this.programs.get(key);
-    if (cached) return cached;
+    if (cached) {
+      this.programs.delete(key);
+      this.programs.set(key, cached);
+      return cached;
+    }
     const kept = new Set(keep);
     const plan = buildPlan(foldBatchNorm(this.typed, kept), registry, kept);
     checkLimits(plan, this.gpu.limits);
@@ -195,6 +204,11 @@ export class Session {
       return { plan, slots, encoded };
     });
     this.programs.set(key, compiled);
+    for (const [old, p] of this.programs) {
+      if (this.programs.size <= MAX_PROGRAMS) break;
+      for (const b of p.slots) b.destroy();
+      this.programs.delete(old);
+    }
     return compiled;
   }
 
@@ -205,6 +219,8 @@ export class Session {
     return { [this.inputNames[0]!]: x };
   }
 }
+const MAX_PROGRAMS = 2;
+
 const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**
