@@ -3,10 +3,12 @@ import { readFileSync } from 'node:fs';
 import { SegscopeError } from '../errors.js';
 import { layersCommand, layersHelp } from './layers.js';
 import { runCommand, runHelp } from './run.js';
+import { visCommand, visHelp } from './vis.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
   layers: { run: layersCommand, help: layersHelp, summary: 'list every layer: module tree, shapes, parameters, MACs, memory' },
   run: { run: runCommand, help: runHelp, summary: 'run a model on an input; dump any tensor as .npy' },
+  vis: { run: visCommand, help: visHelp, summary: 'draw feature maps of any layer for images, folders or globs' },
 };
 
 const usage = () => `Usage: segscope COMMAND [options]
