@@ -93,7 +93,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   for (const o of summary.outputs) {
     console.log(`  ${o.name}: ${o.type}[${o.shape.join(',')}] min ${o.min} max ${o.max} mean ${o.mean}`);
   }
-  if (dumpDir) console.log(`wrote ${dumped.size} tensors to ${dumpDir}/ (index.json)`);
+  if (dumpDir) console.log(`wrote ${dumped.size} tensors to ${join(dumpDir, 'index.json')}`);
 }
 
 /** `--input [NAME=]FILE` values as feeds: named ones by name, the rest in graph-input order. */

@@ -263,7 +263,7 @@ export async function visCommand(argv: string[]): Promise<void> {
       ),
     );
   } else if (!values.quiet) {
-    console.log(`wrote ${written} files for ${summary.length} image${summary.length === 1 ? '' : 's'} to ${outDir}/`);
+    console.log(`wrote ${written} files for ${summary.length} image${summary.length === 1 ? '' : 's'} to ${join(outDir, '.')}`);
   }
   if (failed.length) throw new InputError(`${failed.length} of ${images.length} images could not be read: ${failed.join('; ')}`);
 }
