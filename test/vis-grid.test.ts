@@ -5,25 +5,16 @@
  * on the GPU (box and digit shapes, '12' vs '21'); top-K channel selection by
  * mean activation; bad inputs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import type { Gpu } from '../src/gpu/device.js';
 import { channelGrid, channelMeans, colormap, readTensor, uploadTensor, type ChannelGridImage, type GpuTensor } from '../src/vis/index.js';
-import { gpu as sharedGpu, random } from './helpers/gpu.js';
+import { freeAfterAll, gpu as sharedGpu, random } from './helpers/gpu.js';
 
-let gpu: Gpu;
-const owned: GpuTensor[] = [];
-beforeAll(async () => {
-  gpu = await sharedGpu();
-});
-afterAll(() => {
-  for (const t of owned) t.buffer.destroy();
-});
+const gpu = await sharedGpu();
+const keep = freeAfterAll();
 
 function upload(dims: readonly number[], data: ArrayLike<number>): GpuTensor {
-  const t = uploadTensor(gpu, dims, data);
-  owned.push(t);
-  return t;
+  return keep(uploadTensor(gpu, dims, data));
 }
 
 /** A LUT with neither pure black nor pure white, so label pixels stand out: level i -> (i, 255 - i, 100). */

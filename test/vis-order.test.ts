@@ -3,21 +3,13 @@
  * reduce (exact; one fused kernel that never materialises the upsampled
  * [C,H,W] tensor). Mean and sum commute with bilinear upsampling; max does not.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Gpu } from '../src/gpu/device.js';
+import { describe, expect, it } from 'vitest';
 import { featureMap, readTensor, reduceChannels, reduceResized, resize, uploadTensor, type GpuTensor } from '../src/vis/index.js';
-import { gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
+import { freeAfterAll, gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
 import { reduceValues } from './helpers/reduce.js';
 
-let gpu: Gpu;
-const owned: GpuTensor[] = [];
-beforeAll(async () => {
-  gpu = await sharedGpu();
-});
-afterAll(() => {
-  for (const t of owned) t.buffer.destroy();
-});
-const keep = (t: GpuTensor) => (owned.push(t), t);
+const gpu = await sharedGpu();
+const keep = freeAfterAll();
 const upload = (dims: number[], data: Float32Array) => keep(uploadTensor(gpu, dims, data));
 const read = (t: GpuTensor) => readTensor(gpu, keep(t));
 

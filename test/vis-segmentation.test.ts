@@ -3,25 +3,16 @@
  * the class axis with np.argmax's ties (first maximum) and NaN (first NaN),
  * coloured with the VOC, Cityscapes or a custom palette; bad inputs.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import type { Gpu } from '../src/gpu/device.js';
 import { CommandBatch, palette, readClassMap, readRGBA, segmentation, segmentationMask, uploadTensor, type GpuTensor } from '../src/vis/index.js';
-import { gpu as sharedGpu, random } from './helpers/gpu.js';
+import { freeAfterAll, gpu as sharedGpu, random } from './helpers/gpu.js';
 
-let gpu: Gpu;
-const owned: GpuTensor[] = [];
-beforeAll(async () => {
-  gpu = await sharedGpu();
-});
-afterAll(() => {
-  for (const t of owned) t.buffer.destroy();
-});
+const gpu = await sharedGpu();
+const keep = freeAfterAll();
 
 function upload(dims: readonly number[], data: ArrayLike<number>): GpuTensor {
-  const t = uploadTensor(gpu, dims, data);
-  owned.push(t);
-  return t;
+  return keep(uploadTensor(gpu, dims, data));
 }
 
 /** np.argmax(x, axis=1) of [N,K,H,W]: the first maximum; the first NaN if any. */

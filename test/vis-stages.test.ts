@@ -5,9 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { GpuError, InputError } from '../src/errors.js';
-import type { Gpu } from '../src/gpu/device.js';
 import { decodeNpy } from '../src/io/npy.js';
 import {
   CommandBatch,
@@ -28,30 +27,18 @@ import {
 } from '../src/vis/index.js';
 import { cachedPipelineCount } from '../src/vis/tensor.js';
 import { CapturedTensor } from '../src/runtime/captured.js';
-import { gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
+import { freeAfterAll, gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
 import { reduceValues } from './helpers/reduce.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures/vis');
 
-let gpu: Gpu;
-const owned: GpuTensor[] = [];
-beforeAll(async () => {
-  gpu = await sharedGpu();
-});
-afterAll(() => {
-  for (const t of owned) t.buffer.destroy();
-});
+const gpu = await sharedGpu();
+const keep = freeAfterAll();
 
 /** Uploads and remembers to free. */
 function upload(dims: readonly number[], data: Float32Array): GpuTensor {
-  const t = uploadTensor(gpu, dims, data);
-  owned.push(t);
-  return t;
+  return keep(uploadTensor(gpu, dims, data));
 }
-const keep = <T extends { buffer: GPUBuffer }>(t: T): T => {
-  owned.push(t as unknown as GpuTensor);
-  return t;
-};
 const read = async (t: GpuTensor) => readTensor(gpu, keep(t));
 
 // ---------- CPU references ----------

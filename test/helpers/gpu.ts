@@ -1,3 +1,4 @@
+import { afterAll } from 'vitest';
 import type { Gpu } from '../../src/gpu/device.js';
 import { openDawn } from '../../src/gpu/dawn.js';
 import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../../src/model/graph.js';
@@ -97,5 +98,20 @@ export function nodeGraph(c: NodeCase): Graph {
     opset: c.opset ?? 17,
     metadata: {},
     source: `test ${c.op}`,
+  };
+}
+
+/**
+ * GPU buffers a test file creates, destroyed after the file's tests:
+ * `const keep = freeAfterAll();` then `keep(t)` returns `t`.
+ */
+export function freeAfterAll(): <T extends { buffer: GPUBuffer }>(t: T) => T {
+  const owned: { buffer: GPUBuffer }[] = [];
+  afterAll(() => {
+    for (const t of owned) t.buffer.destroy();
+  });
+  return (t) => {
+    owned.push(t);
+    return t;
   };
 }
