@@ -7,7 +7,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { errors, ROOT, segscope } from './helpers/cli.js';
+import { ROOT, segscope } from './helpers/cli.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { Graph } from '../src/model/graph.js';
 import type { ModuleSummary, NodeSummary, Summary, TensorSummary } from '../src/model/summary.js';

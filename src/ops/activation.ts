@@ -1,7 +1,7 @@
 import { UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { constInts } from './reshape.js';
+import { constInts } from './inputs.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
 import { f32, flatMain, grid, storage } from './wgsl.js';
 

@@ -2,7 +2,7 @@ import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { constInts } from './reshape.js';
+import { constInts } from './inputs.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
 import { f32, flatMain, grid, storage, strides, wgslType } from './wgsl.js';
 

@@ -3,7 +3,7 @@ import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { unaryKernel } from './activation.js';
-import { constInts } from './reshape.js';
+import { constInts } from './inputs.js';
 import type { Kernel, OpImpl, OpInput } from './types.js';
 import { collapseAxes, f32, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 

@@ -1,6 +1,7 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import { flattenDims, reshapeDims, squeezeDims, unsqueezeDims } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
+import { constInts } from './inputs.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
 
 /**
@@ -10,16 +11,6 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
 
 const same = (x: OpInput, dims: number[]): TensorType[] => [{ type: x.type, dims }];
 
-/** A compile-time integer input (shape, axes), or a ModelError naming it. */
-export function constInts(node: Node, inputs: OpInput[], index: number): number[] {
-  const v = inputs[index]?.value;
-  if (!v) {
-    throw new ModelError(
-      `${node.opType} node '${node.name}': input ${index} ('${inputs[index]?.name ?? ''}') must be known at load time`,
-    );
-  }
-  return Array.from(v.data);
-}
 
 /** Axes from the attribute (opset < 13) or the optional second input (opset ≥ 13). */
 const axesOf = (node: Node, inputs: OpInput[]): number[] | undefined =>

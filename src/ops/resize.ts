@@ -3,7 +3,7 @@ import { axis as normaliseAxis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { axisCoordinates } from './reduce.js';
-import { constInts } from './reshape.js';
+import { constInts } from './inputs.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
 import { collapseAxes, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 

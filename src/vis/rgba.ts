@@ -2,7 +2,7 @@ import { InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { sizeOf } from '../model/graph.js';
 import { flatMain, grid, storage } from '../ops/wgsl.js';
-import { binding, checkTensor, CommandBatch, record, type GpuTensor, type TensorLike, type StageOptions } from './tensor.js';
+import { binding, checkTensor, CommandBatch, record, type TensorLike, type StageOptions } from './tensor.js';
 
 /**
  * RGBA8 images on the GPU: one u32 per pixel (bytes R, G, B, A in memory),
