@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { InputError } from '../errors.js';
 import type { HostTensor } from '../model/graph.js';
+import { roundHalfEven } from '../model/numeric.js';
 import { writeFileAtomic } from './files.js';
 
 /**
@@ -405,12 +406,6 @@ function checkTriple(name: string, v: readonly number[]): number[] {
     throw new InputError(`${name} must be three finite numbers (R, G, B on the 0..1 scale), got ${JSON.stringify(v)}`);
   }
   return [...v];
-}
-
-/** Python's round(): halves to even, as torchvision's CenterCrop rounds its offset. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** Where an image of size [h, w] goes in an input of size [H, W] under `fit`. */

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import type { ElemType, HostTensor } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
+import { float16ToFloat32 } from '../model/numeric.js';
 
 /**
  * NumPy .npy (format versions 1-3), the interchange format of NumPy and
@@ -14,7 +15,7 @@ const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 const DESCR: Record<string, { bytes: number; type: ElemType; read: (v: DataView, o: number) => number }> = {
   '<f4': { bytes: 4, type: 'float32', read: (v, o) => v.getFloat32(o, true) },
   '<f8': { bytes: 8, type: 'float32', read: (v, o) => v.getFloat64(o, true) },
-  '<f2': { bytes: 2, type: 'float32', read: (v, o) => halfToFloat(v.getUint16(o, true)) },
+  '<f2': { bytes: 2, type: 'float32', read: (v, o) => float16ToFloat32([v.getUint16(o, true)])[0]! },
   '<i8': { bytes: 8, type: 'int64', read: (v, o) => Number(v.getBigInt64(o, true)) },
   '<i4': { bytes: 4, type: 'int32', read: (v, o) => v.getInt32(o, true) },
   '<i2': { bytes: 2, type: 'int16', read: (v, o) => v.getInt16(o, true) },
@@ -23,14 +24,6 @@ const DESCR: Record<string, { bytes: number; type: ElemType; read: (v: DataView,
   '|b1': { bytes: 1, type: 'bool', read: (v, o) => v.getUint8(o) },
 };
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 export function decodeNpy(bytes: Uint8Array, source: string): HostTensor {
   const fail = (why: string) => new InputError(`${source}: not a readable .npy file: ${why}`);

@@ -2,6 +2,7 @@ import { ModelError, UnsupportedOpError } from '../errors.js';
 import { axis, broadcastDims, flattenDims, reshapeDims, squeezeDims, unsqueezeDims } from './dims.js';
 import type { ElemType, HostTensor, Node, TypedInput } from './graph.js';
 import { hostTensor, isFloatType, sizeOf } from './graph.js';
+import { roundHalfEven } from './numeric.js';
 
 /**
  * CPU evaluation of the ops that make up exporters' shape subgraphs
@@ -34,9 +35,7 @@ function roundToFloat(x: number, mantissa: number, bias: number): number {
   if (!Number.isFinite(x) || x === 0) return x;
   const exponent = Math.max(Math.floor(Math.log2(Math.abs(x))), 1 - bias);
   const ulp = 2 ** (exponent - mantissa);
-  const r = x / ulp;
-  const nearest = Math.round(r) - (Math.abs(r % 1) === 0.5 && Math.round(r) % 2 !== 0 ? 1 : 0);
-  const y = nearest * ulp;
+  const y = roundHalfEven(x / ulp) * ulp;
   const max = (2 - 2 ** -mantissa) * 2 ** bias;
   return Math.abs(y) > max ? Math.sign(y) * Infinity : y;
 }

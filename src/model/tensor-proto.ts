@@ -5,6 +5,7 @@
  */
 import { ModelError } from '../errors.js';
 import type { ElemType, HostTensor } from './graph.js';
+import { float16ToFloat32 } from './numeric.js';
 import { DataLocation, DataType, enumName, type TensorProto } from '../onnx/schema.js';
 
 /**
@@ -144,7 +145,7 @@ function fromRaw(raw: Uint8Array, dataType: number, info: ElemInfo, count: numbe
   switch (dataType) {
     case DataType.FLOAT: return new Float32Array(buffer);
     case DataType.DOUBLE: return Float32Array.from(new Float64Array(buffer));
-    case DataType.FLOAT16: return halfBitsToFloat32(new Uint16Array(buffer));
+    case DataType.FLOAT16: return float16ToFloat32(new Uint16Array(buffer));
     case DataType.BFLOAT16: return bfloatBitsToFloat32(new Uint16Array(buffer));
     case DataType.UINT8: return Float64Array.from(new Uint8Array(buffer));
     case DataType.INT8: return Float64Array.from(new Int8Array(buffer));
@@ -164,7 +165,7 @@ function fromTypedField(values: readonly number[], dataType: number, info: ElemI
   switch (dataType) {
     case DataType.FLOAT:
     case DataType.DOUBLE: return Float32Array.from(values);
-    case DataType.FLOAT16: return halfBitsToFloat32(Uint16Array.from(values, (v) => v & 0xffff));
+    case DataType.FLOAT16: return float16ToFloat32(values);
     case DataType.BFLOAT16: return bfloatBitsToFloat32(Uint16Array.from(values, (v) => v & 0xffff));
     case DataType.BOOL: return Float64Array.from(values, (v) => (v !== 0 ? 1 : 0));
     default: return Float64Array.from(values);
@@ -180,30 +181,6 @@ function words64ToFloat64(words: Uint32Array, signed: boolean): Float64Array {
     out[i] = high * 2 ** 32 + words[2 * i];
   }
   return out;
-}
-
-let halfTable: Float32Array | undefined;
-
-/** All 65536 float16 values, built on first use: a lookup beats per-element bit twiddling on fp16 weights. */
-function float16Table(): Float32Array {
-  if (!halfTable) {
-    halfTable = new Float32Array(65536);
-    for (let bits = 0; bits < 65536; bits++) {
-      const sign = bits & 0x8000 ? -1 : 1;
-      const exponent = (bits >> 10) & 0x1f;
-      const fraction = bits & 0x3ff;
-      halfTable[bits] =
-        exponent === 0 ? sign * fraction * 2 ** -24 // zero and subnormals
-        : exponent === 31 ? (fraction ? NaN : sign * Infinity)
-        : sign * (1024 + fraction) * 2 ** (exponent - 25);
-    }
-  }
-  return halfTable;
-}
-
-function halfBitsToFloat32(bits: Uint16Array): Float32Array {
-  const table = float16Table();
-  return Float32Array.from(bits, (b) => table[b]);
 }
 
 /** bfloat16 is the high half of a float32. */

@@ -33,6 +33,7 @@
  */
 import { InputError } from '../errors.js';
 import { COLORMAP_HEX } from './colormap-data.js';
+import { roundHalfEven } from '../model/numeric.js';
 
 /** The colormaps; each also exists reversed as `<name>_r`. */
 export const COLORMAPS = ['jet', 'turbo', 'viridis', 'inferno', 'magma', 'gray'] as const;
@@ -167,10 +168,7 @@ function interp1f32(X: Float32Array, Y: Float32Array, XI: Float32Array): Float32
 
 /** float -> uint8 the way OpenCV's `saturate_cast<uchar>` does: round half to even, clamp. */
 function toU8(v: number): number {
-  const fl = Math.floor(v);
-  const d = v - fl;
-  const r = d > 0.5 || (d === 0.5 && fl % 2 !== 0) ? fl + 1 : fl;
-  return r < 0 ? 0 : r > 255 ? 255 : r;
+  return Math.min(Math.max(roundHalfEven(v), 0), 255);
 }
 
 /**
