@@ -5,7 +5,7 @@ import type { Graph } from '../model/graph.js';
 import { inferTypes } from '../model/infer.js';
 import { summarize, treeRows, type ModuleSummary, type NodeSummary, type Summary, type TensorSummary } from '../model/summary.js';
 import { registry } from '../ops/registry.js';
-import { editDistance, globToRegExp } from '../runtime/select.js';
+import { closestNames, globToRegExp } from '../runtime/select.js';
 
 export const layersHelp = `Usage: segscope layers MODEL [options]
 
@@ -129,7 +129,7 @@ function matcher(summary: Summary, patterns: string[]): Keep {
     const test = tests[k]!;
     if (!summary.modules.some((m) => moduleNames(m).some(test)) && !summary.nodes.some((n) => nodeNames(n).some(test))) {
       const names = new Set([...summary.modules.map((m) => m.path), ...summary.nodes.flatMap((n) => [n.name, ...n.outputs.map((o) => o.name)])]);
-      const close = [...names].sort((a, b) => editDistance(pattern, a) - editDistance(pattern, b)).slice(0, 5);
+      const close = closestNames(names, pattern);
       throw new InputError(`--filter '${pattern}' matches no node, module or tensor. Closest names: ${close.map((n) => `'${n}'`).join(', ')}`);
     }
   }

@@ -72,15 +72,24 @@ function matching(names: string[], pattern: RegExp, label: string): string[] {
   return found;
 }
 
+/** The `count` names nearest to `pattern` by edit distance, for "did you mean" messages. */
+export function closestNames(names: Iterable<string>, pattern: string, count = 5): string[] {
+  return [...names]
+    .map((name) => ({ name, distance: editDistance(pattern, name) }))
+    .sort((a, b) => a.distance - b.distance)
+    .slice(0, count)
+    .map((c) => c.name);
+}
+
 function noMatch(names: string[], pattern: string): InputError {
-  const close = [...names].sort((a, b) => editDistance(pattern, a) - editDistance(pattern, b)).slice(0, 5);
+  const close = closestNames(names, pattern);
   return new InputError(
     `no tensor matches '${pattern}'. Closest names: ${close.map((n) => `'${n}'`).join(', ')}. List them all with 'segscope layers MODEL'`,
   );
 }
 
-/** Levenshtein distance, for "did you mean" suggestions. */
-export function editDistance(a: string, b: string): number {
+/** Levenshtein distance. */
+function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];
