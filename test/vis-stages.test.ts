@@ -385,7 +385,7 @@ describe('featureMap', () => {
     // A session's capture is this object (hooks.test.ts runs real ones); built by hand here to keep the test fast.
     const values = random(32 * 5 * 5, 3, 0, 2);
     const slot = upload([1, 1, 1, 32 * 5 * 5 + 100], Float32Array.from([...values, ...new Array(100).fill(1e9)]));
-    const aspp = new CapturedTensor('/classifier/aspp/project/project.2/Relu_output_0', 'float32', [1, 32, 5, 5], slot.buffer, gpu.device, undefined, () => false);
+    const aspp = new CapturedTensor('/classifier/aspp/project/project.2/Relu_output_0', 'float32', [1, 32, 5, 5], slot.buffer, gpu, undefined, () => false);
     const [image] = await featureMap(gpu, aspp, { reduce: 'mean', size: [65, 65], colormap: 'gray', keepNormalized: true });
     const up = cpuResize(Float32Array.from(cpuReduce(values, [1, 32, 5, 5], 'mean')), [1, 1, 5, 5], [65, 65], 'bilinear', false);
     const [lo, hi] = [Math.min(...up), Math.max(...up)];
@@ -393,7 +393,7 @@ describe('featureMap', () => {
     expect(image!.range[1]).toBeCloseTo(hi, 5); // the slot's tail beyond the tensor is not read
     expect(maxAbsDiff(image!.normalized!, Array.from(up, (v) => (v - lo) / (hi - lo)))).toBeLessThan(1e-5);
     expect(image!.rgba.length).toBe(65 * 65 * 4);
-    const constant = new CapturedTensor('w', 'float32', [1, 1, 2, 2], undefined, gpu.device, { type: 'float32', dims: [1, 1, 2, 2], data: new Float32Array(4) }, () => false);
+    const constant = new CapturedTensor('w', 'float32', [1, 1, 2, 2], undefined, gpu, { type: 'float32', dims: [1, 1, 2, 2], data: new Float32Array(4) }, () => false);
     await expect(featureMap(gpu, constant)).rejects.toThrow(/no GPU buffer/);
   });
 

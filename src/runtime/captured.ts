@@ -1,5 +1,7 @@
 import { InputError } from '../errors.js';
 import type { ElemType, HostTensor } from '../model/graph.js';
+import { readBack } from '../gpu/buffers.js';
+import type { Gpu } from '../gpu/device.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 
 /**
@@ -14,7 +16,7 @@ export class CapturedTensor {
     readonly dims: readonly number[],
     /** The GPU buffer holding the tensor from offset 0 (f32, or i32 for integer types); undefined for load-time constants. */
     readonly buffer: GPUBuffer | undefined,
-    private readonly device: GPUDevice,
+    private readonly gpu: Gpu,
     private readonly constant: HostTensor | undefined,
     /** Whether a later run has overwritten the buffer. */
     private readonly stale: () => boolean,
@@ -36,17 +38,9 @@ export class CapturedTensor {
     if (this.stale()) {
       throw new InputError(`captured tensor '${this.name}' was overwritten by a later run of its session: read it before running again`);
     }
-    const bytes = Math.max(4, this.size * 4);
-    const staging = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const encoder = this.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(this.buffer!, 0, staging, 0, bytes);
-    this.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const raw = staging.getMappedRange();
+    const [raw] = await readBack(this.gpu, this.gpu.device.createCommandEncoder(), [{ buffer: this.buffer!, bytes: this.size * 4 }]);
     const float = isFloatType(this.type);
-    const data = float ? new Float32Array(raw, 0, this.size).slice() : Float64Array.from(new Int32Array(raw, 0, this.size));
-    staging.unmap();
-    staging.destroy();
+    const data = float ? new Float32Array(raw!) : Float64Array.from(new Int32Array(raw!));
     return { type: float ? 'float32' : this.type, dims: [...this.dims], data };
   }
 }

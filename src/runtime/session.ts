@@ -1,5 +1,6 @@
 import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
+import { align4 } from '../gpu/buffers.js';
 import { checked } from '../gpu/device.js';
 import type { Graph, HostTensor } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
@@ -136,15 +137,13 @@ export class Session {
       const tensor = (name: string): CapturedTensor => {
         const p = program.plan.placement.get(name);
         if (!p) throw new InputError(`tensor '${name}' is not computed by this session`);
-        if (p.kind === 'constant') return new CapturedTensor(name, p.value.type, p.value.dims, undefined, device, p.value, stale);
-        return new CapturedTensor(name, p.type.type, p.type.dims, program.slots[p.slot], device, undefined, stale);
+        if (p.kind === 'constant') return new CapturedTensor(name, p.value.type, p.value.dims, undefined, this.gpu, p.value, stale);
+        return new CapturedTensor(name, p.type.type, p.type.dims, program.slots[p.slot], this.gpu, undefined, stale);
       };
       const outputs = new Map<string, HostTensor>();
       await Promise.all(
         this.outputNames.map(async (name) => {
-          outputs.set(name, await tensor(name).toHost().catch((e: Error) => {
-            throw this.gpu.lost ?? (e instanceof InputError ? e : new GpuError(`reading '${name}' back from the GPU failed: ${e.message}`));
-          }));
+          outputs.set(name, await tensor(name).toHost());
         }),
       );
       return { outputs, captured: new Map(captureNames.map((name) => [name, tensor(name)])) };
@@ -220,8 +219,6 @@ export class Session {
   }
 }
 const MAX_PROGRAMS = 2;
-
-const align4 = (n: number) => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**
  * Dispatches one workgroup of every pipeline once. Drivers may compile a

@@ -2,7 +2,8 @@ import { GpuError, InputError } from '../errors.js';
 import { checked, type Gpu } from '../gpu/device.js';
 import { flatMain, grid, storage } from '../ops/wgsl.js';
 import { readRGBA, type GpuImages, type RgbaImage } from './rgba.js';
-import { align4, CommandBatch, record, type StageOptions } from './tensor.js';
+import { align4 } from '../gpu/buffers.js';
+import { CommandBatch, record, type StageOptions } from './tensor.js';
 
 /**
  * Composition of RGBA pictures on the GPU (issue 4, section 6): an overlay of

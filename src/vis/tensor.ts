@@ -1,5 +1,6 @@
 import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
+import { align4, readBack } from '../gpu/buffers.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
 
 /**
@@ -27,7 +28,6 @@ export interface StageOptions {
 }
 
 const STORAGE = (): number => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-export const align4 = (n: number): number => Math.max(4, Math.ceil(n / 4) * 4);
 
 /** Compiled pipelines per device, keyed by WGSL source (shapes are baked into the source). */
 const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
@@ -127,23 +127,12 @@ export class CommandBatch {
 
   /** Reads `bytes` of `buffer` back after everything recorded so far: records the copy, submits the batch, maps. */
   async readAfterSubmit(reads: { buffer: GPUBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
-    const staging = reads.map(({ bytes }) =>
-      this.gpu.device.createBuffer({ size: align4(bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'vis read-back' }),
-    );
-    reads.forEach((r, k) => this.copy(r.buffer, staging[k]!, r.bytes));
-    this.submit();
-    try {
-      return await Promise.all(
-        staging.map(async (s, k) => {
-          await s.mapAsync(GPUMapMode.READ);
-          return s.getMappedRange(0, align4(reads[k]!.bytes)).slice(0, reads[k]!.bytes);
-        }),
-      );
-    } catch (e) {
-      throw this.gpu.lost ?? new GpuError(`reading visualisation results back from the GPU failed: ${(e as Error).message}`);
-    } finally {
-      for (const s of staging) s.destroy();
-    }
+    this.open();
+    this.endPass();
+    this.submitted = true;
+    const values = readBack(this.gpu, this.encoder, reads);
+    for (const b of this.temporaries.splice(0)) b.destroy();
+    return values;
   }
 
   private open(): void {
