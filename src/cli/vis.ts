@@ -14,9 +14,8 @@ import { featureMaps } from '../vis/feature-map.js';
 import { channelGrid } from '../vis/grid.js';
 import type { Normalization } from '../vis/normalize.js';
 import { parseReduction, type Reduction } from '../vis/reduce.js';
-import { readRGBA } from '../vis/rgba.js';
+import { readRGBA, type GpuImages } from '../vis/rgba.js';
 import { segmentation } from '../vis/segmentation.js';
-import { uploadTensor } from '../vis/tensor.js';
 
 export const visHelp = `Usage: segscope vis MODEL INPUTS... --layer PATTERN [--layer …] [options]
 
@@ -157,7 +156,7 @@ export async function visCommand(argv: string[]): Promise<void> {
   const size: [number, number] = mapSize ?? inputSize;
 
   if (progress) process.stderr.write(`compiling ${modelPath} at ${inputSize.join('x')}…\n`);
-  const session = await model.session({ inputShapes: { [input.name]: [1, 3, ...inputSize] }, capture: values.layer });
+  const session = await model.session({ inputShapes: { [input.name]: [1, 3, ...inputSize] } });
   const layers = values.layer.map((pattern) => {
     const tensors = session.resolve([pattern]).map((name) => {
       const shape = [...(session.typeOf(name)?.dims ?? [])];
@@ -176,6 +175,8 @@ export async function visCommand(argv: string[]): Promise<void> {
   const logitsName = session.outputNames[0];
   const logitsShape = logitsName ? session.typeOf(logitsName)?.dims : undefined;
   const predict = logitsShape?.length === 4 && logitsShape[1]! > 1;
+  // The logits are captured too, so the mask is drawn from the GPU copy instead of uploading them again.
+  const capture = predict ? [...values.layer, logitsName!] : values.layer;
 
   const taken = new Set<string>();
   const summary: { image: string; files: FileEntry[] }[] = [];
@@ -194,50 +195,49 @@ export async function visCommand(argv: string[]): Promise<void> {
     const stem = basename(path, extname(path));
     const files: FileEntry[] = [];
     const { tensor } = toInputTensor(image, { size: inputSize, fit, mean, std });
-    const { outputs, captured } = await session.run(tensor);
-    const base = alpha === undefined ? undefined : fittedImage(tensor, size, mean, std);
-
-    for (const layer of layers) {
-      const many = layer.tensors.length > 1;
-      const gpuTensors = layer.tensors.map((t) => captured.get(t.name)!);
-      for (const reduce of reductions) {
-        const maps = await featureMaps(gpu, gpuTensors, {
-          reduce: reduce as Reduction,
-          order,
-          size,
-          normalize: normalization.method,
-          shareRange: normalization.shared,
-          colormap: colormapName,
-        });
-        for (const [k, t] of layer.tensors.entries()) {
-          const map = maps[k]![0]!;
-          const rgba = base ? await blend(gpu, base, map.rgba, size, alpha!) : map.rgba;
-          const file = safeFileName(`${stem}_${layer.pattern}${many ? `_${t.name}` : ''}_${reduce}`, '.png', taken);
-          await writePng(join(outDir, file), rgba, size[1], size[0]);
-          files.push({ file, kind: 'map', layer: layer.pattern, tensor: t.name, shape: t.shape, reduce, range: map.range, width: size[1], height: size[0] });
+    const { captured } = await session.run(tensor, { capture });
+    // The fitted image goes to the GPU once per image, under every map that is overlaid on it.
+    const base = alpha === undefined ? undefined : uploadImage(gpu, fittedImage(tensor, size, mean, std), size[1], size[0]);
+    try {
+      for (const layer of layers) {
+        const many = layer.tensors.length > 1;
+        const gpuTensors = layer.tensors.map((t) => captured.get(t.name)!);
+        for (const reduce of reductions) {
+          const maps = await featureMaps(gpu, gpuTensors, {
+            reduce: reduce as Reduction,
+            order,
+            size,
+            normalize: normalization.method,
+            shareRange: normalization.shared,
+            colormap: colormapName,
+          });
+          for (const [k, t] of layer.tensors.entries()) {
+            const map = maps[k]![0]!;
+            const rgba = base ? await blend(gpu, base, map.rgba, size, alpha!) : map.rgba;
+            const file = safeFileName(`${stem}_${layer.pattern}${many ? `_${t.name}` : ''}_${reduce}`, '.png', taken);
+            await writePng(join(outDir, file), rgba, size[1], size[0]);
+            files.push({ file, kind: 'map', layer: layer.pattern, tensor: t.name, shape: t.shape, reduce, range: map.range, width: size[1], height: size[0] });
+          }
+        }
+        if (gridK !== undefined) {
+          for (const [k, t] of layer.tensors.entries()) {
+            if (gridK > t.shape[1]!) throw new InputError(`--grid ${gridK}: --layer '${layer.pattern}' ('${t.name}') has only ${t.shape[1]} channels`);
+            const [grid] = await channelGrid(gpu, gpuTensors[k]!, { channels: { top: gridK }, colormap: colormapName, labels: true });
+            const file = safeFileName(`${stem}_${layer.pattern}${many ? `_${t.name}` : ''}_grid`, '.png', taken);
+            await writePng(join(outDir, file), grid!.rgba, grid!.width, grid!.height);
+            files.push({ file, kind: 'grid', layer: layer.pattern, tensor: t.name, shape: t.shape, width: grid!.width, height: grid!.height });
+          }
         }
       }
-      if (gridK !== undefined) {
-        for (const [k, t] of layer.tensors.entries()) {
-          if (gridK > t.shape[1]!) throw new InputError(`--grid ${gridK}: --layer '${layer.pattern}' ('${t.name}') has only ${t.shape[1]} channels`);
-          const [grid] = await channelGrid(gpu, gpuTensors[k]!, { channels: { top: gridK }, colormap: colormapName, labels: true });
-          const file = safeFileName(`${stem}_${layer.pattern}${many ? `_${t.name}` : ''}_grid`, '.png', taken);
-          await writePng(join(outDir, file), grid!.rgba, grid!.width, grid!.height);
-          files.push({ file, kind: 'grid', layer: layer.pattern, tensor: t.name, shape: t.shape, width: grid!.width, height: grid!.height });
-        }
-      }
-    }
-    if (predict) {
-      const logits = outputs.get(logitsName!)!;
-      const onGpu = uploadTensor(gpu, logits.dims, logits.data as ArrayLike<number>);
-      try {
-        const [mask] = await segmentation(gpu, onGpu, { palette: 'voc' });
+      if (predict) {
+        const logits = captured.get(logitsName!)!;
+        const [mask] = await segmentation(gpu, logits, { palette: 'voc' });
         const file = safeFileName(`${stem}_prediction`, '.png', taken);
         await writePng(join(outDir, file), mask!.rgba, mask!.width, mask!.height);
         files.push({ file, kind: 'prediction', tensor: logitsName, shape: [...logits.dims], width: mask!.width, height: mask!.height });
-      } finally {
-        onGpu.buffer.destroy();
       }
+    } finally {
+      base?.buffer.destroy();
     }
     summary.push({ image: path, files });
   }
@@ -320,8 +320,7 @@ function fittedImage(tensor: HostTensor, size: [number, number], mean = [0.485, 
   return bytes;
 }
 
-async function blend(gpu: Gpu, baseRgb: Uint8Array, top: Uint8Array, [h, w]: [number, number], alpha: number): Promise<Uint8Array> {
-  const base = uploadImage(gpu, baseRgb, w, h);
+async function blend(gpu: Gpu, base: GpuImages, top: Uint8Array, [h, w]: [number, number], alpha: number): Promise<Uint8Array> {
   const map = uploadImage(gpu, top, w, h);
   try {
     const blended = overlay(gpu, base, map, alpha);
@@ -331,7 +330,6 @@ async function blend(gpu: Gpu, baseRgb: Uint8Array, top: Uint8Array, [h, w]: [nu
       blended.buffer.destroy();
     }
   } finally {
-    base.buffer.destroy();
     map.buffer.destroy();
   }
 }
