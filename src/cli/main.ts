@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { SegscopeError } from '../errors.js';
+import { demoCommand, demoHelp } from './demo.js';
 import { layersCommand, layersHelp } from './layers.js';
 import { runCommand, runHelp } from './run.js';
 import { visCommand, visHelp } from './vis.js';
@@ -9,6 +10,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   layers: { run: layersCommand, help: layersHelp, summary: 'list every layer: module tree, shapes, parameters, MACs, memory' },
   run: { run: runCommand, help: runHelp, summary: 'run a model on an input; dump any tensor as .npy' },
   vis: { run: visCommand, help: visHelp, summary: 'draw feature maps of any layer for images, folders or globs' },
+  demo: { run: demoCommand, help: demoHelp, summary: 'the recipe on the embedded default model and samples: maps and report.html' },
 };
 
 const usage = () => `Usage: segscope COMMAND [options]

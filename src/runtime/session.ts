@@ -17,6 +17,12 @@ export interface SessionOptions {
   capture?: readonly TensorPattern[];
   /** Graph inputs whose values are fixed for the session (e.g. a shape fed as an input). */
   constants?: Record<string, HostTensor>;
+  /**
+   * Called while `create` compiles the kernels, with the pipelines compiled
+   * so far and their total: drivers compile at first use, seconds for a
+   * large model on a software adapter, so a CLI can show it.
+   */
+  onCompile?: (done: number, total: number) => void;
 }
 
 export interface RunOptions {
@@ -73,7 +79,7 @@ export class Session {
     const inputDims = new Map(Object.entries(options.inputShapes ?? {}));
     const typed = inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer);
     const session = new Session(gpu, typed, options.capture ?? []);
-    await session.program(session.resolve(session.defaultCapture));
+    await session.program(session.resolve(session.defaultCapture), options.onCompile);
     return session;
   }
 
@@ -163,7 +169,7 @@ export class Session {
    * recently used programs are kept; older ones give their buffers back, so
    * alternating capture sets stay cheap without memory growing per set.
    */
-  private async program(keep: readonly string[]): Promise<Compiled> {
+  private async program(keep: readonly string[], onCompile?: SessionOptions['onCompile']): Promise<Compiled> {
     const key = [...keep].sort().join('\u0000');
     const cached = this.programs.get(key);
     if (cached) {
@@ -199,7 +205,7 @@ export class Session {
           return { pipeline: p, bindGroup: device.createBindGroup({ layout: p.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
         }),
       );
-      await warmUp(device, encoded);
+      await warmUp(device, encoded, onCompile);
       return { plan, slots, encoded };
     });
     this.programs.set(key, compiled);
@@ -227,20 +233,25 @@ const MAX_PROGRAMS = 2;
  * harmless: buffers are shared between tensors by the memory plan, so no
  * kernel relies on what a buffer held before its run.
  */
-async function warmUp(device: GPUDevice, encoded: readonly Encoded[]): Promise<void> {
-  const seen = new Set<GPUComputePipeline>();
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass();
-  for (const e of encoded) {
-    if (seen.has(e.pipeline)) continue;
-    seen.add(e.pipeline);
-    pass.setPipeline(e.pipeline);
-    pass.setBindGroup(0, e.bindGroup);
-    pass.dispatchWorkgroups(1);
+async function warmUp(device: GPUDevice, encoded: readonly Encoded[], onCompile?: SessionOptions['onCompile']): Promise<void> {
+  const first = new Map<GPUComputePipeline, Encoded>();
+  for (const e of encoded) if (!first.has(e.pipeline)) first.set(e.pipeline, e);
+  const unique = [...first.values()];
+  // One submit when nobody watches; with a watcher, about 20 so progress moves.
+  const chunk = onCompile ? Math.max(1, Math.ceil(unique.length / 20)) : unique.length;
+  for (let start = 0; start < unique.length; start += chunk) {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const e of unique.slice(start, start + chunk)) {
+      pass.setPipeline(e.pipeline);
+      pass.setBindGroup(0, e.bindGroup);
+      pass.dispatchWorkgroups(1);
+    }
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    onCompile?.(Math.min(unique.length, start + chunk), unique.length);
   }
-  pass.end();
-  device.queue.submit([encoder.finish()]);
-  await device.queue.onSubmittedWorkDone();
 }
 
 /**

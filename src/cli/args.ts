@@ -1,0 +1,38 @@
+import { InputError } from '../errors.js';
+import type { Normalization } from '../vis/normalize.js';
+
+/** Option values shared by the commands: each bad value is an InputError naming the option and what it takes. */
+
+export function parseNormalize(text: string): { method: Normalization; shared: boolean } {
+  if (text === 'minmax') return { method: 'minmax', shared: false };
+  if (text === 'p1-99') return { method: { percentile: [1, 99] }, shared: false };
+  if (text === 'shared') return { method: 'minmax', shared: true };
+  throw new InputError(`--normalize '${text}': use minmax, p1-99 or shared`);
+}
+
+export function parseAlpha(text: string): number {
+  const a = Number(text);
+  if (!/^\s*[\d.]+\s*$/.test(text) || !(a >= 0 && a <= 1)) throw new InputError(`--overlay '${text}': expected an opacity between 0 and 1, e.g. 0.5`);
+  return a;
+}
+
+export function parseHW(option: string, text: string, or = ''): [number, number] {
+  const m = /^(\d+)x(\d+)$/.exec(text.trim());
+  if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) {
+    throw new InputError(`${option} '${text}': expected HEIGHTxWIDTH with positive integers, e.g. 513x513${or ? ` ${or}` : ''}`);
+  }
+  return [Number(m[1]), Number(m[2])];
+}
+
+export function parsePositive(option: string, text: string): number {
+  if (!/^\d+$/.test(text.trim()) || Number(text) < 1) throw new InputError(`${option} '${text}': expected a positive integer`);
+  return Number(text);
+}
+
+export function parseTriple(option: string, text: string): [number, number, number] {
+  const v = text.split(',').map((s) => Number(s.trim()));
+  if (v.length !== 3 || v.some((x, k) => !Number.isFinite(x) || !text.split(',')[k]!.trim())) {
+    throw new InputError(`${option} '${text}': expected three numbers R,G,B on the 0..1 scale, e.g. 0.485,0.456,0.406`);
+  }
+  return v as [number, number, number];
+}
