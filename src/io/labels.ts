@@ -28,32 +28,35 @@ const VOID_COLOURS = [
 ];
 
 export async function readLabel(path: string, classes: number, palette?: Uint8Array): Promise<LabelMap> {
-  const image = await readImage(path);
-  const { width, height, data: rgb } = image;
+  const image = await readImage(path, { float: true });
+  const { width, height } = image;
+  // 16-bit masks (some datasets store ids that way) are read by value, not by their high byte.
+  const rgb = image.bitDepth === 16 ? Uint16Array.from(image.float!, (v) => Math.round(v * 65535)) : image.data;
   const n = width * height;
   const data = new Uint8Array(n);
-  let indices = true;
-  for (let i = 0; i < n && indices; i++) {
+  let bad = -1;
+  for (let i = 0; i < n && bad < 0; i++) {
     const v = rgb[3 * i]!;
-    indices = v === rgb[3 * i + 1] && v === rgb[3 * i + 2] && (v < classes || v === IGNORE);
-    data[i] = v;
+    if (v === rgb[3 * i + 1] && v === rgb[3 * i + 2] && (v < classes || v === IGNORE)) data[i] = v;
+    else bad = i;
   }
-  if (indices) return { width, height, data };
-  if (!palette) {
-    throw new InputError(`${path}: not an index mask (grey values 0..${classes - 1}, 255 for ignore), and the model has no palette to read coloured masks with`);
-  }
+  if (bad < 0) return { width, height, data };
+  const colourAt = (i: number) => `(${rgb.subarray(3 * i, 3 * i + 3).join(', ')})`;
+  const refuse = (i: number) =>
+    new InputError(
+      `${path}: pixel (${i % width}, ${Math.floor(i / width)}) has colour ${colourAt(i)}, ` +
+        (palette ? `which is neither a class index nor a colour of the model's ${classes}-class palette` : `which is not a class index (grey 0..${classes - 1}, 255 for ignore), and the model has no palette to read coloured masks with`),
+    );
+  if (!palette) throw refuse(bad);
   const byColour = new Map<number, number>();
   for (const [r, g, b] of VOID_COLOURS) byColour.set((r! << 16) | (g! << 8) | b!, IGNORE);
   for (let k = Math.min(classes, palette.length / 3) - 1; k >= 0; k--) byColour.set((palette[3 * k]! << 16) | (palette[3 * k + 1]! << 8) | palette[3 * k + 2]!, k);
+  const colour = (i: number) => (rgb[3 * i]! << 16) | (rgb[3 * i + 1]! << 8) | rgb[3 * i + 2]!;
+  // The pixel that broke the index reading is the one to name when it is no palette colour either.
+  if (!byColour.has(colour(bad))) throw refuse(bad);
   for (let i = 0; i < n; i++) {
-    const colour = (rgb[3 * i]! << 16) | (rgb[3 * i + 1]! << 8) | rgb[3 * i + 2]!;
-    const k = byColour.get(colour);
-    if (k === undefined) {
-      throw new InputError(
-        `${path}: pixel (${i % width}, ${Math.floor(i / width)}) has colour (${rgb.subarray(3 * i, 3 * i + 3).join(', ')}), ` +
-          `which is neither a class index nor a colour of the model's ${classes}-class palette`,
-      );
-    }
+    const k = byColour.get(colour(i));
+    if (k === undefined) throw refuse(i);
     data[i] = k;
   }
   return { width, height, data };

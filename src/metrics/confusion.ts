@@ -26,11 +26,14 @@ export class ConfusionMatrix {
       throw new InputError(`ConfusionMatrix.add: ${label.length} label pixels against ${predicted.length} predicted pixels`);
     }
     const K = this.classes;
+    const invalid = (v: number) => !(Number.isInteger(v) && v >= 0 && v < K);
     for (let i = 0; i < label.length; i++) {
       const l = label[i]!;
       if (l === this.ignoreIndex) continue;
       const p = predicted[i]!;
-      if (l >= K || p >= K) throw new InputError(`ConfusionMatrix.add: class ${Math.max(l, p)} at pixel ${i}, the model has ${K} classes (0..${K - 1}; ${this.ignoreIndex} is ignored)`);
+      if (invalid(l) || invalid(p)) {
+        throw new InputError(`ConfusionMatrix.add: class ${invalid(l) ? l : p} at pixel ${i}, the model has ${K} classes (0..${K - 1}; ${this.ignoreIndex} is ignored)`);
+      }
       this.counts[l * K + p]!++;
     }
     return this;

@@ -26,6 +26,8 @@ export interface SegmentationMetadata {
 /** Class names longer than this are refused: they are labels for a legend, not payloads. */
 const MAX_NAME = 200;
 const MAX_CLASSES = 4096;
+/** A stated input size is a default for every run: larger than 8K video is not a plausible one. */
+const MAX_SIDE = 8192;
 
 export function segmentationMetadata(graph: Graph): SegmentationMetadata {
   const meta = graph.metadata;
@@ -66,7 +68,9 @@ export function segmentationMetadata(graph: Graph): SegmentationMetadata {
   }
   if (meta.input_size !== undefined) {
     const m = /^(\d{1,5})x(\d{1,5})$/.exec(meta.input_size.trim());
-    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) throw new ModelError(`${where('input_size')}: expected HEIGHTxWIDTH, e.g. 513x513`);
+    if (!m || Number(m[1]) < 1 || Number(m[2]) < 1 || Number(m[1]) > MAX_SIDE || Number(m[2]) > MAX_SIDE) {
+      throw new ModelError(`${where('input_size')}: expected HEIGHTxWIDTH with sides 1..${MAX_SIDE}, e.g. 513x513`);
+    }
     out.inputSize = [Number(m[1]), Number(m[2])];
   }
   return out;
