@@ -4,7 +4,8 @@
  * the same adapter and a CPU argmax, --labels masks and scores against a
  * plain count, the report's files; and each error a user can make.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -233,5 +234,30 @@ describe('segscope vis: errors are one line naming the fault, exit 1', () => {
     expect(errors(stderr)).toEqual([`segscope: 1 problem: ${join(dir, 'images', 'broken.png')}: not a JPEG, PNG or WebP image: it starts with bytes 6e 6f 74 20 61 20 70 6e`]);
     expect(code).toBe(1);
     expect(readdirSync(out).sort()).toEqual(['good_classifier.aspp.project_max.png', 'good_classifier.aspp.project_mean.png', 'good_prediction.png']);
+  });
+});
+
+describe('segscope vis: interrupted', () => {
+  it('Ctrl-C leaves only whole PNGs and no temporary files, exit 130', async () => {
+    const dir = tmp();
+    mkdirSync(join(dir, 'images'));
+    for (let i = 0; i < 40; i++) copyFileSync(join(ROOT, 'test/fixtures/images/rgb.png'), join(dir, 'images', `${String(i).padStart(2, '0')}.png`));
+    const out = join(dir, 'out');
+    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'vis', MODEL, join(dir, 'images'), '--layer', ASPP, '--input-size', '33x33', '--grid', '8', '--out', out], { cwd: ROOT, stdio: 'ignore' });
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const started = () => {
+      try {
+        return readdirSync(out).length > 0;
+      } catch {
+        return false;
+      }
+    };
+    while (!started()) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGINT');
+    expect(await exited).toBe(130);
+    const files = readdirSync(out);
+    expect(files.filter((f) => !f.endsWith('.png'))).toEqual([]);
+    expect(files.length).toBeLessThan(40 * 4);
+    for (const f of files) expect((await readImage(join(out, f))).width).toBeGreaterThan(0);
   });
 });

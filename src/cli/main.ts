@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { SegscopeError } from '../errors.js';
+import { removePendingWrites } from '../io/files.js';
 import { demoCommand, demoHelp } from './demo.js';
 import { layersCommand, layersHelp } from './layers.js';
 import { runCommand, runHelp } from './run.js';
@@ -42,6 +43,15 @@ async function main(argv: string[]): Promise<number> {
   }
   await command.run(rest);
   return 0;
+}
+
+// Ctrl-C: files are written through a temporary name and a rename, so none is
+// half-written under its final name; the temporaries in flight are removed.
+for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+  process.on(signal, () => {
+    removePendingWrites();
+    process.exit(code);
+  });
 }
 
 // Dawn prints warnings to stderr when XDG_RUNTIME_DIR is unset (headless Linux).
