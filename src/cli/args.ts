@@ -36,3 +36,8 @@ export function parseTriple(option: string, text: string): [number, number, numb
   }
   return v as [number, number, number];
 }
+
+export function parseCount(option: string, text: string): number {
+  if (!/^\d+$/.test(text.trim())) throw new InputError(`${option} '${text}': expected a whole number, 0 or more`);
+  return Number(text);
+}

@@ -89,7 +89,7 @@ function parseInputShape(text: string): [string, number[]] {
  * when they are all concrete, else a 4-D NCHW input at --size (default
  * 513x513) with N=1 where symbolic and C from the model.
  */
-function inputShapes(graph: Graph, size: number[] | undefined, given: Map<string, number[]>): Map<string, number[]> {
+export function inputShapes(graph: Graph, size: number[] | undefined, given: Map<string, number[]>): Map<string, number[]> {
   const dims = new Map(given);
   for (const input of graph.inputs) {
     if (dims.has(input.name)) continue;

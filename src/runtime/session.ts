@@ -2,7 +2,8 @@ import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { align4 } from '../gpu/buffers.js';
 import { checked } from '../gpu/device.js';
-import type { Graph, HostTensor } from '../model/graph.js';
+import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
+import type { Graph, HostTensor, Node } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
@@ -111,6 +112,30 @@ export class Session {
    * fed to the only input).
    */
   async run(inputs: Record<string, HostTensor> | HostTensor, options: RunOptions = {}): Promise<RunResult> {
+    return (await this.execute(inputs, options, recordInOnePass)).result;
+  }
+
+  /**
+   * `run`, with the GPU time of every kernel: each dispatch is recorded in its
+   * own timed compute pass (src/gpu/timestamps.ts). The outputs and captures
+   * are `run`'s, bit for bit. Needs the device feature 'timestamp-query'.
+   */
+  async profile(inputs: Record<string, HostTensor> | HostTensor, options: RunOptions = {}): Promise<RunResult & { kernels: KernelTime[] }> {
+    if (!hasTimestamps(this.gpu)) throw new GpuError(`${this.gpu.description} has no 'timestamp-query' feature: kernels cannot be timed`);
+    const { result, recorded } = await this.execute(inputs, options, (encoder, program) => ({
+      timer: recordTimed(this.gpu, encoder, program.encoded),
+      kernels: program.plan.kernels,
+    }));
+    const ns = await recorded.timer.read();
+    return { ...result, kernels: recorded.kernels.map((k, i) => ({ node: k.node, label: k.kernel.label, ms: ns[i]! / 1e6 })) };
+  }
+
+  /** Feeds the inputs, records the program's dispatches with `record`, submits once and reads the outputs back. */
+  private async execute<T>(
+    inputs: Record<string, HostTensor> | HostTensor,
+    options: RunOptions,
+    record: (encoder: GPUCommandEncoder, program: Compiled) => T,
+  ): Promise<{ result: RunResult; recorded: T }> {
     const feeds = 'dims' in inputs ? this.feedSingle(inputs as HostTensor) : (inputs as Record<string, HostTensor>);
     const captureNames = this.resolve(options.capture ?? this.defaultCapture);
     // Earlier captures go stale now: building this run's program may free their buffers.
@@ -131,13 +156,7 @@ export class Session {
         if (placement?.kind === 'buffer') device.queue.writeBuffer(program.slots[placement.slot]!, 0, toGpuArray(feed));
       }
       const encoder = device.createCommandEncoder();
-      const pass = encoder.beginComputePass();
-      for (const e of program.encoded) {
-        pass.setPipeline(e.pipeline);
-        pass.setBindGroup(0, e.bindGroup);
-        pass.dispatchWorkgroups(...e.workgroups);
-      }
-      pass.end();
+      const recorded = record(encoder, program);
       device.queue.submit([encoder.finish()]);
 
       const tensor = (name: string): CapturedTensor => {
@@ -152,7 +171,7 @@ export class Session {
           outputs.set(name, await tensor(name).toHost());
         }),
       );
-      return { outputs, captured: new Map(captureNames.map((name) => [name, tensor(name)])) };
+      return { result: { outputs, captured: new Map(captureNames.map((name) => [name, tensor(name)])) }, recorded };
     });
   }
 
@@ -225,6 +244,25 @@ export class Session {
   }
 }
 const MAX_PROGRAMS = 2;
+
+/** One kernel's GPU time in a profiled run. */
+export interface KernelTime {
+  /** The node the kernel computes (after fusion: a Conv with BatchNorm folded in is named '<conv>::bn_folded'). */
+  node: Node;
+  label: string;
+  ms: number;
+}
+
+/** An ordinary run: every dispatch in one compute pass. */
+function recordInOnePass(encoder: GPUCommandEncoder, program: Compiled): void {
+  const pass = encoder.beginComputePass();
+  for (const e of program.encoded) {
+    pass.setPipeline(e.pipeline);
+    pass.setBindGroup(0, e.bindGroup);
+    pass.dispatchWorkgroups(...e.workgroups);
+  }
+  pass.end();
+}
 
 /**
  * Dispatches one workgroup of every pipeline once. Drivers may compile a
