@@ -27,6 +27,20 @@ function valueOf(node: Node, x: TypedInput | undefined, what: string): HostTenso
 
 const ints = (node: Node, x: TypedInput | undefined, what: string): number[] => Array.from(valueOf(node, x, what).data);
 
+/**
+ * Folding builds plain arrays on the CPU; the tensors it creates are shape
+ * subgraph values, tiny next to this. A corrupt shape (ConstantOfShape of
+ * [65536, 65536]) is refused before the array is allocated.
+ */
+const MAX_FOLDED = 2 ** 24;
+
+function checkFoldSize(node: Node, dims: readonly number[]): void {
+  const n = sizeOf(dims);
+  if (!(n <= MAX_FOLDED)) {
+    throw new ModelError(`${node.opType} node '${node.name}': folding it would create ${n} elements ([${dims.join(',')}]) at load time; segscope folds at most 2^24`);
+  }
+}
+
 const f32Bits = new Uint32Array(1);
 const f32View = new Float32Array(f32Bits.buffer);
 
@@ -83,6 +97,8 @@ function elementwise(resultType: (inputs: TypedInput[]) => ElemType, f: (...v: n
   return (node, inputs) => {
     const values = inputs.map((x, i) => valueOf(node, x, `input ${i}`));
     const dims = broadcastDims(node, values.map((v) => v.dims));
+    // Folding weights (a Mul by a scale) may be large; only broadcasting can grow a tensor past its inputs.
+    if (values.every((v) => v.data.length < sizeOf(dims))) checkFoldSize(node, dims);
     const index = values.map((v) => broadcastIndexer(v.dims, dims));
     const out = new Array<number>(sizeOf(dims));
     for (let i = 0; i < out.length; i++) out[i] = f(...values.map((v, k) => v.data[index[k]!(i)]!));
@@ -120,6 +136,9 @@ const evaluateSlice: Evaluator = (node, inputs, opset) => {
   const ends = opset < 10 ? node.attrs.ints('ends') : opt(2)!;
   const axes = (opset < 10 ? node.attrs.ints('axes', []) : opt(3)) ?? [];
   const stepsIn = (opset < 10 ? undefined : opt(4)) ?? starts.map(() => 1);
+  if (ends.length !== starts.length || (axes.length && axes.length !== starts.length) || stepsIn.length !== starts.length) {
+    throw new ModelError(`Slice node '${node.name}': starts, ends, axes and steps have lengths ${starts.length}, ${ends.length}, ${axes.length}, ${stepsIn.length}`);
+  }
   const axisList = axes.length ? axes.map((a) => axis(node, a, rank)) : starts.map((_, i) => i);
   const begin = x.dims.map(() => 0);
   const step = x.dims.map(() => 1);
@@ -231,18 +250,20 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
   ConstantOfShape: (node, [shape]) => {
     const dims = ints(node, shape, 'shape');
     if (dims.some((d) => d < 0)) throw new ModelError(`ConstantOfShape node '${node.name}': negative dimension in [${dims}]`);
+    checkFoldSize(node, dims);
     const fill = node.attrs.has('value') ? node.attrs.tensor('value') : hostTensor('float32', [1], [0]);
     return [cast(fill.type, dims, new Array<number>(sizeOf(dims)).fill(fill.data[0] ?? 0))];
   },
   Range: (node, [start, limit, delta]) => {
     const [s, l, d] = [start, limit, delta].map((x, i) => valueOf(node, x, `input ${i}`).data[0]!) as [number, number, number];
     const n = Math.max(Math.ceil((l - s) / d), 0);
-    if (!Number.isFinite(n) || n > 1 << 24) throw new ModelError(`Range node '${node.name}': ${n} elements`);
+    checkFoldSize(node, [n]);
     return [cast(start!.type, [n], Array.from({ length: n }, (_, i) => s + i * d))];
   },
   Expand: (node, [x, shape]) => {
     const v = valueOf(node, x, 'input');
     const dims = broadcastDims(node, [v.dims, ints(node, shape, 'shape')]);
+    checkFoldSize(node, dims);
     const index = broadcastIndexer(v.dims, dims);
     return [cast(v.type, dims, Array.from({ length: sizeOf(dims) }, (_, i) => v.data[index(i)]!))];
   },

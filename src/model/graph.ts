@@ -24,6 +24,9 @@ export interface HostTensor {
 
 export const sizeOf = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
+/** Larger tensors cannot be indexed by typed arrays or WebGPU buffers anyway. */
+export const MAX_ELEMENTS = 2 ** 31;
+
 export function hostTensor(type: ElemType, dims: readonly number[], data: ArrayLike<number>): HostTensor {
   const n = sizeOf(dims);
   if (data.length !== n) throw new ModelError(`tensor of shape [${dims.join(',')}] needs ${n} values, got ${data.length}`);

@@ -1,6 +1,7 @@
-import { InputError, ModelError, UnsupportedOpError } from '../errors.js';
+import { InputError, ModelError, SegscopeError, UnsupportedOpError } from '../errors.js';
 import { evaluators, FOLDS_FROM_TYPE } from './fold.js';
 import type { Graph, HostTensor, Node, TensorType, TypedInput } from './graph.js';
+import { MAX_ELEMENTS, sizeOf } from './graph.js';
 
 /** The shape rule of a GPU op; `undefined` when the op type is not supported on the GPU. */
 export type ShapeRule = (node: Node, inputs: TypedInput[], opset: number) => TensorType[];
@@ -64,7 +65,7 @@ export function inferTypes(
     const rule = ruleFor(node.opType);
     const foldable = evaluate && (FOLDS_FROM_TYPE.has(node.opType) || present.every((x) => x.value));
     if (foldable) {
-      const outs = evaluate(node, inputs, graph.opset);
+      const outs = typeNode(graph, node, () => evaluate(node, inputs, graph.opset));
       outs.forEach((v, k) => {
         const name = node.outputs[k];
         if (!name) return;
@@ -77,7 +78,7 @@ export function inferTypes(
       reject(`${node.opType} (evaluated only at load time, but input '${present.find((x) => !x.value)?.name}' is computed at run time)`, node);
       continue;
     }
-    const outs = rule(node, inputs, graph.opset);
+    const outs = typeNode(graph, node, () => rule(node, inputs, graph.opset));
     outs.forEach((t, k) => {
       const name = node.outputs[k];
       if (name) types.set(name, t);
@@ -89,6 +90,34 @@ export function inferTypes(
     if (!types.has(output.name)) throw new ModelError(`${graph.source || 'model'}: graph output '${output.name}' is never produced`);
   }
   return { graph, types, values, nodes };
+}
+
+/**
+ * Runs a node's evaluator or shape rule and checks the shapes it gives. The
+ * rules trust ONNX's arities and attribute types; a malformed node (a Conv
+ * without weights, a perm of the wrong length) can make one throw a
+ * TypeError or RangeError, which becomes a ModelError naming the node. A
+ * shape beyond MAX_ELEMENTS (e.g. from pads of 2^62) is refused here, before
+ * anything downstream sizes buffers or arrays from it.
+ */
+function typeNode<T extends { dims: readonly number[] }>(graph: Graph, node: Node, typeOutputs: () => T[]): T[] {
+  const where = `${graph.source || 'model'}: node '${node.name}' (${node.opType})`;
+  let outs: T[];
+  try {
+    outs = typeOutputs();
+  } catch (e) {
+    if (e instanceof SegscopeError) throw e;
+    throw new ModelError(`${where}: its inputs or attributes are malformed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`);
+  }
+  for (const { dims } of outs) {
+    if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
+      throw new ModelError(`${where}: computes an output of shape [${dims.join(',')}]; dims must be non-negative integers`);
+    }
+    if (sizeOf(dims) > MAX_ELEMENTS) {
+      throw new ModelError(`${where}: its output [${dims.join(',')}] has more than 2^31 elements, which segscope does not support`);
+    }
+  }
+  return outs;
 }
 
 /** The concrete shape of a graph input: the given one, checked against the file's (possibly symbolic) dims. */

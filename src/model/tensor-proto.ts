@@ -4,7 +4,7 @@
  * becomes Float64Array of exact integers (see HostTensor in model/graph.ts).
  */
 import { ModelError } from '../errors.js';
-import type { ElemType, HostTensor } from './graph.js';
+import { MAX_ELEMENTS, type ElemType, type HostTensor } from './graph.js';
 import { float16ToFloat32 } from './numeric.js';
 import { DataLocation, DataType, enumName, type TensorProto } from '../onnx/schema.js';
 
@@ -21,9 +21,6 @@ export interface TensorContext {
   source: string;
   readExternal?: ExternalDataReader;
 }
-
-/** Larger tensors cannot be indexed by typed arrays or WebGPU buffers anyway. */
-const MAX_ELEMENTS = 2 ** 31;
 
 type TypedField = 'float_data' | 'int32_data' | 'int64_data' | 'double_data' | 'uint64_data';
 
