@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
 import { inferTypes } from '../src/model/infer.js';
 import { registry } from '../src/ops/registry.js';
-import { gpu, nodeGraph, tensor, type NodeCase } from './helpers/gpu.js';
+import { gpu, nodeGraph, runNode, tensor, type NodeCase } from './helpers/gpu.js';
 import { describeFailure, makeCase, MUTATION_KINDS, planKey, runCase, workspace } from './helpers/mutate.js';
 
 const CASES = 300;
@@ -72,8 +72,19 @@ describe('regressions found by the fuzzer', () => {
 
   it('a shape of more than 2^31 elements is refused at inference, before anything is sized from it', () => {
     // Once a worker crash: V8 "invalid size" when planning a Conv with pads 2^62.
-    const pads = { op: 'Conv', attrs: { pads: [0, 0, 2 ** 62, 0] }, inputs: [x, w] };
+    const pads = { op: 'Conv', attrs: { pads: [0, 0, 2 ** 30, 0] }, inputs: [x, w] };
     expect(() => typeGraph(pads)).toThrow(/node 'test_Conv' \(Conv\): its output \[1,4,\d+,6\] has more than 2\^31 elements/);
+  });
+
+  it('conv attributes beyond 32 bits are a ModelError, not WGSL that fails to compile', () => {
+    for (const attrs of [{ strides: [2 ** 53, 1] }, { dilations: [1, 2 ** 31] }, { pads: [0, 0, 2 ** 62, 0] }] as Record<string, number[]>[]) {
+      expect(() => typeGraph({ op: 'Conv', attrs, inputs: [x, w] })).toThrow(/node 'test_Conv': (strides|dilations|pads) must be \d integers from \d to 2147483647/);
+    }
+  });
+
+  it("Clip with an empty bound is a ModelError, not WGSL that fails to compile", async () => {
+    const empty = { constant: tensor([0], new Float32Array(0)) };
+    await expect(runNode({ op: 'Clip', inputs: [x, empty] })).rejects.toThrow(/Clip node 'test_Clip': min must be a scalar, got 0 values/);
   });
 
   it('Slice with starts and ends of different lengths is a ModelError', () => {

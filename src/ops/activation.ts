@@ -1,4 +1,4 @@
-import { UnsupportedOpError } from '../errors.js';
+import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { constInts } from './inputs.js';
@@ -14,8 +14,12 @@ type Activation = (node: Node, inputs: OpInput[]) => string;
 
 /** Clip's bounds: attributes before opset 11, optional inputs after. */
 function clipBounds(node: Node, inputs: OpInput[]): [number, number] {
-  const bound = (i: number, attr: string, fallback: number) =>
-    inputs[i]?.name ? constInts(node, inputs, i)[0]! : node.attrs.float(attr, fallback);
+  const bound = (i: number, attr: string, fallback: number) => {
+    if (!inputs[i]?.name) return node.attrs.float(attr, fallback);
+    const values = constInts(node, inputs, i);
+    if (values.length !== 1) throw new ModelError(`Clip node '${node.name}': ${attr} must be a scalar, got ${values.length} values`);
+    return values[0]!;
+  };
   return [bound(1, 'min', -Infinity), bound(2, 'max', Infinity)];
 }
 

@@ -32,6 +32,9 @@ interface Axis {
   count: number;
 }
 
+/** Attribute values are baked into the WGSL as 32-bit integers. */
+const MAX_I32 = 2 ** 31 - 1;
+
 export interface ConvGeometry {
   batch: number;
   cIn: number;
@@ -99,8 +102,8 @@ export function convGeometry(node: Node, inputs: OpInput[]): ConvGeometry {
   }
   const ints = (name: string, length: number, fallback: number[], min: number) => {
     const v = node.attrs.ints(name, fallback);
-    if (v.length !== length || v.some((e) => e < min)) {
-      throw new ModelError(`${where(node)}: ${name} must be ${length} integers ≥ ${min}, got [${v}]`);
+    if (v.length !== length || v.some((e) => e < min || e > MAX_I32)) {
+      throw new ModelError(`${where(node)}: ${name} must be ${length} integers from ${min} to ${MAX_I32}, got [${v}]`);
     }
     return v;
   };
