@@ -1,4 +1,4 @@
-import { join } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { visCommand } from './vis.js';
 
@@ -40,5 +40,12 @@ Examples:
 
 export async function demoCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(demoHelp);
-  await visCommand([...DEMO_ARGS, ...argv]);
+  await visCommand([...DEMO_ARGS.map(shortPath), ...argv]);
+}
+
+/** weights/… as a path relative to the working directory when it lies below it, so reports and summaries read short. */
+function shortPath(arg: string): string {
+  if (!arg.startsWith(WEIGHTS)) return arg;
+  const rel = relative(process.cwd(), arg);
+  return rel.startsWith('..') || isAbsolute(rel) ? arg : rel;
 }

@@ -1,0 +1,37 @@
+/**
+ * The README's figure: `segscope demo` as a user sees it, a screenshot of
+ * the top of its report.html in headless Chromium (Debian's, through
+ * playwright-core), header and the first ROWS image rows.
+ *
+ *   node --import tsx tools/readme-figure.ts [--rows 2] [--out docs/demo-report.png]
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { chromium } from 'playwright-core';
+
+const { values } = parseArgs({ options: { rows: { type: 'string', default: '2' }, out: { type: 'string', default: 'docs/demo-report.png' } } });
+const root = join(import.meta.dirname, '..');
+const dir = mkdtempSync(join(tmpdir(), 'segscope-figure-'));
+execFileSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'demo', '--out', dir, '--quiet'], { cwd: root, stdio: 'inherit' });
+
+const browser = await chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const page = await browser.newPage({ viewport: { width: 1500, height: 1000 }, deviceScaleFactor: 1 });
+await page.goto(pathToFileURL(join(dir, 'report.html')).href);
+// Down to the bottom of the last row shown.
+const bottom = await page.evaluate((rows) => {
+  const row = document.querySelectorAll('tbody tr')[rows - 1];
+  return row ? row.getBoundingClientRect().bottom + window.scrollY + 8 : document.body.scrollHeight;
+}, Number(values.rows));
+const width = await page.evaluate(() => Math.min(document.body.scrollWidth, 1500));
+const out = resolve(root, values.out);
+mkdirSync(dirname(out), { recursive: true });
+await page.screenshot({ path: out, clip: { x: 0, y: 0, width, height: bottom }, fullPage: true });
+await browser.close();
+console.log(`wrote ${out} (${width}x${Math.round(bottom)}) from ${join(dir, 'report.html')}`);
