@@ -1,9 +1,10 @@
 /**
  * The README's figure: `segscope demo` as a user sees it, a screenshot of
  * the top of its report.html in headless Chromium (Debian's, through
- * playwright-core), header and the first ROWS image rows.
+ * playwright-core): the header and the rows of the images named by --show
+ * (file names, in the report's order).
  *
- *   node --import tsx tools/readme-figure.ts [--rows 2] [--out docs/demo-report.png]
+ *   node --import tsx tools/readme-figure.ts [--show street.png,scene_2.png] [--out docs/demo-report.png]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { chromium } from 'playwright-core';
 
-const { values } = parseArgs({ options: { rows: { type: 'string', default: '2' }, out: { type: 'string', default: 'docs/demo-report.png' } } });
+const { values } = parseArgs({ options: { show: { type: 'string', default: 'street.png,scene_2.png' }, out: { type: 'string', default: 'docs/demo-report.png' } } });
 const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'segscope-figure-'));
 execFileSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'demo', '--out', dir, '--quiet'], { cwd: root, stdio: 'inherit' });
@@ -24,11 +25,13 @@ const browser = await chromium.launch({
 });
 const page = await browser.newPage({ viewport: { width: 1500, height: 1000 }, deviceScaleFactor: 1 });
 await page.goto(pathToFileURL(join(dir, 'report.html')).href);
-// Down to the bottom of the last row shown.
-const bottom = await page.evaluate((rows) => {
-  const row = document.querySelectorAll('tbody tr')[rows - 1];
-  return row ? row.getBoundingClientRect().bottom + window.scrollY + 8 : document.body.scrollHeight;
-}, Number(values.rows));
+// The other rows go; the picture ends below the last one kept.
+const bottom = await page.evaluate((show) => {
+  const rows = [...document.querySelectorAll('tbody tr')];
+  for (const row of rows) if (!show.some((name) => row.textContent?.includes(name))) row.remove();
+  const last = [...document.querySelectorAll('tbody tr')].at(-1);
+  return last ? last.getBoundingClientRect().bottom + window.scrollY + 8 : document.body.scrollHeight;
+}, values.show.split(','));
 const width = await page.evaluate(() => Math.min(document.body.scrollWidth, 1500));
 const out = resolve(root, values.out);
 mkdirSync(dirname(out), { recursive: true });
