@@ -35,12 +35,21 @@ export interface ModelRunOptions extends DrawOptions {
   fit: Fit;
   /** Also write each fitted input as <stem>_input.png (the report shows it). */
   writeInputs: boolean;
+  /**
+   * Keep every image's file list (for --json and --report). Without it only
+   * counts are kept, so a run over any number of images holds constant memory.
+   */
+  keepResults: boolean;
   backend?: string;
   adapter?: string;
 }
 
 /** What a vis run produced: the report's data, and which tensors each --layer selected. */
-export type VisResult = Omit<ReportData, 'command' | 'seconds'> & { layers: { pattern: string; tensors: { name: string; shape: number[] }[] }[] };
+export type VisResult = Omit<ReportData, 'command' | 'seconds'> & {
+  layers: { pattern: string; tensors: { name: string; shape: number[] }[] }[];
+  /** Images drawn and files written (`images` lists them only when they were kept). */
+  counts: { images: number; files: number };
+};
 
 /**
  * `vis` on a model: compiles it once at the input size, then streams the
@@ -97,6 +106,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
 
   const taken = new Set<string>();
   const images: ImageResult[] = [];
+  const counts = { images: 0, files: 0 };
   const failed: string[] = [];
   const unlabelled: string[] = [];
   progress.step('images', 0, o.images.length);
@@ -151,7 +161,9 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
     } finally {
       base?.buffer.destroy();
     }
-    images.push({ image: path, files, ...(metrics ? { metrics } : {}) });
+    counts.images++;
+    counts.files += files.length;
+    if (o.keepResults) images.push({ image: path, files, ...(metrics ? { metrics } : {}) });
     progress.step('images', i + 1, o.images.length, basename(path));
   }
   progress.end();
@@ -164,6 +176,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
     inputSize,
     size,
     layers,
+    counts,
     ...(classNames && classPalette ? { classes: classNames.map((name, k) => ({ name, color: [...classPalette.subarray(3 * k, 3 * k + 3)] as [number, number, number] })) } : {}),
     images,
     failed,

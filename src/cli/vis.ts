@@ -174,6 +174,7 @@ export async function visCommand(argv: string[]): Promise<void> {
           std,
           fit,
           writeInputs: values.report,
+          keepResults: values.report || values.json,
           backend: values.backend,
           adapter: values.adapter,
         },
@@ -181,12 +182,12 @@ export async function visCommand(argv: string[]): Promise<void> {
       );
   const data: ReportData & VisResult = { ...result, command: commandLine(argv), seconds: (performance.now() - t0) / 1000 };
   const report = values.report ? await writeReport(draw.outDir, data) : undefined;
-  const written = data.images.reduce((a, s) => a + s.files.length, 0);
+  const { images, files } = data.counts;
   if (values.json) {
     console.log(JSON.stringify({ ...data, out: draw.outDir, ...(report ? { report } : {}), ms: Math.round(data.seconds * 1000) }, null, 2));
   } else if (!values.quiet) {
     const score = data.metrics ? ` (mIoU ${data.metrics.meanIoU.toFixed(4)}, pixel accuracy ${data.metrics.pixelAccuracy.toFixed(4)})` : '';
-    console.log(`wrote ${written} files for ${data.images.length} image${data.images.length === 1 ? '' : 's'} to ${join(draw.outDir, '.')}${score}`);
+    console.log(`wrote ${files} files for ${images} image${images === 1 ? '' : 's'} to ${join(draw.outDir, '.')}${score}`);
     if (report) console.log(`report: ${report}`);
   }
   if (data.failed.length) throw new InputError(`${data.failed.length} problem${data.failed.length === 1 ? '' : 's'}: ${data.failed.join('; ')}`);
@@ -233,7 +234,8 @@ async function visTensors(
       value.buffer.destroy();
     }
   }
-  return { model: '(saved tensors)', adapter: gpu.description, inputSize: size!, size: size!, layers: [], images, failed: [] };
+  const counts = { images: images.length, files: images.reduce((a, s) => a + s.files.length, 0) };
+  return { model: '(saved tensors)', adapter: gpu.description, inputSize: size!, size: size!, layers: [], counts, images, failed: [] };
 }
 
 /** The command as typed, for the report: arguments with spaces or quotes are quoted. */
