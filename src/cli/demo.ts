@@ -14,8 +14,8 @@ const DEMO_ARGS = [
   '--layer', 'classifier.project',
   '--reduce', 'max,mean',
   '--report',
-  '--out', 'segscope-demo',
 ];
+const DEFAULT_OUT = ['--out', 'segscope-demo'];
 
 export const demoHelp = `Usage: segscope demo [vis options]
 
@@ -28,7 +28,7 @@ low-level projection (classifier.project, [1,48,65,65]), and report.html
 putting them side by side, with the prediction's pixel accuracy and mIoU.
 
 It is 'segscope vis' with these arguments:
-  segscope vis ${DEMO_ARGS.map((a) => (a.startsWith(WEIGHTS) ? `weights/${a.slice(WEIGHTS.length)}` : a)).join(' ')}
+  segscope vis ${[...DEMO_ARGS, ...DEFAULT_OUT].map((a) => (a.startsWith(WEIGHTS) ? `weights/${a.slice(WEIGHTS.length)}` : a)).join(' ')}
 and whatever is given here is added to them: a vis option (a later value
 wins; another --layer adds a column) or more images. See 'segscope vis --help'.
 
@@ -40,7 +40,8 @@ Examples:
 
 export async function demoCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(demoHelp);
-  await visCommand([...DEMO_ARGS.map(shortPath), ...argv]);
+  const out = argv.some((a) => a === '--out' || a.startsWith('--out=')) ? [] : DEFAULT_OUT;
+  await visCommand([...DEMO_ARGS.map(shortPath), ...out, ...argv]);
 }
 
 /** weights/… as a path relative to the working directory when it lies below it, so reports and summaries read short. */
