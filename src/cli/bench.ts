@@ -23,8 +23,9 @@ the wall-clock times are given.
 
 Options:
   --size HxW         input height and width (default: the model's declared
-                     input shape; 513x513 when its height and width are
-                     symbolic). Batch 1, channels from the model.
+                     input shape; when its height and width are symbolic,
+                     its metadata 'input_size', else 513x513). Batch 1,
+                     channels from the model.
   --runs N           timed runs, and profiled runs (default 5)
   --warmup N         untimed runs first (default 1; 0 or more)
   --top K            nodes listed, slowest first (default 10)

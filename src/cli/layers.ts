@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
+import { segmentationMetadata } from '../model/metadata.js';
 import { readModelFile } from '../io/model-file.js';
 import type { Graph } from '../model/graph.js';
 import { inferTypes } from '../model/infer.js';
@@ -17,8 +18,9 @@ memory (what capturing every tensor at once costs on the GPU). Needs no GPU.
 
 Options:
   --size HxW               input height and width (default: the model's
-                           declared input shape; 513x513 when its height and
-                           width are symbolic). Batch 1, channels from the model.
+                           declared input shape; when its height and width
+                           are symbolic, its metadata 'input_size', else
+                           513x513). Batch 1, channels from the model.
   --input-shape NAME=DIMS  the full shape of input NAME, e.g. input=1x3x513x513;
                            repeatable, for models with other inputs
   --filter PATTERN         keep the rows whose node name, module path
@@ -86,11 +88,13 @@ function parseInputShape(text: string): [string, number[]] {
 
 /**
  * The concrete shape of each input: --input-shape, else the declared dims
- * when they are all concrete, else a 4-D NCHW input at --size (default
- * 513x513) with N=1 where symbolic and C from the model.
+ * when they are all concrete, else a 4-D NCHW input at --size (default:
+ * the model's metadata input_size, else 513x513) with N=1 where symbolic and
+ * C from the model.
  */
 export function inputShapes(graph: Graph, size: number[] | undefined, given: Map<string, number[]>): Map<string, number[]> {
   const dims = new Map(given);
+  const stated = segmentationMetadata(graph).inputSize ?? DEFAULT_SIZE;
   for (const input of graph.inputs) {
     if (dims.has(input.name)) continue;
     const declared = input.dims;
@@ -102,7 +106,7 @@ export function inputShapes(graph: Graph, size: number[] | undefined, given: Map
         `input '${input.name}' has shape [${declared?.join(',') ?? '?'}]: give it with --input-shape ${input.name}=DIMS (--size applies to NCHW inputs with a known channel count)`,
       );
     }
-    const [height, width] = size ?? [typeof h === 'number' && h > 0 ? h : DEFAULT_SIZE[0]!, typeof w === 'number' && w > 0 ? w : DEFAULT_SIZE[1]!];
+    const [height, width] = size ?? [typeof h === 'number' && h > 0 ? h : stated[0]!, typeof w === 'number' && w > 0 ? w : stated[1]!];
     dims.set(input.name, [typeof n === 'number' && n > 0 ? n : 1, c, height!, width!]);
   }
   return dims;
