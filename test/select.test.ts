@@ -59,9 +59,20 @@ describe('tensor patterns', () => {
     expect(() => resolvePattern(typed, 'backbone')).toThrow(/module 'backbone' has 2 outputs: .*layer1.*layer4/);
   });
 
-  it('names the closest tensors and how to list them when nothing matches', async () => {
+  it("takes a module path's unambiguous tail, and lists the candidates of an ambiguous one", async () => {
     const typed = await typedFixture('deeplabv3plus_os16.onnx');
-    expect(() => resolvePattern(typed, 'classifier.aspp.projekt')).toThrow(/no tensor matches 'classifier.aspp.projekt'. Closest names: .*segscope layers/);
+    expect(resolvePattern(typed, 'aspp.project')).toEqual([ASPP_OUT]);
+    expect(resolvePattern(typed, 'aspp.convs.1')).toEqual(resolvePattern(typed, 'classifier.aspp.convs.1'));
+    expect(() => resolvePattern(typed, 'project')).toThrow(/module 'project' is ambiguous: 'classifier.project', 'classifier.aspp.project'. Give the full path/);
+    // A tail is whole path segments: 'spp.project' is no module's tail.
+    expect(() => resolvePattern(typed, 'spp.project')).toThrow(/no tensor matches 'spp.project'/);
+  });
+
+  it('names the closest tensors and modules and how to list them when nothing matches', async () => {
+    const typed = await typedFixture('deeplabv3plus_os16.onnx');
+    expect(() => resolvePattern(typed, 'classifier.aspp.projekt')).toThrow(/no tensor matches 'classifier.aspp.projekt'. Closest names: 'classifier.aspp.project', .*segscope layers/);
+    // A mistyped tail suggests the full module path first, not short unrelated names.
+    expect(() => resolvePattern(typed, 'aspp.projekt')).toThrow(/Closest names: 'classifier.aspp.project', /);
     expect(() => resolvePattern(typed, /nothing-like-this/)).toThrow(InputError);
     expect(() => resolvePattern(typed, '/bad[regex/')).toThrow(/no tensor matches|Invalid regular expression/);
   });

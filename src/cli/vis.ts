@@ -37,8 +37,9 @@ With --tensor, no model is run: each .npy file (saved by 'segscope run
 Options:
   --layer PATTERN          a tensor to draw; repeatable. PATTERN is, in this
                            order: a tensor name, a node name, a PyTorch module
-                           path ('classifier.aspp.project'), a glob, or a
-                           regular expression written /…/. A pattern that
+                           path ('classifier.aspp.project', or its unambiguous
+                           tail 'aspp.project'), a glob, or a regular
+                           expression written /…/. A pattern that
                            selects several tensors writes one file per tensor.
   --tensor FILE.npy        draw a saved tensor instead of running a model; repeatable
   --reduce LIST            channel reductions, comma-separated (default

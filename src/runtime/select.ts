@@ -1,14 +1,16 @@
 import { InputError } from '../errors.js';
 import type { TypedGraph } from '../model/infer.js';
-import { inModule, tensorsLeaving } from '../model/scopes.js';
+import { inModule, modulePathOf, tensorsLeaving } from '../model/scopes.js';
 
 /**
  * Naming tensors to capture. A pattern is resolved in this order, the first
  * kind that matches anything wins:
  *   1. an exact tensor name;
  *   2. an exact node name: that node's outputs;
- *   3. a PyTorch module path (`aspp.project`, or the scope `/aspp/project`):
- *      the tensor leaving that module, as register_forward_hook sees it;
+ *   3. a PyTorch module path (`classifier.aspp.project`, or the scope
+ *      `/classifier/aspp/project`): the tensor leaving that module, as
+ *      register_forward_hook sees it; a path's unambiguous tail
+ *      (`aspp.project`) names the same module;
  *   4. a glob (`*` any run of characters, `?` one character);
  *   5. a regular expression (a RegExp, or a string written `/…/flags`).
  * A pattern that matches nothing is an error naming the closest names; a
@@ -33,14 +35,15 @@ export function resolvePattern(typed: TypedGraph, pattern: TensorPattern): strin
   if (names.includes(pattern)) return [pattern];
   const node = typed.graph.nodes.find((n) => n.name === pattern);
   if (node) return node.outputs.filter(Boolean);
-  const inside = (n: { name: string }) => inModule(n.name, pattern);
-  if (typed.graph.nodes.some(inside)) {
+  const module = modulePattern(typed, pattern);
+  if (module) {
+    const inside = (n: { name: string }) => inModule(n.name, module);
     const outputs = tensorsLeaving(typed.graph, inside, (t) => typed.values.has(t));
     if (outputs.length === 1) return outputs;
     throw new InputError(
       outputs.length
-        ? `module '${pattern}' has ${outputs.length} outputs: ${outputs.map((n) => `'${n}'`).join(', ')}. Name the tensor you want`
-        : `module '${pattern}' computes nothing at run time (its values are constants)`,
+        ? `module '${module}' has ${outputs.length} outputs: ${outputs.map((n) => `'${n}'`).join(', ')}. Name the tensor you want`
+        : `module '${module}' computes nothing at run time (its values are constants)`,
     );
   }
   const globbed = /[*?]/.test(pattern) ? names.filter((n) => globToRegExp(pattern).test(n)) : [];
@@ -56,7 +59,31 @@ export function resolvePattern(typed: TypedGraph, pattern: TensorPattern): strin
     const found = names.filter((n) => re.test(n));
     if (found.length) return found;
   }
-  throw noMatch(names, pattern);
+  throw noMatch([...names, ...modulePaths(typed)], pattern);
+}
+
+/**
+ * The module a pattern names: itself when some node ran inside it, else the
+ * one module whose path ends with it (`aspp.project` for
+ * `classifier.aspp.project`, as people shorten paths); several such modules
+ * are an error listing them.
+ */
+function modulePattern(typed: TypedGraph, pattern: string): string | undefined {
+  if (typed.graph.nodes.some((n) => inModule(n.name, pattern))) return pattern;
+  if (pattern.startsWith('/') || !/^[\w.]+$/.test(pattern)) return undefined;
+  const longer = modulePaths(typed).filter((m) => m.endsWith(`.${pattern}`));
+  if (longer.length > 1) throw new InputError(`module '${pattern}' is ambiguous: ${longer.map((m) => `'${m}'`).join(', ')}. Give the full path`);
+  return longer[0];
+}
+
+/** Every module path of the graph's nodes, with their ancestors. */
+function modulePaths(typed: TypedGraph): string[] {
+  const paths = new Set<string>();
+  for (const node of typed.graph.nodes) {
+    const parts = modulePathOf(node.name).split('.');
+    for (let k = 1; k <= parts.length; k++) if (parts[0]) paths.add(parts.slice(0, k).join('.'));
+  }
+  return [...paths];
 }
 
 /** Resolves several patterns to distinct tensor names, in first-seen order. */
@@ -72,10 +99,16 @@ function matching(names: string[], pattern: RegExp, label: string): string[] {
   return found;
 }
 
-/** The `count` names nearest to `pattern` by edit distance, for "did you mean" messages. */
+/**
+ * The `count` names nearest to `pattern` by edit distance, for "did you mean"
+ * messages. People type the end of a long name (`aspp.project` for
+ * `classifier.aspp.project`), so a name's tail of the pattern's length
+ * competes too, half a step behind an equally close whole name.
+ */
 export function closestNames(names: Iterable<string>, pattern: string, count = 5): string[] {
-  return [...names]
-    .map((name) => ({ name, distance: editDistance(pattern, name) }))
+  const distance = (name: string) => Math.min(editDistance(pattern, name), editDistance(pattern, name.slice(-pattern.length)) + 0.5);
+  return [...new Set(names)]
+    .map((name) => ({ name, distance: distance(name) }))
     .sort((a, b) => a.distance - b.distance)
     .slice(0, count)
     .map((c) => c.name);
