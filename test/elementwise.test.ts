@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+import { graphFromModel } from '../src/model/from-onnx.js';
+import { decodeModel, encodeModel } from '../src/onnx/decode.js';
+import { DataType } from '../src/onnx/schema.js';
+import { Session } from '../src/runtime/session.js';
+import { gpu, random, randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
 
 /** Plain CPU references, written for the test. */
 
@@ -228,5 +232,40 @@ describe('invalid nodes', () => {
     await expect(runNode({ op: 'Mean', inputs: [tensor([2], [1, 2], 'int32')] })).rejects.toThrow(ModelError);
     await expect(runNode({ op: 'Add', attrs: { broadcast: 1, axis: 1 }, inputs: [x, randomTensor([3, 2], 113)], opset: 6 })).rejects.toThrow(ModelError);
     await expect(runNode({ op: 'Exp', inputs: [tensor([2], [1, 2], 'int32')] })).rejects.toThrow(UnsupportedOpError);
+  });
+});
+
+describe('Add fused with the Relu after it', () => {
+  it('is one kernel computing max(a + b, 0) with broadcasting, the same bits as the two nodes', async () => {
+    const float = { tensor_type: { elem_type: DataType.FLOAT } };
+    const model = encodeModel({
+      ir_version: 8,
+      opset_import: [{ domain: '', version: 17 }],
+      graph: {
+        name: 'add_relu',
+        node: [
+          { name: 'add', op_type: 'Add', input: ['a', 'b'], output: ['sum'] },
+          { name: 'relu', op_type: 'Relu', input: ['sum'], output: ['y'] },
+        ],
+        input: [{ name: 'a', type: float }, { name: 'b', type: float }],
+        output: [{ name: 'y', type: float }],
+      },
+    });
+    const graph = graphFromModel(decodeModel(model, 'add_relu.onnx'), { source: 'add_relu.onnx' });
+    const a = randomTensor([2, 3, 4, 5], 71);
+    const b = randomTensor([3, 1, 5], 72);
+    const session = await Session.create(await gpu(), graph, { inputShapes: { a: [2, 3, 4, 5], b: [3, 1, 5] } });
+    expect((await session.plan()).kernels.map((k) => k.node.name)).toEqual(['add::relu']);
+    const { outputs } = await session.run({ a, b });
+    const expected = Float32Array.from(a.data, (v, i) => {
+      const [c, w] = [Math.floor(i / 20) % 3, i % 5];
+      return Math.max(Math.fround(v + b.data[c * 5 + w]!), 0);
+    });
+    expect(Array.from(outputs.get('y')!.data)).toEqual(Array.from(expected));
+    // Capturing the sum keeps the Add and the Relu apart, with the same result.
+    const { outputs: apart, captured } = await session.run({ a, b }, { capture: ['sum'] });
+    expect(Array.from(apart.get('y')!.data)).toEqual(Array.from(expected));
+    expect((await captured.get('sum')!.read()).length).toBe(120);
+    session.destroy();
   });
 });

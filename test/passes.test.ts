@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readModelFile } from '../src/io/model-file.js';
 import { inferTypes } from '../src/model/infer.js';
-import { foldBatchNorm } from '../src/model/passes.js';
+import { foldBatchNorm, fuseEpilogues } from '../src/model/passes.js';
+import type { TypedGraph } from '../src/model/infer.js';
 import { registry } from '../src/ops/registry.js';
 
 const rules = (op: string) => registry.get(op)?.infer;
@@ -32,5 +33,41 @@ describe('graph passes', () => {
     expect(kept.nodes.filter((n) => n.opType === 'BatchNormalization')).toHaveLength(0);
     expect(kept.nodes.length).toBe(typed.nodes.length - 27);
     expect(kept.nodes.some((n) => n.outputs.includes(stem))).toBe(true);
+  });
+
+  it('fuses Relu, the residual Add and Add+Relu into the conv epilogue, keeping the order valid and captures exact', async () => {
+    const graph = await readModelFile(join(import.meta.dirname, 'fixtures/deeplabv3plus_os16.onnx'));
+    const typed = inferTypes(graph, new Map([['input', [1, 3, 65, 65]]]), rules);
+    const count = (t: TypedGraph, op: string) => t.nodes.filter((n) => n.opType === op).length;
+    const fused = fuseEpilogues(typed, new Set());
+    // Every Relu of this model follows a Conv or a residual Add; every Add is a residual one.
+    expect(count(fused, 'Relu')).toBe(0);
+    expect(count(fused, 'Add')).toBe(0);
+    expect(count(fused, 'Conv')).toBe(count(typed, 'Conv'));
+    const residual = fused.nodes.filter((n) => n.epilogue?.residual);
+    expect(residual.length).toBe(count(typed, 'Add'));
+    for (const n of residual) expect([n.epilogue!.activation, n.inputs.length]).toEqual(['Relu', 4]);
+    // Topological: every input exists before its reader (the downsample conv of a block comes after the main branch).
+    const ready = new Set([...graph.inputs.map((i) => i.name), ...typed.values.keys(), '']);
+    for (const n of fused.nodes) {
+      for (const i of n.inputs) expect(ready.has(i), `${n.name} reads ${i} before it is computed`).toBe(true);
+      for (const o of n.outputs) ready.add(o);
+    }
+    // Outputs of fused nodes are the tensors of the nodes they replace, so every graph output still exists.
+    for (const o of graph.outputs) expect(ready.has(o.name)).toBe(true);
+
+    // A kept (captured) conv output is not fused away: the block's other conv, the downsample, takes the Add instead.
+    const block = typed.nodes.find((n) => n.name === '/backbone/layer1/layer1.0/conv3/Conv')!;
+    const kept = fuseEpilogues(typed, new Set([block.outputs[0]!]));
+    expect(kept.nodes).toContain(block);
+    const downsample = kept.nodes.find((n) => n.name.startsWith('/backbone/layer1/layer1.0/downsample/downsample.0/Conv'))!;
+    expect(downsample.epilogue).toEqual({ residual: true, activation: 'Relu' });
+    expect(downsample.inputs[3]).toBe(block.outputs[0]);
+    // Keeping the Add's output: the conv takes the Add only, and the Relu after it stays a node of its own.
+    const add = typed.nodes.find((n) => n.name === '/backbone/layer1/layer1.0/Add')!;
+    const apart = fuseEpilogues(typed, new Set([add.outputs[0]!]));
+    const conv3 = apart.nodes.find((n) => n.name.startsWith('/backbone/layer1/layer1.0/conv3/Conv'))!;
+    expect([conv3.epilogue, conv3.outputs]).toEqual([{ residual: true }, add.outputs]);
+    expect(apart.nodes.filter((n) => n.opType === 'Relu').map((n) => n.inputs)).toEqual([add.outputs]);
   });
 });

@@ -67,6 +67,17 @@ export interface Node {
   inputs: string[];
   outputs: string[];
   attrs: Attrs;
+  /**
+   * Work fused into this node's kernels by a pass (never read from a file):
+   * a residual tensor added (node input 3 of a Conv) and an activation
+   * applied to the result, as onnxruntime's FusedConv does.
+   */
+  epilogue?: Epilogue;
+}
+
+export interface Epilogue {
+  activation?: 'Relu';
+  residual?: boolean;
 }
 
 export interface Graph {

@@ -55,6 +55,70 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
 }
 
 /**
+ * Fuses the elementwise tail of a Conv into its kernel, the residual block's
+ * pattern: Conv -> Relu, Conv -> Add(residual), Conv -> Add -> Relu; and
+ * Add -> Relu into one elementwise kernel. The fused node takes the place of
+ * the last node it replaces, where the residual is sure to be computed (a
+ * ResNet's downsample branch comes after the main branch's convs), and
+ * computes the same floats in the same order (conv + bias + residual, then
+ * max with 0), so results are bit for bit those of the separate nodes. A
+ * tensor in `keep`, a graph output, or one read by other nodes is never
+ * fused away: captures stay exact.
+ */
+export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): TypedGraph {
+  const { types, values } = typed;
+  const consumers = new Map<string, Node[]>();
+  for (const node of typed.nodes) for (const name of node.inputs) consumers.set(name, [...(consumers.get(name) ?? []), node]);
+  const outputs = new Set(typed.graph.outputs.map((o) => o.name));
+  // The one node reading `t`, when `t` may vanish into a fused kernel.
+  const soleReader = (t: string): Node | undefined => {
+    const readers = consumers.get(t) ?? [];
+    return readers.length === 1 && !keep.has(t) && !outputs.has(t) ? readers[0] : undefined;
+  };
+  const isFloat32 = (t: string) => types.get(t)?.type === 'float32';
+  const sameDims = (a: string, b: string) => {
+    const [da, db] = [types.get(a)?.dims, types.get(b)?.dims];
+    return !!da && !!db && da.length === db.length && da.every((d, k) => d === db[k]);
+  };
+  const isRelu = (n: Node | undefined): boolean => n?.opType === 'Relu' && !n.epilogue;
+
+  const removed = new Set<Node>();
+  const placed = new Map<Node, Node>();
+  for (const node of typed.nodes) {
+    if (removed.has(node) || placed.has(node) || node.epilogue) continue;
+    const y = node.outputs[0]!;
+    if (!isFloat32(y)) continue;
+    const next = soleReader(y);
+    // A reader already fused into another node is taken (a block's downsample conv meets the main branch's Add).
+    if (!next || removed.has(next) || placed.has(next)) continue;
+    if (node.opType === 'Conv') {
+      if (isRelu(next)) {
+        placed.set(next, { ...node, name: `${node.name}::relu`, outputs: [next.outputs[0]!], epilogue: { activation: 'Relu' } });
+        removed.add(node);
+        continue;
+      }
+      const residual = next.opType === 'Add' && next.inputs.length === 2 ? next.inputs.find((t, k) => t !== y && next.inputs[1 - k] === y) : undefined;
+      if (residual && !values.has(residual) && sameDims(residual, y)) {
+        const z = next.outputs[0]!;
+        const relu = soleReader(z);
+        const last = isRelu(relu) ? relu! : next;
+        const inputs = [node.inputs[0]!, node.inputs[1]!, node.inputs[2] ?? '', residual];
+        placed.set(last, { ...node, name: `${node.name}::${last === next ? 'add' : 'add_relu'}`, inputs, outputs: [last.outputs[0]!], epilogue: { residual: true, ...(last === next ? {} : { activation: 'Relu' }) } });
+        removed.add(node);
+        if (last !== next) removed.add(next);
+        continue;
+      }
+    }
+    if (node.opType === 'Add' && isRelu(next)) {
+      placed.set(next, { ...node, name: `${node.name}::relu`, outputs: [next.outputs[0]!], epilogue: { activation: 'Relu' } });
+      removed.add(node);
+    }
+  }
+  const nodes = typed.nodes.filter((n) => !removed.has(n)).map((n) => placed.get(n) ?? n);
+  return { ...typed, nodes };
+}
+
+/**
  * Turns graph inputs into constants. An engine with static shapes must know
  * at load time the values that decide shapes (a Reshape's target shape, a
  * Resize's sizes); a graph that takes them as inputs runs once they are fixed.

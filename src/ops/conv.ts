@@ -32,6 +32,9 @@ interface Axis {
   count: number;
 }
 
+/** ReLU as the Relu kernel computes it (activation.ts), so fusing changes no bit. */
+const RELU = 'max(v, 0.0f)';
+
 /** Attribute values are baked into the WGSL as 32-bit integers. */
 const MAX_I32 = 2 ** 31 - 1;
 
@@ -310,6 +313,12 @@ function gemmConvKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilog
   });
 }
 
+/** A node's fused epilogue (model/passes.ts fuseEpilogues) as WGSL. */
+function epilogueOf(node: Node): ConvEpilogue {
+  const e = node.epilogue;
+  return { ...(e?.activation === 'Relu' ? { activation: RELU } : {}), ...(e?.residual ? { residual: true } : {}) };
+}
+
 /** The kernels of a Conv node, optionally with a fused epilogue. */
 export function convKernels(node: Node, inputs: OpInput[], _outputs: TensorType[], epilogue: ConvEpilogue = {}): Kernel[] {
   const g = convGeometry(node, inputs);
@@ -323,6 +332,6 @@ export const convOps: Record<string, OpImpl> = {
       checkAttrs(node, ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides']);
       return [{ type: inputs[0]!.type, dims: convGeometry(node, inputs).outDims }];
     },
-    kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs),
+    kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs, epilogueOf(node)),
   },
 };

@@ -168,7 +168,9 @@ function arithmeticOp(op: Arithmetic): OpImpl {
         const operands = start === 0 ? r.values : ['Y[i]', ...r.values];
         const acc = operands.reduce(op.combine);
         const last = start + MAX_INPUTS_PER_KERNEL >= n;
-        kernels.push(kernel(node.opType, out!, r, last && op.finish ? op.finish(acc, n) : acc));
+        const value = last && op.finish ? op.finish(acc, n) : acc;
+        // A fused Relu (model/passes.ts fuseEpilogues) applies once, to the final value.
+        kernels.push(kernel(node.opType, out!, r, last && node.epilogue?.activation === 'Relu' ? `max(${value}, 0.0f)` : value));
       }
       return kernels;
     },

@@ -5,7 +5,7 @@ import { checked } from '../gpu/device.js';
 import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
 import type { Graph, HostTensor, Node } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
-import { checkFeedType, foldBatchNorm, freezeInputs } from '../model/passes.js';
+import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
 import { CapturedTensor } from './captured.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan } from './plan.js';
@@ -197,7 +197,7 @@ export class Session {
       return cached;
     }
     const kept = new Set(keep);
-    const plan = buildPlan(foldBatchNorm(this.typed, kept), registry, kept);
+    const plan = buildPlan(fuseEpilogues(foldBatchNorm(this.typed, kept), kept), registry, kept);
     checkLimits(plan, this.gpu.limits);
     const { device } = this.gpu;
     const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
