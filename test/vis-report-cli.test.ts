@@ -204,7 +204,7 @@ describe('segscope vis: errors are one line naming the fault, exit 1', () => {
     [
       'an input too large for the adapter',
       () => ({ args: ['vis', MODEL, join(ROOT, 'test/fixtures/images/rgb.png'), '--layer', ASPP, '--input-size', '3000x3000'] }),
-      /^segscope: Conv node '\/backbone\/conv1\/Conv' needs a 756000000 byte buffer; the adapter allows \d+ bytes per binding$/,
+      /^segscope: Conv node '\/backbone\/[\w./]+\/Conv' needs a \d+ byte buffer; the adapter allows \d+ bytes per binding$/,
     ],
     [
       'no GPU adapter',

@@ -54,6 +54,9 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
   return { ...typed, nodes };
 }
 
+/** The ONNX node a node of the engine's graph comes from: fused nodes are named '<origin>::<what was fused>'. */
+export const originalName = (node: Node): string => node.name.split('::')[0]!;
+
 /**
  * Fuses the elementwise tail of a Conv into its kernel, the residual block's
  * pattern: Conv -> Relu, Conv -> Add(residual), Conv -> Add -> Relu; and

@@ -3,6 +3,7 @@ import type { HostTensor, Node, TensorType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { TypedGraph } from '../model/infer.js';
 import { planBuffers } from '../model/memory.js';
+import { originalName } from '../model/passes.js';
 import type { GpuArray, Kernel, OpImpl } from '../ops/types.js';
 
 /** Where a tensor lives at run time. */
@@ -133,7 +134,7 @@ export function checkLimits(plan: Plan, limits: GPUSupportedLimits): void {
       const bytes = ref.kind === 'slot' ? plan.slotBytes[ref.slot]! : ref.data.byteLength;
       if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
         throw new GpuError(
-          `${k.node.opType} node '${k.node.name}' needs a ${bytes} byte buffer; the adapter allows ${Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)} bytes per binding`,
+          `${k.node.opType} node '${originalName(k.node)}' needs a ${bytes} byte buffer; the adapter allows ${Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)} bytes per binding`,
         );
       }
     });

@@ -3,6 +3,7 @@
  * summed per ONNX node, with each node's arithmetic work, and the memory the
  * buffer plan holds.
  */
+import { originalName } from '../model/passes.js';
 import { align4 } from '../gpu/buffers.js';
 import { hasTimestamps } from '../gpu/timestamps.js';
 import type { HostTensor } from '../model/graph.js';
@@ -48,8 +49,6 @@ export function timeStats(ms: readonly number[]): { median: number; min: number;
   };
 }
 
-/** A fused node carries its origin's name before '::' (see foldBatchNorm). */
-const onnxName = (kernelNode: string): string => kernelNode.split('::')[0]!;
 
 /**
  * Profiles `runs` runs of the session on `feeds` and returns every node that
@@ -81,7 +80,7 @@ function aggregate(session: Session, samples: readonly KernelTime[][]): NodeProf
   const rows = new Map<string, { opType: string; kernels: string[]; outputShape: number[]; perRun: number[] }>();
   samples.forEach((kernels, run) => {
     for (const { node, label, ms } of kernels) {
-      const name = onnxName(node.name);
+      const name = originalName(node);
       let row = rows.get(name);
       if (!row) {
         row = { opType: node.opType, kernels: [], outputShape: [...(session.typeOf(node.outputs[0]!)?.dims ?? [])], perRun: [] };

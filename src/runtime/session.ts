@@ -5,7 +5,7 @@ import { checked } from '../gpu/device.js';
 import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
 import type { Graph, HostTensor, Node } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
-import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues } from '../model/passes.js';
+import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
 import { CapturedTensor } from './captured.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan } from './plan.js';
@@ -207,7 +207,7 @@ export class Session {
         plan.kernels.map(async ({ node, kernel, buffers }): Promise<Encoded> => {
           let pipeline = this.pipelines.get(kernel.wgsl);
           if (!pipeline) {
-            pipeline = compilePipeline(device, kernel.wgsl, `${node.opType} node '${node.name}' (${kernel.label})`);
+            pipeline = compilePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`);
             this.pipelines.set(kernel.wgsl, pipeline);
           }
           const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
