@@ -53,6 +53,10 @@ describe('graph passes', () => {
       for (const i of n.inputs) expect(ready.has(i), `${n.name} reads ${i} before it is computed`).toBe(true);
       for (const o of n.outputs) ready.add(o);
     }
+    // An identity block's fused conv stays where the conv was; a block with a downsample branch waits for it.
+    const at = (prefix: string) => fused.nodes.findIndex((n) => n.name.startsWith(prefix));
+    expect(at('/backbone/layer3/layer3.1/conv3/Conv') + 1).toBe(at('/backbone/layer4/layer4.0/conv1/Conv'));
+    expect(at('/backbone/layer1/layer1.0/conv3/Conv')).toBeGreaterThan(at('/backbone/layer1/layer1.0/downsample/downsample.0/Conv'));
     // Outputs of fused nodes are the tensors of the nodes they replace, so every graph output still exists.
     for (const o of graph.outputs) expect(ready.has(o.name)).toBe(true);
 

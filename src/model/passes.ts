@@ -60,10 +60,10 @@ export const originalName = (node: Node): string => node.name.split('::')[0]!;
 /**
  * Fuses the elementwise tail of a Conv into its kernel, the residual block's
  * pattern: Conv -> Relu, Conv -> Add(residual), Conv -> Add -> Relu; and
- * Add -> Relu into one elementwise kernel. The fused node takes the place of
- * the last node it replaces, where the residual is sure to be computed (a
- * ResNet's downsample branch comes after the main branch's convs), and
- * computes the same floats in the same order (conv + bias + residual, then
+ * Add -> Relu into one elementwise kernel. The fused node takes the conv's
+ * place when the residual is computed by then, else the place of the last
+ * node it replaces (a ResNet's downsample branch comes after the main
+ * branch's convs), and computes the same floats in the same order (conv + bias + residual, then
  * max with 0), so results are bit for bit those of the separate nodes. A
  * tensor in `keep`, a graph output, or one read by other nodes is never
  * fused away: captures stay exact.
@@ -85,6 +85,8 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
   };
   const isRelu = (n: Node | undefined): boolean => n?.opType === 'Relu' && !n.epilogue;
 
+  const position = new Map(typed.nodes.map((n, i) => [n, i]));
+  const producedAt = new Map(typed.nodes.flatMap((n, i) => n.outputs.map((t) => [t, i] as const)));
   const removed = new Set<Node>();
   const placed = new Map<Node, Node>();
   for (const node of typed.nodes) {
@@ -106,9 +108,12 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
         const relu = soleReader(z);
         const last = isRelu(relu) ? relu! : next;
         const inputs = [node.inputs[0]!, node.inputs[1]!, node.inputs[2] ?? '', residual];
-        placed.set(last, { ...node, name: `${node.name}::${last === next ? 'add' : 'add_relu'}`, inputs, outputs: [last.outputs[0]!], epilogue: { residual: true, ...(last === next ? {} : { activation: 'Relu' }) } });
-        removed.add(node);
-        if (last !== next) removed.add(next);
+        const fused: Node = { ...node, name: `${node.name}::${last === next ? 'add' : 'add_relu'}`, inputs, outputs: [last.outputs[0]!], epilogue: { residual: true, ...(last === next ? {} : { activation: 'Relu' }) } };
+        // At the conv when the residual is ready by then (an identity block), so the conv's input is freed
+        // as early as before; else where the Add was.
+        const anchor = (producedAt.get(residual) ?? -1) < position.get(node)! ? node : last;
+        placed.set(anchor, fused);
+        for (const n of [node, next, last]) if (n !== anchor) removed.add(n);
         continue;
       }
     }
