@@ -33,7 +33,12 @@ const elementBytes = 4;
 
 /** GPU representation of a host tensor: f32 for floats, i32 for integers and bool. */
 export function toGpuArray(t: HostTensor): GpuArray {
-  return isFloatType(t.type) ? Float32Array.from(t.data) : Int32Array.from(t.data);
+  // Float32 data goes as it is: writeBuffer copies it anyway, and a feed may be tens of MB every run.
+  if (isFloatType(t.type)) {
+    const { data } = t;
+    return data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data);
+  }
+  return Int32Array.from(t.data);
 }
 
 /**
