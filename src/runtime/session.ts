@@ -197,8 +197,7 @@ export class Session {
       return cached;
     }
     const kept = new Set(keep);
-    const plan = buildPlan(fuseEpilogues(foldBatchNorm(this.typed, kept), kept), registry, kept);
-    checkLimits(plan, this.gpu.limits);
+    const plan = planProgram(this.typed, kept, this.gpu.limits);
     const { device } = this.gpu;
     const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -244,6 +243,17 @@ export class Session {
   }
 }
 const MAX_PROGRAMS = 2;
+
+/**
+ * The CPU half of compiling: BatchNorm and epilogue fusion (never across a
+ * tensor in `keep`), the kernels and buffer plan, and the device-limit check,
+ * before anything is allocated.
+ */
+export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, limits: GPUSupportedLimits): Plan {
+  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep);
+  checkLimits(plan, limits);
+  return plan;
+}
 
 /** One kernel's GPU time in a profiled run. */
 export interface KernelTime {

@@ -17,12 +17,11 @@ import type { Gpu } from '../../src/gpu/device.js';
 import { readModelFile } from '../../src/io/model-file.js';
 import type { Graph } from '../../src/model/graph.js';
 import { inferTypes } from '../../src/model/infer.js';
-import { foldBatchNorm } from '../../src/model/passes.js';
 import { decodeModel, encodeModel } from '../../src/onnx/decode.js';
 import { AttributeType, DataLocation, DataType, type ModelProto, type NodeProto, type TensorProto } from '../../src/onnx/schema.js';
 import { registry } from '../../src/ops/registry.js';
-import { buildPlan, checkLimits, type Plan } from '../../src/runtime/plan.js';
-import { Session } from '../../src/runtime/session.js';
+import type { Plan } from '../../src/runtime/plan.js';
+import { planProgram, Session } from '../../src/runtime/session.js';
 import { random, randomTensor } from './gpu.js';
 
 const FIXTURE_DIR = join(import.meta.dirname, '../fixtures');
@@ -482,14 +481,12 @@ export function workspace(gpu: Gpu, dir: string): Workspace {
 }
 
 /**
- * The CPU half of Session.create: shape inference, folding, BN folding,
- * the buffer plan and the device-limit check, without compiling shaders.
+ * The CPU half of Session.create: shape inference and folding, then
+ * Session's own planning (planProgram), without compiling shaders.
  */
 function planOf(gpu: Gpu, graph: Graph, dims: number[]): Plan {
   const typed = inferTypes(graph, new Map([[graph.inputs[0]?.name ?? 'input', dims]]), (op) => registry.get(op)?.infer);
-  const plan = buildPlan(foldBatchNorm(typed, new Set()), registry, new Set());
-  checkLimits(plan, gpu.limits);
-  return plan;
+  return planProgram(typed, new Set(), gpu.limits);
 }
 
 /** Two plans with the same kernels (shaders carry the shapes) and buffers run the same way. */
