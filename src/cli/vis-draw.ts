@@ -11,7 +11,7 @@ import { overlay, uploadImage } from '../vis/compose.js';
 import { featureMaps, type ReductionOrder } from '../vis/feature-map.js';
 import { channelGrid } from '../vis/grid.js';
 import type { Normalization } from '../vis/normalize.js';
-import type { Reduction } from '../vis/reduce.js';
+import { parseReduction, type Reduction } from '../vis/reduce.js';
 import { readRGBA, type GpuImages } from '../vis/rgba.js';
 import type { TensorLike } from '../vis/tensor.js';
 
@@ -24,6 +24,17 @@ export interface DrawOptions {
   /** --grid K: a montage of the K channels with the largest mean. */
   gridK?: number;
   outDir: string;
+}
+
+/** Checks each reduction against a tensor of `channels` channels; an error is prefixed with `where`. */
+export function checkReductions(reductions: readonly string[], channels: number, where: string): void {
+  for (const r of reductions) {
+    try {
+      parseReduction(r, channels);
+    } catch (e) {
+      throw new InputError(`${where}: ${(e as Error).message}`);
+    }
+  }
 }
 
 /** One --layer pattern's tensors for one image: name, shape, and the tensor on the GPU. */

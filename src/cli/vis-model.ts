@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import type { HostTensor } from '../model/graph.js';
 import { segmentationMetadata } from '../model/metadata.js';
 import { ConfusionMatrix } from '../metrics/confusion.js';
-import { readImage, resampleBilinear, toInputTensor, writePng, type Fit } from '../io/image.js';
+import { IMAGENET_MEAN, IMAGENET_STD, readImage, resampleBilinear, toInputTensor, writePng, type Fit } from '../io/image.js';
 import { colourLabel, fitLabel, readLabel, resizeLabel } from '../io/labels.js';
 import type { ImageResult, OutputFile, ReportData } from '../io/report.js';
 import { safeFileName } from '../io/files.js';
@@ -12,12 +12,9 @@ import { loadModel } from '../index.js';
 import { ignoreColor, palette as namedPalette, paletteClassNames } from '../vis/colormap.js';
 import { uploadImage } from '../vis/compose.js';
 import { segmentation } from '../vis/segmentation.js';
-import { parseReduction } from '../vis/reduce.js';
 import type { Progress } from './progress.js';
-import { drawLayer, type DrawOptions } from './vis-draw.js';
+import { checkReductions, drawLayer, type DrawOptions } from './vis-draw.js';
 
-const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 /** The DeepLab repos' evaluation size, for models whose input size is symbolic and unstated. */
 const DEFAULT_INPUT: [number, number] = [513, 513];
 
@@ -86,13 +83,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
     tensors: session.resolve([pattern]).map((name) => {
       const shape = [...(session.typeOf(name)?.dims ?? [])];
       if (shape.length !== 4) throw new InputError(`--layer '${pattern}': tensor '${name}' has shape [${shape.join(',')}]; vis draws [N,C,H,W] feature maps`);
-      for (const r of o.reductions) {
-        try {
-          parseReduction(r, shape[1]!);
-        } catch (e) {
-          throw new InputError(`--reduce with --layer '${pattern}': ${(e as Error).message}`);
-        }
-      }
+      checkReductions(o.reductions, shape[1]!, `--reduce with --layer '${pattern}'`);
       return { name, shape };
     }),
   }));

@@ -7,11 +7,10 @@ import type { Fit } from '../io/image.js';
 import { decodeNpy } from '../io/npy.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
-import { parseReduction } from '../vis/reduce.js';
 import { uploadTensor } from '../vis/tensor.js';
 import { parseAlpha, parseHW, parseNormalize, parsePositive, parseTriple } from './args.js';
 import { Progress } from './progress.js';
-import { collectFiles, drawLayer, type DrawOptions } from './vis-draw.js';
+import { checkReductions, collectFiles, drawLayer, type DrawOptions } from './vis-draw.js';
 import { visModel, type VisResult } from './vis-model.js';
 
 export const visHelp = `Usage: segscope vis MODEL INPUTS... --layer PATTERN [--layer …] [options]
@@ -131,11 +130,7 @@ export async function visCommand(argv: string[]): Promise<void> {
   const reductions = values.reduce.split(',').map((r) => r.trim());
   for (const r of reductions) {
     if (!r) throw new InputError(`--reduce '${values.reduce}': empty reduction in the list`);
-    try {
-      parseReduction(r, Number.MAX_SAFE_INTEGER);
-    } catch (e) {
-      throw new InputError(`--reduce: ${(e as Error).message}`);
-    }
+    checkReductions([r], Number.MAX_SAFE_INTEGER, '--reduce');
   }
   const order = values.order;
   if (order !== 'reduce-first' && order !== 'upsample-first') throw new InputError(`--order '${order}': use reduce-first or upsample-first`);
@@ -218,13 +213,7 @@ async function visTensors(
     if (dims.length !== 4 || dims.some((d) => d < 1)) {
       throw new InputError(`--tensor ${file}: shape [${host.dims.join(',')}]; vis draws [N,C,H,W] or [C,H,W] feature maps`);
     }
-    for (const r of draw.reductions) {
-      try {
-        parseReduction(r, dims[1]!);
-      } catch (e) {
-        throw new InputError(`--reduce with --tensor ${file}: ${(e as Error).message}`);
-      }
-    }
+    checkReductions(draw.reductions, dims[1]!, `--reduce with --tensor ${file}`);
     const value = uploadTensor(gpu, dims, host.data);
     try {
       size = mapSize ?? [dims[2]!, dims[3]!];

@@ -357,8 +357,9 @@ export interface InputTensor {
   geometry: FitGeometry;
 }
 
-const IMAGENET_MEAN = [0.485, 0.456, 0.406];
-const IMAGENET_STD = [0.229, 0.224, 0.225];
+/** ImageNet's normalisation, what torchvision backbones (and so the DeepLab repos) train with. */
+export const IMAGENET_MEAN: readonly [number, number, number] = [0.485, 0.456, 0.406];
+export const IMAGENET_STD: readonly [number, number, number] = [0.229, 0.224, 0.225];
 
 /** Fits an image to a model input of size HxW and normalises it with mean/std. */
 export function toInputTensor(image: Image, options: InputTensorOptions): InputTensor {
