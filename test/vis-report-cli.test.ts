@@ -213,7 +213,7 @@ describe('segscope vis: errors are one line naming the fault, exit 1', () => {
     ],
     ['--tensor with a model', () => ({ args: ['vis', MODEL, '--tensor', 'x.npy'] }), /^segscope: vis --tensor draws saved tensors without a model/],
     ['--labels with --tensor', () => ({ args: ['vis', '--tensor', 'x.npy', '--labels', 'masks'] }), /^segscope: --labels applies to model runs on images, not to --tensor$/],
-    ['a missing --tensor file', () => ({ args: ['vis', '--tensor', 'missing.npy'] }), /^segscope: --tensor missing\.npy: cannot read it \(ENOENT\)$/],
+    ['a missing --tensor file', () => ({ args: ['vis', '--tensor', 'missing.npy'] }), /^segscope: --tensor: cannot read 'missing\.npy' \(ENOENT\)$/],
   ])('%s', async (_, setup, message) => {
     const { args, env } = setup(tmp());
     const { code, stderr } = await segscopeWithEnv(env ?? {}, ...args, '--out', tmp());

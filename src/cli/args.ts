@@ -1,4 +1,7 @@
+import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { decodeNpy } from '../io/npy.js';
+import type { HostTensor } from '../model/graph.js';
 import type { Normalization } from '../vis/normalize.js';
 
 /** Option values shared by the commands: each bad value is an InputError naming the option and what it takes. */
@@ -40,4 +43,15 @@ export function parseTriple(option: string, text: string): [number, number, numb
 export function parseCount(option: string, text: string): number {
   if (!/^\d+$/.test(text.trim())) throw new InputError(`${option} '${text}': expected a whole number, 0 or more`);
   return Number(text);
+}
+
+/** The .npy file an option names; a file that cannot be read is an error prefixed with `option`. */
+export async function readNpyFile(file: string, option: string): Promise<HostTensor> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    throw new InputError(`${option}: cannot read '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  return decodeNpy(bytes, file);
 }

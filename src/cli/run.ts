@@ -1,13 +1,13 @@
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { openDawn } from '../gpu/dawn.js';
 import { safeFileName, writeFileAtomic } from '../io/files.js';
 import { readModelFile } from '../io/model-file.js';
-import { decodeNpy, encodeNpy } from '../io/npy.js';
+import { encodeNpy } from '../io/npy.js';
 import type { Graph, HostTensor } from '../model/graph.js';
 import { Session } from '../runtime/session.js';
+import { readNpyFile } from './args.js';
 
 export const runHelp = `Usage: segscope run MODEL --input [NAME=]FILE.npy [options]
 
@@ -106,13 +106,7 @@ async function readInputs(graph: Graph, specs: string[]): Promise<Record<string,
     const file = named ? spec.slice(named.length + 1) : spec;
     const name = named ?? unnamed.shift();
     if (!name) throw new InputError(`--input ${spec}: the model's inputs (${names.join(', ')}) are all given already`);
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(file);
-    } catch (e) {
-      throw new InputError(`--input ${spec}: cannot read '${file}' (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    feeds[name] = decodeNpy(bytes, file);
+    feeds[name] = await readNpyFile(file, `--input ${spec}`);
   }
   const missing = names.filter((n) => !feeds[n]);
   if (missing.length) throw new InputError(`missing --input for ${missing.map((n) => `'${n}'`).join(', ')} (give each as --input NAME=FILE.npy)`);

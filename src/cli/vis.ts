@@ -1,14 +1,12 @@
-import { readFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { openDawn } from '../gpu/dawn.js';
 import type { Fit } from '../io/image.js';
-import { decodeNpy } from '../io/npy.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';
-import { parseAlpha, parseHW, parseNormalize, parsePositive, parseTriple } from './args.js';
+import { parseAlpha, parseHW, parseNormalize, parsePositive, parseTriple, readNpyFile } from './args.js';
 import { Progress } from './progress.js';
 import { checkReductions, collectFiles, drawLayer, type DrawOptions } from './vis-draw.js';
 import { visModel, type VisResult } from './vis-model.js';
@@ -202,13 +200,7 @@ async function visTensors(
   const images: ImageResult[] = [];
   let size: [number, number] | undefined;
   for (const file of files) {
-    let bytes: Uint8Array;
-    try {
-      bytes = await readFile(file);
-    } catch (e) {
-      throw new InputError(`--tensor ${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-    }
-    const host = decodeNpy(bytes, file);
+    const host = await readNpyFile(file, '--tensor');
     const dims = host.dims.length === 3 ? [1, ...host.dims] : [...host.dims];
     if (dims.length !== 4 || dims.some((d) => d < 1)) {
       throw new InputError(`--tensor ${file}: shape [${host.dims.join(',')}]; vis draws [N,C,H,W] or [C,H,W] feature maps`);
