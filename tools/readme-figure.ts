@@ -12,17 +12,14 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../test/helpers/browser.js';
 
 const { values } = parseArgs({ options: { show: { type: 'string', default: 'street.png,scene_2.png' }, out: { type: 'string', default: 'docs/demo-report.png' } } });
 const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'segscope-figure-'));
 execFileSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'demo', '--out', dir, '--quiet'], { cwd: root, stdio: 'inherit' });
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchBrowser();
 const page = await browser.newPage({ viewport: { width: 1500, height: 1000 }, deviceScaleFactor: 1 });
 await page.goto(pathToFileURL(join(dir, 'report.html')).href);
 // The other rows go; the picture ends below the last one kept.
