@@ -40,6 +40,20 @@ describe('capturing tensors by name', () => {
     session.destroy();
   });
 
+  it('reports shader compilation as it goes: counts rise to the number of distinct pipelines', async () => {
+    const model = await loadModel(MODEL, { gpu: await gpu() });
+    const calls: [number, number][] = [];
+    const session = await model.session({ inputShapes: { input: [1, 3, 33, 33] }, onCompile: (done, total) => calls.push([done, total]) });
+    const total = calls[0]![1];
+    const pipelines = new Set((await session.plan()).kernels.map((k) => k.kernel.wgsl)).size;
+    expect(total).toBe(pipelines);
+    expect(calls.length).toBeGreaterThan(1);
+    expect(calls.every(([, t]) => t === total)).toBe(true);
+    expect(calls.map(([d]) => d)).toEqual([...calls.map(([d]) => d)].sort((a, b) => a - b));
+    expect(calls.at(-1)).toEqual([total, total]);
+    session.destroy();
+  });
+
   it('reports an unknown pattern before running anything', async () => {
     const model = await loadModel(MODEL, { gpu: await gpu() });
     await expect(model.session({ inputShapes: { input: [1, 3, 33, 33] }, capture: ['aspp.projection'] })).rejects.toThrow(

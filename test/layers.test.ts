@@ -138,6 +138,12 @@ describe('segscope layers', () => {
     expect(aux.outputs.map((o) => o.shape)).toEqual([[1, 21, 65, 65]]); // OS8: 513 -> 65
   });
 
+  it("symbolic height and width come from the model's metadata input_size when it states one", async () => {
+    const json = await layersJson(join(ROOT, 'weights/deeplabv3plus_scenes.onnx'));
+    expect(json.inputs[0]!.shape).toEqual([1, 3, 257, 257]);
+    expect((await layersJson(join(ROOT, 'weights/deeplabv3plus_scenes.onnx'), '--size', '129x129')).inputs[0]!.shape).toEqual([1, 3, 129, 129]);
+  });
+
   it('the dynamo export: a flat list (its scopes live in node metadata), the same totals as the TorchScript export', async () => {
     const graph = await readModelFile(DYNAMO);
     const json = await layersJson(DYNAMO, '--size', '129x97');
