@@ -4,9 +4,11 @@
  * machine, in the same run. Each onnxruntime provider runs in a child process
  * (src/cli/ort.ts) so that its own Dawn never shares a process with ours.
  *
- *   node --import tsx bench/e2e.ts MODEL [--size 513] [--runs 3]
+ *   node --import tsx bench/e2e.ts MODEL [--size 513 | --size 1024x2048] [--runs 3] [--ort cpu,webgpu]
  *
- * Writes bench/results/e2e-<model>.json and prints a Markdown row.
+ * --ort cpu leaves out onnxruntime's WebGPU provider (minutes per run on a
+ * software adapter at 1024x2048). Writes bench/results/e2e-<model>-<size>.json
+ * and prints a Markdown row.
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +18,8 @@ import { pseudoRandom, timeOrt, type OrtProvider } from '../src/cli/ort.js';
 import { openDawn } from '../src/gpu/dawn.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { Graph, HostTensor } from '../src/model/graph.js';
-import { timeStats } from '../src/runtime/profile.js';
+import { parseHW } from '../src/cli/args.js';
+import { planMemory, timeStats } from '../src/runtime/profile.js';
 import { Session } from '../src/runtime/session.js';
 
 const { values, positionals } = parseArgs({
@@ -24,13 +27,16 @@ const { values, positionals } = parseArgs({
   options: {
     size: { type: 'string', default: '513' },
     runs: { type: 'string', default: '3' },
+    ort: { type: 'string', default: 'cpu,webgpu' },
   },
 });
 const modelPath = positionals[0];
-if (!modelPath) throw new Error('usage: bench/e2e.ts MODEL [--size N] [--runs N]');
-const size = Number(values.size);
+if (!modelPath) throw new Error('usage: bench/e2e.ts MODEL [--size N | HxW] [--runs N] [--ort cpu,webgpu]');
+const [height, width] = values.size.includes('x') ? parseHW('--size', values.size) : [Number(values.size), Number(values.size)];
+const size = height === width ? `${height}` : `${height}x${width}`;
 const runs = Number(values.runs);
-const dims = [1, 3, size, size];
+const dims = [1, 3, height, width];
+const providers = values.ort.split(',') as OrtProvider[];
 
 interface Timing {
   provider: string;
@@ -59,7 +65,7 @@ async function timeSegscope(graph: Graph, loadMs: number): Promise<Timing & { ad
     compileMs,
     runMs,
     medianMs: timeStats(runMs).median,
-    activationBytes: (await session.plan()).slotBytes.reduce((a, b) => a + b, 0),
+    activationBytes: planMemory(await session.plan()).activationBytes,
     output: out!.data as Float32Array,
   };
 }
@@ -89,7 +95,7 @@ const ortRun = async (provider: OrtProvider): Promise<Timing & { output: Float32
   return { provider: `onnxruntime ${provider}`, loadMs: t.loadMs, runMs: t.runMs, medianMs: timeStats(t.runMs).median, output };
 };
 const cpu = await ortRun('cpu');
-const webgpu = await ortRun('webgpu');
+const webgpu = providers.includes('webgpu') ? await ortRun('webgpu') : undefined;
 const ours = await timeSegscope(graph, loadMs);
 rmSync(dir, { recursive: true, force: true });
 const result = {
@@ -99,7 +105,7 @@ const result = {
   adapter: ours.adapter,
   segscope: { ...ours, output: undefined, relL2VsOrtCpu: relL2(ours.output, cpu.output) },
   ortCpu: { ...cpu, output: undefined },
-  ortWebgpu: { ...webgpu, output: undefined, relL2VsOrtCpu: relL2(webgpu.output, cpu.output) },
+  ...(webgpu ? { ortWebgpu: { ...webgpu, output: undefined, relL2VsOrtCpu: relL2(webgpu.output, cpu.output) } } : {}),
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
 const file = join(import.meta.dirname, 'results', `e2e-${basename(modelPath, '.onnx')}-${size}.json`);
@@ -108,6 +114,6 @@ const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 console.log(`| model | input | segscope | onnxruntime CPU | onnxruntime WebGPU | segscope / ORT WebGPU | segscope / ORT CPU |`);
 console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
 console.log(
-  `| ${result.model} | ${dims.join('x')} | ${s(ours.medianMs)} | ${s(cpu.medianMs)} | ${s(webgpu.medianMs)} | ${(ours.medianMs / webgpu.medianMs).toFixed(2)}x | ${(ours.medianMs / cpu.medianMs).toFixed(1)}x |`,
+  `| ${result.model} | ${dims.join('x')} | ${s(ours.medianMs)} | ${s(cpu.medianMs)} | ${webgpu ? s(webgpu.medianMs) : 'not run'} | ${webgpu ? `${(ours.medianMs / webgpu.medianMs).toFixed(2)}x` : '-'} | ${(ours.medianMs / cpu.medianMs).toFixed(1)}x |`,
 );
 console.log(`segscope vs ORT CPU relL2 (all logits): ${result.segscope.relL2VsOrtCpu.toExponential(2)}; compile ${s(ours.compileMs)}; activation buffers ${(ours.activationBytes / 2 ** 20).toFixed(0)} MiB; wrote ${file}`);

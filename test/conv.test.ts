@@ -174,7 +174,7 @@ describe('Conv', () => {
     // A test-only op type whose kernels are the fused conv: Y = clip(conv(X, W) + B + R, 0, 6).
     const fused: OpImpl = {
       infer: registry.get('Conv')!.infer,
-      kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs, { activation: 'clamp(v, 0.0f, 6.0f)', residual: true }),
+      kernels: (node, inputs) => convKernels(node, inputs, { activation: 'clamp(v, 0.0f, 6.0f)', residual: true }),
     };
     const ops = registry as Map<string, OpImpl>;
     ops.set('TestConvAddRelu6', fused);

@@ -34,8 +34,9 @@ describe('GPU device handling', () => {
     const graph = await readModelFile(join(import.meta.dirname, 'fixtures/deeplabv3plus_os16.onnx'));
     const typed = inferTypes(graph, new Map([['input', [1, 3, 513, 513]]]), (op) => registry.get(op)?.infer);
     const plan = buildPlan(typed, registry, new Set());
-    const limits = { maxStorageBufferBindingSize: 1 << 20, maxBufferSize: 1 << 30 } as GPUSupportedLimits;
+    const limits = { maxStorageBufferBindingSize: 1 << 20, maxBufferSize: 1 << 30, minStorageBufferOffsetAlignment: 256 };
     expect(() => checkLimits(plan, limits)).toThrow(GpuError);
-    expect(() => checkLimits(plan, limits)).toThrow(/Conv node '\/backbone\/conv1\/Conv' needs a \d+ byte buffer; the adapter allows 1048576 bytes/);
+    expect(() => checkLimits(plan, limits)).toThrow(/Conv node '\/backbone\/conv1\/Conv' input 'input' needs a 3158028 byte binding; the adapter allows 1048576 bytes per binding/);
+    expect(() => checkLimits(plan, { ...limits, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 20 })).toThrow(/the plan needs a \d+ byte buffer; the adapter allows 1048576 bytes per buffer/);
   });
 });

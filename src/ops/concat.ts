@@ -2,13 +2,16 @@ import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { sizeOf } from '../model/graph.js';
+import { runWindow, shifted, splitUnits, type BindingLimits, type Strided, type Window } from './split.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
 import { collapseAxes, flatMain, grid, storage, stridedIndex, wgslType } from './wgsl.js';
 
 /**
  * Concat: one dispatch per input, each copying its input into its slice of
  * the output. Seen as [outer, size along axis * inner], input k is a block of
- * columns starting at (sizes of inputs before k) * inner in every row.
+ * columns starting at (sizes of inputs before k) * inner in every row. An
+ * output larger than one binding is written in runs of rows (or of one row's
+ * elements), each binding windows of the input and output (split.ts).
  */
 
 const WORKGROUP = 256;
@@ -35,7 +38,7 @@ function infer(node: Node, inputs: OpInput[], opset: number): TensorType[] {
   return [{ type: first.type, dims }];
 }
 
-function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: number): Kernel[] {
+function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: number, limits: BindingLimits): Kernel[] {
   const a = concatAxis(node, out!.dims.length, opset);
   const outer = sizeOf(out!.dims.slice(0, a));
   const inner = sizeOf(out!.dims.slice(a + 1));
@@ -46,24 +49,53 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
     const row = x.dims[a]! * inner;
     const start = offset * inner;
     offset += x.dims[a]!;
-    const n = outer * row;
-    if (n === 0) return [];
-    const target = stridedIndex(collapseAxes([outer, row], [rowOut, 1]));
-    return [
-      {
-        label: 'concat_part',
-        wgsl: `${storage(0, 'X', t, 'read')}
+    if (outer * row === 0) return [];
+    if (sizeOf(out!.dims) * 4 <= limits.maxBytes) return [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
+    // Runs of whole rows, or of one row's elements when there is one row.
+    const [units, length] = outer === 1 ? [row, 1] : [outer, row];
+    const from: Strided = { unitBytes: length * 4, baseBytes: 0 };
+    const to: Strided = { unitBytes: outer === 1 ? 4 : rowOut * 4, baseBytes: start * 4 };
+    const runs = splitUnits(units, [from, to], limits);
+    if (!runs) return [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
+    return runs.map((run) => {
+      const input = runWindow(from, run, limits);
+      const output = runWindow(to, run, limits);
+      // The run's last output row ends after this input's columns, not at the row's end.
+      if (outer > 1) output.window.bytes -= (rowOut - row) * 4;
+      const [rows, elements] = outer === 1 ? [1, run[1] - run[0]] : [run[1] - run[0], row];
+      return copyKernel(t, index, rows, elements, rowOut, { x: input.shift, y: output.shift }, { x: input.window, y: output.window });
+    });
+  });
+}
+
+/**
+ * Copies `rows` rows of `row` elements of input `index` into rows of `rowOut`
+ * in the output, from element `shift.x` of the input (window) and `shift.y`
+ * of the output (window).
+ */
+function copyKernel(
+  t: 'f32' | 'i32',
+  index: number,
+  rows: number,
+  row: number,
+  rowOut: number,
+  shift: { x: number; y: number },
+  windows?: { x: Window; y: Window },
+): Kernel {
+  const n = rows * row;
+  const target = stridedIndex(collapseAxes([rows, row], [rowOut, 1]));
+  return {
+    label: 'concat_part',
+    wgsl: `${storage(0, 'X', t, 'read')}
 ${storage(1, 'Y', t, 'read_write')}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  Y[${start}u + ${target}] = X[i];`)}`,
-        workgroups: grid(n, WORKGROUP),
-        bindings: [
-          { kind: 'input', index },
-          { kind: 'output', index: 0 },
-        ],
-      },
-    ];
-  });
+  Y[${shifted(shift.y)}${target}] = X[${shifted(shift.x)}i];`)}`,
+    workgroups: grid(n, WORKGROUP),
+    bindings: [
+      { kind: 'input', index, ...(windows ? { window: windows.x } : {}) },
+      { kind: 'output', index: 0, ...(windows ? { window: windows.y } : {}) },
+    ],
+  };
 }
 
 export const concatOps: Record<string, OpImpl> = {

@@ -1,7 +1,8 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { HostTensor, Node } from '../model/graph.js';
 import { checkAttrs, chooseTile, gemmKernel, requireFloat, tileRows, type GemmTile } from './matmul.js';
-import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
+import { runWindow, shifted, splitUnits, UNLIMITED, type BindingLimits, type Strided } from './split.js';
+import type { Kernel, KernelBinding, OpImpl, OpInput } from './types.js';
 import { grid, storage } from './wgsl.js';
 
 /**
@@ -144,23 +145,44 @@ export interface ConvEpilogue {
 
 type Element = 'f32' | 'vec4f';
 
+/** Where a conv kernel reads and writes: the node's tensors, or windows and slices of them in one part of a split conv. */
+interface ConvIO {
+  x: KernelBinding;
+  bias?: KernelBinding;
+  /** The fused residual, a tensor of the output's shape. */
+  residual?: KernelBinding;
+  y: KernelBinding;
+  /** Adds what the output holds already: a later input-channel part of a split conv. */
+  accumulate?: boolean;
+  /** Elements into the X window where the part's input begins, and into the Y (and R) windows where its output begins. */
+  xShift?: number;
+  yShift?: number;
+}
+
+/** The node's own tensors, whole. */
+const wholeIO = (inputs: OpInput[], epilogue: ConvEpilogue): ConvIO => ({
+  x: { kind: 'input', index: 0 },
+  ...(inputs[2]?.name ? { bias: { kind: 'input', index: 2 } as const } : {}),
+  ...(epilogue.residual ? { residual: { kind: 'input', index: 3 } as const } : {}),
+  y: { kind: 'output', index: 0 },
+});
+
 /** Bindings and declarations in binding order: X, weights, bias?, residual?, Y. */
-function convBindings(inputs: OpInput[], epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
-  const hasBias = !!inputs[2]?.name;
+function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
   const list: [string, Element, KernelBinding][] = [
-    ['X', x, { kind: 'input', index: 0 }],
+    ['X', x, io.x],
     ['W', weights.type, weights.binding],
-    ...(hasBias ? [['Bias', 'f32', { kind: 'input', index: 2 }] as [string, Element, KernelBinding]] : []),
-    ...(epilogue.residual ? [['R', 'f32', { kind: 'input', index: 3 }] as [string, Element, KernelBinding]] : []),
+    ...(io.bias ? [['Bias', 'f32', io.bias] as [string, Element, KernelBinding]] : []),
+    ...(io.residual ? [['R', 'f32', io.residual] as [string, Element, KernelBinding]] : []),
   ];
   const declarations = [
     ...list.map(([name, type], i) => `@group(0) @binding(${i}) var<storage, read> ${name}: array<${type}>;`),
     storage(list.length, 'Y', 'f32', 'read_write'),
   ].join('\n');
-  const bindings: KernelBinding[] = [...list.map(([, , b]) => b), { kind: 'output', index: 0 }];
+  const bindings: KernelBinding[] = [...list.map(([, , b]) => b), io.y];
   /** Statements storing `acc` (output channel `co`, flat output index `o`). */
   const store = (acc: string, co: string, o: string) =>
-    `let v = ${[acc, ...(hasBias ? [`Bias[${co}]`] : []), ...(epilogue.residual ? [`R[${o}]`] : [])].join(' + ')};
+    `let v = ${[acc, ...(io.bias ? [`Bias[${co}]`] : []), ...(io.residual ? [`R[${o}]`] : []), ...(io.accumulate ? [`Y[${o}]`] : [])].join(' + ')};
     Y[${o}] = ${epilogue.activation ?? 'v'};`;
   return { declarations, bindings, store };
 }
@@ -179,7 +201,7 @@ function depthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilo
   const outputs = y.out * x.out;
   const blocksPerPlane = Math.ceil(outputs / WORKGROUP);
   const blocks = g.batch * g.cOut * blocksPerPlane;
-  const { declarations, bindings, store } = convBindings(inputs, epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
+  const { declarations, bindings, store } = convBindings(wholeIO(inputs, epilogue), epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
   return {
     label: `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`,
     wgsl: `${declarations}
@@ -215,13 +237,18 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
 const isPointwise = ({ y, x }: ConvGeometry) =>
   [y, x].every((a) => a.count === 1 && a.stride === 1 && a.first * a.dilation === a.begin && a.out === a.size);
 
+/** The padded GEMM sizes of packed weights: k to the tile depth, m to the tile height. */
+const packedShape = (k: number, m: number, tile: GemmTile) => ({
+  kPad: Math.ceil(Math.max(k, 1) / tile.bk) * tile.bk,
+  mPad: Math.ceil(m / tileRows(tile)) * tileRows(tile),
+});
+
 /** Weights as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height with zeros, so loads need no checks. */
 function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) {
   const { y, x } = g;
   const m = g.cOut / g.groups;
   const cPerGroup = g.cIn / g.groups;
-  const kPad = Math.ceil(Math.max(k, 1) / tile.bk) * tile.bk;
-  const mPad = Math.ceil(m / tileRows(tile)) * tileRows(tile);
+  const { kPad, mPad } = packedShape(k, m, tile);
   const packed = new Float32Array(g.groups * kPad * mPad);
   for (let group = 0; group < g.groups; group++) {
     for (let co = 0; co < m; co++) {
@@ -240,7 +267,7 @@ function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) 
 }
 
 /** Implicit-GEMM conv: M = output channels per group, N = output pixels, K = input channels per group x useful taps. */
-function gemmConvKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue): Kernel {
+function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io: ConvIO): Kernel {
   const { y, x } = g;
   const m = g.cOut / g.groups;
   const n = y.out * x.out;
@@ -249,13 +276,13 @@ function gemmConvKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilog
   const k = cPerGroup * taps;
   const batches = g.batch * g.groups;
   const tile = chooseTile(m);
-  const weight = inputs[1]!.value;
+  const weight = w.value;
   const packing = weight && packWeights(g, weight, tile, k);
   const plane = y.size * x.size;
   const pointwise = isPointwise(g);
   // A pointwise conv whose planes hold a multiple of 4 pixels reads 4 pixels at once (n is a multiple of 4).
   const vec4Pixels = pointwise && plane % 4 === 0;
-  const { declarations, bindings, store } = convBindings(inputs, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
+  const { declarations, bindings, store } = convBindings(io, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
     binding: packing ? { kind: 'param', data: packing.packed } : { kind: 'input', index: 1 },
     type: packing ? 'vec4f' : 'f32',
   });
@@ -274,7 +301,7 @@ function gemmConvKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilog
   }
   return v;`;
   /** Offset of input plane `ci` (within the group) of product z = (batch, group). */
-  const planeOffset = (ci: string) => `(z / ${g.groups}u * ${g.cIn}u + z % ${g.groups}u * ${cPerGroup}u + ${ci}) * ${plane}u`;
+  const planeOffset = (ci: string) => `${shifted(io.xShift)}(z / ${g.groups}u * ${g.cIn}u + z % ${g.groups}u * ${cPerGroup}u + ${ci}) * ${plane}u`;
   const loadB = vec4Pixels
     ? `  if (k >= ${k}u || n >= ${n}u) { return vec4f(); }
   return X[(${planeOffset('k')} + n) / 4u];`
@@ -309,7 +336,7 @@ function gemmConvKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilog
     loadA,
     loadB,
     store: `  let co = z % ${g.groups}u * ${m}u + m;
-  ${store('acc', 'co', `(z / ${g.groups}u * ${g.cOut}u + co) * ${n}u + n`)}`,
+  ${store('acc', 'co', `${shifted(io.yShift)}(z / ${g.groups}u * ${g.cOut}u + co) * ${n}u + n`)}`,
   });
 }
 
@@ -319,10 +346,80 @@ function epilogueOf(node: Node): ConvEpilogue {
   return { ...(e?.activation === 'Relu' ? { activation: RELU } : {}), ...(e?.residual ? { residual: true } : {}) };
 }
 
-/** The kernels of a Conv node, optionally with a fused epilogue. */
-export function convKernels(node: Node, inputs: OpInput[], _outputs: TensorType[], epilogue: ConvEpilogue = {}): Kernel[] {
+/** The kernels of a Conv node, optionally with a fused epilogue, split where a tensor exceeds one binding. */
+export function convKernels(node: Node, inputs: OpInput[], epilogue: ConvEpilogue = {}, limits: BindingLimits = UNLIMITED): Kernel[] {
   const g = convGeometry(node, inputs);
-  return [g.cIn === g.groups ? depthwiseKernel(g, inputs, epilogue) : gemmConvKernel(g, inputs, epilogue)];
+  if (g.cIn === g.groups) return [depthwiseKernel(g, inputs, epilogue)];
+  return splitConv(g, inputs, epilogue, limits) ?? [gemmConvKernel(g, inputs[1]!, epilogue, wholeIO(inputs, epilogue))];
+}
+
+/**
+ * A conv whose input, output or packed weights are larger than one binding,
+ * as GEMMs over windows of them: image by image, output channels in runs
+ * whose planes fit, and within each, input channels in runs whose planes and
+ * weights fit. Later input runs
+ * add to what the earlier ones wrote; bias and residual go in the first, the
+ * activation in the last. Each part gets its slice of the weights, packed at
+ * load like any conv's. Needs one group and constant weights and bias;
+ * undefined when nothing needs splitting or it cannot be split.
+ */
+function splitConv(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue, limits: BindingLimits): Kernel[] | undefined {
+  const inPlane = g.y.size * g.x.size * 4;
+  const outPlane = g.y.out * g.x.out * 4;
+  const taps = g.y.count * g.x.count;
+  const packedBytes = (cIn: number, cOut: number) => {
+    const { kPad, mPad } = packedShape(cIn * taps, cOut, chooseTile(cOut));
+    return kPad * mPad * 4;
+  };
+  const fits = (bytes: number) => bytes <= limits.maxBytes;
+  if (fits(g.batch * g.cIn * inPlane) && fits(g.batch * g.cOut * outPlane) && fits(g.groups * packedBytes(g.cIn / g.groups, g.cOut / g.groups))) return undefined;
+  const [, w, b] = inputs;
+  if (g.groups !== 1 || !w!.value || (b?.name && !b.value)) return undefined;
+  const kernels: Kernel[] = [];
+  for (let n = 0; n < g.batch; n++) {
+    const x: Strided = { unitBytes: inPlane, baseBytes: n * g.cIn * inPlane };
+    const y: Strided = { unitBytes: outPlane, baseBytes: n * g.cOut * outPlane };
+    const outRuns = splitUnits(g.cOut, [y], limits);
+    if (!outRuns) return undefined;
+    for (const co of outRuns) {
+      const out = runWindow(y, co, limits);
+      // An input channel's packed weights, with room for the padding of k.
+      const tile = chooseTile(co[1] - co[0]);
+      const { mPad } = packedShape(0, co[1] - co[0], tile);
+      const weights: Strided = { unitBytes: taps * mPad * 4, baseBytes: 0 };
+      const inRuns = splitUnits(g.cIn, [x, weights], { ...limits, maxBytes: limits.maxBytes - tile.bk * mPad * 4 });
+      if (!inRuns) return undefined;
+      inRuns.forEach((ci, r) => {
+        const first = r === 0;
+        const input = runWindow(x, ci, limits);
+        const weight = sliceWeights(w!.value!, co, ci);
+        const io: ConvIO = {
+          x: { kind: 'input', index: 0, window: input.window },
+          ...(first && b?.name ? { bias: { kind: 'param', data: Float32Array.from(b.value!.data.slice(co[0], co[1])) } as const } : {}),
+          ...(first && epilogue.residual ? { residual: { kind: 'input', index: 3, window: out.window } as const } : {}),
+          y: { kind: 'output', index: 0, window: out.window },
+          accumulate: !first,
+          xShift: input.shift,
+          yShift: out.shift,
+        };
+        const part = { ...g, batch: 1, cIn: ci[1] - ci[0], cOut: co[1] - co[0] };
+        kernels.push(gemmConvKernel(part, { ...w!, dims: [...weight.dims], value: weight }, r === inRuns.length - 1 ? epilogue : {}, io));
+      });
+    }
+  }
+  return kernels;
+}
+
+/** W[co0:co1, ci0:ci1] of ONNX weights [C_out][C_in][KH][KW]. */
+function sliceWeights(w: HostTensor, [co0, co1]: [number, number], [ci0, ci1]: [number, number]): HostTensor {
+  const [, cIn, ...kernel] = w.dims as [number, number, ...number[]];
+  const taps = kernel.reduce((a, d) => a * d, 1);
+  const data = new Float32Array((co1 - co0) * (ci1 - ci0) * taps);
+  for (let co = co0; co < co1; co++) {
+    const from = (co * cIn + ci0) * taps;
+    data.set(w.data.slice(from, from + (ci1 - ci0) * taps), (co - co0) * (ci1 - ci0) * taps);
+  }
+  return { type: w.type, dims: [co1 - co0, ci1 - ci0, ...kernel], data };
 }
 
 export const convOps: Record<string, OpImpl> = {
@@ -332,6 +429,6 @@ export const convOps: Record<string, OpImpl> = {
       checkAttrs(node, ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides']);
       return [{ type: inputs[0]!.type, dims: convGeometry(node, inputs).outDims }];
     },
-    kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs, epilogueOf(node)),
+    kernels: (node, inputs, _outputs, _opset, limits) => convKernels(node, inputs, epilogueOf(node), limits),
   },
 };

@@ -4,6 +4,7 @@ import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { axisCoordinates } from './reduce.js';
 import { constInts } from './inputs.js';
+import { runWindow, shifted, splitUnits, type BindingLimits, type Run, type Strided } from './split.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
 import { collapseAxes, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 
@@ -109,7 +110,8 @@ function tapsOf(f: Interpolation, a: Axis): Taps {
 const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
   a.output === a.input && weight.every((w, e) => w === 0 || (w === 1 && index[e] === Math.floor(e / count)));
 
-function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[]): Kernel {
+/** The resize kernel; `parts`: windows of the input and output, for one part of a split resize. */
+function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], part?: { x: Run; y: Run }): Kernel {
   const inputStrides = strides(x.dims);
   const type = wgslType(x.type);
   const n = sizeOf(out.dims);
@@ -123,6 +125,7 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   });
   // Nearest only gathers; so does a resize that changes nothing.
   const gather = f.mode === 'nearest' || resized.length === 0;
+  const yShift = part?.y.shift;
   const coordinates = axisCoordinates(out.dims);
   const resizedCoordinates = resized.map(({ a }) => `  let o${a} = ${coordinates[a]};`).join('\n');
   // Axes left as they are address the input at their own coordinate.
@@ -130,7 +133,7 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   let body: string;
   if (gather) {
     const terms = resized.map(({ a, offset }) => ` + u32(IDX[${offset}u + o${a}]) * ${inputStrides[a]}u`).join('');
-    body = `  Y[i] = X[q${terms}];`;
+    body = `  Y[${shifted(yShift)}i] = X[q${terms}];`;
   } else {
     // Nested loops over the taps of each resized axis, carrying the offset and the weight product.
     let q = 'q';
@@ -146,11 +149,11 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
     });
     const innermost = `acc += ${w} * X[${q}];`;
     const nested = loops.reduceRight((inner, loop) => `${loop}\n${inner.replace(/^/gm, '  ')}\n}`, innermost);
-    body = `  var acc = 0.0f;\n${nested.replace(/^/gm, '  ')}\n  Y[i] = acc;`;
+    body = `  var acc = 0.0f;\n${nested.replace(/^/gm, '  ')}\n  Y[${shifted(yShift)}i] = acc;`;
   }
   const bindings: KernelBinding[] = [
-    { kind: 'input', index: 0 },
-    { kind: 'output', index: 0 },
+    { kind: 'input', index: 0, ...(part ? { window: part.x.window } : {}) },
+    { kind: 'output', index: 0, ...(part ? { window: part.y.window } : {}) },
   ];
   const declarations = [storage(0, 'X', type, 'read'), storage(1, 'Y', type, 'read_write')];
   // Tables only when something reads them: a binding the shader does not use is not in its layout.
@@ -167,11 +170,38 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
     wgsl: `${declarations.join('\n')}
 ${flatMain(THREADS, `  if (i >= ${n}u) { return; }
 ${resizedCoordinates}
-  let q = ${stridedIndex(copied)};
+  let q = ${shifted(part?.x.shift)}${stridedIndex(copied)};
 ${body}`)}`,
     workgroups: grid(n, THREADS),
     bindings,
   };
+}
+
+/**
+ * A resize whose input or output is larger than one binding, as resizes of
+ * runs of its leading unchanged axes (the N·C planes of an NCHW upsample),
+ * each binding windows of the input and output. Undefined when nothing needs
+ * splitting or no leading axis is unchanged.
+ */
+function splitResize(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], limits: BindingLimits): Kernel[] | undefined {
+  if (Math.max(sizeOf(x.dims), sizeOf(out.dims)) * 4 <= limits.maxBytes) return undefined;
+  let kept = 0;
+  while (kept < axes.length && isIdentity(tapsOf(f, axes[kept]!), axes[kept]!)) kept++;
+  const planes = sizeOf(out.dims.slice(0, kept));
+  const from: Strided = { unitBytes: sizeOf(x.dims.slice(kept)) * 4, baseBytes: 0 };
+  const to: Strided = { unitBytes: sizeOf(out.dims.slice(kept)) * 4, baseBytes: 0 };
+  const runs = kept > 0 && splitUnits(planes, [from, to], limits);
+  if (!runs) return undefined;
+  return runs.map((run) => {
+    const count = run[1] - run[0];
+    return resizeKernel(
+      { ...x, dims: [count, ...x.dims.slice(kept)] },
+      { ...out, dims: [count, ...out.dims.slice(kept)] },
+      f,
+      [{ input: count, output: count, scale: 1, length: count }, ...axes.slice(kept)],
+      { x: runWindow(from, run, limits), y: runWindow(to, run, limits) },
+    );
+  });
 }
 
 /** A node's resize: its interpolation and the geometry of every axis. */
@@ -287,9 +317,9 @@ function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan):
     infer(node, inputs, opset) {
       return [{ type: inputs[0]!.type, dims: checked(node, inputs, opset).axes.map((a) => a.output) }];
     },
-    kernels(node, inputs, [out], opset) {
+    kernels(node, inputs, [out], opset, limits) {
       const { f, axes } = checked(node, inputs, opset);
-      return [resizeKernel(inputs[0]!, out!, f, axes)];
+      return splitResize(inputs[0]!, out!, f, axes, limits) ?? [resizeKernel(inputs[0]!, out!, f, axes)];
     },
   };
 }

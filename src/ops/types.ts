@@ -1,4 +1,5 @@
 import type { Node, TensorType, TypedInput } from '../model/graph.js';
+import type { BindingLimits, Window } from './split.js';
 
 export type { TensorType };
 /** Typed arrays WebGPU can upload. */
@@ -12,10 +13,14 @@ export type OpInput = TypedInput;
  * and bool tensors as `array<i32>`.
  */
 export type KernelBinding =
-  /** The node's input `index`: a runtime tensor, or a constant uploaded once. */
-  | { kind: 'input'; index: number }
-  /** The node's output `index` (read_write). */
-  | { kind: 'output'; index: number }
+  /**
+   * The node's input `index`: a runtime tensor, or a constant uploaded once.
+   * `window`: only that byte range of it (a node split over a tensor larger
+   * than one binding, see split.ts); the shader indexes from the window's start.
+   */
+  | { kind: 'input'; index: number; window?: Window }
+  /** The node's output `index` (read_write), or a window of it. */
+  | { kind: 'output'; index: number; window?: Window }
   /** Kernel-private constant data (pre-packed weights, lookup tables), uploaded once. */
   | { kind: 'param'; data: GpuArray }
   /** A temporary shared by the node's kernels, identified by `id` (read_write). */
@@ -39,6 +44,10 @@ export interface OpImpl {
    * Flatten, Squeeze, Identity…); it shares the buffer and costs no dispatch.
    */
   alias?: true;
-  /** The dispatches that compute the outputs, run in order. */
-  kernels?(node: Node, inputs: OpInput[], outputs: TensorType[], opset: number): Kernel[];
+  /**
+   * The dispatches that compute the outputs, run in order. Ops that can split
+   * themselves over tensors larger than one binding read `limits`; the others
+   * are refused by the plan's limit check when a binding does not fit.
+   */
+  kernels?(node: Node, inputs: OpInput[], outputs: TensorType[], opset: number, limits: BindingLimits): Kernel[];
 }

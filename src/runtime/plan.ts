@@ -4,7 +4,8 @@ import { isFloatType, sizeOf } from '../model/graph.js';
 import type { TypedGraph } from '../model/infer.js';
 import { planBuffers } from '../model/memory.js';
 import { originalName } from '../model/passes.js';
-import type { GpuArray, Kernel, OpImpl } from '../ops/types.js';
+import { UNLIMITED, type BindingLimits } from '../ops/split.js';
+import type { GpuArray, Kernel, KernelBinding, OpImpl } from '../ops/types.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -20,7 +21,8 @@ export interface PlannedKernel {
   buffers: BufferRef[];
 }
 
-export type BufferRef = { kind: 'slot'; slot: number } | { kind: 'upload'; data: GpuArray; key: string };
+/** A binding's buffer: bytes [offset, offset + bytes) of a slot (the tensor's, or a window of it), or a constant/param upload. */
+export type BufferRef = { kind: 'slot'; slot: number; offset: number; bytes: number } | { kind: 'upload'; data: GpuArray; key: string };
 
 export interface Plan {
   kernels: PlannedKernel[];
@@ -43,9 +45,15 @@ export function toGpuArray(t: HostTensor): GpuArray {
 
 /**
  * Lowers a typed graph to kernels and a buffer plan. `keep` names tensors that
- * must stay readable after a run (graph outputs are always kept).
+ * must stay readable after a run (graph outputs are always kept). Ops split
+ * nodes whose tensors exceed `limits` where they can.
  */
-export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>, keep: ReadonlySet<string>): Plan {
+export function buildPlan(
+  typed: TypedGraph,
+  impls: ReadonlyMap<string, OpImpl>,
+  keep: ReadonlySet<string>,
+  limits: BindingLimits = UNLIMITED,
+): Plan {
   const { graph, types, values } = typed;
   const rootOf = new Map<string, string>();
   const root = (name: string): string => rootOf.get(name) ?? name;
@@ -59,7 +67,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
       continue;
     }
     const outputs = node.outputs.map((name) => types.get(name)!);
-    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset) });
+    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset, limits) });
   }
 
   // Lifetimes of buffer-backed tensors, by root.
@@ -96,8 +104,15 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     else if (slotOf.has(root(name))) placement.set(name, { kind: 'buffer', slot: slotOf.get(root(name))!, type });
   }
 
+  /** The slot range a tensor binding covers: the whole tensor, or its window. */
+  const slotRef = (slot: number, type: TensorType, b: Extract<KernelBinding, { kind: 'input' | 'output' }>): BufferRef => ({
+    kind: 'slot',
+    slot,
+    offset: b.window?.offset ?? 0,
+    bytes: b.window?.bytes ?? bytesOf(type),
+  });
   const kernels = steps.flatMap(({ node, kernels }) =>
-    kernels.map((kernel): PlannedKernel => ({
+    kernels.map((kernel, k): PlannedKernel => ({
       node,
       kernel,
       buffers: kernel.bindings.map((b, i): BufferRef => {
@@ -105,14 +120,14 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
           case 'input': {
             const name = node.inputs[b.index]!;
             const value = values.get(name);
-            return value ? { kind: 'upload', data: toGpuArray(value), key: `const:${name}` } : { kind: 'slot', slot: slotOf.get(root(name))! };
+            return value ? { kind: 'upload', data: toGpuArray(value), key: `const:${name}` } : slotRef(slotOf.get(root(name))!, types.get(name)!, b);
           }
           case 'output':
-            return { kind: 'slot', slot: slotOf.get(node.outputs[b.index]!)! };
+            return slotRef(slotOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
           case 'scratch':
-            return { kind: 'slot', slot: slotOf.get(`${node.name}#scratch${b.id}`)! };
+            return { kind: 'slot', slot: slotOf.get(`${node.name}#scratch${b.id}`)!, offset: 0, bytes: b.bytes };
           case 'param':
-            return { kind: 'upload', data: b.data, key: `param:${node.name}:${kernel.label}:${i}` };
+            return { kind: 'upload', data: b.data, key: `param:${node.name}:${k}:${i}` };
         }
       }),
     })),
@@ -131,17 +146,36 @@ function dedupe<T extends { id: string; bytes: number }>(items: T[]): T[] {
   return [...byId.values()];
 }
 
-/** Refuses a plan that needs a buffer over the device's limits, before anything is allocated. */
-export function checkLimits(plan: Plan, limits: GPUSupportedLimits): void {
+/** What a binding holds, for messages. */
+function bindingName(node: Node, b: KernelBinding): string {
+  switch (b.kind) {
+    case 'input':
+      return `input '${node.inputs[b.index]}'`;
+    case 'output':
+      return `output '${node.outputs[b.index]}'`;
+    case 'param':
+      return '(its packed constants)';
+    case 'scratch':
+      return '(its scratch buffer)';
+  }
+}
+
+/** The device limits a plan must fit. */
+export type PlanLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'minStorageBufferOffsetAlignment'>;
+
+/** Refuses a plan that needs a buffer or a binding over the device's limits, before anything is allocated. */
+export function checkLimits(plan: Plan, limits: PlanLimits): void {
   for (const k of plan.kernels) {
-    k.kernel.bindings.forEach((_, i) => {
-      const ref = k.buffers[i]!;
-      const bytes = ref.kind === 'slot' ? plan.slotBytes[ref.slot]! : ref.data.byteLength;
-      if (bytes > limits.maxStorageBufferBindingSize || bytes > limits.maxBufferSize) {
+    k.buffers.forEach((ref, i) => {
+      const bytes = ref.kind === 'slot' ? ref.bytes : ref.data.byteLength;
+      if (bytes > limits.maxStorageBufferBindingSize) {
         throw new GpuError(
-          `${k.node.opType} node '${originalName(k.node)}' needs a ${bytes} byte buffer; the adapter allows ${Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize)} bytes per binding`,
+          `${k.node.opType} node '${originalName(k.node)}' ${bindingName(k.node, k.kernel.bindings[i]!)} needs a ${bytes} byte binding; the adapter allows ${limits.maxStorageBufferBindingSize} bytes per binding and this op cannot be split`,
         );
       }
     });
   }
+  plan.slotBytes.forEach((bytes) => {
+    if (bytes > limits.maxBufferSize) throw new GpuError(`the plan needs a ${bytes} byte buffer; the adapter allows ${limits.maxBufferSize} bytes per buffer`);
+  });
 }

@@ -7,8 +7,9 @@ import type { Graph, HostTensor, Node } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
+import { bindingLimits } from '../ops/split.js';
 import { CapturedTensor } from './captured.js';
-import { buildPlan, checkLimits, toGpuArray, type Plan } from './plan.js';
+import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanLimits } from './plan.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
 
 export interface SessionOptions {
@@ -24,6 +25,13 @@ export interface SessionOptions {
    * large model on a software adapter, so a CLI can show it.
    */
   onCompile?: (done: number, total: number) => void;
+  /**
+   * The largest buffer binding to plan with, below the adapter's
+   * maxStorageBufferBindingSize: nodes whose tensors exceed it run split over
+   * windows of them (src/ops/split.ts). For headroom, and to test splitting
+   * on small models.
+   */
+  maxBindingBytes?: number;
 }
 
 export interface RunOptions {
@@ -74,12 +82,13 @@ export class Session {
     /** The typed graph before fusion passes: every ONNX tensor with its shape. */
     readonly typed: TypedGraph,
     private readonly defaultCapture: readonly TensorPattern[],
+    private readonly maxBindingBytes: number,
   ) {}
 
   static async create(gpu: Gpu, graph: Graph, options: SessionOptions = {}): Promise<Session> {
     const inputDims = new Map(Object.entries(options.inputShapes ?? {}));
     const typed = inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer);
-    const session = new Session(gpu, typed, options.capture ?? []);
+    const session = new Session(gpu, typed, options.capture ?? [], options.maxBindingBytes ?? Infinity);
     await session.program(session.resolve(session.defaultCapture), options.onCompile);
     return session;
   }
@@ -197,7 +206,12 @@ export class Session {
       return cached;
     }
     const kept = new Set(keep);
-    const plan = planProgram(this.typed, kept, this.gpu.limits);
+    const { limits } = this.gpu;
+    const plan = planProgram(this.typed, kept, {
+      maxBufferSize: limits.maxBufferSize,
+      minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment,
+      maxStorageBufferBindingSize: Math.min(limits.maxStorageBufferBindingSize, this.maxBindingBytes),
+    });
     const { device } = this.gpu;
     const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -210,7 +224,7 @@ export class Session {
             this.pipelines.set(kernel.wgsl, pipeline);
           }
           const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
-            if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]! } };
+            if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]!, offset: ref.offset, size: align4(ref.bytes) } };
             let buffer = this.uploads.get(ref.key);
             if (!buffer) {
               buffer = device.createBuffer({ size: align4(ref.data.byteLength), usage, label: ref.key });
@@ -249,8 +263,8 @@ const MAX_PROGRAMS = 2;
  * tensor in `keep`), the kernels and buffer plan, and the device-limit check,
  * before anything is allocated.
  */
-export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, limits: GPUSupportedLimits): Plan {
-  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep);
+export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, limits: PlanLimits): Plan {
+  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep, bindingLimits(limits));
   checkLimits(plan, limits);
   return plan;
 }
