@@ -42,12 +42,15 @@ export interface FeatureMapImage extends RgbaImage {
 
 /** The reduced, resized [N,1,H,W] map of `t` (recorded into `batch`; the caller owns it). */
 function reducedMap(gpu: Gpu, t: TensorLike, o: FeatureMapOptions, batch: CommandBatch): GpuTensor {
-  const [, , h, w] = nchw(gpu, t, 'featureMap');
+  const order = o.order ?? 'reduce-first';
+  if (order !== 'reduce-first' && order !== 'upsample-first') throw new InputError(`featureMap: unknown order '${String(order)}' (use 'reduce-first' or 'upsample-first')`);
+  // Reducing first reads a tensor larger than one binding in runs of channels; the fused upsample-first kernel cannot.
+  const splits = order === 'reduce-first';
+  const what = splits ? 'featureMap' : "featureMap (order 'upsample-first' reads the whole tensor at once; 'reduce-first' reads it in runs of channels)";
+  const [, , h, w] = nchw(gpu, t, what, splits);
   const reduction = o.reduce ?? 'max';
   const size = o.size ?? [h, w];
   const resizing = { size, mode: o.mode, alignCorners: o.alignCorners };
-  const order = o.order ?? 'reduce-first';
-  if (order !== 'reduce-first' && order !== 'upsample-first') throw new InputError(`featureMap: unknown order '${String(order)}' (use 'reduce-first' or 'upsample-first')`);
   resizeGeometry([h, w], resizing); // checks the options
   // Resizing to the same size copies, in PyTorch too.
   if (size[0] === h && size[1] === w) return reduceChannels(gpu, t, reduction, { batch });

@@ -1,7 +1,8 @@
-import { InputError } from '../errors.js';
+import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { flatMain, grid, storage } from '../ops/wgsl.js';
-import { binding, nchw, record, type GpuTensor, type TensorLike, type StageOptions } from './tensor.js';
+import { bindingLimits, runWindow, splitUnits, type Strided } from '../ops/split.js';
+import { binding, bindings, nchw, record, type BufferRange, type CommandBatch, type GpuTensor, type StageOptions, type TensorLike } from './tensor.js';
 
 /**
  * Channel reductions of an [N,C,H,W] feature map to [N,1,H,W], named as
@@ -35,51 +36,72 @@ export function parseReduction(reduction: string, channels: number): ParsedReduc
 }
 
 /**
+ * A reduction as folds over channels in order, in f32 as NumPy and PyTorch
+ * do on CPU: `init` from the first channel's value, `step` for each later
+ * one, `finish` to the result. std folds twice: the sum for the mean `m`,
+ * then the squared deviations from it.
+ */
+interface Fold {
+  init: (v: string) => string;
+  step: (acc: string, v: string) => string;
+  finish: (acc: string) => string;
+}
+
+function folds(r: Exclude<ParsedReduction, { kind: 'channel' }>, channels: number): Fold[] {
+  const C = `${channels}.0f`;
+  const same = (v: string) => v;
+  const sum: Fold = { init: same, step: (a, v) => `${a} + ${v}`, finish: same };
+  switch (r.kind) {
+    case 'max':
+      return [{ init: same, step: (a, v) => `max(${a}, ${v})`, finish: same }];
+    case 'min':
+      return [{ init: same, step: (a, v) => `min(${a}, ${v})`, finish: same }];
+    case 'absmax':
+      return [{ init: (v) => `abs(${v})`, step: (a, v) => `max(${a}, abs(${v}))`, finish: same }];
+    case 'sum':
+      return [sum];
+    case 'mean':
+      return [{ ...sum, finish: (a) => `${a} / ${C}` }];
+    case 'l2':
+      return [{ init: (v) => `${v} * ${v}`, step: (a, v) => `${a} + ${v} * ${v}`, finish: (a) => `sqrt(${a})` }];
+    case 'std':
+      return [
+        { ...sum, finish: (a) => `${a} / ${C}` },
+        { init: (v) => `(${v} - m) * (${v} - m)`, step: (a, v) => `${a} + (${v} - m) * (${v} - m)`, finish: (a) => `sqrt(${a} / ${C})` },
+      ];
+  }
+}
+
+/**
  * WGSL statements that declare `r: f32`, the reduction over channels
- * c = 0..C-1 of `at(c)` (a WGSL function of the kernel). Channels are
- * visited in order and accumulated in f32, as NumPy and PyTorch do on CPU;
- * std takes two passes (mean, then squared deviations).
+ * c = 0..C-1 of `at(c)` (a WGSL function of the kernel).
  */
 export function reductionCode(r: ParsedReduction, channels: number): string {
-  const C = `${channels}u`;
-  /** `acc` = `first` (channel 0), then `step` for every later channel `v`. */
-  const fold = (step: string, first = 'at(0u)', acc = 'r') =>
-    `  var ${acc} = ${first};\n  for (var c = 1u; c < ${C}; c++) {\n    let v = at(c);\n    ${step}\n  }`;
-  switch (r.kind) {
-    case 'channel':
-      return `  let r = at(${r.index}u);`;
-    case 'max':
-      return fold('r = max(r, v);');
-    case 'min':
-      return fold('r = min(r, v);');
-    case 'absmax':
-      return fold('r = max(r, abs(v));', 'abs(at(0u))');
-    case 'sum':
-      return fold('r += v;');
-    case 'mean':
-      return `${fold('s += v;', 'at(0u)', 's')}\n  let r = s / ${channels}.0f;`;
-    case 'l2':
-      return `  let v0 = at(0u);\n${fold('s += v * v;', 'v0 * v0', 's')}\n  let r = sqrt(s);`;
-    case 'std':
-      return `  var s = at(0u);
-  for (var c = 1u; c < ${C}; c++) { s += at(c); }
-  let m = s / ${channels}.0f;
-  var q = 0.0f;
-  for (var c = 0u; c < ${C}; c++) {
-    let d = at(c) - m;
-    q += d * d;
-  }
-  let r = sqrt(q / ${channels}.0f);`;
-  }
+  if (r.kind === 'channel') return `  let r = at(${r.index}u);`;
+  const passes = folds(r, channels);
+  return passes
+    .map(
+      (f, k) => `  var a${k} = ${f.init('at(0u)')};
+  for (var c = 1u; c < ${channels}u; c++) { a${k} = ${f.step(`a${k}`, 'at(c)')}; }
+  let ${k === passes.length - 1 ? 'r' : 'm'} = ${f.finish(`a${k}`)};`,
+    )
+    .join('\n');
 }
 
 const THREADS = 256;
 
-/** Reduces [N,C,H,W] over channels to a new [N,1,H,W] tensor (the caller owns its buffer). */
+/**
+ * Reduces [N,C,H,W] over channels to a new [N,1,H,W] tensor (the caller
+ * owns its buffer). A tensor larger than one binding is read in runs of
+ * channels (reduceInRuns), with the same result bit for bit.
+ */
 export function reduceChannels(gpu: Gpu, t: TensorLike, reduction: Reduction | string, options: StageOptions = {}): GpuTensor {
-  const [N, C, H, W] = nchw(gpu, t, `reduceChannels(${reduction})`);
+  const [N, C, H, W] = nchw(gpu, t, `reduceChannels(${reduction})`, true);
   const r = parseReduction(reduction, C);
   const HW = H * W;
+  const label = `reduce_${r.kind}_${C}x${H}x${W}`;
+  const runs = channelRuns(gpu, t);
+  if (runs) return record(gpu, options, (batch) => reduceInRuns(batch, t, r, runs, label));
   const code = `${storage(0, 'X', 'f32', 'read')}
 ${storage(1, 'Y', 'f32', 'read_write')}
 var<private> base: u32;
@@ -90,7 +112,78 @@ ${reductionCode(r, C)}
   Y[i] = r;`)}`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(N * HW * 4, `reduce ${reduction}`);
-    batch.dispatch(code, `reduce_${r.kind}_${C}x${H}x${W}`, [binding(t), out], grid(N * HW, THREADS));
+    batch.dispatch(code, label, [binding(t), out], grid(N * HW, THREADS));
     return { buffer: out, dims: [N, 1, H, W] };
   });
+}
+
+/** Per image, the runs of channels of a tensor larger than one binding; undefined when it fits. */
+export function channelRuns(gpu: Gpu, t: TensorLike): { image: number; run: [number, number]; window: BufferRange; shift: number }[] | undefined {
+  const [N, C, H, W] = t.dims as [number, number, number, number];
+  const limits = bindingLimits(gpu.limits);
+  if (N * C * H * W * 4 <= limits.maxBytes) return undefined;
+  const { buffer } = binding(t);
+  return Array.from({ length: N }, (_, image) => {
+    const plane: Strided = { unitBytes: H * W * 4, baseBytes: image * C * H * W * 4 };
+    const runs = splitUnits(C, [plane], limits);
+    if (!runs) throw new GpuError(`a ${H}x${W} channel plane of [${t.dims.join(',')}] alone exceeds the device's binding limit (${limits.maxBytes} bytes)`);
+    return runs.map((run) => {
+      const { window, shift } = runWindow(plane, run, limits);
+      return { image, run, window: { buffer, offset: window.offset, bytes: window.bytes }, shift };
+    });
+  }).flat();
+}
+
+/**
+ * reduceChannels over runs of channels: each run folds its channels, in
+ * order, into a running [N,H,W] accumulator (the first run starts it, the
+ * last finishes it into the output), so the result equals the one-pass
+ * kernel's. std folds all runs twice (mean, then deviations).
+ */
+function reduceInRuns(batch: CommandBatch, t: TensorLike, r: ParsedReduction, runs: NonNullable<ReturnType<typeof channelRuns>>, label: string): GpuTensor {
+  const [N, C, H, W] = t.dims as [number, number, number, number];
+  const HW = H * W;
+  const out = batch.buffer(N * HW * 4, `reduce ${r.kind}`);
+  const at = (shift: number) => `var<private> p: u32;
+fn at(c: u32) -> f32 { return X[${shift}u + c * ${HW}u + p]; }`;
+  if (r.kind === 'channel') {
+    for (const { image, run, window, shift } of runs) {
+      if (r.index < run[0] || r.index >= run[1]) continue;
+      const code = `${storage(0, 'X', 'f32', 'read')}
+${storage(1, 'Y', 'f32', 'read_write')}
+${at(shift)}
+${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
+  p = i;
+  Y[${image * HW}u + p] = at(${r.index - run[0]}u);`)}`;
+      batch.dispatch(code, `${label}_run`, [window, out], grid(HW, THREADS));
+    }
+    return { buffer: out, dims: [N, 1, H, W] };
+  }
+  const passes = folds(r, C);
+  const accumulator = batch.temporary(N * HW * 4, 'reduce accumulator');
+  const mean = passes.length > 1 ? batch.temporary(N * HW * 4, 'reduce mean') : undefined;
+  passes.forEach((f, k) => {
+    const target = k === passes.length - 1 ? out : mean!;
+    for (const { image, run, window, shift } of runs) {
+      const [first, last] = [run[0] === 0, run[1] === C];
+      // Only what this run uses is bound: 'auto' layouts leave out unused bindings.
+      const { declarations, buffers } = bindings([
+        ['X', 'f32', 'read', window],
+        ...(last ? [['Y', 'f32', 'read_write', target] as const] : []),
+        ...(first && last ? [] : [['A', 'f32', 'read_write', accumulator] as const]),
+        ...(k > 0 ? [['M', 'f32', 'read', mean!] as const] : []),
+      ]);
+      const code = `${declarations}
+${at(shift)}
+${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
+  p = i;
+  let o = ${image * HW}u + p;
+  ${k > 0 ? 'let m = M[o];' : ''}
+  var acc = ${first ? f.init('at(0u)') : f.step('A[o]', 'at(0u)')};
+  for (var c = 1u; c < ${run[1] - run[0]}u; c++) { acc = ${f.step('acc', 'at(c)')}; }
+  ${last ? `Y[o] = ${f.finish('acc')};` : 'A[o] = acc;'}`)}`;
+      batch.dispatch(code, `${label}_run${k}`, buffers, grid(HW, THREADS));
+    }
+  });
+  return { buffer: out, dims: [N, 1, H, W] };
 }

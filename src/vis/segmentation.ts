@@ -3,7 +3,8 @@ import { checked, type Gpu } from '../gpu/device.js';
 import { flatMain, grid, storage } from '../ops/wgsl.js';
 import { palette as namedPalette, type PaletteName } from './colormap.js';
 import type { GpuImages, RgbaImage } from './rgba.js';
-import { binding, CommandBatch, nchw, record, type StageOptions, type TensorLike } from './tensor.js';
+import { channelRuns } from './reduce.js';
+import { binding, bindings, CommandBatch, nchw, record, type StageOptions, type TensorLike } from './tensor.js';
 
 /**
  * The segmentation output: the argmax over the class axis of logits
@@ -69,7 +70,7 @@ const THREADS = 256;
  * owns both buffers.
  */
 export function segmentationMask(gpu: Gpu, logits: TensorLike, options: SegmentationOptions, stage: StageOptions = {}): GpuSegmentation {
-  const [N, K, H, W] = nchw(gpu, logits, 'segmentationMask');
+  const [N, K, H, W] = nchw(gpu, logits, 'segmentationMask', true);
   const packed = packPalette(options, K);
   const HW = H * W;
   const total = N * HW;
@@ -95,15 +96,65 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   }
   CLS[i] = arg;
   RGBA[i] = PAL[arg];`)}`;
+  const runs = channelRuns(gpu, logits);
   return record(gpu, stage, (batch) => {
     const rgba = batch.buffer(total * 4, 'segmentation rgba');
     const classes = batch.buffer(total * 4, 'segmentation classes');
-    batch.dispatch(code, `segmentation_argmax_${K}x${HW}`, [binding(logits), rgba, classes, batch.upload(packed, 'segmentation palette')], grid(total, THREADS));
+    const palette = batch.upload(packed, 'segmentation palette');
+    if (runs) argmaxInRuns(batch, runs, [K, HW], rgba, classes, palette);
+    else batch.dispatch(code, `segmentation_argmax_${K}x${HW}`, [binding(logits), rgba, classes, palette], grid(total, THREADS));
     return {
       images: { buffer: rgba, count: N, height: H, width: W },
       classes: { buffer: classes, dims: [N, 1, H, W], type: 'uint32' },
     };
   });
+}
+
+/**
+ * The argmax of logits larger than one binding, over runs of classes
+ * (reduce.ts channelRuns): each run carries the best value, its class and
+ * whether a NaN was met in [N,H,W] state to the next, so the classes equal
+ * the one-pass kernel's; the last run writes the colours.
+ */
+function argmaxInRuns(
+  batch: CommandBatch,
+  runs: NonNullable<ReturnType<typeof channelRuns>>,
+  [K, HW]: [number, number],
+  rgba: GPUBuffer,
+  classes: GPUBuffer,
+  palette: GPUBuffer,
+): void {
+  const total = (runs.at(-1)!.image + 1) * HW;
+  const best = batch.temporary(total * 4, 'segmentation best logit');
+  const nans = batch.temporary(total * 4, 'segmentation NaN seen');
+  for (const { image, run, window, shift } of runs) {
+    const [first, last] = [run[0] === 0, run[1] === K];
+    // Only what this run uses is bound: 'auto' layouts leave out unused bindings.
+    const { declarations, buffers } = bindings([
+      ['X', 'f32', 'read', window],
+      ...(last ? [['RGBA', 'u32', 'read_write', rgba] as const, ['PAL', 'u32', 'read', palette] as const] : []),
+      ['CLS', 'u32', 'read_write', classes],
+      ...(first && last ? [] : [['BEST', 'f32', 'read_write', best] as const, ['NAN', 'u32', 'read_write', nans] as const]),
+    ]);
+    const code = `${declarations}
+fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
+  let o = ${image * HW}u + i;
+  var best = ${first ? `X[${shift}u + i]` : 'BEST[o]'};
+  var arg = ${first ? '0u' : 'CLS[o]'};
+  var nan = ${first ? 'isNan(best)' : 'NAN[o] != 0u'};
+  for (var c = ${first ? 1 : 0}u; c < ${run[1] - run[0]}u; c++) {
+    let v = X[${shift}u + c * ${HW}u + i];
+    if (!nan && (v > best || isNan(v))) {
+      nan = isNan(v);
+      best = v;
+      arg = ${run[0]}u + c;
+    }
+  }
+  CLS[o] = arg;
+  ${last ? 'RGBA[o] = PAL[arg];' : 'BEST[o] = best;\n  NAN[o] = select(0u, 1u, nan);'}`)}`;
+    batch.dispatch(code, `segmentation_argmax_${K}x${HW}_run`, buffers, grid(HW, THREADS));
+  }
 }
 
 /** Reads a class map back as numbers (in `batch` if given: it is submitted). */

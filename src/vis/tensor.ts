@@ -2,6 +2,7 @@ import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { align4, readBack } from '../gpu/buffers.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
+import { storage } from '../ops/wgsl.js';
 
 /**
  * A float32 tensor on the GPU: `buffer` holds it in row-major (NCHW) order
@@ -20,6 +21,13 @@ export interface GpuTensor {
 export interface TensorLike {
   readonly buffer: GPUBuffer | undefined;
   readonly dims: readonly number[];
+}
+
+/** `bytes` of a buffer from `offset` (default 0). */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  bytes: number;
+  offset?: number;
 }
 
 /** Where a stage records its dispatches: a shared CommandBatch, or (default) its own, submitted at once. */
@@ -88,12 +96,17 @@ export class CommandBatch {
     return buffer;
   }
 
-  /** Records one dispatch of `code` with `buffers` bound at 0, 1, … (each bound whole, or its first `bytes`). */
-  dispatch(code: string, label: string, buffers: (GPUBuffer | { buffer: GPUBuffer; bytes: number })[], workgroups: readonly [number, number, number]): void {
+  /**
+   * Records one dispatch of `code` with `buffers` bound at 0, 1, … (each
+   * bound whole, or `bytes` of it from `offset`). A binding over the
+   * device's limit is refused with the stage's label, before recording.
+   */
+  dispatch(code: string, label: string, buffers: (GPUBuffer | BufferRange)[], workgroups: readonly [number, number, number]): void {
     this.open();
+    for (const b of buffers) this.checkBinding('bytes' in b ? b.bytes : b.size, label);
     const pipeline = pipelineFor(this.gpu.device, code, label);
     const entries = buffers.map((b, binding): GPUBindGroupEntry =>
-      'bytes' in b ? { binding, resource: { buffer: b.buffer, offset: 0, size: align4(b.bytes) } } : { binding, resource: { buffer: b } },
+      'bytes' in b ? { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: align4(b.bytes) } } : { binding, resource: { buffer: b } },
     );
     const bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
     this.pass ??= this.encoder.beginComputePass({ label });
@@ -167,9 +180,10 @@ export function record<T>(gpu: Gpu, options: StageOptions, body: (batch: Command
 
 /**
  * Checks that `t` is a float tensor with positive sizes whose buffer holds
- * it and that the device can bind.
+ * it and, unless the stage `splits` it into runs of channels (reduce.ts
+ * channelRuns), that the device can bind.
  */
-export function checkTensor(gpu: Gpu, t: TensorLike, what: string): void {
+export function checkTensor(gpu: Gpu, t: TensorLike, what: string, splits = false): void {
   const type = (t as { type?: unknown }).type;
   if (typeof type === 'string' && !isFloatType(type as ElemType)) {
     throw new InputError(`${what}: feature maps must be float tensors, got ${type}`);
@@ -181,14 +195,25 @@ export function checkTensor(gpu: Gpu, t: TensorLike, what: string): void {
   const bytes = sizeOf(t.dims) * 4;
   if (t.buffer.size < bytes) throw new InputError(`${what}: buffer of ${t.buffer.size} bytes is too small for [${t.dims.join(',')}] float32`);
   const limit = gpu.limits.maxStorageBufferBindingSize;
-  if (bytes > limit) throw new GpuError(`${what}: [${t.dims.join(',')}] (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
+  if (bytes > limit && !splits) throw new GpuError(`${what}: [${t.dims.join(',')}] (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
 }
 
 /** Checks that `t` is an [N,C,H,W] float tensor the device can bind, and returns its dims. */
-export function nchw(gpu: Gpu, t: TensorLike, what: string): [number, number, number, number] {
+export function nchw(gpu: Gpu, t: TensorLike, what: string, splits = false): [number, number, number, number] {
   if (t.dims.length !== 4) throw new InputError(`${what}: expected an [N,C,H,W] tensor, got [${t.dims.join(',')}]`);
-  checkTensor(gpu, t, what);
+  checkTensor(gpu, t, what, splits);
   return t.dims as [number, number, number, number];
+}
+
+/**
+ * Storage declarations for `list` ([name, element type, access, buffer]),
+ * bound at 0, 1, … in order, and the buffers to dispatch with.
+ */
+export function bindings(list: readonly (readonly [string, 'f32' | 'u32', 'read' | 'read_write', GPUBuffer | BufferRange])[]) {
+  return {
+    declarations: list.map(([name, type, access], i) => storage(i, name, type, access)).join('\n'),
+    buffers: list.map(([, , , buffer]) => buffer),
+  };
 }
 
 /** The tensor bound by its own size (a captured tensor's buffer may be larger). */
