@@ -10,6 +10,20 @@ import { gpu, randomTensor, relL2 } from './helpers/gpu.js';
 const MODEL = join(import.meta.dirname, 'fixtures/deeplabv3plus_os16.onnx');
 
 describe('capturing tensors by name', () => {
+  it('reads back only the outputs asked for: none when the captures are all a caller needs', async () => {
+    const session = await loadModel(MODEL, { gpu: await gpu() }).then((m) => m.session({ input: [1, 3, 65, 65] }));
+    const x = randomTensor([1, 3, 65, 65], 98);
+    const full = await session.run(x);
+    const logits = full.outputs.get('output')!.data;
+    const none = await session.run(x, { capture: ['output'], outputs: [] });
+    expect(none.outputs.size).toBe(0);
+    expect(await none.captured.get('output')!.read()).toEqual(logits);
+    expect((await session.run(x, { outputs: ['output'] })).outputs.get('output')!.data).toEqual(logits);
+    await expect(session.run(x, { outputs: ['logits'] })).rejects.toThrow(InputError);
+    await expect(session.run(x, { outputs: ['logits'] })).rejects.toThrow("outputs: 'logits' not among the graph outputs (output)");
+    session.destroy();
+  });
+
   it('captures a module, a glob and a regex in one run; batch N stays N; tensors stay on the GPU until read', async () => {
     const session = await loadModel(MODEL, { gpu: await gpu() }).then((m) => m.session({ input: [2, 3, 65, 65] }));
     const x = randomTensor([2, 3, 65, 65], 99);

@@ -114,7 +114,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
     const stem = basename(path, extname(path));
     const files: OutputFile[] = [];
     const { tensor, geometry } = toInputTensor(image, { size: inputSize, fit: o.fit, mean, std });
-    const { captured } = await session.run(tensor, { capture });
+    const { captured } = await session.run(tensor, { capture, outputs: [] });
     const fitted = o.writeInputs || o.alpha !== undefined ? fittedImage(tensor, size, mean, std) : undefined;
     if (o.writeInputs) {
       const file = safeFileName(`${stem}_input`, '.png', taken);

@@ -43,10 +43,16 @@ export interface RunOptions {
    * not change.
    */
   capture?: readonly TensorPattern[];
+  /**
+   * The graph outputs to read back to the host (default: all). `[]` reads
+   * none: a caller that only needs captured tensors on the GPU (vis) skips
+   * copying the logits out every run.
+   */
+  outputs?: readonly string[];
 }
 
 export interface RunResult {
-  /** The graph outputs, on the host. */
+  /** The graph outputs named by RunOptions.outputs (default all), on the host. */
   outputs: Map<string, HostTensor>;
   /** The captured tensors by resolved name, on the GPU until read. */
   captured: Map<string, CapturedTensor>;
@@ -147,6 +153,9 @@ export class Session {
   ): Promise<{ result: RunResult; recorded: T }> {
     const feeds = 'dims' in inputs ? this.feedSingle(inputs as HostTensor) : (inputs as Record<string, HostTensor>);
     const captureNames = this.resolve(options.capture ?? this.defaultCapture);
+    const wanted = options.outputs ?? this.outputNames;
+    const unknown = wanted.filter((name) => !this.outputNames.includes(name));
+    if (unknown.length) throw new InputError(`outputs: ${unknown.map((n) => `'${n}'`).join(', ')} not among the graph outputs (${this.outputNames.join(', ')})`);
     // Earlier captures go stale now: building this run's program may free their buffers.
     const run = ++this.runs;
     const program = await this.program(captureNames);
@@ -176,7 +185,7 @@ export class Session {
       };
       const outputs = new Map<string, HostTensor>();
       await Promise.all(
-        this.outputNames.map(async (name) => {
+        wanted.map(async (name) => {
           outputs.set(name, await tensor(name).toHost());
         }),
       );
