@@ -152,7 +152,7 @@ async function measure(o: BenchOptions) {
     build_ms: buildMs,
     flops,
     gflops_per_s: flops / stats.median / 1e6,
-    memory: { activation_bytes: memory.activationBytes, weight_bytes: memory.weightBytes, peak_bytes: memory.totalBytes },
+    memory: { activation_bytes: memory.activationBytes, live_set_bytes: memory.liveBytes, weight_bytes: memory.weightBytes, peak_bytes: memory.totalBytes },
     timing: nodes ? ('gpu-timestamps' as const) : ('wall-clock' as const),
     /** Sum of the nodes' median GPU times; null without timestamps. */
     gpu_ms: nodes ? total(nodes) : null,
@@ -191,7 +191,7 @@ function renderText(r: BenchResult): string {
     `${basename(r.model)}: ${inputs} on ${r.adapter}`,
     `build ${ms(r.build_ms)} ms; ${r.runs} run${r.runs > 1 ? 's' : ''} after ${r.warmup} warm-up: median ${ms(r.median_ms)} ms, min ${ms(r.min_ms)}, mean ${ms(r.mean_ms)}; ` +
       `${si(r.flops)}FLOP, ${rate(r.gflops_per_s)} GFLOP/s`,
-    `planned GPU memory: ${mib(r.memory.activation_bytes)} activations + ${mib(r.memory.weight_bytes)} weights and constants = ${mib(r.memory.peak_bytes)}`,
+    `planned GPU memory: ${mib(r.memory.activation_bytes)} activations (largest live set ${mib(r.memory.live_set_bytes)}, +${(100 * (r.memory.activation_bytes / r.memory.live_set_bytes - 1)).toFixed(1)}%) + ${mib(r.memory.weight_bytes)} weights and constants = ${mib(r.memory.peak_bytes)}`,
   ];
   if (r.gpu_ms === null) {
     out.push(`no GPU time per node: the adapter has no 'timestamp-query' feature, so the times above are wall clock per whole run`);

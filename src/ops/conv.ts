@@ -176,8 +176,8 @@ function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: {
     ...(io.residual ? [['R', 'f32', io.residual] as [string, Element, KernelBinding]] : []),
   ];
   const declarations = [
-    ...list.map(([name, type], i) => `@group(0) @binding(${i}) var<storage, read> ${name}: array<${type}>;`),
-    storage(list.length, 'Y', 'f32', 'read_write'),
+    ...list.map(([name, type], i) => `@group(0) @binding(${i}) var<storage, read_write> ${name}: array<${type}>;`),
+    storage(list.length, 'Y', 'f32'),
   ].join('\n');
   const bindings: KernelBinding[] = [...list.map(([, , b]) => b), io.y];
   /** Statements storing `acc` (output channel `co`, flat output index `o`). */

@@ -49,7 +49,7 @@ function reads(inputs: OpInput[], dims: number[][], indices: number[], out: Tens
     const own = strides(padded);
     const view = collapseAxes(out.dims, padded.map((d, a) => (d === 1 ? 0 : own[a]!)));
     const name = `X${r.bindings.length}`;
-    r.decls.push(storage(r.bindings.length, name, wgslType(x.type), 'read'));
+    r.decls.push(storage(r.bindings.length, name, wgslType(x.type)));
     r.values.push(`${name}[${stridedIndex(view)}]`);
     r.bindings.push({ kind: 'input', index });
   }
@@ -81,7 +81,7 @@ function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers 
   return {
     label,
     wgsl: `${r.decls.join('\n')}
-${storage(r.bindings.length, 'Y', wgslType(out.type), 'read_write')}
+${storage(r.bindings.length, 'Y', wgslType(out.type))}
 ${helpers}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   Y[i] = ${wrapInteger(out.type, expr)};`)}`,

@@ -199,10 +199,10 @@ function stridedKernel(p: StridedProduct): Kernel {
     batches: sizeOf(p.batch),
     tile: chooseTile(p.m),
     declarations: [
-      storage(0, 'A', 'f32', 'read'),
-      storage(1, 'B', 'f32', 'read'),
+      storage(0, 'A', 'f32'),
+      storage(1, 'B', 'f32'),
       ...(p.extra ? [p.extra.declarations] : []),
-      storage(2 + extra.length, 'Y', 'f32', 'read_write'),
+      storage(2 + extra.length, 'Y', 'f32'),
     ].join('\n'),
     bindings: [{ kind: 'input', index: 0 }, { kind: 'input', index: 1 }, ...extra, { kind: 'output', index: 0 }],
     loadA: quad(
@@ -309,7 +309,7 @@ const gemm: OpImpl = {
         batch: [],
         a: { strides: [], am: transA ? 1 : k, ak: transA ? m : 1 },
         b: { strides: [], bk: transB ? 1 : n, bn: transB ? k : 1 },
-        extra: cStrides && { declarations: storage(2, 'C', 'f32', 'read'), binding: { kind: 'input', index: 2 } },
+        extra: cStrides && { declarations: storage(2, 'C', 'f32'), binding: { kind: 'input', index: 2 } },
         epilogue: cStrides ? `${scaled} + ${f32(beta)} * C[m * ${cStrides[0]}u + n * ${cStrides[1]}u]` : scaled,
       }),
     ];

@@ -135,8 +135,8 @@ ${mapInto(s, ax.kept, spec, fill)}
   return [
     {
       label: `pad_${spec.mode}`,
-      wgsl: `${storage(0, 'X', t, 'read')}
-${storage(1, 'Y', t, 'read_write')}
+      wgsl: `${storage(0, 'X', t)}
+${storage(1, 'Y', t)}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   var r = i;
   var src = 0u;

@@ -129,8 +129,8 @@ ${includePad ? '' : `  if (p${a} < 0) { continue; }\n`}${body.replace(/^/gm, '  
   const init = type === 'f32' ? reducer.init : 'i32(-2147483648)';
   return {
     label,
-    wgsl: `${storage(0, 'X', type, 'read')}
-${storage(1, 'Y', type, 'read_write')}
+    wgsl: `${storage(0, 'X', type)}
+${storage(1, 'Y', type)}
 ${flatMain(THREADS, `  if (i >= ${n}u) { return; }
 ${coordinates}
   let plane = ${plane};

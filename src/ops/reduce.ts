@@ -102,8 +102,8 @@ export function reduceKernel(label: string, reducer: Reducer, dims: readonly num
   const count = sizeOf(folded.dims);
   const outputs = sizeOf(kept.dims);
   const { init, map, combine, finish } = reducer;
-  const header = `${storage(0, 'X', 'f32', 'read')}
-${storage(1, 'Y', 'f32', 'read_write')}`;
+  const header = `${storage(0, 'X', 'f32')}
+${storage(1, 'Y', 'f32')}`;
   const bindings: Kernel['bindings'] = [
     { kind: 'input', index: 0 },
     { kind: 'output', index: 0 },
@@ -219,8 +219,8 @@ function argOp(better: '>' | '<'): OpImpl {
       return [
         {
           label: `${node.opType.toLowerCase()}_${length}`,
-          wgsl: `${storage(0, 'X', wgslType(x!.type), 'read')}
-${storage(1, 'Y', 'i32', 'read_write')}
+          wgsl: `${storage(0, 'X', wgslType(x!.type))}
+${storage(1, 'Y', 'i32')}
 ${flatMain(THREADS, `  if (i >= ${n}u) { return; }
   let base = ${stridedIndex(collapseAxes([n / inner, inner], [length * inner, 1]))};
   var best = X[base];

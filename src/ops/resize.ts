@@ -155,13 +155,13 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
     { kind: 'input', index: 0, ...(part ? { window: part.x.window } : {}) },
     { kind: 'output', index: 0, ...(part ? { window: part.y.window } : {}) },
   ];
-  const declarations = [storage(0, 'X', type, 'read'), storage(1, 'Y', type, 'read_write')];
+  const declarations = [storage(0, 'X', type), storage(1, 'Y', type)];
   // Tables only when something reads them: a binding the shader does not use is not in its layout.
   if (resized.length) {
-    declarations.push(storage(2, 'IDX', 'i32', 'read'));
+    declarations.push(storage(2, 'IDX', 'i32'));
     bindings.push({ kind: 'param', data: Int32Array.from(resized.flatMap((r) => r.taps.index)) });
     if (!gather) {
-      declarations.push(storage(3, 'W', 'f32', 'read'));
+      declarations.push(storage(3, 'W', 'f32'));
       bindings.push({ kind: 'param', data: Float32Array.from(resized.flatMap((r) => r.taps.weight)) });
     }
   }

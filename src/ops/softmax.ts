@@ -65,8 +65,8 @@ function softmaxKernel(op: string, rows: Rows): Kernel {
 ${passes(op, rows, parallel)}`;
   return {
     label: `${op.toLowerCase()}_${parallel ? 'workgroup' : 'thread'}`,
-    wgsl: `${storage(0, 'X', 'f32', 'read')}
-${storage(1, 'Y', 'f32', 'read_write')}
+    wgsl: `${storage(0, 'X', 'f32')}
+${storage(1, 'Y', 'f32')}
 ${parallel ? rowMain(body) : flatMain(THREADS, body)}`,
     workgroups: parallel ? rowGrid(count) : grid(count, THREADS),
     bindings: [

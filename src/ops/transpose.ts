@@ -30,8 +30,8 @@ export const transposeOps: Record<string, OpImpl> = {
       return [
         {
           label: `transpose_${source.dims.length}d`,
-          wgsl: `${storage(0, 'X', t, 'read')}
-${storage(1, 'Y', t, 'read_write')}
+          wgsl: `${storage(0, 'X', t)}
+${storage(1, 'Y', t)}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   Y[i] = X[${stridedIndex(source)}];`)}`,
           workgroups: grid(n, WORKGROUP),

@@ -52,8 +52,14 @@ export function f32(x: number): string {
   return /[.e]/.test(s) ? `${s}f` : `${s}.0f`;
 }
 
-/** Storage declaration for a binding. */
-export const storage = (binding: number, name: string, type: 'f32' | 'i32' | 'u32', access: 'read' | 'read_write') =>
+/**
+ * Storage declaration for a binding. The runtime's kernels declare every
+ * binding read_write, inputs too: a session packs tensors into shared
+ * buffers (model/memory.ts), so one dispatch may read one range of a buffer
+ * and write another, and WebGPU refuses a buffer bound both read-only and
+ * writable in one dispatch, while writable bindings may share it.
+ */
+export const storage = (binding: number, name: string, type: 'f32' | 'i32' | 'u32', access: 'read' | 'read_write' = 'read_write') =>
   `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
 
 /*

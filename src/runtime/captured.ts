@@ -5,21 +5,23 @@ import type { Gpu } from '../gpu/device.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 
 /**
- * A tensor captured by a run. It stays on the GPU (in the session's buffer
- * for that tensor) until read, so GPU stages can consume it without a round
- * trip; it is valid until the session runs again.
+ * A tensor captured by a run. It stays on the GPU (at `offset` in the
+ * session's buffer that holds it) until read, so GPU stages can consume it
+ * without a round trip; it is valid until the session runs again.
  */
 export class CapturedTensor {
   constructor(
     readonly name: string,
     readonly type: ElemType,
     readonly dims: readonly number[],
-    /** The GPU buffer holding the tensor from offset 0 (f32, or i32 for integer types); undefined for load-time constants. */
+    /** The GPU buffer holding the tensor from `offset` (f32, or i32 for integer types); undefined for load-time constants. */
     readonly buffer: GPUBuffer | undefined,
     private readonly gpu: Gpu,
     private readonly constant: HostTensor | undefined,
     /** Whether a later run has overwritten the buffer. */
     private readonly stale: () => boolean,
+    /** Where the tensor starts in `buffer`, in bytes (a multiple of the device's minStorageBufferOffsetAlignment). */
+    readonly offset = 0,
   ) {}
 
   get size(): number {
@@ -38,7 +40,7 @@ export class CapturedTensor {
     if (this.stale()) {
       throw new InputError(`captured tensor '${this.name}' was overwritten by a later run of its session: read it before running again`);
     }
-    const [raw] = await readBack(this.gpu, this.gpu.device.createCommandEncoder(), [{ buffer: this.buffer!, bytes: this.size * 4 }]);
+    const [raw] = await readBack(this.gpu, this.gpu.device.createCommandEncoder(), [{ buffer: this.buffer!, offset: this.offset, bytes: this.size * 4 }]);
     const float = isFloatType(this.type);
     const data = float ? new Float32Array(raw!) : Float64Array.from(new Int32Array(raw!));
     return { type: float ? 'float32' : this.type, dims: [...this.dims], data };

@@ -2,15 +2,15 @@ import { GpuError } from '../errors.js';
 import type { HostTensor, Node, TensorType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { TypedGraph } from '../model/infer.js';
-import { planBuffers } from '../model/memory.js';
+import { planBuffers, type Place } from '../model/memory.js';
 import { originalName } from '../model/passes.js';
-import { UNLIMITED, type BindingLimits } from '../ops/split.js';
+import { bindingLimits } from '../ops/split.js';
 import type { GpuArray, Kernel, KernelBinding, OpImpl } from '../ops/types.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
-  /** Computed on the GPU (or fed by the user) into buffer slot `slot`. */
-  | { kind: 'buffer'; slot: number; type: TensorType }
+  /** Computed on the GPU (or fed by the user) into buffer slot `slot` at byte `offset`. */
+  | { kind: 'buffer'; slot: number; offset: number; type: TensorType }
   /** Known at load time. */
   | { kind: 'constant'; value: HostTensor };
 
@@ -27,6 +27,8 @@ export type BufferRef = { kind: 'slot'; slot: number; offset: number; bytes: num
 export interface Plan {
   kernels: PlannedKernel[];
   slotBytes: number[];
+  /** The most activation bytes live at once: the least any plan of these kernels needs (see model/memory.ts). */
+  liveBytes: number;
   /** Every tensor name -> where it is. Aliased tensors (Reshape…) share their source's slot. */
   placement: Map<string, Placement>;
 }
@@ -52,8 +54,9 @@ export function buildPlan(
   typed: TypedGraph,
   impls: ReadonlyMap<string, OpImpl>,
   keep: ReadonlySet<string>,
-  limits: BindingLimits = UNLIMITED,
+  limits: PlanLimits = NO_LIMITS,
 ): Plan {
+  const binding = bindingLimits(limits);
   const { graph, types, values } = typed;
   const rootOf = new Map<string, string>();
   const root = (name: string): string => rootOf.get(name) ?? name;
@@ -67,7 +70,7 @@ export function buildPlan(
       continue;
     }
     const outputs = node.outputs.map((name) => types.get(name)!);
-    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset, limits) });
+    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset, binding) });
   }
 
   // Lifetimes of buffer-backed tensors, by root.
@@ -95,20 +98,20 @@ export function buildPlan(
       }
     }
   });
-  const { slotOf, slotBytes } = planBuffers(dedupe(lifetimes));
+  const { placeOf, slotBytes, liveBytes } = planBuffers(dedupe(lifetimes), { alignment: binding.offsetAlignment, maxArenaBytes: limits.maxBufferSize });
 
   const placement = new Map<string, Placement>();
   for (const [name, type] of types) {
     const value = values.get(name);
     if (value) placement.set(name, { kind: 'constant', value });
-    else if (slotOf.has(root(name))) placement.set(name, { kind: 'buffer', slot: slotOf.get(root(name))!, type });
+    else if (placeOf.has(root(name))) placement.set(name, { kind: 'buffer', ...placeOf.get(root(name))!, type });
   }
 
   /** The slot range a tensor binding covers: the whole tensor, or its window. */
-  const slotRef = (slot: number, type: TensorType, b: Extract<KernelBinding, { kind: 'input' | 'output' }>): BufferRef => ({
+  const slotRef = ({ slot, offset }: Place, type: TensorType, b: Extract<KernelBinding, { kind: 'input' | 'output' }>): BufferRef => ({
     kind: 'slot',
     slot,
-    offset: b.window?.offset ?? 0,
+    offset: offset + (b.window?.offset ?? 0),
     bytes: b.window?.bytes ?? bytesOf(type),
   });
   const kernels = steps.flatMap(({ node, kernels }) =>
@@ -120,19 +123,19 @@ export function buildPlan(
           case 'input': {
             const name = node.inputs[b.index]!;
             const value = values.get(name);
-            return value ? { kind: 'upload', data: toGpuArray(value), key: `const:${name}` } : slotRef(slotOf.get(root(name))!, types.get(name)!, b);
+            return value ? { kind: 'upload', data: toGpuArray(value), key: `const:${name}` } : slotRef(placeOf.get(root(name))!, types.get(name)!, b);
           }
           case 'output':
-            return slotRef(slotOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
+            return slotRef(placeOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
           case 'scratch':
-            return { kind: 'slot', slot: slotOf.get(`${node.name}#scratch${b.id}`)!, offset: 0, bytes: b.bytes };
+            return { kind: 'slot', ...placeOf.get(`${node.name}#scratch${b.id}`)!, bytes: b.bytes };
           case 'param':
             return { kind: 'upload', data: b.data, key: `param:${node.name}:${k}:${i}` };
         }
       }),
     })),
   );
-  return { kernels, slotBytes, placement };
+  return { kernels, slotBytes, liveBytes, placement };
 }
 
 function bytesOf(t: TensorType): number {
@@ -162,6 +165,9 @@ function bindingName(node: Node, b: KernelBinding): string {
 
 /** The device limits a plan must fit. */
 export type PlanLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'minStorageBufferOffsetAlignment'>;
+
+/** Planning for no device in particular: nothing split, one arena. */
+const NO_LIMITS: PlanLimits = { maxStorageBufferBindingSize: Infinity, maxBufferSize: Infinity, minStorageBufferOffsetAlignment: 256 };
 
 /** Refuses a plan that needs a buffer or a binding over the device's limits, before anything is allocated. */
 export function checkLimits(plan: Plan, limits: PlanLimits): void {

@@ -33,6 +33,8 @@ export interface NodeProfile {
 export interface PlanMemory {
   /** Activation buffers: the sum of the plan's slots. */
   activationBytes: number;
+  /** The most activation bytes live at once, the least any plan needs: activationBytes / liveBytes is the planner's overhead. */
+  liveBytes: number;
   /** Weights and other load-time data uploaded once. */
   weightBytes: number;
   totalBytes: number;
@@ -106,5 +108,5 @@ export function planMemory(plan: Plan): PlanMemory {
   const uploads = new Map<string, number>();
   for (const k of plan.kernels) for (const b of k.buffers) if (b.kind === 'upload') uploads.set(b.key, align4(b.data.byteLength));
   const weightBytes = [...uploads.values()].reduce((a, b) => a + b, 0);
-  return { activationBytes, weightBytes, totalBytes: activationBytes + weightBytes };
+  return { activationBytes, liveBytes: plan.liveBytes, weightBytes, totalBytes: activationBytes + weightBytes };
 }

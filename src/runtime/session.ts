@@ -7,7 +7,6 @@ import type { Graph, HostTensor, Node } from '../model/graph.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
-import { bindingLimits } from '../ops/split.js';
 import { CapturedTensor } from './captured.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanLimits } from './plan.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
@@ -171,7 +170,7 @@ export class Session {
           throw new InputError(`input '${input.name}': expected shape [${expected.dims.join(',')}], got [${feed.dims.join(',')}]`);
         }
         const placement = program.plan.placement.get(input.name);
-        if (placement?.kind === 'buffer') device.queue.writeBuffer(program.slots[placement.slot]!, 0, toGpuArray(feed));
+        if (placement?.kind === 'buffer') device.queue.writeBuffer(program.slots[placement.slot]!, placement.offset, toGpuArray(feed));
       }
       const encoder = device.createCommandEncoder();
       const recorded = record(encoder, program);
@@ -181,7 +180,7 @@ export class Session {
         const p = program.plan.placement.get(name);
         if (!p) throw new InputError(`tensor '${name}' is not computed by this session`);
         if (p.kind === 'constant') return new CapturedTensor(name, p.value.type, p.value.dims, undefined, this.gpu, p.value, stale);
-        return new CapturedTensor(name, p.type.type, p.type.dims, program.slots[p.slot], this.gpu, undefined, stale);
+        return new CapturedTensor(name, p.type.type, p.type.dims, program.slots[p.slot], this.gpu, undefined, stale, p.offset);
       };
       const outputs = new Map<string, HostTensor>();
       await Promise.all(
@@ -273,7 +272,7 @@ const MAX_PROGRAMS = 2;
  * before anything is allocated.
  */
 export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, limits: PlanLimits): Plan {
-  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep, bindingLimits(limits));
+  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep, limits);
   checkLimits(plan, limits);
   return plan;
 }

@@ -122,9 +122,9 @@ export function channelRuns(gpu: Gpu, t: TensorLike): { image: number; run: [num
   const [N, C, H, W] = t.dims as [number, number, number, number];
   const limits = bindingLimits(gpu.limits);
   if (N * C * H * W * 4 <= limits.maxBytes) return undefined;
-  const { buffer } = binding(t);
+  const { buffer, offset } = binding(t);
   return Array.from({ length: N }, (_, image) => {
-    const plane: Strided = { unitBytes: H * W * 4, baseBytes: image * C * H * W * 4 };
+    const plane: Strided = { unitBytes: H * W * 4, baseBytes: offset + image * C * H * W * 4 };
     const runs = splitUnits(C, [plane], limits);
     if (!runs) throw new GpuError(`a ${H}x${W} channel plane of [${t.dims.join(',')}] alone exceeds the device's binding limit (${limits.maxBytes} bytes)`);
     return runs.map((run) => {

@@ -21,6 +21,8 @@ export interface GpuTensor {
 export interface TensorLike {
   readonly buffer: GPUBuffer | undefined;
   readonly dims: readonly number[];
+  /** Where the tensor starts in `buffer`, in bytes (default 0; a session packs tensors into shared buffers). */
+  readonly offset?: number;
 }
 
 /** `bytes` of a buffer from `offset` (default 0). */
@@ -139,7 +141,7 @@ export class CommandBatch {
   }
 
   /** Reads `bytes` of `buffer` back after everything recorded so far: records the copy, submits the batch, maps. */
-  async readAfterSubmit(reads: { buffer: GPUBuffer; bytes: number }[]): Promise<ArrayBuffer[]> {
+  async readAfterSubmit(reads: BufferRange[]): Promise<ArrayBuffer[]> {
     this.open();
     this.endPass();
     this.submitted = true;
@@ -193,7 +195,9 @@ export function checkTensor(gpu: Gpu, t: TensorLike, what: string, splits = fals
   }
   if (!t.buffer) throw new InputError(`${what}: the tensor has no GPU buffer (a load-time constant?): upload it first`);
   const bytes = sizeOf(t.dims) * 4;
-  if (t.buffer.size < bytes) throw new InputError(`${what}: buffer of ${t.buffer.size} bytes is too small for [${t.dims.join(',')}] float32`);
+  if (t.buffer.size < (t.offset ?? 0) + bytes) {
+    throw new InputError(`${what}: buffer of ${t.buffer.size} bytes is too small for [${t.dims.join(',')}] float32 at offset ${t.offset ?? 0}`);
+  }
   const limit = gpu.limits.maxStorageBufferBindingSize;
   if (bytes > limit && !splits) throw new GpuError(`${what}: [${t.dims.join(',')}] (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
 }
@@ -216,10 +220,10 @@ export function bindings(list: readonly (readonly [string, 'f32' | 'u32', 'read'
   };
 }
 
-/** The tensor bound by its own size (a captured tensor's buffer may be larger). */
-export function binding(t: TensorLike): { buffer: GPUBuffer; bytes: number } {
+/** The tensor's own bytes of its buffer (a captured tensor shares a larger one). */
+export function binding(t: TensorLike): { buffer: GPUBuffer; bytes: number; offset: number } {
   if (!t.buffer) throw new InputError(`tensor [${t.dims.join(',')}] has no GPU buffer (a load-time constant?): upload it first`);
-  return { buffer: t.buffer, bytes: sizeOf(t.dims) * 4 };
+  return { buffer: t.buffer, bytes: sizeOf(t.dims) * 4, offset: t.offset ?? 0 };
 }
 
 /** Uploads host data as a GpuTensor (the caller destroys `buffer`). */
