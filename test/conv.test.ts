@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { AttrValue, HostTensor } from '../src/model/graph.js';
-import { convKernels } from '../src/ops/conv.js';
+import { convKernels, type ConvAdapter, type ConvEpilogue } from '../src/ops/conv.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
-import { randomTensor, relL2, runNode } from './helpers/gpu.js';
+import { Session } from '../src/runtime/session.js';
+import { gpu, nodeGraph, randomTensor, relL2, runNode } from './helpers/gpu.js';
 
 interface RefOptions {
   strides: number[];
@@ -64,7 +65,7 @@ interface Case {
 }
 
 let seed = 1;
-async function check(c: Case) {
+async function check(c: Case, op = 'Conv') {
   const x = randomTensor(c.x, seed++);
   const w = randomTensor(c.w, seed++);
   const bias = c.bias ? randomTensor([c.w[0]!], seed++) : undefined;
@@ -73,7 +74,7 @@ async function check(c: Case) {
   if (c.dilations) attrs.dilations = c.dilations;
   if (c.pads) attrs.pads = c.pads;
   if (c.group) attrs.group = c.group;
-  const [y] = await runNode({ op: 'Conv', attrs, inputs: [x, c.runtimeWeight ? w : { constant: w }, ...(bias ? [{ constant: bias }] : [])] });
+  const [y] = await runNode({ op, attrs, inputs: [x, c.runtimeWeight ? w : { constant: w }, ...(bias ? [{ constant: bias }] : [])] });
   const ref = referenceConv(x, w, bias, {
     strides: c.strides ?? [1, 1],
     dilations: c.dilations ?? [1, 1],
@@ -210,4 +211,84 @@ describe('Conv', () => {
       UnsupportedOpError,
     );
   });
+});
+
+/** Registers `name` as Conv planned for `adapter` for the duration of `body`. */
+async function withConvFor(name: string, adapter: ConvAdapter, epilogue: ConvEpilogue, body: () => Promise<void>) {
+  const ops = registry as Map<string, OpImpl>;
+  ops.set(name, {
+    infer: registry.get('Conv')!.infer,
+    kernels: (node, inputs, _outputs, _opset, { limits }) => convKernels(node, inputs, epilogue, limits, adapter),
+  });
+  try {
+    await body();
+  } finally {
+    ops.delete(name);
+  }
+}
+
+// Both lowerings on this machine, whichever the adapter picks for plain Conv:
+// the subgroup kernel of 8-lane CPU adapters, and the tiled GEMM of GPUs.
+const kernels: [string, ConvAdapter][] = [
+  ['subgroup kernel of CPU adapters', { cpuSubgroupSize: 8 }],
+  ['tiled GEMM of GPUs', {}],
+];
+for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () => {
+  const needs = async (skip: () => void) => {
+    if (adapter.cpuSubgroupSize && !(await gpu()).features.has('subgroups')) skip();
+  };
+  const subgroupCases: Case[] = [
+    ...cases,
+    ...aspp,
+    { name: '3x3 with 70 output channels (two 64-channel tiles, the second mostly padding), 13x11 map', x: [1, 9, 13, 11], w: [70, 9, 3, 3], pads: [1, 1, 1, 1], bias: true },
+    { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
+    { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
+    { name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels', x: [2, 8, 12, 10], w: [130, 4, 3, 3], group: 2, strides: [2, 2], dilations: [2, 2], pads: [2, 1, 2, 1] },
+  ];
+  for (const c of subgroupCases) it(c.name, async ({ skip }) => {
+    await needs(skip);
+    await withConvFor('TestConvFor', adapter, {}, () => check(c, 'TestConvFor'));
+  });
+
+  it('fuses a residual Add and ReLU', async ({ skip }) => {
+    await needs(skip);
+    await withConvFor('TestConvForAddRelu', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
+      const x = randomTensor([1, 6, 9, 7], seed++);
+      const w = randomTensor([40, 6, 3, 3], seed++);
+      const bias = randomTensor([40], seed++);
+      const r = randomTensor([1, 40, 9, 7], seed++);
+      const [y] = await runNode({ op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] });
+      const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1 });
+      expect(relL2(y!.data, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)))).toBeLessThanOrEqual(1e-5);
+    });
+  });
+
+  // Over images, output and input channels (unaligned windows: 31x33 planes); and weights alone over the limit.
+  const splits = [
+    { x: [2, 6, 31, 33], w: [6, 6, 3, 3], pads: 2, dilation: 2, maxBindingBytes: 16 << 10 },
+    { x: [1, 64, 5, 4], w: [32, 64, 3, 3], pads: 1, dilation: 1, maxBindingBytes: 40 << 10 },
+    { x: [1, 64, 8, 12], w: [40, 64, 1, 1], pads: 0, dilation: 1, maxBindingBytes: 5000 },
+  ];
+  for (const c of splits) {
+    it(`split over windows: ${c.w.join('x')} on ${c.x.join('x')}, bindings of ${c.maxBindingBytes} bytes`, async ({ skip }) => {
+      await needs(skip);
+      await withConvFor('TestConvForSplit', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
+        const x = randomTensor(c.x, seed++);
+        const w = randomTensor(c.w, seed++, -0.3, 0.3);
+        const bias = randomTensor([c.w[0]!], seed++);
+        const attrs = { pads: Array(4).fill(c.pads), dilations: [c.dilation, c.dilation] };
+        const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: attrs.dilations, pads: attrs.pads, group: 1 });
+        const r = randomTensor(ref.dims, seed++);
+        const graph = nodeGraph({ op: 'TestConvForSplit', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
+        const session = await Session.create(await gpu(), graph, { maxBindingBytes: c.maxBindingBytes });
+        try {
+          const y = (await session.run({ in0: x, in3: r })).outputs.get(graph.outputs[0]!.name)!;
+          expect((await session.plan()).kernels.length).toBeGreaterThan(1);
+          expect(relL2(y.data, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)))).toBeLessThanOrEqual(1e-5);
+        } finally {
+          session.destroy();
+        }
+      });
+    });
+  }
 });

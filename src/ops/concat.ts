@@ -2,8 +2,8 @@ import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { sizeOf } from '../model/graph.js';
-import { runWindow, shifted, splitUnits, type BindingLimits, type Strided, type Window } from './split.js';
-import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
+import { runWindow, shifted, splitUnits, type Strided, type Window } from './split.js';
+import type { Kernel, KernelTarget, OpImpl, OpInput, TensorType } from './types.js';
 import { collapseAxes, flatMain, grid, storage, stridedIndex, wgslType } from './wgsl.js';
 
 /**
@@ -38,7 +38,7 @@ function infer(node: Node, inputs: OpInput[], opset: number): TensorType[] {
   return [{ type: first.type, dims }];
 }
 
-function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: number, limits: BindingLimits): Kernel[] {
+function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: number, { limits }: KernelTarget): Kernel[] {
   const a = concatAxis(node, out!.dims.length, opset);
   const outer = sizeOf(out!.dims.slice(0, a));
   const inner = sizeOf(out!.dims.slice(a + 1));

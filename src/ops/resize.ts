@@ -317,7 +317,7 @@ function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan):
     infer(node, inputs, opset) {
       return [{ type: inputs[0]!.type, dims: checked(node, inputs, opset).axes.map((a) => a.output) }];
     },
-    kernels(node, inputs, [out], opset, limits) {
+    kernels(node, inputs, [out], opset, { limits }) {
       const { f, axes } = checked(node, inputs, opset);
       return splitResize(inputs[0]!, out!, f, axes, limits) ?? [resizeKernel(inputs[0]!, out!, f, axes)];
     },

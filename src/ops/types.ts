@@ -35,6 +35,17 @@ export interface Kernel {
   bindings: KernelBinding[];
 }
 
+/** What kernels may assume of the device they are planned for. */
+export interface KernelTarget {
+  limits: BindingLimits;
+  /**
+   * The subgroup size of a CPU adapter (lavapipe: 8, its SIMD width) with the
+   * 'subgroups' feature and one fixed subgroup size; undefined on GPUs. Conv
+   * kernels then share operands across a subgroup (conv-subgroup.ts).
+   */
+  cpuSubgroupSize?: number;
+}
+
 /** The implementation of one ONNX op type on the GPU. */
 export interface OpImpl {
   /** Output types from the inputs' types (and any compile-time values). Throws ModelError when inputs do not fit. */
@@ -46,8 +57,8 @@ export interface OpImpl {
   alias?: true;
   /**
    * The dispatches that compute the outputs, run in order. Ops that can split
-   * themselves over tensors larger than one binding read `limits`; the others
-   * are refused by the plan's limit check when a binding does not fit.
+   * themselves over tensors larger than one binding read `target.limits`; the
+   * others are refused by the plan's limit check when a binding does not fit.
    */
-  kernels?(node: Node, inputs: OpInput[], outputs: TensorType[], opset: number, limits: BindingLimits): Kernel[];
+  kernels?(node: Node, inputs: OpInput[], outputs: TensorType[], opset: number, target: KernelTarget): Kernel[];
 }

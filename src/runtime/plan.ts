@@ -54,9 +54,10 @@ export function buildPlan(
   typed: TypedGraph,
   impls: ReadonlyMap<string, OpImpl>,
   keep: ReadonlySet<string>,
-  limits: PlanLimits = NO_LIMITS,
+  device: PlanDevice = NO_LIMITS,
 ): Plan {
-  const binding = bindingLimits(limits);
+  const binding = bindingLimits(device);
+  const target = { limits: binding, cpuSubgroupSize: device.cpuSubgroupSize };
   const { graph, types, values } = typed;
   const rootOf = new Map<string, string>();
   const root = (name: string): string => rootOf.get(name) ?? name;
@@ -70,7 +71,7 @@ export function buildPlan(
       continue;
     }
     const outputs = node.outputs.map((name) => types.get(name)!);
-    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset, binding) });
+    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset, target) });
   }
 
   // Lifetimes of buffer-backed tensors, by root.
@@ -98,7 +99,7 @@ export function buildPlan(
       }
     }
   });
-  const { placeOf, slotBytes, liveBytes } = planBuffers(dedupe(lifetimes), { alignment: binding.offsetAlignment, maxArenaBytes: limits.maxBufferSize });
+  const { placeOf, slotBytes, liveBytes } = planBuffers(dedupe(lifetimes), { alignment: binding.offsetAlignment, maxArenaBytes: device.maxBufferSize });
 
   const placement = new Map<string, Placement>();
   for (const [name, type] of types) {
@@ -166,8 +167,11 @@ function bindingName(node: Node, b: KernelBinding): string {
 /** The device limits a plan must fit. */
 export type PlanLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'minStorageBufferOffsetAlignment'>;
 
-/** Planning for no device in particular: nothing split, one arena. */
-const NO_LIMITS: PlanLimits = { maxStorageBufferBindingSize: Infinity, maxBufferSize: Infinity, minStorageBufferOffsetAlignment: 256 };
+/** The device a plan is for: its limits, and what kernels may assume of it (ops/types.ts KernelTarget). */
+export type PlanDevice = PlanLimits & { cpuSubgroupSize?: number };
+
+/** Planning for no device in particular: nothing split, one arena, kernels for any GPU. */
+const NO_LIMITS: PlanDevice = { maxStorageBufferBindingSize: Infinity, maxBufferSize: Infinity, minStorageBufferOffsetAlignment: 256 };
 
 /** Refuses a plan that needs a buffer or a binding over the device's limits, before anything is allocated. */
 export function checkLimits(plan: Plan, limits: PlanLimits): void {

@@ -8,7 +8,7 @@ import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
 import { registry } from '../ops/registry.js';
 import { CapturedTensor } from './captured.js';
-import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanLimits } from './plan.js';
+import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanDevice } from './plan.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
 
 export interface SessionOptions {
@@ -214,12 +214,7 @@ export class Session {
       return cached;
     }
     const kept = new Set(keep);
-    const { limits } = this.gpu;
-    const plan = planProgram(this.typed, kept, {
-      maxBufferSize: limits.maxBufferSize,
-      minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment,
-      maxStorageBufferBindingSize: Math.min(limits.maxStorageBufferBindingSize, this.maxBindingBytes),
-    });
+    const plan = planProgram(this.typed, kept, planDevice(this.gpu, this.maxBindingBytes));
     const { device } = this.gpu;
     const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -271,10 +266,21 @@ const MAX_PROGRAMS = 2;
  * tensor in `keep`), the kernels and buffer plan, and the device-limit check,
  * before anything is allocated.
  */
-export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, limits: PlanLimits): Plan {
-  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep, limits);
-  checkLimits(plan, limits);
+export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, device: PlanDevice): Plan {
+  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep, device);
+  checkLimits(plan, device);
   return plan;
+}
+
+/** What plans for `gpu` go by, with bindings held to `maxBindingBytes` if that is below the adapter's limit. */
+export function planDevice(gpu: Gpu, maxBindingBytes = Infinity): PlanDevice {
+  const { limits } = gpu;
+  return {
+    maxBufferSize: limits.maxBufferSize,
+    minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment,
+    maxStorageBufferBindingSize: Math.min(limits.maxStorageBufferBindingSize, maxBindingBytes),
+    cpuSubgroupSize: gpu.cpuSubgroupSize,
+  };
 }
 
 /** One kernel's GPU time in a profiled run. */

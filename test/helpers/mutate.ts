@@ -21,7 +21,7 @@ import { decodeModel, encodeModel } from '../../src/onnx/decode.js';
 import { AttributeType, DataLocation, DataType, type ModelProto, type NodeProto, type TensorProto } from '../../src/onnx/schema.js';
 import { registry } from '../../src/ops/registry.js';
 import type { Plan } from '../../src/runtime/plan.js';
-import { planProgram, Session } from '../../src/runtime/session.js';
+import { planDevice, planProgram, Session } from '../../src/runtime/session.js';
 import { random, randomTensor } from './gpu.js';
 
 const FIXTURE_DIR = join(import.meta.dirname, '../fixtures');
@@ -486,7 +486,7 @@ export function workspace(gpu: Gpu, dir: string): Workspace {
  */
 function planOf(gpu: Gpu, graph: Graph, dims: number[]): Plan {
   const typed = inferTypes(graph, new Map([[graph.inputs[0]?.name ?? 'input', dims]]), (op) => registry.get(op)?.infer);
-  return planProgram(typed, new Set(), gpu.limits);
+  return planProgram(typed, new Set(), planDevice(gpu));
 }
 
 /** Two plans with the same kernels (shaders carry the shapes) and buffers run the same way. */

@@ -1,0 +1,165 @@
+import type { HostTensor } from '../model/graph.js';
+import type { Kernel, KernelBinding } from './types.js';
+import { grid } from './wgsl.js';
+
+/**
+ * Conv for CPU adapters (Mesa's lavapipe): an implicit GEMM, M = output
+ * channels, N = output pixels, K = (useful tap, input channel), whose
+ * workgroup is one subgroup and which shares operands through subgroup
+ * broadcasts instead of workgroup memory.
+ *
+ * Why: llvmpipe runs a subgroup as the lanes of one SIMD register. Every
+ * storage or workgroup load whose address is not a constant becomes a loop
+ * over the lanes (extract the address, bounds check, branch, scalar load,
+ * insert), about 40 cycles for 8 lanes, even when all lanes read the same
+ * address; a broadcast from a constant lane is a register shuffle. The tiled
+ * GEMM loads each A and B value once per lane from workgroup memory; here a
+ * lane loads only its own 4·rows/(4·lanes) output channels' weights (vec4s
+ * of the packed [tap][input channel][output channel] buffer) and 1/lanes of
+ * the workgroup's pixels, then takes every pixel from the lane that loaded
+ * it. Per K step a lane does rows/lanes/4 vec4 loads and pixels/lanes scalar
+ * loads for rows·pixels/lanes FMAs. No barriers, no workgroup memory.
+ */
+export interface SubgroupTile {
+  /** Invocations per workgroup: exactly one subgroup. */
+  lanes: number;
+  /** Output channels per workgroup: 4 per lane, `quads` times. */
+  quads: number;
+  /** Output pixels per workgroup, a multiple of `lanes`. */
+  pixels: number;
+}
+
+export const tileChannels = (t: SubgroupTile) => 4 * t.lanes * t.quads;
+
+/**
+ * Tiles for llvmpipe's 8 lanes: 64 channels x 32 pixels (256 FMAs per lane
+ * per K step against 2 vec4 and 4 scalar loads) ran DeepLab's convs fastest;
+ * more accumulators spill, fewer pay more loads per FMA. Products of at most
+ * 32 rows (the decoder's 48 and 21 are close) take 32-channel tiles, tiny
+ * maps (the image-pooling branch's 1x1) no more pixels than they have.
+ */
+export function chooseSubgroupTile(m: number, n: number, lanes: number): SubgroupTile {
+  return { lanes, quads: Math.max(1, Math.min(2, Math.ceil(m / (4 * lanes)))), pixels: Math.min(4 * lanes, Math.ceil(n / lanes) * lanes) };
+}
+
+/** One spatial axis, as the kernel indexes it: the useful taps [first, first + count). */
+export interface AxisTaps {
+  size: number;
+  kernel: number;
+  out: number;
+  stride: number;
+  dilation: number;
+  begin: number;
+  first: number;
+  count: number;
+}
+
+/** What the kernel needs of a conv, per product z = (image, group). */
+export interface SubgroupConv {
+  label: string;
+  groups: number;
+  /** Output channels and input channels per group; output pixels per image. */
+  m: number;
+  cPerGroup: number;
+  n: number;
+  /** Products: images x groups. */
+  batches: number;
+  y: AxisTaps;
+  x: AxisTaps;
+  /** Elements per input plane. */
+  plane: number;
+  /** WGSL offset of input plane 0 of the group of product `z`. */
+  inputBase: string;
+  declarations: string;
+  bindings: KernelBinding[];
+  /** Statements storing `acc` for output channel `m` (within the group) and pixel `p` of product `z`. */
+  store: string;
+}
+
+/** Output channels padded to whole tiles. */
+export const paddedChannels = (m: number, tile: SubgroupTile) => Math.ceil(m / tileChannels(tile)) * tileChannels(tile);
+
+/** Weights [C_out][C_in/group][KH][KW] as [group][useful tap][input channel][output channel padded to the tile], zeros in the padding. */
+export function packSubgroupWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, tile: SubgroupTile): Float32Array<ArrayBuffer> {
+  const { y, x } = c;
+  const mPad = paddedChannels(c.m, tile);
+  const taps = y.count * x.count;
+  const packed = new Float32Array(c.groups * taps * c.cPerGroup * mPad);
+  for (let group = 0; group < c.groups; group++) {
+    for (let co = 0; co < c.m; co++) {
+      for (let ci = 0; ci < c.cPerGroup; ci++) {
+        for (let ty = 0; ty < y.count; ty++) {
+          for (let tx = 0; tx < x.count; tx++) {
+            const src = (((group * c.m + co) * c.cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx;
+            packed[((group * taps + ty * x.count + tx) * c.cPerGroup + ci) * mPad + co] = w.data[src]!;
+          }
+        }
+      }
+    }
+  }
+  return packed;
+}
+
+export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel {
+  const { lanes, quads, pixels } = tile;
+  const range = (k: number) => Array.from({ length: k }, (_, i) => i);
+  const { y, x } = c;
+  /** Pixels each lane loads per K step. */
+  const loads = pixels / lanes;
+  const mPad4 = paddedChannels(c.m, tile) / 4;
+  const pixelBlocks = Math.ceil(c.n / pixels);
+  const channelBlocks = mPad4 / (quads * lanes);
+  const blocks = pixelBlocks * channelBlocks * c.batches;
+  const acc = (q: number, p: number) => `acc${q}_${p}`;
+  // Workgroup pixel p was loaded by lane p % lanes as its value number p / lanes.
+  const fmas = range(pixels).map(
+    (p) => `        let b${p} = vec4f(subgroupBroadcast(v${Math.floor(p / lanes)}, ${p % lanes}u));
+${range(quads).map((q) => `        ${acc(q, p)} = fma(w${q}, b${p}, ${acc(q, p)});`).join('\n')}`,
+  );
+  const wgsl = `enable subgroups;
+${c.declarations}
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let block = wg.x + wg.y * nwg.x;
+  if (block >= ${blocks}u) { return; }
+  let z = block / ${pixelBlocks * channelBlocks}u;
+  let m0 = block / ${pixelBlocks}u % ${channelBlocks}u * ${4 * quads * lanes}u;
+  let pBase = block % ${pixelBlocks}u * ${pixels}u;
+  let xBase = ${c.inputBase};
+  // This lane's vec4s of output channels: m0 / 4 + lane + q * lanes.
+  let wBase = z % ${c.groups}u * ${y.count * x.count * c.cPerGroup * mPad4}u + m0 / 4u + lane;
+${range(loads).map((j) => `  let p${j} = pBase + ${j * lanes}u + lane;
+  let iy${j} = i32(p${j} / ${x.out}u * ${y.stride}u) - ${y.begin};
+  let ix${j} = i32(p${j} % ${x.out}u * ${x.stride}u) - ${x.begin};`).join('\n')}
+${range(quads).flatMap((q) => range(pixels).map((p) => `  var ${acc(q, p)} = vec4f();`)).join('\n')}
+  for (var ty = 0u; ty < ${y.count}u; ty++) {
+    for (var tx = 0u; tx < ${x.count}u; tx++) {
+${range(loads).map((j) => `      let y${j} = iy${j} + i32((${y.first}u + ty) * ${y.dilation}u);
+      let x${j} = ix${j} + i32((${x.first}u + tx) * ${x.dilation}u);
+      // Padding and pixels past the end read element 0 and use zero.
+      let ok${j} = p${j} < ${c.n}u && y${j} >= 0 && y${j} < ${y.size} && x${j} >= 0 && x${j} < ${x.size};
+      let o${j} = xBase + select(0u, u32(y${j}) * ${x.size}u + u32(x${j}), ok${j});`).join('\n')}
+      let wTap = wBase + (ty * ${x.count}u + tx) * ${c.cPerGroup * mPad4}u;
+      for (var ci = 0u; ci < ${c.cPerGroup}u; ci++) {
+${range(quads).map((q) => `        let w${q} = W[wTap + ci * ${mPad4}u + ${q * lanes}u];`).join('\n')}
+${range(loads).map((j) => `        let v${j} = select(0.0f, X[o${j} + ci * ${c.plane}u], ok${j});`).join('\n')}
+${fmas.join('\n')}
+      }
+    }
+  }
+  // One store site (the epilogue is inlined once, which keeps compile times short).
+  var outputs = array<vec4f, ${quads * pixels}>(${range(quads).flatMap((q) => range(pixels).map((p) => acc(q, p))).join(', ')});
+  for (var b = 0u; b < ${quads * pixels}u; b++) {
+    let p = pBase + b % ${pixels}u;
+    if (p >= ${c.n}u) { continue; }
+    for (var r = 0u; r < 4u; r++) {
+      let m = m0 + (b / ${pixels}u * ${lanes}u + lane) * 4u + r;
+      if (m < ${c.m}u) {
+${c.store}
+      }
+    }
+  }
+}`;
+  return { label: c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings: c.bindings };
+}
