@@ -6,7 +6,7 @@ import { inferTypes } from '../src/model/infer.js';
 import { registry } from '../src/ops/registry.js';
 import { buildPlan, checkLimits } from '../src/runtime/plan.js';
 import { Session } from '../src/runtime/session.js';
-import { nodeGraph, randomTensor, relL2 } from './helpers/gpu.js';
+import { gpu, nodeGraph, randomTensor, relL2 } from './helpers/gpu.js';
 import { join } from 'node:path';
 
 describe('GPU device handling', () => {
@@ -28,6 +28,21 @@ describe('GPU device handling', () => {
     const y = (await again.run({ in0: x })).outputs.get('out0')!;
     expect(relL2(y.data, Array.from(x.data, (v) => Math.max(v, 0)))).toBe(0);
     fresh.device.destroy();
+  });
+
+  it('feeds large inputs through a kept mapping, fresh every run', async () => {
+    // 1x64x32x33 floats (270 KB) is over the 256 KiB from which feeds skip writeBuffer.
+    const dims = [1, 64, 32, 33];
+    const session = await Session.create(await gpu(), nodeGraph({ op: 'Add', inputs: [randomTensor(dims, 1), randomTensor(dims, 2)] }));
+    try {
+      for (let run = 0; run < 3; run++) {
+        const [a, b] = [randomTensor(dims, 10 + run), randomTensor(dims, 20 + run)];
+        const y = (await session.run({ in0: a, in1: b })).outputs.get('out0')!;
+        expect(y.data).toEqual(Float32Array.from(a.data, (v, i) => Math.fround(v + b.data[i]!)));
+      }
+    } finally {
+      session.destroy();
+    }
   });
 
   it('refuses a plan whose buffers exceed the binding limit before allocating anything', async () => {

@@ -5,41 +5,55 @@ import type { Gpu } from './device.js';
 export const align4 = (n: number): number => Math.max(4, Math.ceil(n / 4) * 4);
 
 /**
- * Mappable staging buffers kept per device between reads: creating one costs
+ * Mappable staging buffers kept between reads: creating one costs
  * milliseconds per MiB on Dawn (allocation and zero-fill), far more than the
  * copy into it, and a session reads the same output sizes every run. Up to
- * STAGING_KEPT bytes are kept; larger reads get a buffer of their own.
+ * `keepBytes` are kept; the owner destroys them with destroy().
  */
-const STAGING_KEPT = 64 << 20;
-const idleStaging = new WeakMap<GPUDevice, { bySize: Map<number, GPUBuffer[]>; bytes: number }>();
+export class StagingPool {
+  private readonly idle = new Map<number, GPUBuffer[]>();
+  private bytes = 0;
 
-function takeStaging(device: GPUDevice, size: number): GPUBuffer {
-  const kept = idleStaging.get(device)?.bySize.get(size)?.pop();
-  if (kept) {
-    idleStaging.get(device)!.bytes -= size;
-    return kept;
+  constructor(private readonly keepBytes = 64 << 20) {}
+
+  take(device: GPUDevice, size: number): GPUBuffer {
+    const kept = this.idle.get(size)?.pop();
+    if (kept) {
+      this.bytes -= size;
+      return kept;
+    }
+    return device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'read-back' });
   }
-  return device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, label: 'read-back' });
-}
 
-function returnStaging(device: GPUDevice, buffer: GPUBuffer): void {
-  let pool = idleStaging.get(device);
-  if (!pool) idleStaging.set(device, (pool = { bySize: new Map(), bytes: 0 }));
-  if (pool.bytes + buffer.size > STAGING_KEPT) return buffer.destroy();
-  pool.bytes += buffer.size;
-  pool.bySize.set(buffer.size, [...(pool.bySize.get(buffer.size) ?? []), buffer]);
+  /** Keeps an unmapped buffer for the next read of its size, or destroys it when the pool is full. */
+  give(buffer: GPUBuffer): void {
+    if (this.bytes + buffer.size > this.keepBytes) return buffer.destroy();
+    this.bytes += buffer.size;
+    this.idle.set(buffer.size, [...(this.idle.get(buffer.size) ?? []), buffer]);
+  }
+
+  destroy(): void {
+    for (const list of this.idle.values()) for (const b of list) b.destroy();
+    this.idle.clear();
+    this.bytes = 0;
+  }
 }
 
 /**
  * Reads `bytes` from `offset` (default 0) of each buffer after everything
  * `encoder` recorded: records the copies, submits the encoder (before the
  * first await, so callers may free their temporaries right after calling),
- * maps the staging buffers, copies out and gives them back for reuse. A
- * failure is the device-lost error, or a GpuError.
+ * maps the staging buffers (from `pool` when given, which gets them back)
+ * and copies out. A failure is the device-lost error, or a GpuError.
  */
-export async function readBack(gpu: Gpu, encoder: GPUCommandEncoder, reads: readonly { buffer: GPUBuffer; bytes: number; offset?: number }[]): Promise<ArrayBuffer[]> {
+export async function readBack(
+  gpu: Gpu,
+  encoder: GPUCommandEncoder,
+  reads: readonly { buffer: GPUBuffer; bytes: number; offset?: number }[],
+  pool: StagingPool = new StagingPool(0),
+): Promise<ArrayBuffer[]> {
   const { device } = gpu;
-  const staging = reads.map(({ bytes }) => takeStaging(device, align4(bytes)));
+  const staging = reads.map(({ bytes }) => pool.take(device, align4(bytes)));
   reads.forEach((r, k) => encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging[k]!, 0, align4(r.bytes)));
   device.queue.submit([encoder.finish()]);
   try {
@@ -51,7 +65,7 @@ export async function readBack(gpu: Gpu, encoder: GPUCommandEncoder, reads: read
     );
     for (const s of staging) {
       s.unmap();
-      returnStaging(device, s);
+      pool.give(s);
     }
     return values;
   } catch (e) {

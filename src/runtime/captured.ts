@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import type { ElemType, HostTensor } from '../model/graph.js';
-import { readBack } from '../gpu/buffers.js';
+import { readBack, type StagingPool } from '../gpu/buffers.js';
 import type { Gpu } from '../gpu/device.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 
@@ -22,6 +22,8 @@ export class CapturedTensor {
     private readonly stale: () => boolean,
     /** Where the tensor starts in `buffer`, in bytes (a multiple of the device's minStorageBufferOffsetAlignment). */
     readonly offset = 0,
+    /** The session's staging buffers for reading back. */
+    private readonly staging?: StagingPool,
   ) {}
 
   get size(): number {
@@ -40,7 +42,7 @@ export class CapturedTensor {
     if (this.stale()) {
       throw new InputError(`captured tensor '${this.name}' was overwritten by a later run of its session: read it before running again`);
     }
-    const [raw] = await readBack(this.gpu, this.gpu.device.createCommandEncoder(), [{ buffer: this.buffer!, offset: this.offset, bytes: this.size * 4 }]);
+    const [raw] = await readBack(this.gpu, this.gpu.device.createCommandEncoder(), [{ buffer: this.buffer!, offset: this.offset, bytes: this.size * 4 }], this.staging);
     const float = isFloatType(this.type);
     const data = float ? new Float32Array(raw!) : Float64Array.from(new Int32Array(raw!));
     return { type: float ? 'float32' : this.type, dims: [...this.dims], data };
