@@ -12,6 +12,7 @@ import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDawn } from '../src/gpu/dawn.js';
 import { readModelFile } from '../src/io/model-file.js';
+import { planMemory } from '../src/runtime/profile.js';
 import { Session } from '../src/runtime/session.js';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { size: { type: 'string', default: '513' } } });
@@ -23,13 +24,13 @@ const dims = [1, 3, size, size];
 const gpu = await openDawn();
 const graph = await readModelFile(modelPath);
 const session = await Session.create(gpu, graph, { inputShapes: { [graph.inputs[0]!.name]: dims } });
-const lean = (await session.plan()).slotBytes.reduce((a, b) => a + b, 0);
+const lean = planMemory(await session.plan());
 const x = { type: 'float32' as const, dims, data: new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i)) };
 
 const t0 = performance.now();
 const { captured } = await session.run(x, { capture: ['*'] });
 const t1 = performance.now();
-const all = (await session.plan(['*'])).slotBytes.reduce((a, b) => a + b, 0);
+const all = planMemory(await session.plan(['*']));
 const tensors = [...captured.values()].filter((t) => t.buffer);
 const capturedBytes = tensors.reduce((a, t) => a + t.size * 4, 0);
 const largest = Math.max(...tensors.map((t) => t.size * 4));
@@ -40,8 +41,9 @@ const result = {
   capturedTensors: tensors.length,
   capturedBytes,
   largestTensorBytes: largest,
-  plannedBytesCapturingAll: all,
-  plannedBytesCapturingNothing: lean,
+  plannedBytesCapturingAll: all.activationBytes,
+  plannedBytesCapturingNothing: lean.activationBytes,
+  liveSetBytesCapturingNothing: lean.liveBytes,
   firstRunMs: Math.round(t1 - t0),
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
@@ -50,6 +52,6 @@ writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 console.log(
   `${result.model} at ${dims.join('x')}: ${tensors.length} tensors captured, ${mib(capturedBytes)} of captured values; ` +
-    `planned buffers ${mib(all)} capturing all vs ${mib(lean)} capturing nothing; first run with captures ${(result.firstRunMs / 1000).toFixed(1)} s (includes building the capture program)`,
+    `planned buffers ${mib(all.activationBytes)} capturing all vs ${mib(lean.activationBytes)} capturing nothing (live set ${mib(lean.liveBytes)}); first run with captures ${(result.firstRunMs / 1000).toFixed(1)} s (includes building the capture program)`,
 );
 session.destroy();
