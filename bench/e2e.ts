@@ -19,7 +19,7 @@ import { openDawn } from '../src/gpu/dawn.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { Graph, HostTensor } from '../src/model/graph.js';
 import { parseHW } from '../src/cli/args.js';
-import { planMemory, timeStats } from '../src/runtime/profile.js';
+import { flopsByNode, planMemory, timeStats } from '../src/runtime/profile.js';
 import { Session } from '../src/runtime/session.js';
 
 const { values, positionals } = parseArgs({
@@ -45,7 +45,10 @@ interface Timing {
   medianMs: number;
 }
 
-async function timeSegscope(graph: Graph, loadMs: number): Promise<Timing & { adapter: string; compileMs: number; activationBytes: number; output: Float32Array }> {
+async function timeSegscope(
+  graph: Graph,
+  loadMs: number,
+): Promise<Timing & { adapter: string; compileMs: number; gflopsPerS: number; activationBytes: number; liveSetBytes: number; gpuBytes: number; output: Float32Array }> {
   const gpu = await openDawn();
   const t0 = performance.now();
   const session = await Session.create(gpu, graph, { inputShapes: { [graph.inputs[0]!.name]: dims } });
@@ -58,14 +61,20 @@ async function timeSegscope(graph: Graph, loadMs: number): Promise<Timing & { ad
     out = (await session.run(x)).outputs.get(session.outputNames[0]!)!;
     if (i > 0) runMs.push(performance.now() - t);
   }
+  const memory = planMemory(await session.plan());
+  const flops = [...flopsByNode(session).values()].reduce((a, b) => a + b, 0);
+  const medianMs = timeStats(runMs).median;
   return {
     provider: 'segscope',
     adapter: gpu.description,
     loadMs,
     compileMs,
     runMs,
-    medianMs: timeStats(runMs).median,
-    activationBytes: planMemory(await session.plan()).activationBytes,
+    medianMs,
+    gflopsPerS: flops / medianMs / 1e6,
+    activationBytes: memory.activationBytes,
+    liveSetBytes: memory.liveBytes,
+    gpuBytes: memory.totalBytes,
     output: out!.data as Float32Array,
   };
 }
@@ -116,4 +125,8 @@ console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
 console.log(
   `| ${result.model} | ${dims.join('x')} | ${s(ours.medianMs)} | ${s(cpu.medianMs)} | ${webgpu ? s(webgpu.medianMs) : 'not run'} | ${webgpu ? `${(ours.medianMs / webgpu.medianMs).toFixed(2)}x` : '-'} | ${(ours.medianMs / cpu.medianMs).toFixed(1)}x |`,
 );
-console.log(`segscope vs ORT CPU relL2 (all logits): ${result.segscope.relL2VsOrtCpu.toExponential(2)}; compile ${s(ours.compileMs)}; activation buffers ${(ours.activationBytes / 2 ** 20).toFixed(0)} MiB; wrote ${file}`);
+const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+console.log(
+  `segscope vs ORT CPU relL2 (all logits): ${result.segscope.relL2VsOrtCpu.toExponential(2)}; ${ours.gflopsPerS.toFixed(1)} GFLOP/s; compile ${s(ours.compileMs)}; ` +
+    `activation buffers ${mib(ours.activationBytes)} (live set ${mib(ours.liveSetBytes)}), GPU memory with weights ${mib(ours.gpuBytes)}; wrote ${file}`,
+);
