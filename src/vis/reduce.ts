@@ -117,8 +117,16 @@ ${reductionCode(r, C)}
   });
 }
 
+/** Channels [run[0], run[1]) of one image: the window binding them, and the element of the window where they start. */
+export interface ChannelRun {
+  image: number;
+  run: [number, number];
+  window: BufferRange;
+  shift: number;
+}
+
 /** Per image, the runs of channels of a tensor larger than one binding; undefined when it fits. */
-export function channelRuns(gpu: Gpu, t: TensorLike): { image: number; run: [number, number]; window: BufferRange; shift: number }[] | undefined {
+export function channelRuns(gpu: Gpu, t: TensorLike): ChannelRun[] | undefined {
   const [N, C, H, W] = t.dims as [number, number, number, number];
   const limits = bindingLimits(gpu.limits);
   if (N * C * H * W * 4 <= limits.maxBytes) return undefined;
@@ -140,7 +148,7 @@ export function channelRuns(gpu: Gpu, t: TensorLike): { image: number; run: [num
  * last finishes it into the output), so the result equals the one-pass
  * kernel's. std folds all runs twice (mean, then deviations).
  */
-function reduceInRuns(batch: CommandBatch, t: TensorLike, r: ParsedReduction, runs: NonNullable<ReturnType<typeof channelRuns>>, label: string): GpuTensor {
+function reduceInRuns(batch: CommandBatch, t: TensorLike, r: ParsedReduction, runs: readonly ChannelRun[], label: string): GpuTensor {
   const [N, C, H, W] = t.dims as [number, number, number, number];
   const HW = H * W;
   const out = batch.buffer(N * HW * 4, `reduce ${r.kind}`);

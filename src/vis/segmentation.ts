@@ -3,7 +3,7 @@ import { checked, type Gpu } from '../gpu/device.js';
 import { flatMain, grid, storage } from '../ops/wgsl.js';
 import { palette as namedPalette, type PaletteName } from './colormap.js';
 import type { GpuImages, RgbaImage } from './rgba.js';
-import { channelRuns } from './reduce.js';
+import { channelRuns, type ChannelRun } from './reduce.js';
 import { binding, bindings, CommandBatch, nchw, record, type StageOptions, type TensorLike } from './tensor.js';
 
 /**
@@ -118,7 +118,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
  */
 function argmaxInRuns(
   batch: CommandBatch,
-  runs: NonNullable<ReturnType<typeof channelRuns>>,
+  runs: readonly ChannelRun[],
   [K, HW]: [number, number],
   rgba: GPUBuffer,
   classes: GPUBuffer,
