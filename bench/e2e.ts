@@ -19,7 +19,8 @@ import { openDawn } from '../src/gpu/dawn.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { Graph, HostTensor } from '../src/model/graph.js';
 import { parseHW } from '../src/cli/args.js';
-import { flopsByNode, planMemory, timeStats } from '../src/runtime/profile.js';
+import { flopsByNode, planMemory } from '../src/runtime/profile.js';
+import { timeRuns, timeStats } from '../src/runtime/timing.js';
 import { Session } from '../src/runtime/session.js';
 
 const { values, positionals } = parseArgs({
@@ -54,13 +55,14 @@ async function timeSegscope(
   const session = await Session.create(gpu, graph, { inputShapes: { [graph.inputs[0]!.name]: dims } });
   const compileMs = performance.now() - t0;
   const x: HostTensor = { type: 'float32', dims, data: pseudoRandom(dims.reduce((a, b) => a * b, 1)) };
-  const runMs: number[] = [];
   let out: HostTensor | undefined;
-  for (let i = 0; i < runs + 1; i++) {
-    const t = performance.now();
-    out = (await session.run(x)).outputs.get(session.outputNames[0]!)!;
-    if (i > 0) runMs.push(performance.now() - t);
-  }
+  const runMs = await timeRuns(
+    async () => {
+      out = (await session.run(x)).outputs.get(session.outputNames[0]!)!;
+    },
+    runs,
+    1,
+  );
   const memory = planMemory(await session.plan());
   const flops = [...flopsByNode(session).values()].reduce((a, b) => a + b, 0);
   const medianMs = timeStats(runMs).median;

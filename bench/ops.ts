@@ -29,7 +29,8 @@ import { inferTypes, type TypedGraph } from '../src/model/infer.js';
 import { decodeModel, encodeModel } from '../src/onnx/decode.js';
 import { DataType, type NodeProto, type TensorProto, type ValueInfoProto } from '../src/onnx/schema.js';
 import { registry } from '../src/ops/registry.js';
-import { flopsByNode, timeStats } from '../src/runtime/profile.js';
+import { flopsByNode } from '../src/runtime/profile.js';
+import { timeRuns, timeStats } from '../src/runtime/timing.js';
 import { Session } from '../src/runtime/session.js';
 
 const MODEL = join(import.meta.dirname, '../big/deeplabv3plus_r101_os16.onnx');
@@ -196,15 +197,9 @@ for (const c of cases) {
   const session = await Session.create(gpu, await readModelFile(file), { inputShapes: shapes });
   const feeds = Object.fromEntries(Object.entries(shapes).map(([name, dims]) => [name, { type: 'float32' as const, dims, data: pseudoRandom(sizeOf(dims)) }]));
   const flops = [...flopsByNode(session).values()].reduce((a, b) => a + b, 0);
-  await session.run(feeds);
-  const wallMs: number[] = [];
+  const wallMs = await timeRuns(() => session.run(feeds), runs, 1);
   const gpuMs: number[] = [];
-  for (let r = 0; r < runs; r++) {
-    const t = performance.now();
-    await session.run(feeds);
-    wallMs.push(performance.now() - t);
-    gpuMs.push((await session.profile(feeds)).kernels.reduce((a, k) => a + k.ms, 0));
-  }
+  for (let r = 0; r < runs; r++) gpuMs.push((await session.profile(feeds)).kernels.reduce((a, k) => a + k.ms, 0));
   const output = session.typeOf(session.outputNames[0]!)!.dims;
   session.destroy();
   const ours = { gpu_ms: timeStats(gpuMs).median, ms: timeStats(wallMs).median };

@@ -21,6 +21,7 @@ import { openDawn } from '../src/gpu/dawn.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { HostTensor } from '../src/model/graph.js';
 import { Session } from '../src/runtime/session.js';
+import { timeRuns, timeStats } from '../src/runtime/timing.js';
 import { featureMap, uploadTensor, type ReductionOrder } from '../src/vis/index.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
@@ -37,11 +38,6 @@ const CASES: { dims: [number, number, number, number]; size: [number, number] }[
 const ORDERS: ReductionOrder[] = ['reduce-first', 'upsample-first'];
 const REDUCTIONS = ['max', 'mean'] as const;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 /** Deterministic pseudo-random values in [-0.5, 0.5). */
 function pseudoRandom(n: number, seed: number): Float32Array {
@@ -69,17 +65,12 @@ async function timeModel(gpu: Gpu, path: string, n: number): Promise<ModelTiming
   const session = await Session.create(gpu, graph, { inputShapes: { [graph.inputs[0]!.name]: dims } });
   const compileMs = performance.now() - t0;
   const x: HostTensor = { type: 'float32', dims, data: pseudoRandom(3 * 513 * 513, 12345) };
-  const runMs: number[] = [];
   try {
-    for (let i = 0; i < n + 1; i++) {
-      const t = performance.now();
-      await session.run(x);
-      if (i > 0) runMs.push(performance.now() - t); // run 0 is the warm-up
-    }
+    const runMs = await timeRuns(() => session.run(x), n, 1);
+    return { model: basename(path), input: dims, compileMs, runMs, medianMs: timeStats(runMs).median };
   } finally {
     session.destroy();
   }
-  return { model: basename(path), input: dims, compileMs, runMs, medianMs: median(runMs) };
 }
 
 interface PipelineTiming {
@@ -98,14 +89,11 @@ for (const { dims, size } of CASES) {
   const t = uploadTensor(gpu, dims, pseudoRandom(dims.reduce((a, b) => a * b, 1), 777));
   for (const order of ORDERS) {
     for (const reduce of REDUCTIONS) {
-      const runMs: number[] = [];
-      for (let i = 0; i < runs + 1; i++) {
-        const t0 = performance.now();
-        await featureMap(gpu, t, { reduce, order, size, colormap: 'jet' });
-        if (i > 0) runMs.push(performance.now() - t0); // run 0 compiles the pipelines
-      }
-      pipelines.push({ input: dims, size, order, reduce, runMs, medianMs: median(runMs), fractionOfModelRun: {} });
-      console.error(`featureMap [${dims.join(',')}] -> ${size.join('x')} ${order} ${reduce}: ${median(runMs).toFixed(1)} ms`);
+      // The warm-up compiles the pipelines.
+      const runMs = await timeRuns(() => featureMap(gpu, t, { reduce, order, size, colormap: 'jet' }), runs, 1);
+      const medianMs = timeStats(runMs).median;
+      pipelines.push({ input: dims, size, order, reduce, runMs, medianMs, fractionOfModelRun: {} });
+      console.error(`featureMap [${dims.join(',')}] -> ${size.join('x')} ${order} ${reduce}: ${medianMs.toFixed(1)} ms`);
     }
   }
   t.buffer.destroy();

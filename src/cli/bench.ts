@@ -4,7 +4,8 @@ import { InputError } from '../errors.js';
 import { openDawn, type DawnOptions } from '../gpu/dawn.js';
 import { readModelFile } from '../io/model-file.js';
 import { isFloatType, sizeOf, type HostTensor } from '../model/graph.js';
-import { flopsByNode, planMemory, profileNodes, timeStats, type NodeProfile } from '../runtime/profile.js';
+import { flopsByNode, planMemory, profileNodes, type NodeProfile } from '../runtime/profile.js';
+import { timeRuns, timeStats } from '../runtime/timing.js';
 import { Session } from '../runtime/session.js';
 import { parseCount, parseHW, parsePositive } from './args.js';
 import { inputShapes } from './layers.js';
@@ -110,13 +111,15 @@ async function measure(o: BenchOptions) {
     onCompile: (done, total) => progress.step('compiling shaders', done, total),
   });
   const buildMs = performance.now() - t0;
-  const runMs: number[] = [];
-  for (let r = 0; r < o.warmup + o.runs; r++) {
-    progress.step('timed runs', Math.max(0, r - o.warmup), o.runs, r < o.warmup ? '(warm-up)' : '');
-    const t = performance.now();
-    await session.run(feeds);
-    if (r >= o.warmup) runMs.push(performance.now() - t);
-  }
+  let calls = 0;
+  const runMs = await timeRuns(
+    () => {
+      progress.step('timed runs', Math.max(0, calls - o.warmup), o.runs, calls++ < o.warmup ? '(warm-up)' : '');
+      return session.run(feeds);
+    },
+    o.runs,
+    o.warmup,
+  );
   progress.phase(`profiling ${o.runs} runs`);
   const nodes = await profileNodes(session, feeds, o.runs);
   const memory = planMemory(await session.plan());

@@ -4,6 +4,7 @@
  * error line on stderr.
  */
 import { writeFileSync } from 'node:fs';
+import { timeRuns } from '../runtime/timing.js';
 import { pseudoRandom, type OrtRequest, type OrtTiming } from './ort.js';
 
 async function time(request: OrtRequest): Promise<OrtTiming> {
@@ -16,16 +17,17 @@ async function time(request: OrtRequest): Promise<OrtTiming> {
   const feeds = Object.fromEntries(
     Object.entries(request.shapes).map(([name, dims]) => [name, new ort.Tensor('float32', pseudoRandom(dims.reduce((a, b) => a * b, 1)), dims)]),
   );
-  const runMs: number[] = [];
   let first: Float32Array | undefined;
   // The warm-up runs include the WebGPU provider's shader compilation.
-  for (let i = 0; i < request.warmup + request.runs; i++) {
-    const t = performance.now();
-    const result = await session.run(feeds);
-    // Reading the output back is part of a run, as it is for segscope.
-    first = (await result[session.outputNames[0]!]!.getData()) as Float32Array;
-    if (i >= request.warmup) runMs.push(performance.now() - t);
-  }
+  const runMs = await timeRuns(
+    async () => {
+      const result = await session.run(feeds);
+      // Reading the output back is part of a run, as it is for segscope.
+      first = (await result[session.outputNames[0]!]!.getData()) as Float32Array;
+    },
+    request.runs,
+    request.warmup,
+  );
   if (request.outputFile) writeFileSync(request.outputFile, first!);
   return { provider: request.provider, loadMs, runMs };
 }

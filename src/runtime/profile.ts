@@ -11,6 +11,7 @@ import { sizeOf } from '../model/graph.js';
 import { summarize } from '../model/summary.js';
 import type { Plan } from './plan.js';
 import type { KernelTime, Session } from './session.js';
+import { timeStats } from './timing.js';
 
 /** One ONNX node's share of a profiled run. */
 export interface NodeProfile {
@@ -40,16 +41,6 @@ export interface PlanMemory {
   totalBytes: number;
 }
 
-/** Median, minimum and mean of a list of times. */
-export function timeStats(ms: readonly number[]): { median: number; min: number; mean: number } {
-  const s = [...ms].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return {
-    median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2,
-    min: s[0]!,
-    mean: s.reduce((a, b) => a + b, 0) / s.length,
-  };
-}
 
 
 /**

@@ -1,0 +1,32 @@
+/**
+ * `npm run bench`: the benchmarks the files at hand allow, one after another,
+ * each against onnxruntime in the same run:
+ * - end to end on the default model (weights/, always there) at 257x257;
+ * - end to end on the full-size ResNet-101 and ResNet-50 DeepLabv3+ at
+ *   513x513 and the op table of the ResNet-101 model, when
+ *   `tools/export_fixtures.py --only big,big_r50` has made them (big/);
+ * - the feature-map pipeline against a model run.
+ * Each writes its bench/results/*.json (and ops.md). A script that fails
+ * stops the run with its exit status.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+const R101 = 'big/deeplabv3plus_r101_os16.onnx';
+const R50 = 'big/deeplabv3plus_r50_os16.onnx';
+const have = (file: string) => existsSync(join(root, file));
+
+const steps: string[][] = [
+  ['bench/e2e.ts', 'weights/deeplabv3plus_scenes.onnx', '--size', '257'],
+  ...(have(R101) ? [['bench/e2e.ts', R101], ['bench/ops.ts']] : []),
+  ...(have(R50) ? [['bench/e2e.ts', R50]] : []),
+  ['bench/vis.ts'],
+];
+if (!have(R101)) console.error(`${R101} is missing: the full-size runs and the op table are skipped (make it with tools/export_fixtures.py --only big)`);
+for (const step of steps) {
+  console.error(`\n$ node --import tsx ${step.join(' ')}`);
+  const { status } = spawnSync(process.execPath, ['--import', 'tsx', ...step], { cwd: root, stdio: 'inherit' });
+  if (status !== 0) process.exit(status ?? 1);
+}
