@@ -228,9 +228,12 @@ async function withConvFor(name: string, adapter: ConvAdapter, epilogue: ConvEpi
 }
 
 // Both lowerings on this machine, whichever the adapter picks for plain Conv:
-// the subgroup kernel of 8-lane CPU adapters, and the tiled GEMM of GPUs.
+// the subgroup kernel of CPU adapters, at lavapipe's 8 lanes and at 4 (a
+// 4-invocation workgroup is still within one of lavapipe's subgroups), and
+// the tiled GEMM of GPUs.
 const kernels: [string, ConvAdapter][] = [
-  ['subgroup kernel of CPU adapters', { cpuSubgroupSize: 8 }],
+  ['subgroup kernel of CPU adapters (8 lanes)', { cpuSubgroupSize: 8 }],
+  ['subgroup kernel of CPU adapters (4 lanes)', { cpuSubgroupSize: 4 }],
   ['tiled GEMM of GPUs', {}],
 ];
 for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () => {
