@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import type { Gpu } from '../src/gpu/device.js';
-import { CommandBatch, overlay, panel, readRGBA, toRGBA, uploadImage, uploadTensor, type GpuImages } from '../src/vis/index.js';
+import { CommandBatch, featureMaps, overlay, panel, readRGBA, toRGBA, uploadImage, uploadTensor, type GpuImages } from '../src/vis/index.js';
 import { gpu as sharedGpu, random } from './helpers/gpu.js';
 
 let gpu: Gpu;
@@ -195,5 +195,22 @@ describe('panel', () => {
     for (const background of [[0, 0], [0, 0, 256], [0, 0, 0, -1], [0.5, 0, 0]]) {
       await expect(panel(gpu, [im], { background })).rejects.toThrow(/background must be/);
     }
+  });
+});
+
+describe('featureMaps with an overlay', () => {
+  it('blends in the same submit exactly as overlay() blends the plain pictures', async () => {
+    const dims = [2, 5, 6, 7];
+    const t = own(uploadTensor(gpu, dims, random(2 * 5 * 42, 91, -1, 1)));
+    const base = own(uploadImage(gpu, bytes(11 * 13 * 4, 92), 13, 11));
+    const options = { reduce: 'mean' as const, size: [11, 13] as [number, number] };
+    const plain = await featureMaps(gpu, [t], options);
+    const blended = await featureMaps(gpu, [t], { ...options, overlay: { base, alpha: 0.4 } });
+    expect(blended[0]!.map((im) => im.range)).toEqual(plain[0]!.map((im) => im.range));
+    for (const [n, im] of plain[0]!.entries()) {
+      const expected = await readRGBA(gpu, own(overlay(gpu, base, own(uploadImage(gpu, im.rgba, 13, 11)), 0.4)));
+      expect(blended[0]![n]!.rgba).toEqual(expected[0]!.rgba);
+    }
+    await expect(featureMaps(gpu, [t], { ...options, overlay: { base, alpha: 2 } })).rejects.toThrow(InputError);
   });
 });

@@ -7,12 +7,11 @@ import { writePng } from '../io/image.js';
 import type { OutputFile } from '../io/report.js';
 import { globToRegExp } from '../runtime/select.js';
 import type { ColormapName } from '../vis/colormap.js';
-import { overlay, uploadImage } from '../vis/compose.js';
 import { featureMaps, type ReductionOrder } from '../vis/feature-map.js';
 import { channelGrid } from '../vis/grid.js';
 import type { Normalization } from '../vis/normalize.js';
 import { parseReduction, type Reduction } from '../vis/reduce.js';
-import { readRGBA, type GpuImages } from '../vis/rgba.js';
+import type { GpuImages } from '../vis/rgba.js';
 import type { TensorLike } from '../vis/tensor.js';
 
 /** How every map of a run is drawn: the vis options that do not depend on the image. */
@@ -70,11 +69,12 @@ export async function drawLayer(
       normalize: o.normalize.method,
       shareRange: o.normalize.shared,
       colormap: o.colormap,
+      ...(overlayOn ? { overlay: overlayOn } : {}),
     });
     for (const [k, t] of layer.tensors.entries()) {
       // One picture per batch index; a batch of one (every image run) keeps the plain name.
       for (const [n, map] of maps[k]!.entries()) {
-        const rgba = overlayOn ? await blend(gpu, overlayOn.base, map.rgba, size, overlayOn.alpha) : map.rgba;
+        const { rgba } = map;
         const file = safeFileName(`${prefix(t)}${maps[k]!.length > 1 ? `_${n}` : ''}_${reduce}`, '.png', taken);
         await writePng(join(o.outDir, file), rgba, size[1], size[0]);
         files.push({ file, kind: 'map', layer: layer.pattern, tensor: t.name, shape: t.shape, reduce, range: map.range, width: size[1], height: size[0] });
@@ -95,19 +95,6 @@ export async function drawLayer(
   return files;
 }
 
-async function blend(gpu: Gpu, base: GpuImages, top: Uint8Array, [h, w]: [number, number], alpha: number): Promise<Uint8Array> {
-  const map = uploadImage(gpu, top, w, h);
-  try {
-    const blended = overlay(gpu, base, map, alpha);
-    try {
-      return (await readRGBA(gpu, blended))[0]!.rgba;
-    } finally {
-      blended.buffer.destroy();
-    }
-  } finally {
-    map.buffer.destroy();
-  }
-}
 
 /** Files from paths, folders (their files with one of `extensions`, sorted) and globs in the last path component. */
 export async function collectFiles(inputs: string[], extensions: ReadonlySet<string>, what: string): Promise<string[]> {

@@ -5,7 +5,8 @@ import { combineRanges, normalize, valueRange, type GpuRange, type Normalization
 import { reduceChannels, type Reduction } from './reduce.js';
 import { reduceResized } from './reduce-resized.js';
 import { resize, resizeGeometry, type ResizeMode } from './resize.js';
-import { toRGBA, type RgbaImage } from './rgba.js';
+import { overlay } from './compose.js';
+import { toRGBA, type GpuImages, type RgbaImage } from './rgba.js';
 import { CommandBatch, nchw, type GpuTensor, type TensorLike } from './tensor.js';
 
 /** The recipe's two orders: reduce then upsample (fast, default), or upsample then reduce (exact, fused). */
@@ -32,6 +33,12 @@ export interface FeatureMapOptions {
   lut?: Uint8Array;
   /** Also return the normalised map (float32 in [0, 1], height x width) of each image. */
   keepNormalized?: boolean;
+  /**
+   * Blend the coloured maps over `base` (one image, or one per batch index)
+   * with weight `alpha`, as compose.ts overlay does, in the same submit: the
+   * pictures returned are the blends.
+   */
+  overlay?: { base: GpuImages; alpha: number };
 }
 
 export interface FeatureMapImage extends RgbaImage {
@@ -68,7 +75,9 @@ function recordRecipe(gpu: Gpu, tensors: readonly TensorLike[], options: Feature
   const shared = options.shareRange ? adopt(combineRanges(gpu, own, { batch })) : undefined;
   const ranges: GpuRange[] = maps.map((_, k) => shared ?? own[k]!);
   const normalized = maps.map((m, k) => adopt(normalize(gpu, m, ranges[k]!, { batch })));
-  const images = normalized.map((m) => adopt(toRGBA(gpu, m, lut, { batch })));
+  const coloured = normalized.map((m) => adopt(toRGBA(gpu, m, lut, { batch })));
+  const on = options.overlay;
+  const images = on ? coloured.map((im) => adopt(overlay(gpu, on.base, im, on.alpha, { batch }))) : coloured;
   const reads = maps.flatMap((m, k) => {
     const pixels = m.dims[0]! * m.dims[2]! * m.dims[3]!;
     return [
