@@ -45,6 +45,21 @@ describe('GPU device handling', () => {
     }
   });
 
+  it('takes overlapping runs in turn: each gets the outputs of its own inputs', async () => {
+    const dims = [1, 64, 32, 33];
+    const session = await Session.create(await gpu(), nodeGraph({ op: 'Add', inputs: [randomTensor(dims, 1), randomTensor(dims, 2)] }));
+    try {
+      const feeds = [0, 1, 2].map((k) => ({ in0: randomTensor(dims, 30 + k), in1: randomTensor(dims, 40 + k) }));
+      const results = await Promise.all(feeds.map((f) => session.run(f)));
+      results.forEach((r, k) => {
+        const { in0: a, in1: b } = feeds[k]!;
+        expect(r.outputs.get('out0')!.data).toEqual(Float32Array.from(a.data, (v, i) => Math.fround(v + b.data[i]!)));
+      });
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('refuses a plan whose buffers exceed the binding limit before allocating anything', async () => {
     const graph = await readModelFile(join(import.meta.dirname, 'fixtures/deeplabv3plus_os16.onnx'));
     const typed = inferTypes(graph, new Map([['input', [1, 3, 513, 513]]]), (op) => registry.get(op)?.infer);

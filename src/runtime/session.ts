@@ -85,6 +85,8 @@ export class Session {
   private readonly staging = new StagingPool();
   /** Per graph input, the mappable buffer large feeds go through (see feed). */
   private readonly feedStaging = new Map<string, GPUBuffer>();
+  /** The latest run (settled either way): the next one starts after it. */
+  private lastRun: Promise<unknown> = Promise.resolve();
   private runs = 0;
 
   private constructor(
@@ -128,7 +130,7 @@ export class Session {
 
   /**
    * Runs the model. `inputs` maps input names to tensors (a single tensor is
-   * fed to the only input).
+   * fed to the only input). Calls made while a run is in flight wait for it.
    */
   async run(inputs: Record<string, HostTensor> | HostTensor, options: RunOptions = {}): Promise<RunResult> {
     return (await this.execute(inputs, options, recordInOnePass)).result;
@@ -150,7 +152,19 @@ export class Session {
   }
 
   /** Feeds the inputs, records the program's dispatches with `record`, submits once and reads the outputs back. */
-  private async execute<T>(
+  private execute<T>(
+    inputs: Record<string, HostTensor> | HostTensor,
+    options: RunOptions,
+    record: (encoder: GPUCommandEncoder, program: Compiled) => T,
+  ): Promise<{ result: RunResult; recorded: T }> {
+    // Runs of one session take turns: each maps the same feed buffers and
+    // overwrites the same activations, so overlapping ones would collide.
+    const turn = this.lastRun.then(() => this.executeNow(inputs, options, record));
+    this.lastRun = turn.catch(() => undefined);
+    return turn;
+  }
+
+  private async executeNow<T>(
     inputs: Record<string, HostTensor> | HostTensor,
     options: RunOptions,
     record: (encoder: GPUCommandEncoder, program: Compiled) => T,
