@@ -262,6 +262,80 @@ export function chooseConvLowering(m: number, n: number, adapter: ConvAdapter): 
   return adapter.cpuSubgroupSize ? { kind: 'subgroup', tile: chooseSubgroupTile(m, n, adapter.cpuSubgroupSize) } : { kind: 'tiled', tile: chooseTile(m) };
 }
 
+/**
+ * Depthwise on a CPU adapter: a workgroup is one subgroup of `lanes`, over a
+ * run of one output plane, each lane PIXELS pixels of it. Lane l loads taps
+ * l, l + lanes, … of the plane's weights once, and every tap's weight reaches
+ * all lanes by a broadcast from a constant lane: on lavapipe each load whose
+ * address is not a constant is a loop over the lanes (conv-subgroup.ts), and
+ * the one-thread-per-output kernel loaded every weight in every lane.
+ */
+function subgroupDepthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue, lanes: number): Kernel {
+  const { y, x } = g;
+  const PIXELS = 4;
+  const perGroup = g.cOut / g.groups;
+  const outputs = y.out * x.out;
+  const span = lanes * PIXELS;
+  const blocksPerPlane = Math.ceil(outputs / span);
+  const blocks = g.batch * g.cOut * blocksPerPlane;
+  const taps = y.count * x.count;
+  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const loads = Math.ceil(taps / lanes);
+  const { declarations, bindings, store } = convBindings(wholeIO(inputs, epilogue), epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
+  // Useful tap j is (ky, kx) = (first.y + j / count.x, first.x + j % count.x).
+  const weightLoads = range(loads).map((r) => {
+    const j = `min(${r * lanes}u + lane, ${taps - 1}u)`;
+    return `  let w${r} = W[(co * ${y.kernel}u + ${y.first}u + ${j} / ${x.count}u) * ${x.kernel}u + ${x.first}u + ${j} % ${x.count}u];`;
+  });
+  const tapSums = range(taps).map((j) => {
+    const [ty, tx] = [Math.floor(j / x.count), j % x.count];
+    const dy = (y.first + ty) * y.dilation;
+    const dx = (x.first + tx) * x.dilation;
+    return `  {
+    let w = subgroupBroadcast(w${Math.floor(j / lanes)}, ${j % lanes}u);
+${range(PIXELS)
+  .map(
+    (q) => `    let y${q} = iy${q} + ${dy};
+    let x${q} = ix${q} + ${dx};
+    acc${q} += w * select(0.0f, X[xBase + u32(clamp(y${q}, 0, ${y.size - 1})) * ${x.size}u + u32(clamp(x${q}, 0, ${x.size - 1}))], ok${q} && y${q} >= 0 && y${q} < ${y.size} && x${q} >= 0 && x${q} < ${x.size});`,
+  )
+  .join('\n')}
+  }`;
+  });
+  return {
+    label: `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`,
+    wgsl: `enable subgroups;
+${declarations}
+
+@compute @workgroup_size(${lanes})
+fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let block = wg.x + wg.y * nwg.x;
+  if (block >= ${blocks}u) { return; }
+  let plane = block / ${blocksPerPlane}u;
+  let first = block % ${blocksPerPlane}u * ${span}u + lane;
+  let co = plane % ${g.cOut}u;
+  let b = plane / ${g.cOut}u;
+  let xBase = (b * ${g.cIn}u + co / ${perGroup}u) * ${y.size * x.size}u;
+${weightLoads.join('\n')}
+${range(PIXELS)
+  .map(
+    (q) => `  let p${q} = first + ${q * lanes}u;
+  let ok${q} = p${q} < ${outputs}u;
+  let iy${q} = i32(p${q} / ${x.out}u * ${y.stride}u) - ${y.begin};
+  let ix${q} = i32(p${q} % ${x.out}u * ${x.stride}u) - ${x.begin};
+  var acc${q} = 0.0f;`,
+  )
+  .join('\n')}
+${tapSums.join('\n')}
+${range(PIXELS).map((q) => `  if (ok${q}) {
+    ${store(`acc${q}`, 'co', `plane * ${outputs}u + p${q}`)}
+  }`).join('\n')}
+}`,
+    workgroups: grid(blocks * lanes, lanes),
+    bindings,
+  };
+}
+
 /** Pointwise: every output pixel reads the same input pixel (1x1 taps left, stride 1, no net offset). */
 const isPointwise = ({ y, x }: ConvGeometry) =>
   [y, x].every((a) => a.count === 1 && a.stride === 1 && a.first * a.dilation === a.begin && a.out === a.size);
@@ -427,7 +501,9 @@ function epilogueOf(node: Node): ConvEpilogue {
 /** The kernels of a Conv node, optionally with a fused epilogue, split where a tensor exceeds one binding. */
 export function convKernels(node: Node, inputs: OpInput[], epilogue: ConvEpilogue = {}, limits: BindingLimits = UNLIMITED, adapter: ConvAdapter = {}): Kernel[] {
   const g = convGeometry(node, inputs);
-  if (g.cIn === g.groups) return [depthwiseKernel(g, inputs, epilogue)];
+  if (g.cIn === g.groups) {
+    return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, inputs, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, inputs, epilogue)];
+  }
   const lowering = (cOut: number) => chooseConvLowering(cOut / g.groups, g.y.out * g.x.out, adapter);
   return splitConv(g, inputs, epilogue, limits, lowering) ?? [loweredConv(g, inputs[1]!, epilogue, wholeIO(inputs, epilogue), lowering(g.cOut))];
 }
