@@ -50,7 +50,12 @@ describe('GPU device handling', () => {
     const session = await Session.create(await gpu(), nodeGraph({ op: 'Add', inputs: [randomTensor(dims, 1), randomTensor(dims, 2)] }));
     try {
       const feeds = [0, 1, 2].map((k) => ({ in0: randomTensor(dims, 30 + k), in1: randomTensor(dims, 40 + k) }));
-      const results = await Promise.all(feeds.map((f) => session.run(f)));
+      // plan() builds programs too (here a third, which evicts the oldest): it waits its turn as well.
+      const [results] = await Promise.all([
+        Promise.all(feeds.map((f, k) => session.run(f, { capture: k === 1 ? ['out0'] : [] }))),
+        session.plan(['in0']),
+        session.plan(['*']),
+      ]);
       results.forEach((r, k) => {
         const { in0: a, in1: b } = feeds[k]!;
         expect(r.outputs.get('out0')!.data).toEqual(Float32Array.from(a.data, (v, i) => Math.fround(v + b.data[i]!)));

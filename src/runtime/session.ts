@@ -123,9 +123,10 @@ export class Session {
     return resolvePatterns(this.typed, patterns);
   }
 
-  /** The buffer plan used when `patterns` are captured (for memory reports). */
+  /** The buffer plan used when `patterns` are captured (for memory reports). It waits for a run in flight, whose program it may evict. */
   async plan(patterns: readonly TensorPattern[] = this.defaultCapture): Promise<Plan> {
-    return (await this.program(this.resolve(patterns))).plan;
+    const names = this.resolve(patterns);
+    return (await this.inTurn(() => this.program(names))).plan;
   }
 
   /**
@@ -157,9 +158,16 @@ export class Session {
     options: RunOptions,
     record: (encoder: GPUCommandEncoder, program: Compiled) => T,
   ): Promise<{ result: RunResult; recorded: T }> {
-    // Runs of one session take turns: each maps the same feed buffers and
-    // overwrites the same activations, so overlapping ones would collide.
-    const turn = this.lastRun.then(() => this.executeNow(inputs, options, record));
+    return this.inTurn(() => this.executeNow(inputs, options, record));
+  }
+
+  /**
+   * Runs `work` after everything queued before it. Runs of one session take
+   * turns: each maps the same feed buffers and overwrites the same
+   * activations, and building a program may free an older one's buffers.
+   */
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const turn = this.lastRun.then(work);
     this.lastRun = turn.catch(() => undefined);
     return turn;
   }
