@@ -112,16 +112,22 @@ function referenceResidualConv(x: HostTensor, w: HostTensor, bias: HostTensor, r
   return out;
 }
 
+/** A Conv -> Add(residual) -> Relu case keeping the map size: seeded tensors, its graph and feeds, and the float64 reference. */
+function residualCase(xDims: number[], wDims: number[], seed: number, weightRange: number, pad: number, dilation: number) {
+  const x = randomTensor(xDims, seed);
+  const w = randomTensor(wDims, seed + 1, -weightRange, weightRange);
+  const bias = randomTensor([wDims[0]!], seed + 2);
+  const r = randomTensor([xDims[0]!, wDims[0]!, xDims[2]!, xDims[3]!], seed + 3);
+  const graph = residualConvGraph(x, w, bias, r, { pads: Array<number>(4).fill(pad), dilations: [dilation, dilation] });
+  return { graph, feeds: { in0: x, r }, reference: referenceResidualConv(x, w, bias, r, pad, dilation) };
+}
+
 describe('split nodes on the GPU', () => {
   it('a conv with fused residual and ReLU, split over images, output channels and input channels', async () => {
     // 31x33 planes (4092 bytes): most runs start unaligned. Two images.
-    const x = randomTensor([2, 6, 31, 33], 11);
-    const w = randomTensor([6, 6, 3, 3], 12, -0.3, 0.3);
-    const bias = randomTensor([6], 13);
-    const r = randomTensor([2, 6, 31, 33], 14);
-    const graph = residualConvGraph(x, w, bias, r, { pads: [2, 2, 2, 2], dilations: [2, 2] });
+    const { graph, feeds, reference } = residualCase([2, 6, 31, 33], [6, 6, 3, 3], 11, 0.3, 2, 2);
     const maxBindingBytes = 16 << 10;
-    const { outputs, plan } = await runSplit(graph, { in0: x, r }, maxBindingBytes);
+    const { outputs, plan } = await runSplit(graph, feeds, maxBindingBytes);
     const parts = plan.kernels.filter((k) => k.node.name.startsWith(graph.nodes[0]!.name));
     // X and Y are 24.6 KB an image: two runs of channels each, in both images.
     const windows = (kind: 'input' | 'output') =>
@@ -129,31 +135,23 @@ describe('split nodes on the GPU', () => {
     expect(parts.length).toBe(2 * 2 * 2);
     expect([windows('input'), windows('output')]).toEqual([4, 4]);
     expect(inspect(plan, graph.nodes[0]!.name).largest).toBeLessThanOrEqual(maxBindingBytes);
-    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, referenceResidualConv(x, w, bias, r, 2, 2))).toBeLessThanOrEqual(1e-6);
+    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, reference)).toBeLessThanOrEqual(1e-6);
   });
 
   it('a conv whose packed weights alone exceed the limit, split over input channels', async () => {
-    const x = randomTensor([1, 64, 5, 4], 15);
-    const w = randomTensor([32, 64, 3, 3], 16, -0.1, 0.1);
-    const bias = randomTensor([32], 17);
-    const r = randomTensor([1, 32, 5, 4], 18);
-    const graph = residualConvGraph(x, w, bias, r, { pads: [1, 1, 1, 1] });
+    const { graph, feeds, reference } = residualCase([1, 64, 5, 4], [32, 64, 3, 3], 15, 0.1, 1, 1);
     // Packed: 576 x 32 or 64 (padded) floats, 74 or 147 KB by the adapter's kernel; X 5 KB, Y 2.5 KB.
-    const { outputs, plan } = await runSplit(graph, { in0: x, r }, 40 << 10);
+    const { outputs, plan } = await runSplit(graph, feeds, 40 << 10);
     expect(inspect(plan, graph.nodes[0]!.name).kernels).toBeGreaterThanOrEqual(2);
     expect(inspect(plan, graph.nodes[0]!.name).largest).toBeLessThanOrEqual(40 << 10);
-    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, referenceResidualConv(x, w, bias, r, 1, 1))).toBeLessThanOrEqual(1e-6);
+    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, reference)).toBeLessThanOrEqual(1e-6);
   });
 
   it('a 1x1 conv reading 4 pixels at a time from windows', async () => {
-    const x = randomTensor([1, 64, 8, 12], 21);
-    const w = randomTensor([40, 64, 1, 1], 22, -0.3, 0.3);
-    const bias = randomTensor([40], 23);
-    const r = randomTensor([1, 40, 8, 12], 24);
-    const graph = residualConvGraph(x, w, bias, r, {});
-    const { outputs, plan } = await runSplit(graph, { in0: x, r }, 5000);
+    const { graph, feeds, reference } = residualCase([1, 64, 8, 12], [40, 64, 1, 1], 21, 0.3, 0, 1);
+    const { outputs, plan } = await runSplit(graph, feeds, 5000);
     expect(inspect(plan, graph.nodes[0]!.name).kernels).toBeGreaterThan(4);
-    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, referenceResidualConv(x, w, bias, r, 0, 1))).toBeLessThanOrEqual(1e-6);
+    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, reference)).toBeLessThanOrEqual(1e-6);
   });
 
   const concats: [axis: number, a: number[], b: number[]][] = [

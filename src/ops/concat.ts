@@ -50,13 +50,15 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
     const start = offset * inner;
     offset += x.dims[a]!;
     if (outer * row === 0) return [];
-    if (sizeOf(out!.dims) * 4 <= limits.maxBytes) return [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
+    // One dispatch for the whole input; also what the plan's limit check refuses when a split is impossible.
+    const whole = () => [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
+    if (sizeOf(out!.dims) * 4 <= limits.maxBytes) return whole();
     // Runs of whole rows, or of one row's elements when there is one row.
     const [units, length] = outer === 1 ? [row, 1] : [outer, row];
     const from: Strided = { unitBytes: length * 4, baseBytes: 0 };
     const to: Strided = { unitBytes: outer === 1 ? 4 : rowOut * 4, baseBytes: start * 4 };
     const runs = splitUnits(units, [from, to], limits);
-    if (!runs) return [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
+    if (!runs) return whole();
     return runs.map((run) => {
       const input = runWindow(from, run, limits);
       const output = runWindow(to, run, limits);

@@ -1,6 +1,6 @@
 import type { HostTensor } from '../model/graph.js';
 import type { Kernel, KernelBinding } from './types.js';
-import { grid } from './wgsl.js';
+import { grid, range } from './wgsl.js';
 
 /**
  * Conv for CPU adapters (Mesa's lavapipe): an implicit GEMM, M = output
@@ -102,7 +102,6 @@ export function packSubgroupWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups
 
 export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel {
   const { lanes, quads, pixels } = tile;
-  const range = (k: number) => Array.from({ length: k }, (_, i) => i);
   const { y, x } = c;
   /** Pixels each lane loads per K step. */
   const loads = pixels / lanes;

@@ -4,7 +4,7 @@ import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKe
 import { checkAttrs, chooseTile, gemmKernel, requireFloat, tileRows, type GemmTile } from './matmul.js';
 import { runWindow, shifted, splitUnits, UNLIMITED, type BindingLimits, type Strided } from './split.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput } from './types.js';
-import { grid, storage } from './wgsl.js';
+import { grid, range, storage } from './wgsl.js';
 
 /**
  * ONNX Conv (2-D, and 1-D as H = 1), NCHW. Four kernels:
@@ -190,6 +190,8 @@ function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: {
   return { declarations, bindings, store };
 }
 
+const depthwiseLabel = ({ y, x }: ConvGeometry) => `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`;
+
 /**
  * Depthwise (one input channel per group, any channel multiplier): one thread
  * per output; a workgroup covers part of one output plane, so the plane's
@@ -206,7 +208,7 @@ function depthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilo
   const blocks = g.batch * g.cOut * blocksPerPlane;
   const { declarations, bindings, store } = convBindings(wholeIO(inputs, epilogue), epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
   return {
-    label: `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`,
+    label: depthwiseLabel(g),
     wgsl: `${declarations}
 
 @compute @workgroup_size(${WORKGROUP})
@@ -279,7 +281,6 @@ function subgroupDepthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: C
   const blocksPerPlane = Math.ceil(outputs / span);
   const blocks = g.batch * g.cOut * blocksPerPlane;
   const taps = y.count * x.count;
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const loads = Math.ceil(taps / lanes);
   const { declarations, bindings, store } = convBindings(wholeIO(inputs, epilogue), epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
   // Useful tap j is (ky, kx) = (first.y + j / count.x, first.x + j % count.x).
@@ -303,7 +304,7 @@ ${range(PIXELS)
   }`;
   });
   return {
-    label: `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`,
+    label: depthwiseLabel(g),
     wgsl: `enable subgroups;
 ${declarations}
 
@@ -512,9 +513,8 @@ export function convKernels(node: Node, inputs: OpInput[], epilogue: ConvEpilogu
  * A conv whose input, output or packed weights are larger than one binding,
  * as GEMMs over windows of them: image by image, output channels in runs
  * whose planes fit, and within each, input channels in runs whose planes and
- * weights fit. Later input runs
- * add to what the earlier ones wrote; bias and residual go in the first, the
- * activation in the last. Each part gets its slice of the weights, packed at
+ * weights fit. Later input runs add to what the earlier ones wrote; bias and
+ * residual go in the first, the activation in the last. Each part gets its slice of the weights, packed at
  * load like any conv's. Needs one group and constant weights and bias;
  * undefined when nothing needs splitting or it cannot be split.
  */

@@ -3,7 +3,7 @@ import { broadcastDims } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput } from './types.js';
-import { f32, grid, storage, strides } from './wgsl.js';
+import { f32, grid, range, storage, strides } from './wgsl.js';
 
 /**
  * The tiled matrix product every GEMM-shaped op shares (MatMul, Gemm, Conv as
@@ -56,7 +56,6 @@ export function gemmKernel(p: GemmProgram): Kernel {
   const tilesN = Math.ceil(p.n / bn);
   const tilesM = Math.ceil(p.m / bm);
   const tiles = tilesN * tilesM * p.batches;
-  const range = (n: number) => Array.from({ length: n }, (_, i) => i);
   const blocks = range(rm).flatMap((i) => range(rn).map((j) => [i, j] as const));
   const acc = (i: number, j: number, c: number) => `acc${i}_${j}_${c}`;
   // Block (i, j): acc(i, j, c) += rows a_i times column c of b_j.

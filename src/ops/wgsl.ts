@@ -32,6 +32,9 @@ ${body}
 }`;
 }
 
+/** 0, 1, …, n - 1: for unrolling generated code. */
+export const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
 /** Row-major strides of a shape. */
 export function strides(dims: readonly number[]): number[] {
   const s = new Array<number>(dims.length);

@@ -63,6 +63,21 @@ function packPalette(options: SegmentationOptions, K: number): Uint32Array<Array
 
 const THREADS = 256;
 
+/** On the bits: compilers may fold v != v away. */
+const IS_NAN = 'fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }';
+
+/**
+ * One class of the argmax, whose logit is `value` and index `index`, folded
+ * into `best`, `arg` and `nan`: strictly greater keeps the first maximum; the
+ * first NaN wins and stays (numpy.argmax's rule).
+ */
+const argmaxStep = (value: string, index: string) => `    let v = ${value};
+    if (!nan && (v > best || isNan(v))) {
+      nan = isNan(v);
+      best = v;
+      arg = ${index};
+    }`;
+
 /**
  * Argmax over classes of logits [N,K,H,W] and its colours, in one kernel:
  * returns the RGBA masks (palette colour of each pixel's class) and the
@@ -78,21 +93,14 @@ export function segmentationMask(gpu: Gpu, logits: TensorLike, options: Segmenta
 ${storage(1, 'RGBA', 'u32', 'read_write')}
 ${storage(2, 'CLS', 'u32', 'read_write')}
 ${storage(3, 'PAL', 'u32', 'read')}
-// On the bits: compilers may fold v != v away.
-fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+${IS_NAN}
 ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   let base = (i / ${HW}u) * ${K * HW}u + i % ${HW}u;
   var best = X[base];
   var arg = 0u;
   var nan = isNan(best);
   for (var c = 1u; c < ${K}u; c++) {
-    let v = X[base + c * ${HW}u];
-    // Strictly greater keeps the first maximum; the first NaN wins and stays.
-    if (!nan && (v > best || isNan(v))) {
-      nan = isNan(v);
-      best = v;
-      arg = c;
-    }
+${argmaxStep(`X[base + c * ${HW}u]`, 'c')}
   }
   CLS[i] = arg;
   RGBA[i] = PAL[arg];`)}`;
@@ -137,19 +145,14 @@ function argmaxInRuns(
       ...(first && last ? [] : [['BEST', 'f32', 'read_write', best] as const, ['NAN', 'u32', 'read_write', nans] as const]),
     ]);
     const code = `${declarations}
-fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }
+${IS_NAN}
 ${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
   let o = ${image * HW}u + i;
   var best = ${first ? `X[${shift}u + i]` : 'BEST[o]'};
   var arg = ${first ? '0u' : 'CLS[o]'};
   var nan = ${first ? 'isNan(best)' : 'NAN[o] != 0u'};
   for (var c = ${first ? 1 : 0}u; c < ${run[1] - run[0]}u; c++) {
-    let v = X[${shift}u + c * ${HW}u + i];
-    if (!nan && (v > best || isNan(v))) {
-      nan = isNan(v);
-      best = v;
-      arg = ${run[0]}u + c;
-    }
+${argmaxStep(`X[${shift}u + c * ${HW}u + i]`, `${run[0]}u + c`)}
   }
   CLS[o] = arg;
   ${last ? 'RGBA[o] = PAL[arg];' : 'BEST[o] = best;\n  NAN[o] = select(0u, 1u, nan);'}`)}`;
