@@ -15,7 +15,8 @@ export type Evaluator = (node: Node, inputs: TypedInput[], opset: number) => Hos
 /** Ops that fold from their inputs' types alone, even when the values are only known at run time. */
 export const FOLDS_FROM_TYPE = new Set(['Shape', 'Size']);
 
-const ONNX_TYPE_CODES: Record<number, ElemType> = {
+/** ONNX TensorProto.DataType codes (Cast's `to`) and the element types they name. */
+export const ONNX_TYPE_CODES: Record<number, ElemType> = {
   1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64',
   9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
 };

@@ -3,7 +3,7 @@ import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { constInts } from './inputs.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { f32, flatMain, grid, storage } from './wgsl.js';
+import { f32, flatMain, fromStorage, grid, storage, toStorage, wgslType } from './wgsl.js';
 
 /** Elementwise activations: y = f(x), one thread per element. */
 
@@ -41,11 +41,11 @@ export function unaryKernel(label: string, expr: string, out: TensorType): Kerne
   const n = sizeOf(out.dims);
   return {
     label,
-    wgsl: `${storage(0, 'X', 'f32')}
-${storage(1, 'Y', 'f32')}
+    wgsl: `${storage(0, 'X', wgslType(out.type))}
+${storage(1, 'Y', wgslType(out.type))}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  let x = X[i];
-  Y[i] = ${expr};`)}`,
+  let x = ${fromStorage(out.type, 'X[i]')};
+  Y[i] = ${toStorage(out.type, expr)};`)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [
       { kind: 'input', index: 0 },

@@ -4,7 +4,7 @@ import type { Node } from '../model/graph.js';
 import { sizeOf } from '../model/graph.js';
 import { runWindow, shifted, splitUnits, type Strided, type Window } from './split.js';
 import type { Kernel, KernelTarget, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, grid, storage, stridedIndex, wgslType } from './wgsl.js';
+import { collapseAxes, flatMain, gpuElementBytes, grid, storage, stridedIndex, wgslType, type StorageType } from './wgsl.js';
 
 /**
  * Concat: one dispatch per input, each copying its input into its slice of
@@ -44,6 +44,7 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
   const inner = sizeOf(out!.dims.slice(a + 1));
   const rowOut = out!.dims[a]! * inner;
   const t = wgslType(out!.type);
+  const bytes = gpuElementBytes(out!.type);
   let offset = 0;
   return inputs.flatMap((x, index): Kernel[] => {
     const row = x.dims[a]! * inner;
@@ -52,18 +53,18 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
     if (outer * row === 0) return [];
     // One dispatch for the whole input; also what the plan's limit check refuses when a split is impossible.
     const whole = () => [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
-    if (sizeOf(out!.dims) * 4 <= limits.maxBytes) return whole();
+    if (sizeOf(out!.dims) * bytes <= limits.maxBytes) return whole();
     // Runs of whole rows, or of one row's elements when there is one row.
     const [units, length] = outer === 1 ? [row, 1] : [outer, row];
-    const from: Strided = { unitBytes: length * 4, baseBytes: 0 };
-    const to: Strided = { unitBytes: outer === 1 ? 4 : rowOut * 4, baseBytes: start * 4 };
+    const from: Strided = { unitBytes: length * bytes, baseBytes: 0, elementBytes: bytes };
+    const to: Strided = { unitBytes: (outer === 1 ? 1 : rowOut) * bytes, baseBytes: start * bytes, elementBytes: bytes };
     const runs = splitUnits(units, [from, to], limits);
     if (!runs) return whole();
     return runs.map((run) => {
       const input = runWindow(from, run, limits);
       const output = runWindow(to, run, limits);
       // The run's last output row ends after this input's columns, not at the row's end.
-      if (outer > 1) output.window.bytes -= (rowOut - row) * 4;
+      if (outer > 1) output.window.bytes -= (rowOut - row) * bytes;
       const [rows, elements] = outer === 1 ? [1, run[1] - run[0]] : [run[1] - run[0], row];
       return copyKernel(t, index, rows, elements, rowOut, { x: input.shift, y: output.shift }, { x: input.window, y: output.window });
     });
@@ -76,7 +77,7 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
  * of the output (window).
  */
 function copyKernel(
-  t: 'f32' | 'i32',
+  t: StorageType,
   index: number,
   rows: number,
   row: number,

@@ -535,8 +535,8 @@ function splitConv(
   if (g.groups !== 1 || !w!.value || (b?.name && !b.value)) return undefined;
   const kernels: Kernel[] = [];
   for (let n = 0; n < g.batch; n++) {
-    const x: Strided = { unitBytes: inPlane, baseBytes: n * g.cIn * inPlane };
-    const y: Strided = { unitBytes: outPlane, baseBytes: n * g.cOut * outPlane };
+    const x: Strided = { unitBytes: inPlane, baseBytes: n * g.cIn * inPlane, elementBytes: 4 };
+    const y: Strided = { unitBytes: outPlane, baseBytes: n * g.cOut * outPlane, elementBytes: 4 };
     const outRuns = splitUnits(g.cOut, [y], limits);
     if (!outRuns) return undefined;
     for (const co of outRuns) {
@@ -544,7 +544,7 @@ function splitConv(
       // An input channel's packed weights, with room for the padding of k.
       const partLowering = lowering(co[1] - co[0]);
       const { perChannel, padding } = packedBytes(partLowering, 0, taps, co[1] - co[0]);
-      const weights: Strided = { unitBytes: perChannel, baseBytes: 0 };
+      const weights: Strided = { unitBytes: perChannel, baseBytes: 0, elementBytes: 4 };
       const inRuns = splitUnits(g.cIn, [x, weights], { ...limits, maxBytes: limits.maxBytes - padding });
       if (!inRuns) return undefined;
       inRuns.forEach((ci, r) => {

@@ -1,5 +1,6 @@
 import { activationOps } from './activation.js';
 import { batchNormOps } from './batchnorm.js';
+import { castOps } from './cast.js';
 import { concatOps } from './concat.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
@@ -15,13 +16,14 @@ import type { OpImpl } from './types.js';
 
 /**
  * op type (default ONNX domain) -> implementation. Integer shape ops (Shape,
- * Gather, Cast, Range…) are not here: they are evaluated on the CPU by
- * constant folding (src/model/fold.ts) and must fold.
+ * Gather, Range, integer Casts…) are not here: they are evaluated on the CPU
+ * by constant folding (src/model/fold.ts) and must fold.
  */
 export const registry: ReadonlyMap<string, OpImpl> = new Map(
   Object.entries({
     ...activationOps,
     ...batchNormOps,
+    ...castOps,
     ...concatOps,
     ...convOps,
     ...elementwiseOps,

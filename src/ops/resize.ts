@@ -6,7 +6,7 @@ import { axisCoordinates } from './reduce.js';
 import { constInts } from './inputs.js';
 import { runWindow, shifted, splitUnits, type BindingLimits, type Run, type Strided } from './split.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import { collapseAxes, flatMain, gpuElementBytes, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 
 /**
  * Resize (opsets 10–19) and Upsample (7–9), as ONNX defines them and
@@ -184,12 +184,13 @@ ${body}`)}`,
  * splitting or no leading axis is unchanged.
  */
 function splitResize(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], limits: BindingLimits): Kernel[] | undefined {
-  if (Math.max(sizeOf(x.dims), sizeOf(out.dims)) * 4 <= limits.maxBytes) return undefined;
+  const bytes = gpuElementBytes(x.type);
+  if (Math.max(sizeOf(x.dims), sizeOf(out.dims)) * bytes <= limits.maxBytes) return undefined;
   let kept = 0;
   while (kept < axes.length && isIdentity(tapsOf(f, axes[kept]!), axes[kept]!)) kept++;
   const planes = sizeOf(out.dims.slice(0, kept));
-  const from: Strided = { unitBytes: sizeOf(x.dims.slice(kept)) * 4, baseBytes: 0 };
-  const to: Strided = { unitBytes: sizeOf(out.dims.slice(kept)) * 4, baseBytes: 0 };
+  const from: Strided = { unitBytes: sizeOf(x.dims.slice(kept)) * bytes, baseBytes: 0, elementBytes: bytes };
+  const to: Strided = { unitBytes: sizeOf(out.dims.slice(kept)) * bytes, baseBytes: 0, elementBytes: bytes };
   const runs = kept > 0 && splitUnits(planes, [from, to], limits);
   if (!runs) return undefined;
   return runs.map((run) => {

@@ -27,10 +27,11 @@ export interface Window {
   bytes: number;
 }
 
-/** One tensor a split walks through: `unitBytes` per unit, from `baseBytes` into its buffer. */
+/** One tensor a split walks through: `unitBytes` per unit, from `baseBytes` into its buffer, of elements `elementBytes` wide (wgsl.ts gpuElementBytes). */
 export interface Strided {
   unitBytes: number;
   baseBytes: number;
+  elementBytes: number;
 }
 
 /**
@@ -62,13 +63,13 @@ export interface Run {
 /**
  * The window of tensor `t` covering units [start, end): it starts at the
  * aligned offset at or below the run's first byte, and `shift` is how many
- * 4-byte elements into the window the run begins, which the kernel adds to
- * its indices.
+ * elements into the window the run begins, which the kernel adds to its
+ * indices.
  */
 export function runWindow(t: Strided, [start, end]: [number, number], limits: BindingLimits): Run {
   const begin = t.baseBytes + start * t.unitBytes;
   const offset = begin - (begin % limits.offsetAlignment);
-  return { window: { offset, bytes: t.baseBytes + end * t.unitBytes - offset }, shift: (begin - offset) / 4 };
+  return { window: { offset, bytes: t.baseBytes + end * t.unitBytes - offset }, shift: (begin - offset) / t.elementBytes };
 }
 
 /** WGSL adding a run's shift to an index: nothing when the run starts its window. */

@@ -3,14 +3,14 @@ import type { BindingLimits, Window } from './split.js';
 
 export type { TensorType };
 /** Typed arrays WebGPU can upload. */
-export type GpuArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer>;
+export type GpuArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>;
 /** One node input as an op sees it at compile time. */
 export type OpInput = TypedInput;
 
 /**
  * A buffer bound at `@group(0) @binding(i)`, i being its index in
- * `Kernel.bindings`. Float tensors live on the GPU as `array<f32>`, integer
- * and bool tensors as `array<i32>`.
+ * `Kernel.bindings`. A tensor is stored as `array<wgslType(its type)>`
+ * (wgsl.ts): float32 as f32, float16 as f16, integers and bool as i32.
  */
 export type KernelBinding =
   /**

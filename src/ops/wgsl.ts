@@ -1,8 +1,29 @@
 import type { ElemType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 
-/** WGSL scalar type of a tensor on the GPU: floats as f32, integers and bool as i32. */
-export const wgslType = (t: ElemType): 'f32' | 'i32' => (isFloatType(t) ? 'f32' : 'i32');
+/**
+ * WGSL scalar type a tensor is stored as on the GPU: float16 tensors as f16
+ * (the 'shader-f16' feature; a session stores float tensors as float16 only
+ * at --precision f16, see model/precision.ts), other floats as f32,
+ * integers and bool as i32.
+ */
+export const wgslType = (t: ElemType): StorageType => (t === 'float16' ? 'f16' : isFloatType(t) ? 'f32' : 'i32');
+export type StorageType = 'f32' | 'f16' | 'i32';
+
+/** Bytes one element of a tensor takes on the GPU. */
+export const gpuElementBytes = (t: ElemType): number => (t === 'float16' ? 2 : 4);
+
+/*
+ * Kernels compute floats in f32 whatever the storage: an f16 element is
+ * widened where it is loaded and rounded where it is stored, so only the
+ * stored activations lose precision, never the accumulations.
+ */
+
+/** WGSL of a loaded element of a tensor of type `t`, in its compute type (f32 for any float). */
+export const fromStorage = (t: ElemType, expr: string): string => (t === 'float16' ? `f32(${expr})` : expr);
+
+/** WGSL of a computed value converted for storing into a tensor of type `t`. */
+export const toStorage = (t: ElemType, expr: string): string => (t === 'float16' ? `f16(${expr})` : expr);
 
 /** The most workgroups one dimension of a dispatch may have (WebGPU default limit). */
 export const MAX_WORKGROUPS_PER_DIM = 65535;
@@ -62,7 +83,7 @@ export function f32(x: number): string {
  * and write another, and WebGPU refuses a buffer bound both read-only and
  * writable in one dispatch, while writable bindings may share it.
  */
-export const storage = (binding: number, name: string, type: 'f32' | 'i32' | 'u32', access: 'read' | 'read_write' = 'read_write') =>
+export const storage = (binding: number, name: string, type: StorageType | 'u32' | 'vec4f' | 'vec4<f16>', access: 'read' | 'read_write' = 'read_write') =>
   `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
 
 /*
@@ -119,3 +140,10 @@ export function stridedIndex(view: StridedView, i = 'i'): string {
   });
   return terms.join(' + ') || '0u';
 }
+
+/**
+ * The source with the `enable f16;` directive WGSL requires before any use
+ * of f16, when it has one: kernels build their declarations from tensor
+ * types and need not track whether any of them is float16.
+ */
+export const withF16Directive = (wgsl: string): string => (/\bf16\b/.test(wgsl) ? `enable f16;\n${wgsl}` : wgsl);

@@ -1,11 +1,14 @@
 import { GpuError } from '../errors.js';
-import type { HostTensor, Node, TensorType } from '../model/graph.js';
+import { align4 } from '../gpu/buffers.js';
+import type { ElemType, HostTensor, Node, TensorType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { TypedGraph } from '../model/infer.js';
 import { planBuffers, type Place } from '../model/memory.js';
+import { float32ToFloat16 } from '../model/numeric.js';
 import { originalName } from '../model/passes.js';
 import { bindingLimits } from '../ops/split.js';
 import type { GpuArray, Kernel, KernelBinding, OpImpl } from '../ops/types.js';
+import { gpuElementBytes } from '../ops/wgsl.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -33,12 +36,15 @@ export interface Plan {
   placement: Map<string, Placement>;
 }
 
-const elementBytes = 4;
-
-/** GPU representation of a host tensor: f32 for floats, i32 for integers and bool. */
-export function toGpuArray(t: HostTensor): GpuArray {
+/**
+ * GPU representation of a host tensor stored as `type` (default: its own):
+ * float16 as f16 bits, padded to whole 4-byte words as buffer writes need,
+ * other floats as f32, integers and bool as i32.
+ */
+export function toGpuArray(t: HostTensor, type: ElemType = t.type): GpuArray {
+  if (type === 'float16') return float32ToFloat16(t.data, new Uint16Array(align4(2 * t.data.length) / 2));
   // Float32 data goes as it is: writeBuffer copies it anyway, and a feed may be tens of MB every run.
-  if (isFloatType(t.type)) {
+  if (isFloatType(type)) {
     const { data } = t;
     return data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data);
   }
@@ -124,7 +130,7 @@ export function buildPlan(
           case 'input': {
             const name = node.inputs[b.index]!;
             const value = values.get(name);
-            return value ? { kind: 'upload', data: toGpuArray(value), key: `const:${name}` } : slotRef(placeOf.get(root(name))!, types.get(name)!, b);
+            return value ? { kind: 'upload', data: toGpuArray(value, types.get(name)!.type), key: `const:${name}` } : slotRef(placeOf.get(root(name))!, types.get(name)!, b);
           }
           case 'output':
             return slotRef(placeOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
@@ -140,7 +146,7 @@ export function buildPlan(
 }
 
 function bytesOf(t: TensorType): number {
-  return sizeOf(t.dims) * elementBytes;
+  return sizeOf(t.dims) * gpuElementBytes(t.type);
 }
 
 /** A scratch id seen by several kernels of one node is one lifetime. */

@@ -7,7 +7,9 @@ import type { Graph, HostTensor, Node } from '../model/graph.js';
 import type { GpuArray } from '../ops/types.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
+import { storeFloatsAs, PRECISIONS, type Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
+import { withF16Directive } from '../ops/wgsl.js';
 import { CapturedTensor } from './captured.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanDevice } from './plan.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
@@ -32,6 +34,13 @@ export interface SessionOptions {
    * on small models.
    */
   maxBindingBytes?: number;
+  /**
+   * What activations are stored as on the GPU (default 'f32'). 'f16' halves
+   * their memory and traffic and needs the adapter's 'shader-f16' feature;
+   * kernels still compute in f32, and feeds, outputs and captured tensors
+   * stay float32 (see model/precision.ts).
+   */
+  precision?: Precision;
 }
 
 export interface RunOptions {
@@ -95,12 +104,18 @@ export class Session {
     readonly typed: TypedGraph,
     private readonly defaultCapture: readonly TensorPattern[],
     private readonly maxBindingBytes: number,
+    readonly precision: Precision,
   ) {}
 
   static async create(gpu: Gpu, graph: Graph, options: SessionOptions = {}): Promise<Session> {
+    const precision = options.precision ?? 'f32';
+    if (!PRECISIONS.includes(precision)) throw new InputError(`precision '${precision}': expected one of ${PRECISIONS.join(', ')}`);
+    if (precision === 'f16' && !gpu.features.has('shader-f16')) {
+      throw new GpuError(`${gpu.description} has no 'shader-f16' feature: precision 'f16' cannot run here (use 'f32')`);
+    }
     const inputDims = new Map(Object.entries(options.inputShapes ?? {}));
     const typed = inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer);
-    const session = new Session(gpu, typed, options.capture ?? [], options.maxBindingBytes ?? Infinity);
+    const session = new Session(gpu, typed, options.capture ?? [], options.maxBindingBytes ?? Infinity, precision);
     await session.program(session.resolve(session.defaultCapture), options.onCompile);
     return session;
   }
@@ -266,7 +281,7 @@ export class Session {
       return cached;
     }
     const kept = new Set(keep);
-    const plan = planProgram(this.typed, kept, planDevice(this.gpu, this.maxBindingBytes));
+    const plan = planProgram(this.typed, kept, planDevice(this.gpu, this.maxBindingBytes), this.precision);
     const { device } = this.gpu;
     const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -317,11 +332,12 @@ const FEED_STAGING_BYTES = 256 << 10;
 
 /**
  * The CPU half of compiling: BatchNorm and epilogue fusion (never across a
- * tensor in `keep`), the kernels and buffer plan, and the device-limit check,
- * before anything is allocated.
+ * tensor in `keep`), the storage precision, the kernels and buffer plan, and
+ * the device-limit check, before anything is allocated.
  */
-export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, device: PlanDevice): Plan {
-  const plan = buildPlan(fuseEpilogues(foldBatchNorm(typed, keep), keep), registry, keep, device);
+export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, device: PlanDevice, precision: Precision = 'f32'): Plan {
+  const fused = fuseEpilogues(foldBatchNorm(typed, keep), keep);
+  const plan = buildPlan(storeFloatsAs(fused, keep, precision), registry, keep, device);
   checkLimits(plan, device);
   return plan;
 }
@@ -390,7 +406,7 @@ async function warmUp(device: GPUDevice, encoded: readonly Encoded[], onCompile?
  */
 async function compilePipeline(device: GPUDevice, code: string, what: string): Promise<GPUComputePipeline> {
   device.pushErrorScope('validation');
-  const module = device.createShaderModule({ code, label: what });
+  const module = device.createShaderModule({ code: withF16Directive(code), label: what });
   const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: what });
   const error = await device.popErrorScope();
   if (error) {

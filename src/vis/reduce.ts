@@ -132,7 +132,7 @@ export function channelRuns(gpu: Gpu, t: TensorLike): ChannelRun[] | undefined {
   if (N * C * H * W * 4 <= limits.maxBytes) return undefined;
   const { buffer, offset } = binding(t);
   return Array.from({ length: N }, (_, image) => {
-    const plane: Strided = { unitBytes: H * W * 4, baseBytes: offset + image * C * H * W * 4 };
+    const plane: Strided = { unitBytes: H * W * 4, baseBytes: offset + image * C * H * W * 4, elementBytes: 4 };
     const runs = splitUnits(C, [plane], limits);
     if (!runs) throw new GpuError(`a ${H}x${W} channel plane of [${t.dims.join(',')}] alone exceeds the device's binding limit (${limits.maxBytes} bytes)`);
     return runs.map((run) => {

@@ -2,6 +2,7 @@ import { afterAll } from 'vitest';
 import type { Gpu } from '../../src/gpu/device.js';
 import { openDawn } from '../../src/gpu/dawn.js';
 import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../../src/model/graph.js';
+import type { Precision } from '../../src/model/precision.js';
 import { Session } from '../../src/runtime/session.js';
 
 let shared: Promise<Gpu> | undefined;
@@ -34,6 +35,13 @@ export const tensor = (dims: number[], data: ArrayLike<number>, type: HostTensor
 export const randomTensor = (dims: number[], seed: number, lo = -1, hi = 1): HostTensor =>
   tensor(dims, random(dims.reduce((a, b) => a * b, 1), seed, lo, hi));
 
+/**
+ * Relative L2 error allowed of a result computed at precision 'f16' against
+ * the float64 reference: float16 keeps 11 significant bits, so rounding the
+ * stored inputs and outputs alone gives ~3e-4 on values of one scale.
+ */
+export const F16_TOLERANCE = 2e-3;
+
 /** Relative L2 error ||a - b|| / ||b||. */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
@@ -55,10 +63,14 @@ export interface NodeCase {
   opset?: number;
 }
 
-/** Runs one ONNX node on the GPU through a real Session and returns its outputs. */
-export async function runNode(c: NodeCase): Promise<HostTensor[]> {
+/**
+ * Runs one ONNX node on the GPU through a real Session and returns its
+ * outputs. At precision 'f16' the node computes on float16 activations
+ * between casts of its float32 feeds and outputs.
+ */
+export async function runNode(c: NodeCase, precision: Precision = 'f32'): Promise<HostTensor[]> {
   const graph = nodeGraph(c);
-  const session = await Session.create(await gpu(), graph);
+  const session = await Session.create(await gpu(), graph, { precision });
   const feeds: Record<string, HostTensor> = {};
   c.inputs.forEach((x, i) => {
     if (x && !('constant' in x)) feeds[`in${i}`] = x;
