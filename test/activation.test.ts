@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+import { PRECISIONS } from '../src/model/precision.js';
+import { randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
 
 /** Plain CPU references, written for the test. */
 const reference: Record<string, (x: number) => number> = {
@@ -13,11 +14,13 @@ const reference: Record<string, (x: number) => number> = {
 
 describe('activations', () => {
   for (const [op, f] of Object.entries(reference)) {
-    it(`${op} matches the CPU reference on an odd-sized tensor`, async () => {
+    it(`${op} matches the CPU reference on an odd-sized tensor, at f32 and f16`, async () => {
       const x = randomTensor([1, 3, 17, 9], op.length * 7919, -8, 8);
-      const [y] = await runNode({ op, inputs: [x] });
-      expect(y!.dims).toEqual([1, 3, 17, 9]);
-      expect(relL2(y!.data, Array.from(x.data, f))).toBeLessThan(1e-5);
+      for (const precision of PRECISIONS) {
+        const [y] = await runNode({ op, inputs: [x] }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', [1, 3, 17, 9]]);
+        expect(relL2(y!.data, Array.from(x.data, f)), precision).toBeLessThan(TOLERANCE[precision]);
+      }
     });
   }
 

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { randomTensor, relL2, runNode } from './helpers/gpu.js';
+import { PRECISIONS } from '../src/model/precision.js';
+import { randomTensor, relL2, runNode, TOLERANCE } from './helpers/gpu.js';
 
 /** Plain CPU reference: y = (x - mean) / sqrt(var + eps) * scale + B along axis 1. */
 function batchNormRef(x: HostTensor, [scale, bias, mean, variance]: HostTensor[], eps: number): number[] {
@@ -22,24 +23,29 @@ const stats = (channels: number, seed: number): HostTensor[] => [
 ];
 
 describe('BatchNormalization', () => {
-  it('constant statistics, ranks 2 to 5 with odd sizes', async () => {
+  it('constant statistics, ranks 2 to 5 with odd sizes, at f32 and f16', async () => {
     for (const [k, dims] of [[3, 5], [2, 4, 11], [2, 5, 7, 9], [1, 3, 3, 5, 7]].entries()) {
       const x = randomTensor(dims, 10 + k, -3, 3);
       const s = stats(dims[1]!, 20 + 4 * k);
-      const [y] = await runNode({ op: 'BatchNormalization', inputs: [x, ...s.map((t) => ({ constant: t }))] });
-      expect(y!.dims).toEqual(dims);
-      expect(relL2(y!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(1e-5);
+      for (const precision of PRECISIONS) {
+        const [y] = await runNode({ op: 'BatchNormalization', inputs: [x, ...s.map((t) => ({ constant: t }))] }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', dims]);
+        expect(relL2(y!.data, batchNormRef(x, s, 1e-5)), `[${dims}] ${precision}`).toBeLessThan(TOLERANCE[precision]);
+      }
     }
   });
 
-  it('runtime statistics and a custom epsilon', async () => {
+  it('runtime statistics and a custom epsilon, at f32 and f16', async () => {
     const x = randomTensor([2, 6, 5, 7], 40, -3, 3);
     const s = stats(6, 41);
-    const [y] = await runNode({ op: 'BatchNormalization', attrs: { epsilon: 0.01, momentum: 0.7 }, inputs: [x, ...s] });
-    expect(relL2(y!.data, batchNormRef(x, s, 0.01))).toBeLessThan(1e-5);
-    // Mixed: constant scale and B, runtime mean and var.
-    const [z] = await runNode({ op: 'BatchNormalization', inputs: [x, { constant: s[0]! }, { constant: s[1]! }, s[2]!, s[3]!] });
-    expect(relL2(z!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(1e-5);
+    for (const precision of PRECISIONS) {
+      const [y] = await runNode({ op: 'BatchNormalization', attrs: { epsilon: 0.01, momentum: 0.7 }, inputs: [x, ...s] }, precision);
+      expect([y!.type, y!.dims]).toEqual(['float32', [2, 6, 5, 7]]);
+      expect(relL2(y!.data, batchNormRef(x, s, 0.01)), precision).toBeLessThan(TOLERANCE[precision]);
+      // Mixed: constant scale and B, runtime mean and var.
+      const [z] = await runNode({ op: 'BatchNormalization', inputs: [x, { constant: s[0]! }, { constant: s[1]! }, s[2]!, s[3]!] }, precision);
+      expect(relL2(z!.data, batchNormRef(x, s, 1e-5)), precision).toBeLessThan(TOLERANCE[precision]);
+    }
     // Opset 6 marks inference with is_test=1.
     const [old] = await runNode({ op: 'BatchNormalization', attrs: { is_test: 1 }, inputs: [x, ...s], opset: 6 });
     expect(relL2(old!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(1e-5);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, runNode, tensor } from './helpers/gpu.js';
+import { random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
 
 /** Plain CPU reference: rows of [outer, size along axis * inner], laid side by side. */
 function concatRef(xs: HostTensor[], axis: number): { dims: number[]; data: number[] } {
@@ -41,6 +41,9 @@ describe('Concat', () => {
     const xs = parts([1, 0, 5, 3], 1, [4, 3, 4, 4, 2], 10);
     const [y] = await runNode({ op: 'Concat', attrs: { axis: -3 }, inputs: [...xs.slice(0, 4), { constant: xs[4]! }] });
     expect(Array.from(y!.data)).toEqual(concatRef(xs, 1).data);
+    // At f16 the constant is uploaded as float16 like the rest; the copy is exact.
+    const [half] = await runNode({ op: 'Concat', attrs: { axis: -3 }, inputs: [...xs.slice(0, 4), { constant: xs[4]! }] }, 'f16');
+    expect(Array.from(half!.data)).toEqual(roundToFloat16(concatRef(xs, 1).data));
   });
 
   it('every axis of a rank-3 tensor, positive and negative, and rank 1', async () => {

@@ -22,8 +22,8 @@ const ROOT = '/usr/share/libonnx-testdata/data/node';
 const readTensor = (file: string): HostTensor => tensorFromProto(decodeTensor(readFileSync(file), file), { source: file });
 
 /**
- * NumPy has no bfloat16, so the test data stores bfloat16 outputs as their
- * uint16 bit patterns: the high half of a float32.
+ * NumPy has no bfloat16, so the test data stores bfloat16 inputs and
+ * outputs as their uint16 bit patterns: the high half of a float32.
  */
 function bfloat16Bits(declared: string, t: HostTensor): HostTensor {
   if (declared !== 'bfloat16' || t.type !== 'uint16') return t;
@@ -80,7 +80,7 @@ describe('ONNX backend conformance (libonnx-testdata)', () => {
       const files = readdirSync(data);
       let inputs: Record<string, HostTensor>;
       try {
-        inputs = Object.fromEntries(graph.inputs.map((input, i) => [input.name, readTensor(join(data, `input_${i}.pb`))] as const));
+        inputs = Object.fromEntries(graph.inputs.map((input, i) => [input.name, bfloat16Bits(input.type, readTensor(join(data, `input_${i}.pb`)))] as const));
       } catch (e) {
         skipped.push(`${name}: ${(e as Error).message}`);
         return ctx.skip();

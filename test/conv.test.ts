@@ -1,11 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
-import type { AttrValue, HostTensor } from '../src/model/graph.js';
+import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
+import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { convKernels, type ConvAdapter, type ConvEpilogue } from '../src/ops/conv.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
-import { gpu, nodeGraph, randomTensor, relL2, runNode } from './helpers/gpu.js';
+import { gpu, nodeGraph, randomTensor, relL2, runNode, TOLERANCE } from './helpers/gpu.js';
 
 interface RefOptions {
   strides: number[];
@@ -62,10 +63,18 @@ interface Case {
   group?: number;
   /** Feed the weight at run time instead of as an initializer. */
   runtimeWeight?: boolean;
+  /** Also run on each lowering with float16 activations: a sample of every kind of case, as lavapipe compiles each new kernel slowly. */
+  f16?: boolean;
+}
+
+/** An output within the precision's tolerance of the reference, and float32 at either precision (a session casts float16 outputs back). */
+function expectNear(y: HostTensor, reference: ArrayLike<number>, precision: Precision) {
+  expect(y.type).toBe('float32');
+  expect(relL2(y.data, reference)).toBeLessThanOrEqual(TOLERANCE[precision]);
 }
 
 let seed = 1;
-async function check(c: Case, op = 'Conv') {
+async function check(c: Case, op = 'Conv', precision: Precision = 'f32') {
   const x = randomTensor(c.x, seed++);
   const w = randomTensor(c.w, seed++);
   const bias = c.bias ? randomTensor([c.w[0]!], seed++) : undefined;
@@ -74,7 +83,7 @@ async function check(c: Case, op = 'Conv') {
   if (c.dilations) attrs.dilations = c.dilations;
   if (c.pads) attrs.pads = c.pads;
   if (c.group) attrs.group = c.group;
-  const [y] = await runNode({ op, attrs, inputs: [x, c.runtimeWeight ? w : { constant: w }, ...(bias ? [{ constant: bias }] : [])] });
+  const [y] = await runNode({ op, attrs, inputs: [x, c.runtimeWeight ? w : { constant: w }, ...(bias ? [{ constant: bias }] : [])] }, precision);
   const ref = referenceConv(x, w, bias, {
     strides: c.strides ?? [1, 1],
     dilations: c.dilations ?? [1, 1],
@@ -82,28 +91,28 @@ async function check(c: Case, op = 'Conv') {
     group: c.group ?? 1,
   });
   expect(y!.dims).toEqual(ref.dims);
-  expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+  expectNear(y!, ref.data, precision);
 }
 
 const cases: Case[] = [
   { name: '1x1 (pointwise GEMM), bias', x: [1, 5, 13, 11], w: [7, 5, 1, 1], bias: true },
   { name: '1x1 stride 2', x: [1, 6, 13, 11], w: [5, 6, 1, 1], strides: [2, 2] },
-  { name: '1x1 on a map whose pixel count is a multiple of 4', x: [1, 9, 12, 8], w: [10, 9, 1, 1], bias: true },
+  { name: '1x1 on a map whose pixel count is a multiple of 4', x: [1, 9, 12, 8], w: [10, 9, 1, 1], bias: true, f16: true },
   { name: '3x3 pad 1, no bias', x: [1, 5, 13, 11], w: [7, 5, 3, 3], pads: [1, 1, 1, 1] },
-  { name: '3x3 stride 2, asymmetric pads', x: [1, 5, 13, 11], w: [6, 5, 3, 3], strides: [2, 2], pads: [0, 1, 2, 1], bias: true },
+  { name: '3x3 stride 2, asymmetric pads', x: [1, 5, 13, 11], w: [6, 5, 3, 3], strides: [2, 2], pads: [0, 1, 2, 1], bias: true, f16: true },
   { name: '7x7 stride 2 pad 3 (ResNet stem), 3 input channels', x: [1, 3, 23, 19], w: [8, 3, 7, 7], strides: [2, 2], pads: [3, 3, 3, 3], bias: true },
   { name: 'rectangular kernel, mixed strides and dilations', x: [1, 4, 15, 12], w: [5, 4, 3, 2], strides: [1, 2], dilations: [2, 3], pads: [2, 0, 1, 3] },
   { name: 'batch 2', x: [2, 5, 9, 9], w: [7, 5, 3, 3], pads: [1, 1, 1, 1], bias: true },
   { name: 'grouped (group 2)', x: [1, 6, 9, 7], w: [10, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], bias: true },
   { name: 'grouped (group 3), batch 2, stride 2', x: [2, 6, 11, 9], w: [9, 2, 3, 3], group: 3, strides: [2, 2], pads: [1, 0, 1, 2] },
   { name: 'depthwise 3x3', x: [1, 6, 13, 11], w: [6, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
-  { name: 'depthwise 3x3 stride 2, dilation 2, batch 2', x: [2, 5, 13, 11], w: [5, 1, 3, 3], group: 5, strides: [2, 2], dilations: [2, 2], pads: [2, 2, 1, 1] },
+  { name: 'depthwise 3x3 stride 2, dilation 2, batch 2', x: [2, 5, 13, 11], w: [5, 1, 3, 3], group: 5, strides: [2, 2], dilations: [2, 2], pads: [2, 2, 1, 1], f16: true },
   { name: 'depthwise with channel multiplier 2', x: [1, 6, 9, 7], w: [12, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
   { name: 'single input channel (groups 1)', x: [1, 1, 9, 7], w: [5, 1, 3, 3], pads: [1, 1, 1, 1] },
-  { name: 'runtime weight (GEMM)', x: [1, 5, 9, 7], w: [6, 5, 3, 3], pads: [1, 2, 0, 1], runtimeWeight: true, bias: true },
+  { name: 'runtime weight (GEMM)', x: [1, 5, 9, 7], w: [6, 5, 3, 3], pads: [1, 2, 0, 1], runtimeWeight: true, bias: true, f16: true },
   { name: 'runtime weight (grouped)', x: [2, 4, 7, 7], w: [6, 2, 3, 3], group: 2, strides: [2, 2], runtimeWeight: true },
-  { name: 'runtime weight (pointwise)', x: [1, 6, 5, 7], w: [9, 6, 1, 1], runtimeWeight: true },
-  { name: 'runtime weight (depthwise)', x: [1, 4, 9, 7], w: [4, 1, 3, 3], group: 4, pads: [1, 1, 1, 1], runtimeWeight: true },
+  { name: 'runtime weight (pointwise)', x: [1, 6, 5, 7], w: [9, 6, 1, 1], runtimeWeight: true, f16: true },
+  { name: 'runtime weight (depthwise)', x: [1, 4, 9, 7], w: [4, 1, 3, 3], group: 4, pads: [1, 1, 1, 1], runtimeWeight: true, f16: true },
   { name: 'C_out 3 with K crossing several tile depths', x: [1, 37, 7, 9], w: [3, 37, 3, 3], pads: [1, 1, 1, 1], bias: true },
 ];
 
@@ -175,7 +184,7 @@ describe('Conv', () => {
     // A test-only op type whose kernels are the fused conv: Y = clip(conv(X, W) + B + R, 0, 6).
     const fused: OpImpl = {
       infer: registry.get('Conv')!.infer,
-      kernels: (node, inputs) => convKernels(node, inputs, { activation: 'clamp(v, 0.0f, 6.0f)', residual: true }),
+      kernels: (node, inputs, outputs) => convKernels(node, inputs, outputs, { activation: 'clamp(v, 0.0f, 6.0f)', residual: true }),
     };
     const ops = registry as Map<string, OpImpl>;
     ops.set('TestConvAddRelu6', fused);
@@ -213,12 +222,42 @@ describe('Conv', () => {
   });
 });
 
+/**
+ * `graph` (one node) with its graph inputs read and its outputs written
+ * through Casts to float32: no-ops in the model, but at precision 'f16' the
+ * node's side of each is an internal tensor, stored as float16 (graph inputs
+ * and outputs stay float32). runNode joins its node likewise; this is for
+ * sessions of our own, with a binding limit.
+ */
+function throughCasts(graph: Graph): Graph {
+  const node = graph.nodes[0]!;
+  const fed = new Set(graph.inputs.map((i) => i.name));
+  const half = (t: string) => `${t}_f16`;
+  const ONNX_FLOAT = 1;
+  const cast = (from: string, to: string): Node => ({
+    name: `cast_${to}`,
+    opType: 'Cast',
+    domain: '',
+    inputs: [from],
+    outputs: [to],
+    attrs: new Attrs(new Map([['to', ONNX_FLOAT]]), `Cast node 'cast_${to}'`),
+  });
+  return {
+    ...graph,
+    nodes: [
+      ...[...fed].map((t) => cast(t, half(t))),
+      { ...node, inputs: node.inputs.map((t) => (fed.has(t) ? half(t) : t)), outputs: node.outputs.map(half) },
+      ...node.outputs.map((t) => cast(half(t), t)),
+    ],
+  };
+}
+
 /** Registers `name` as Conv planned for `adapter` for the duration of `body`. */
 async function withConvFor(name: string, adapter: ConvAdapter, epilogue: ConvEpilogue, body: () => Promise<void>) {
   const ops = registry as Map<string, OpImpl>;
   ops.set(name, {
     infer: registry.get('Conv')!.infer,
-    kernels: (node, inputs, _outputs, _opset, { limits }) => convKernels(node, inputs, epilogue, limits, adapter),
+    kernels: (node, inputs, outputs, _opset, { limits }) => convKernels(node, inputs, outputs, epilogue, limits, adapter),
   });
   try {
     await body();
@@ -230,15 +269,18 @@ async function withConvFor(name: string, adapter: ConvAdapter, epilogue: ConvEpi
 // Both lowerings on this machine, whichever the adapter picks for plain Conv:
 // the subgroup kernel of CPU adapters, at lavapipe's 8 lanes and at 4 (a
 // 4-invocation workgroup is still within one of lavapipe's subgroups), and
-// the tiled GEMM of GPUs.
+// the tiled GEMM of GPUs; each also on float16 tensors (--precision f16),
+// for a sample of the cases (Case.f16).
 const kernels: [string, ConvAdapter][] = [
   ['subgroup kernel of CPU adapters (8 lanes)', { cpuSubgroupSize: 8 }],
   ['subgroup kernel of CPU adapters (4 lanes)', { cpuSubgroupSize: 4 }],
   ['tiled GEMM of GPUs', {}],
 ];
-for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () => {
+// f16 after all f32 runs, which thereby keep their seeds.
+for (const precision of PRECISIONS) for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}${precision === 'f16' ? ', f16 storage' : ''}`, () => {
   const needs = async (skip: () => void) => {
-    if (adapter.cpuSubgroupSize && !(await gpu()).features.has('subgroups')) skip();
+    const { features } = await gpu();
+    if ((adapter.cpuSubgroupSize && !features.has('subgroups')) || (precision === 'f16' && !features.has('shader-f16'))) skip();
   };
   const subgroupCases: Case[] = [
     ...cases,
@@ -246,11 +288,11 @@ for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () =>
     { name: '3x3 with 70 output channels (two 64-channel tiles, the second mostly padding), 13x11 map', x: [1, 9, 13, 11], w: [70, 9, 3, 3], pads: [1, 1, 1, 1], bias: true },
     { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
     { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
-    { name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels', x: [2, 8, 12, 10], w: [130, 4, 3, 3], group: 2, strides: [2, 2], dilations: [2, 2], pads: [2, 1, 2, 1] },
+    { name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels', x: [2, 8, 12, 10], w: [130, 4, 3, 3], group: 2, strides: [2, 2], dilations: [2, 2], pads: [2, 1, 2, 1], f16: true },
   ];
-  for (const c of subgroupCases) it(c.name, async ({ skip }) => {
+  for (const c of subgroupCases.filter((c) => precision === 'f32' || c.f16)) it(c.name, async ({ skip }) => {
     await needs(skip);
-    await withConvFor('TestConvFor', adapter, {}, () => check(c, 'TestConvFor'));
+    await withConvFor('TestConvFor', adapter, {}, () => check(c, 'TestConvFor', precision));
   });
 
   it('fuses a residual Add and ReLU', async ({ skip }) => {
@@ -260,9 +302,9 @@ for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () =>
       const w = randomTensor([40, 6, 3, 3], seed++);
       const bias = randomTensor([40], seed++);
       const r = randomTensor([1, 40, 9, 7], seed++);
-      const [y] = await runNode({ op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] });
+      const [y] = await runNode({ op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] }, precision);
       const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1 });
-      expect(relL2(y!.data, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)))).toBeLessThanOrEqual(1e-5);
+      expectNear(y!, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)), precision);
     });
   });
 
@@ -270,9 +312,9 @@ for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () =>
   const splits = [
     { x: [2, 6, 31, 33], w: [6, 6, 3, 3], pads: 2, dilation: 2, maxBindingBytes: 16 << 10 },
     { x: [1, 64, 5, 4], w: [32, 64, 3, 3], pads: 1, dilation: 1, maxBindingBytes: 40 << 10 },
-    { x: [1, 64, 8, 12], w: [40, 64, 1, 1], pads: 0, dilation: 1, maxBindingBytes: 5000 },
+    { x: [1, 64, 8, 12], w: [40, 64, 1, 1], pads: 0, dilation: 1, maxBindingBytes: 5000, f16: true },
   ];
-  for (const c of splits) {
+  for (const c of splits.filter((c) => precision === 'f32' || c.f16)) {
     it(`split over windows: ${c.w.join('x')} on ${c.x.join('x')}, bindings of ${c.maxBindingBytes} bytes`, async ({ skip }) => {
       await needs(skip);
       await withConvFor('TestConvForSplit', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
@@ -282,12 +324,13 @@ for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}`, () =>
         const attrs = { pads: Array(4).fill(c.pads), dilations: [c.dilation, c.dilation] };
         const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: attrs.dilations, pads: attrs.pads, group: 1 });
         const r = randomTensor(ref.dims, seed++);
-        const graph = nodeGraph({ op: 'TestConvForSplit', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
-        const session = await Session.create(await gpu(), graph, { maxBindingBytes: c.maxBindingBytes });
+        const node = nodeGraph({ op: 'TestConvForSplit', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
+        const graph = precision === 'f16' ? throughCasts(node) : node;
+        const session = await Session.create(await gpu(), graph, { maxBindingBytes: c.maxBindingBytes, precision });
         try {
           const y = (await session.run({ in0: x, in3: r })).outputs.get(graph.outputs[0]!.name)!;
-          expect((await session.plan()).kernels.length).toBeGreaterThan(1);
-          expect(relL2(y.data, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)))).toBeLessThanOrEqual(1e-5);
+          expect((await session.plan()).kernels.filter((k) => k.node.opType === 'TestConvForSplit').length).toBeGreaterThan(1);
+          expectNear(y, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)), precision);
         } finally {
           session.destroy();
         }

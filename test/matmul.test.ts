@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { AttrValue, HostTensor } from '../src/model/graph.js';
-import { randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+import { PRECISIONS, type Precision } from '../src/model/precision.js';
+import { randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
+
+/**
+ * The cases that also run at precision 'f16', with the classifier head: one
+ * of each kernel shape (one tile and several, broadcast batches, transposed
+ * operands, C or none), not all, as lavapipe compiles every case slowly.
+ */
+const F16_CASES = new Set(['2-D spanning several tiles and k slices', 'batch broadcast both ways', 'transA and transB, alpha and beta, C a column [M,1]', 'no C']);
+const precisionsOf = (name: string): readonly Precision[] => (F16_CASES.has(name) ? PRECISIONS : ['f32']);
 
 /** Row-major element of `t` at a (right-aligned, broadcast) multi-index. */
 function at(t: HostTensor, index: number[]): number {
@@ -79,9 +88,11 @@ describe('MatMul', () => {
       const a = randomTensor(da, seed++);
       const b = randomTensor(db, seed++);
       const ref = referenceMatMul(a, b);
-      const [y] = await runNode({ op: 'MatMul', inputs: [a, b] });
-      expect(y!.dims).toEqual(ref.dims);
-      expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+      for (const precision of precisionsOf(name)) {
+        const [y] = await runNode({ op: 'MatMul', inputs: [a, b] }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', ref.dims]);
+        expect(relL2(y!.data, ref.data), precision).toBeLessThanOrEqual(TOLERANCE[precision]);
+      }
     });
   }
 
@@ -119,19 +130,25 @@ describe('Gemm', () => {
       const a = randomTensor(o.transA ? [k, m] : [m, k], seed++);
       const b = randomTensor(o.transB ? [n, k] : [k, n], seed++);
       const c = cDims ? randomTensor(cDims, seed++) : undefined;
-      const [y] = await runNode({ op: 'Gemm', attrs, inputs: [a, { constant: b }, ...(c ? [c] : [])] });
       const ref = referenceGemm(a, b, c, o);
-      expect(y!.dims).toEqual(ref.dims);
-      expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(1e-5);
+      for (const precision of precisionsOf(name)) {
+        const [y] = await runNode({ op: 'Gemm', attrs, inputs: [a, { constant: b }, ...(c ? [c] : [])] }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', ref.dims]);
+        expect(relL2(y!.data, ref.data), precision).toBeLessThanOrEqual(TOLERANCE[precision]);
+      }
     });
   }
 
-  it('a classifier head: [1,2048] x [1000,2048]^T + b', async () => {
+  it('a classifier head: [1,2048] x [1000,2048]^T + b, at f32 and f16', async () => {
     const a = randomTensor([1, 2048], seed++);
     const b = randomTensor([1000, 2048], seed++);
     const c = randomTensor([1000], seed++);
-    const [y] = await runNode({ op: 'Gemm', attrs: { transB: 1 }, inputs: [a, { constant: b }, { constant: c }] });
-    expect(relL2(y!.data, referenceGemm(a, b, c, { transA: 0, transB: 1, alpha: 1, beta: 1 }).data)).toBeLessThanOrEqual(1e-5);
+    const ref = referenceGemm(a, b, c, { transA: 0, transB: 1, alpha: 1, beta: 1 });
+    for (const precision of PRECISIONS) {
+      const [y] = await runNode({ op: 'Gemm', attrs: { transB: 1 }, inputs: [a, { constant: b }, { constant: c }] }, precision);
+      expect(y!.type).toBe('float32');
+      expect(relL2(y!.data, ref.data), precision).toBeLessThanOrEqual(TOLERANCE[precision]);
+    }
   });
 
   it('refuses bad attributes and shapes; broadcast only before opset 7', async () => {

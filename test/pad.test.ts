@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, runNode, tensor } from './helpers/gpu.js';
+import { random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
 
 type Mode = 'constant' | 'reflect' | 'edge' | 'wrap';
 
@@ -79,6 +79,17 @@ describe('Pad', () => {
       }
     });
   }
+
+  it('at f16: copies exactly, and fills with the value rounded to float16 (infinity: the largest finite, 65504)', async () => {
+    const x = randomTensor([1, 2, 5, 7], 3);
+    const pads = [0, 1, 2, 1, 0, 0, 3, 2];
+    for (const [value, fill] of [[0.1, 0.1], [-Infinity, -65504]]) {
+      const [y] = await runNode({ op: 'Pad', inputs: [x, ints(pads), { constant: tensor([], [value!]) }] }, 'f16');
+      expect(Array.from(y!.data)).toEqual(roundToFloat16(padRef(x, pads, 'constant', fill).data));
+    }
+    const [y] = await runNode({ op: 'Pad', attrs: { mode: 'reflect' }, inputs: [x, ints(pads)] }, 'f16');
+    expect(Array.from(y!.data)).toEqual(roundToFloat16(padRef(x, pads, 'reflect').data));
+  });
 
   it('negative pads crop, before the other side is extended', async () => {
     const x = randomTensor([2, 5, 7], 20);

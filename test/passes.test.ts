@@ -1,10 +1,13 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readModelFile } from '../src/io/model-file.js';
+import { Attrs, type Graph, type Node } from '../src/model/graph.js';
 import { inferTypes } from '../src/model/infer.js';
 import { foldBatchNorm, fuseEpilogues } from '../src/model/passes.js';
 import type { TypedGraph } from '../src/model/infer.js';
 import { registry } from '../src/ops/registry.js';
+import { Session } from '../src/runtime/session.js';
+import { gpu, randomTensor } from './helpers/gpu.js';
 
 const rules = (op: string) => registry.get(op)?.infer;
 
@@ -73,5 +76,32 @@ describe('graph passes', () => {
     const conv3 = apart.nodes.find((n) => n.name.startsWith('/backbone/layer1/layer1.0/conv3/Conv'))!;
     expect([conv3.epilogue, conv3.outputs]).toEqual([{ residual: true }, add.outputs]);
     expect(apart.nodes.filter((n) => n.opType === 'Relu').map((n) => n.inputs)).toEqual([add.outputs]);
+  });
+
+  it("runs a residual that is the conv's own input, y = relu(x + conv(x)), as separate nodes", async () => {
+    const node = (opType: string, inputs: string[], output: string, attrs: Record<string, number[]> = {}): Node => ({
+      name: output, opType, domain: '', inputs, outputs: [output], attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
+    });
+    const graph: Graph = {
+      nodes: [node('Conv', ['x', 'w'], 'c', { pads: [1, 1, 1, 1] }), node('Add', ['c', 'x'], 's'), node('Relu', ['s'], 'y')],
+      inputs: [{ name: 'x', type: 'float32', dims: [1, 4, 6, 6] }],
+      outputs: [{ name: 'y', type: 'float32' }],
+      initializers: new Map([['w', randomTensor([4, 4, 3, 3], 2)]]),
+      opset: 17,
+      metadata: {},
+      source: 'residual of the conv input',
+    };
+    const typed = inferTypes(graph, new Map(), rules);
+    expect(fuseEpilogues(typed, new Set()).nodes.map((n) => n.opType)).toEqual(['Conv', 'Add']);
+    const session = await Session.create(await gpu(), graph);
+    const x = randomTensor([1, 4, 6, 6], 1);
+    try {
+      const fused = (await session.run(x)).outputs.get('y')!;
+      // Capturing the conv's output keeps every node apart: the same numbers.
+      const apart = (await session.run(x, { capture: ['c'] })).outputs.get('y')!;
+      expect(Array.from(fused.data)).toEqual(Array.from(apart.data));
+    } finally {
+      session.destroy();
+    }
   });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { AttrValue, HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+import { PRECISIONS } from '../src/model/precision.js';
+import { random, randomTensor, relL2, roundToFloat16, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
 
 interface Geometry {
   kernel: number[];
@@ -93,14 +94,19 @@ describe('MaxPool and AveragePool', () => {
       const [y] = await runNode({ op: 'MaxPool', attrs: attrsOf(c.geometry, c.attrs), inputs: [x], opset: 12 });
       expect(y!.dims).toEqual([...c.dims.slice(0, 2), ...c.out]);
       expect(relL2(y!.data, poolRef(x, c.out, ref, 'max'))).toBe(0);
+      // The max of float16 values is one of them: exact.
+      const [half] = await runNode({ op: 'MaxPool', attrs: attrsOf(c.geometry, c.attrs), inputs: [x], opset: 12 }, 'f16');
+      expect(Array.from(half!.data)).toEqual(roundToFloat16(poolRef(x, c.out, ref, 'max')));
     });
     for (const includePad of [0, 1]) {
       it(`AveragePool count_include_pad=${includePad}: ${c.name}`, async () => {
         const x = randomTensor(c.dims, 200 + k);
         const attrs = attrsOf(c.geometry, { ...c.attrs, count_include_pad: includePad });
-        const [y] = await runNode({ op: 'AveragePool', attrs, inputs: [x], opset: 19 });
-        expect(y!.dims).toEqual([...c.dims.slice(0, 2), ...c.out]);
-        expect(relL2(y!.data, poolRef(x, c.out, ref, 'avg', includePad === 1))).toBeLessThan(1e-5);
+        for (const precision of PRECISIONS) {
+          const [y] = await runNode({ op: 'AveragePool', attrs, inputs: [x], opset: 19 }, precision);
+          expect(y!.dims).toEqual([...c.dims.slice(0, 2), ...c.out]);
+          expect(relL2(y!.data, poolRef(x, c.out, ref, 'avg', includePad === 1)), precision).toBeLessThan(TOLERANCE[precision]);
+        }
       });
     }
   });
@@ -140,9 +146,11 @@ describe('GlobalAveragePool and GlobalMaxPool', () => {
     for (const dims of [[2, 19, 9, 11], [1, 5, 33, 33], [2, 3, 5, 4, 7]]) {
       it(`${op} on [${dims}]`, async () => {
         const x = randomTensor(dims, dims[1]! + op.length);
-        const [y] = await runNode({ op, inputs: [x] });
-        expect(y!.dims).toEqual(dims.map((d, a) => (a < 2 ? d : 1)));
-        expect(relL2(y!.data, globalRef(x, op))).toBeLessThan(1e-5);
+        for (const precision of PRECISIONS) {
+          const [y] = await runNode({ op, inputs: [x] }, precision);
+          expect(y!.dims).toEqual(dims.map((d, a) => (a < 2 ? d : 1)));
+          expect(relL2(y!.data, globalRef(x, op)), precision).toBeLessThan(TOLERANCE[precision]);
+        }
       });
     }
   }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+import { PRECISIONS } from '../src/model/precision.js';
+import { random, randomTensor, relL2, roundToFloat16, runNode, storedAs, tensor, TOLERANCE } from './helpers/gpu.js';
 
 /** Plain CPU references: the reduced values of one output -> the output. */
 const sum = (v: number[]) => v.reduce((a, b) => a + b, 0);
@@ -33,15 +34,24 @@ function groups(x: HostTensor, axes: number[]): { dims: number[]; values: number
 
 const reduceRef = (op: string, x: HostTensor, axes: number[]) => groups(x, axes).values.map(reference[op]!);
 
+/**
+ * The reducers that also run at precision 'f16' over the middle axis: a sum,
+ * a fold starting from -infinity, one with a finishing step (the workgroup
+ * tests below run others), not all, as lavapipe compiles every case slowly.
+ */
+const F16_REDUCERS = new Set(['ReduceSum', 'ReduceMax', 'ReduceL2']);
+
 describe('reductions', () => {
   for (const op of Object.keys(reference)) {
     it(`${op} over the middle axis matches the CPU reference (opset 13)`, async () => {
       // Logarithms and products want positive values of moderate size.
       const x = randomTensor([3, 5, 7], op.length * 31, op === 'ReduceLogSum' || op === 'ReduceProd' ? 0.5 : -1, 1.5);
       const axes = op === 'ReduceSum' ? { inputs: [x, { constant: tensor([1], [1], 'int64') }] } : { inputs: [x], attrs: { axes: [1] } };
-      const [y] = await runNode({ op, opset: 13, ...axes });
-      expect(y!.dims).toEqual([3, 1, 7]);
-      expect(relL2(y!.data, reduceRef(op, x, [1]))).toBeLessThan(1e-5);
+      for (const precision of F16_REDUCERS.has(op) ? PRECISIONS : (['f32'] as const)) {
+        const [y] = await runNode({ op, opset: 13, ...axes }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', [3, 1, 7]]);
+        expect(relL2(y!.data, reduceRef(op, x, [1])), precision).toBeLessThan(TOLERANCE[precision]);
+      }
     });
   }
 
@@ -64,14 +74,14 @@ describe('reductions', () => {
 
   it('is the identity with empty axes and noop_with_empty_axes', async () => {
     const x = randomTensor([3, 2, 5], 4);
-    const [y] = await runNode({
-      op: 'ReduceSum',
-      attrs: { noop_with_empty_axes: 1 },
-      inputs: [x, { constant: tensor([0], [], 'int64') }],
-      opset: 13,
-    });
+    const noop = { op: 'ReduceSum', attrs: { noop_with_empty_axes: 1 }, inputs: [x, { constant: tensor([0], [], 'int64') }], opset: 13 };
+    const [y] = await runNode(noop);
     expect(y!.dims).toEqual([3, 2, 5]);
     expect(relL2(y!.data, x.data)).toBe(0);
+    // A copy at f16 gives the input as float16 holds it, exactly.
+    const [half] = await runNode(noop, 'f16');
+    expect([half!.type, half!.dims]).toEqual(['float32', [3, 2, 5]]);
+    expect(Array.from(half!.data)).toEqual(roundToFloat16(x.data));
   });
 
   it('takes axes from the second input at opset 18', async () => {
@@ -81,19 +91,23 @@ describe('reductions', () => {
     expect(relL2(y!.data, reduceRef('ReduceL2', x, [0]))).toBeLessThan(1e-5);
   });
 
-  it('ReduceMean over [2,3] (adaptive average pooling) uses the workgroup tree on 33x33 planes', async () => {
+  it('ReduceMean over [2,3] (adaptive average pooling) uses the workgroup tree on 33x33 planes, at f32 and f16', async () => {
     const x = randomTensor([2, 37, 33, 33], 6);
-    const [y] = await runNode({ op: 'ReduceMean', attrs: { axes: [2, 3], keepdims: 1 }, inputs: [x], opset: 13 });
-    expect(y!.dims).toEqual([2, 37, 1, 1]);
-    expect(relL2(y!.data, reduceRef('ReduceMean', x, [2, 3]))).toBeLessThan(1e-5);
+    for (const precision of PRECISIONS) {
+      const [y] = await runNode({ op: 'ReduceMean', attrs: { axes: [2, 3], keepdims: 1 }, inputs: [x], opset: 13 }, precision);
+      expect([y!.type, y!.dims]).toEqual(['float32', [2, 37, 1, 1]]);
+      expect(relL2(y!.data, reduceRef('ReduceMean', x, [2, 3])), precision).toBeLessThan(TOLERANCE[precision]);
+    }
   });
 
-  it('the workgroup tree handles reduced axes that are not contiguous', async () => {
+  it('the workgroup tree handles reduced axes that are not contiguous, at f32 and f16', async () => {
     const x = randomTensor([9, 5, 31], 7);
     for (const op of ['ReduceMin', 'ReduceSumSquare']) {
-      const [y] = await runNode({ op, attrs: { axes: [0, 2], keepdims: 0 }, inputs: [x], opset: 13 });
-      expect(y!.dims).toEqual([5]);
-      expect(relL2(y!.data, reduceRef(op, x, [0, 2]))).toBeLessThan(1e-5);
+      for (const precision of PRECISIONS) {
+        const [y] = await runNode({ op, attrs: { axes: [0, 2], keepdims: 0 }, inputs: [x], opset: 13 }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', [5]]);
+        expect(relL2(y!.data, reduceRef(op, x, [0, 2])), `${op} ${precision}`).toBeLessThan(TOLERANCE[precision]);
+      }
     }
   });
 
@@ -106,6 +120,7 @@ describe('reductions', () => {
     await expect(runNode({ op: 'ReduceMax', inputs: [tensor([2], [1, 2], 'int32')], opset: 13 })).rejects.toThrow(UnsupportedOpError);
   });
 });
+
 
 /** Index of the best value along `axis`; the first or the last of equal ones. */
 function argRef(x: HostTensor, axis: number, better: (a: number, b: number) => boolean, last: boolean): number[] {
@@ -129,12 +144,13 @@ describe('ArgMax and ArgMin', () => {
   const gt = (a: number, b: number) => a > b;
   const lt = (a: number, b: number) => a < b;
 
-  it('ArgMax over the class axis of logits is the segmentation mask (int64)', async () => {
+  it('ArgMax over the class axis of logits is the segmentation mask (int64), at f32 and f16', async () => {
     const x = randomTensor([1, 21, 13, 11], 9, -5, 5);
-    const [y] = await runNode({ op: 'ArgMax', attrs: { axis: 1, keepdims: 1 }, inputs: [x] });
-    expect(y!.type).toBe('int64');
-    expect(y!.dims).toEqual([1, 1, 13, 11]);
-    expect(Array.from(y!.data)).toEqual(argRef(x, 1, gt, false));
+    for (const precision of PRECISIONS) {
+      const [y] = await runNode({ op: 'ArgMax', attrs: { axis: 1, keepdims: 1 }, inputs: [x] }, precision);
+      expect([y!.type, y!.dims]).toEqual(['int64', [1, 1, 13, 11]]);
+      expect(Array.from(y!.data), precision).toEqual(argRef(storedAs(x, precision), 1, gt, false));
+    }
   });
 
   for (const [op, better] of [['ArgMax', gt], ['ArgMin', lt]] as const) {
@@ -149,11 +165,13 @@ describe('ArgMax and ArgMin', () => {
     }
   }
 
-  it('defaults to axis 0 with keepdims, and rejects a bad axis', async () => {
+  it('defaults to axis 0 with keepdims (ArgMin at f32 and f16), and rejects a bad axis', async () => {
     const x = randomTensor([6, 3], 11);
-    const [y] = await runNode({ op: 'ArgMin', inputs: [x] });
-    expect(y!.dims).toEqual([1, 3]);
-    expect(Array.from(y!.data)).toEqual(argRef(x, 0, lt, false));
+    for (const precision of PRECISIONS) {
+      const [y] = await runNode({ op: 'ArgMin', inputs: [x] }, precision);
+      expect([y!.type, y!.dims]).toEqual(['int64', [1, 3]]);
+      expect(Array.from(y!.data), precision).toEqual(argRef(storedAs(x, precision), 0, lt, false));
+    }
     await expect(runNode({ op: 'ArgMax', attrs: { axis: 2 }, inputs: [x] })).rejects.toThrow(ModelError);
   });
 });

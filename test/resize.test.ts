@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { AttrValue, HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, relL2, runNode, tensor } from './helpers/gpu.js';
+import { PRECISIONS } from '../src/model/precision.js';
+import { random, randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
 
 interface Options {
   mode: string;
@@ -102,9 +103,11 @@ const f32s = (v: number[]) => ({ constant: tensor([v.length], v) });
 async function check(x: HostTensor, target: { sizes: number[] } | { scales: number[] }, o: Options, attrs: Record<string, AttrValue>) {
   const axes = x.dims.map((d, a) => ('sizes' in target ? bySizes(d, target.sizes[a]!) : byScale(d, target.scales[a]!)));
   const inputs = 'sizes' in target ? [x, null, null, i64(target.sizes)] : [x, null, f32s(target.scales)];
-  const [y] = await runNode({ op: 'Resize', attrs, inputs, opset: 13 });
-  expect(y!.dims).toEqual(axes.map((a) => a.output));
-  expect(relL2(y!.data, resizeRef(x, axes, o))).toBeLessThan(1e-5);
+  for (const precision of PRECISIONS) {
+    const [y] = await runNode({ op: 'Resize', attrs, inputs, opset: 13 }, precision);
+    expect(y!.dims).toEqual(axes.map((a) => a.output));
+    expect(relL2(y!.data, resizeRef(x, axes, o)), precision).toBeLessThan(TOLERANCE[precision]);
+  }
 }
 
 const transforms = ['half_pixel', 'pytorch_half_pixel', 'align_corners', 'asymmetric', 'tf_half_pixel_for_nn', 'half_pixel_symmetric'];

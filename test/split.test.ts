@@ -9,11 +9,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GpuError } from '../src/errors.js';
 import { readModelFile } from '../src/io/model-file.js';
-import { Attrs, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
+import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
+import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { runWindow, splitUnits, type BindingLimits } from '../src/ops/split.js';
 import type { Plan } from '../src/runtime/plan.js';
 import { Session } from '../src/runtime/session.js';
-import { gpu, nodeGraph, random, randomTensor, relL2 } from './helpers/gpu.js';
+import { F16_TOLERANCE, gpu, nodeGraph, random, randomTensor, relL2 } from './helpers/gpu.js';
 import { runOrt } from './helpers/ort.js';
 
 describe('splitUnits and runWindow', () => {
@@ -21,16 +22,15 @@ describe('splitUnits and runWindow', () => {
     for (let seed = 1; seed <= 300; seed++) {
       const [a, b, c, d] = random(4, seed, 0, 1);
       const limits: BindingLimits = { maxBytes: 256 + Math.floor(a! * 4000) * 4, offsetAlignment: [16, 64, 256][seed % 3]! };
-      const unitBytes = 4 * (1 + Math.floor(b! * 300));
-      const baseBytes = 4 * Math.floor(c! * 1000);
+      // float16 and float32 elements.
+      const elementBytes = [2, 4][seed % 2]!;
+      const unitBytes = elementBytes * (1 + Math.floor(b! * 300));
+      const baseBytes = elementBytes * Math.floor(c! * 1000);
       const count = 1 + Math.floor(d! * 200);
-      const t = { unitBytes, baseBytes };
+      const t = { unitBytes, baseBytes, elementBytes };
       const runs = splitUnits(count, [t], limits);
-      if (unitBytes + limits.offsetAlignment - 4 <= limits.maxBytes) expect(runs, `seed ${seed}`).toBeDefined();
-      if (!runs) {
-        expect(unitBytes + ((baseBytes + 0) % limits.offsetAlignment)).toBeGreaterThan(limits.maxBytes - 0);
-        continue;
-      }
+      if (unitBytes + limits.offsetAlignment - elementBytes <= limits.maxBytes) expect(runs, `seed ${seed}`).toBeDefined();
+      if (!runs) continue;
       expect(runs[0]![0]).toBe(0);
       expect(runs.at(-1)![1]).toBe(count);
       runs.forEach((run, i) => {
@@ -39,16 +39,17 @@ describe('splitUnits and runWindow', () => {
         const { window, shift } = runWindow(t, run, limits);
         expect(window.offset % limits.offsetAlignment).toBe(0);
         expect(window.bytes).toBeLessThanOrEqual(limits.maxBytes);
-        expect(window.offset + shift * 4).toBe(baseBytes + run[0] * unitBytes);
+        expect(Number.isInteger(shift)).toBe(true);
+        expect(window.offset + shift * elementBytes).toBe(baseBytes + run[0] * unitBytes);
         expect(window.offset + window.bytes).toBe(baseBytes + run[1] * unitBytes);
       });
     }
   });
 
   it('gives up when one unit does not fit', () => {
-    expect(splitUnits(3, [{ unitBytes: 1000, baseBytes: 0 }], { maxBytes: 999, offsetAlignment: 256 })).toBeUndefined();
+    expect(splitUnits(3, [{ unitBytes: 1000, baseBytes: 0, elementBytes: 4 }], { maxBytes: 999, offsetAlignment: 256 })).toBeUndefined();
     // Fits only from an aligned start: the second unit starts 1000 % 256 = 232 bytes into its window.
-    expect(splitUnits(3, [{ unitBytes: 1000, baseBytes: 0 }], { maxBytes: 1100, offsetAlignment: 256 })).toBeUndefined();
+    expect(splitUnits(3, [{ unitBytes: 1000, baseBytes: 0, elementBytes: 4 }], { maxBytes: 1100, offsetAlignment: 256 })).toBeUndefined();
   });
 });
 
@@ -59,8 +60,8 @@ function inspect(plan: Plan, node: string) {
   return { kernels: kernels.length, largest };
 }
 
-async function runSplit(graph: Graph, feeds: Record<string, HostTensor>, maxBindingBytes: number) {
-  const session = await Session.create(await gpu(), graph, { maxBindingBytes });
+async function runSplit(graph: Graph, feeds: Record<string, HostTensor>, maxBindingBytes: number, precision: Precision = 'f32') {
+  const session = await Session.create(await gpu(), graph, { maxBindingBytes, precision });
   try {
     const { outputs } = await session.run(feeds);
     return { outputs, plan: await session.plan() };
@@ -69,21 +70,43 @@ async function runSplit(graph: Graph, feeds: Record<string, HostTensor>, maxBind
   }
 }
 
-/** Conv → Add(residual) → Relu, which the runtime fuses into one conv with an epilogue. */
-function residualConvGraph(x: HostTensor, w: HostTensor, bias: HostTensor, r: HostTensor, attrs: Record<string, number[]>): Graph {
+/** The fused conv's input X, residual R and output Y. */
+type ConvTensor = 'x' | 'r' | 'y';
+
+/**
+ * Conv → Add(residual) → Relu, which the runtime fuses into one conv with an
+ * epilogue. At precision 'f16' the fused conv stores the tensors in `halved`
+ * as float16: each reaches it through a Cast to float32, a no-op in the
+ * model, so that the conv's side of it is an internal tensor, which a
+ * session stores as float16 (a graph input, or an output no node reads,
+ * stays float32).
+ */
+function residualConvGraph(x: HostTensor, w: HostTensor, bias: HostTensor, r: HostTensor, attrs: Record<string, number[]>, halved: readonly ConvTensor[]): Graph {
   const graph = nodeGraph({ op: 'Conv', attrs, inputs: [x, { constant: w }, { constant: bias }] });
-  const node = (name: string, opType: string, inputs: string[], output: string): Node => ({
+  const node = (name: string, opType: string, inputs: string[], output: string, attrs = new Map<string, AttrValue>()): Node => ({
     name,
     opType,
     domain: '',
     inputs,
     outputs: [output],
-    attrs: new Attrs(new Map(), `${opType} node '${name}'`),
+    attrs: new Attrs(attrs, `${opType} node '${name}'`),
   });
+  const names: Record<ConvTensor, string> = { x: 'in0', r: 'r', y: graph.outputs[0]!.name };
+  /** The tensor on the conv's side. */
+  const half = (t: ConvTensor) => (halved.includes(t) ? `${names[t]}_f16` : names[t]);
+  const ONNX_FLOAT = 1;
+  const cast = (from: string, to: string) => node(`cast_${to}`, 'Cast', [from], to, new Map([['to', ONNX_FLOAT]]));
+  const conv = graph.nodes[0]!;
   return {
     ...graph,
     inputs: [...graph.inputs, { name: 'r', type: 'float32', dims: [...r.dims] }],
-    nodes: [{ ...graph.nodes[0]!, outputs: ['conv_out'] }, node('add', 'Add', ['conv_out', 'r'], 'sum'), node('relu', 'Relu', ['sum'], graph.outputs[0]!.name)],
+    nodes: [
+      ...(['x', 'r'] as const).filter((t) => halved.includes(t)).map((t) => cast(names[t], half(t))),
+      { ...conv, inputs: [half('x'), ...conv.inputs.slice(1)], outputs: ['conv_out'] },
+      node('add', 'Add', ['conv_out', half('r')], 'sum'),
+      node('relu', 'Relu', ['sum'], half('y')),
+      ...(halved.includes('y') ? [cast(half('y'), names.y)] : []),
+    ],
   };
 }
 
@@ -112,46 +135,79 @@ function referenceResidualConv(x: HostTensor, w: HostTensor, bias: HostTensor, r
   return out;
 }
 
-/** A Conv -> Add(residual) -> Relu case keeping the map size: seeded tensors, its graph and feeds, and the float64 reference. */
-function residualCase(xDims: number[], wDims: number[], seed: number, weightRange: number, pad: number, dilation: number) {
+/**
+ * A Conv -> Add(residual) -> Relu case keeping the map size: seeded tensors,
+ * its graph (residualConvGraph), the conv node's name, the feeds, and the
+ * float64 reference.
+ */
+function residualCase(xDims: number[], wDims: number[], seed: number, weightRange: number, pad: number, dilation: number, halved: readonly ConvTensor[] = []) {
   const x = randomTensor(xDims, seed);
   const w = randomTensor(wDims, seed + 1, -weightRange, weightRange);
   const bias = randomTensor([wDims[0]!], seed + 2);
   const r = randomTensor([xDims[0]!, wDims[0]!, xDims[2]!, xDims[3]!], seed + 3);
-  const graph = residualConvGraph(x, w, bias, r, { pads: Array<number>(4).fill(pad), dilations: [dilation, dilation] });
-  return { graph, feeds: { in0: x, r }, reference: referenceResidualConv(x, w, bias, r, pad, dilation) };
+  const graph = residualConvGraph(x, w, bias, r, { pads: Array<number>(4).fill(pad), dilations: [dilation, dilation] }, halved);
+  const conv = graph.nodes.find((n) => n.opType === 'Conv')!.name;
+  return { graph, conv, feeds: { in0: x, r }, reference: referenceResidualConv(x, w, bias, r, pad, dilation) };
+}
+
+/** Relative L2 error allowed against the float64 reference, by the precision activations are stored at. */
+const TOLERANCE: Record<Precision, number> = { f32: 1e-6, f16: F16_TOLERANCE };
+
+/** The graph's output: float32 at either precision (a session casts float16 outputs back), within the precision's tolerance of the reference. */
+function expectOutput(graph: Graph, outputs: Map<string, HostTensor>, reference: ArrayLike<number>, precision: Precision) {
+  const y = outputs.get(graph.outputs[0]!.name)!;
+  expect(y.type).toBe('float32');
+  expect(relL2(y.data, reference)).toBeLessThanOrEqual(TOLERANCE[precision]);
 }
 
 describe('split nodes on the GPU', () => {
-  it('a conv with fused residual and ReLU, split over images, output channels and input channels', async () => {
-    // 31x33 planes (4092 bytes): most runs start unaligned. Two images.
-    const { graph, feeds, reference } = residualCase([2, 6, 31, 33], [6, 6, 3, 3], 11, 0.3, 2, 2);
-    const maxBindingBytes = 16 << 10;
-    const { outputs, plan } = await runSplit(graph, feeds, maxBindingBytes);
-    const parts = plan.kernels.filter((k) => k.node.name.startsWith(graph.nodes[0]!.name));
-    // X and Y are 24.6 KB an image: two runs of channels each, in both images.
-    const windows = (kind: 'input' | 'output') =>
-      new Set(parts.map((k) => (k.buffers[k.kernel.bindings.findIndex((b) => b.kind === kind)] as { offset: number }).offset)).size;
-    expect(parts.length).toBe(2 * 2 * 2);
-    expect([windows('input'), windows('output')]).toEqual([4, 4]);
-    expect(inspect(plan, graph.nodes[0]!.name).largest).toBeLessThanOrEqual(maxBindingBytes);
-    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, reference)).toBeLessThanOrEqual(1e-6);
-  });
+  for (const precision of PRECISIONS) {
+    // At f16 the conv reads and writes float16 tensors, half the bytes of float32 ones.
+    const halved: ConvTensor[] = precision === 'f16' ? ['x', 'r', 'y'] : [];
+    const at = precision === 'f16' ? ', on float16 tensors' : '';
 
-  it('a conv whose packed weights alone exceed the limit, split over input channels', async () => {
-    const { graph, feeds, reference } = residualCase([1, 64, 5, 4], [32, 64, 3, 3], 15, 0.1, 1, 1);
-    // Packed: 576 x 32 or 64 (padded) floats, 74 or 147 KB by the adapter's kernel; X 5 KB, Y 2.5 KB.
-    const { outputs, plan } = await runSplit(graph, feeds, 40 << 10);
-    expect(inspect(plan, graph.nodes[0]!.name).kernels).toBeGreaterThanOrEqual(2);
-    expect(inspect(plan, graph.nodes[0]!.name).largest).toBeLessThanOrEqual(40 << 10);
-    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, reference)).toBeLessThanOrEqual(1e-6);
-  });
+    it(`a conv with fused residual and ReLU, split over images, output channels and input channels${at}`, async () => {
+      // 31x33 planes (4092 bytes, 2046 in float16): most runs start unaligned. Two images.
+      const { graph, conv, feeds, reference } = residualCase([2, 6, 31, 33], [6, 6, 3, 3], 11, 0.3, 2, 2, halved);
+      // In float16 a limit of 8 KB would split them alike but leave the packed weights (float32 either way) too little room on the tiled GEMM.
+      const maxBindingBytes = precision === 'f16' ? 10 << 10 : 16 << 10;
+      const { outputs, plan } = await runSplit(graph, feeds, maxBindingBytes, precision);
+      const parts = plan.kernels.filter((k) => k.node.name.startsWith(conv));
+      // X and Y are 24.6 KB an image (12.3 KB in float16): two runs of channels each, in both images.
+      const windows = (kind: 'input' | 'output') =>
+        new Set(parts.map((k) => (k.buffers[k.kernel.bindings.findIndex((b) => b.kind === kind)] as { offset: number }).offset)).size;
+      expect(parts.length).toBe(2 * 2 * 2);
+      expect([windows('input'), windows('output')]).toEqual([4, 4]);
+      expect(inspect(plan, conv).largest).toBeLessThanOrEqual(maxBindingBytes);
+      expectOutput(graph, outputs, reference, precision);
+    });
 
-  it('a 1x1 conv reading 4 pixels at a time from windows', async () => {
-    const { graph, feeds, reference } = residualCase([1, 64, 8, 12], [40, 64, 1, 1], 21, 0.3, 0, 1);
-    const { outputs, plan } = await runSplit(graph, feeds, 5000);
-    expect(inspect(plan, graph.nodes[0]!.name).kernels).toBeGreaterThan(4);
-    expect(relL2(outputs.get(graph.outputs[0]!.name)!.data, reference)).toBeLessThanOrEqual(1e-6);
+    it(`a conv whose packed weights alone exceed the limit, split over input channels${at}`, async () => {
+      const { graph, conv, feeds, reference } = residualCase([1, 64, 5, 4], [32, 64, 3, 3], 15, 0.1, 1, 1, halved);
+      // Packed (float32 at either precision): 576 x 32 or 64 (padded) floats, 74 or 147 KB by the adapter's kernel; X 5 KB, Y 2.5 KB.
+      const { outputs, plan } = await runSplit(graph, feeds, 40 << 10, precision);
+      expect(inspect(plan, conv).kernels).toBeGreaterThanOrEqual(2);
+      expect(inspect(plan, conv).largest).toBeLessThanOrEqual(40 << 10);
+      expectOutput(graph, outputs, reference, precision);
+    });
+
+    it(`a 1x1 conv reading 4 pixels at a time from windows${at}`, async () => {
+      // X is 24.6 KB (12.3 KB in float16), Y 15.4 KB (7.7 KB).
+      const { graph, conv, feeds, reference } = residualCase([1, 64, 8, 12], [40, 64, 1, 1], 21, 0.3, 0, 1, halved);
+      const { outputs, plan } = await runSplit(graph, feeds, 5000, precision);
+      expect(inspect(plan, conv).kernels).toBeGreaterThan(4);
+      expectOutput(graph, outputs, reference, precision);
+    });
+  }
+
+  it('a split conv on float16 tensors whose residual, a graph input, stays float32: windows of its own', async () => {
+    // R's planes are twice the bytes of Y's, so its windows and shifts differ from the output's.
+    const { graph, conv, feeds, reference } = residualCase([2, 6, 31, 33], [6, 6, 3, 3], 11, 0.3, 2, 2, ['x', 'y']);
+    const maxBindingBytes = 10 << 10;
+    const { outputs, plan } = await runSplit(graph, feeds, maxBindingBytes, 'f16');
+    expect(inspect(plan, conv).kernels).toBeGreaterThan(1);
+    expect(inspect(plan, conv).largest).toBeLessThanOrEqual(maxBindingBytes);
+    expectOutput(graph, outputs, reference, 'f16');
   });
 
   const concats: [axis: number, a: number[], b: number[]][] = [

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, runNode, tensor } from './helpers/gpu.js';
+import { PRECISIONS, type Precision } from '../src/model/precision.js';
+import { random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
 
 /** Plain CPU reference: output coordinate k along axis a is input coordinate k along axis perm[a]. */
 function transposeRef(x: HostTensor, perm: number[]): { dims: number[]; data: number[] } {
@@ -26,11 +27,11 @@ function permutations(n: number): number[][] {
   return permutations(n - 1).flatMap((p) => Array.from({ length: n }, (_, k) => [...p.slice(0, k), n - 1, ...p.slice(k)]));
 }
 
-async function expectTranspose(x: HostTensor, perm: number[] | undefined): Promise<void> {
-  const [y] = await runNode({ op: 'Transpose', attrs: perm ? { perm } : {}, inputs: [x] });
+async function expectTranspose(x: HostTensor, perm: number[] | undefined, precision: Precision = 'f32'): Promise<void> {
+  const [y] = await runNode({ op: 'Transpose', attrs: perm ? { perm } : {}, inputs: [x] }, precision);
   const ref = transposeRef(x, perm ?? x.dims.map((_, a) => x.dims.length - 1 - a));
   expect(y!.dims).toEqual(ref.dims);
-  expect(Array.from(y!.data)).toEqual(ref.data);
+  expect(Array.from(y!.data)).toEqual(precision === 'f16' ? roundToFloat16(ref.data) : ref.data);
 }
 
 describe('Transpose', () => {
@@ -39,8 +40,10 @@ describe('Transpose', () => {
     for (const perm of permutations(4)) await expectTranspose(x, perm);
   });
 
-  it('the default perm reverses the axes (ranks 1 to 4)', async () => {
-    for (const dims of [[7], [3, 5], [2, 3, 5], [3, 1, 5, 7]]) await expectTranspose(randomTensor(dims, dims.length), undefined);
+  it('the default perm reverses the axes (ranks 1 to 4), at f32 and f16', async () => {
+    for (const dims of [[7], [3, 5], [2, 3, 5], [3, 1, 5, 7]]) {
+      for (const precision of PRECISIONS) await expectTranspose(randomTensor(dims, dims.length), undefined, precision);
+    }
   });
 
   it('rank 6, size-1 axes, and integer tensors', async () => {

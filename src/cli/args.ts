@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { decodeNpy } from '../io/npy.js';
 import type { HostTensor } from '../model/graph.js';
+import { PRECISIONS, type Precision } from '../model/precision.js';
 import type { Normalization } from '../vis/normalize.js';
 
 /** Option values shared by the commands: each bad value is an InputError naming the option and what it takes. */
@@ -17,6 +18,12 @@ export function parseAlpha(text: string): number {
   const a = Number(text);
   if (!/^\s*[\d.]+\s*$/.test(text) || !(a >= 0 && a <= 1)) throw new InputError(`--overlay '${text}': expected an opacity between 0 and 1, e.g. 0.5`);
   return a;
+}
+
+export function parsePrecision(text: string): Precision {
+  const precision = PRECISIONS.find((p) => p === text.trim());
+  if (!precision) throw new InputError(`--precision '${text}': expected f32 or f16 (float16 activations, needs the adapter's shader-f16)`);
+  return precision;
 }
 
 export function parseHW(option: string, text: string, or = ''): [number, number] {

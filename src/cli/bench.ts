@@ -3,11 +3,13 @@ import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { openDawn, type DawnOptions } from '../gpu/dawn.js';
 import { readModelFile } from '../io/model-file.js';
-import { isFloatType, sizeOf, type HostTensor } from '../model/graph.js';
+import { argmaxAgreement, relativeL2 } from '../metrics/agreement.js';
+import { isFloatType, sizeOf, type Graph, type HostTensor } from '../model/graph.js';
+import type { Precision } from '../model/precision.js';
 import { flopsByNode, planMemory, profileNodes, type NodeProfile } from '../runtime/profile.js';
 import { timeRuns, timeStats } from '../runtime/timing.js';
 import { Session } from '../runtime/session.js';
-import { parseCount, parseHW, parsePositive } from './args.js';
+import { parseCount, parseHW, parsePositive, parsePrecision } from './args.js';
 import { inputShapes } from './layers.js';
 import { pseudoRandom, timeOrt, type OrtProvider } from './ort.js';
 import { Progress } from './progress.js';
@@ -30,6 +32,10 @@ Options:
   --runs N           timed runs, and profiled runs (default 5)
   --warmup N         untimed runs first (default 1; 0 or more)
   --top K            nodes listed, slowest first (default 10)
+  --precision P      f32 (default) or f16: float16 activations, computed in
+                     f32 (needs the adapter's shader-f16). At f16 the outputs
+                     are also compared with an f32 run's: relative L2 and,
+                     for scores [N,C,H,W], the pixels keeping their class
   --vs ort           also time onnxruntime-node's CPU and WebGPU providers on
                      the same model and input, each in a child process, and
                      print segscope's median over theirs (ratio < 1: faster)
@@ -59,6 +65,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       warmup: { type: 'string', default: '1' },
       top: { type: 'string', default: '10' },
       vs: { type: 'string' },
+      precision: { type: 'string', default: 'f32' },
       backend: { type: 'string' },
       adapter: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -75,6 +82,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
     warmup: parseCount('--warmup', values.warmup),
     top: parsePositive('--top', values.top),
     vsOrt: values.vs === 'ort',
+    precision: parsePrecision(values.precision),
     dawn: { backend: values.backend, adapter: values.adapter },
     progress: new Progress(!values.json && process.stderr.isTTY === true),
   });
@@ -88,6 +96,7 @@ interface BenchOptions {
   warmup: number;
   top: number;
   vsOrt: boolean;
+  precision: Precision;
   dawn: DawnOptions;
   progress: Progress;
 }
@@ -108,6 +117,7 @@ async function measure(o: BenchOptions) {
   const t0 = performance.now();
   const session = await Session.create(gpu, graph, {
     inputShapes: shapes,
+    precision: o.precision,
     onCompile: (done, total) => progress.step('compiling shaders', done, total),
   });
   const buildMs = performance.now() - t0;
@@ -124,6 +134,7 @@ async function measure(o: BenchOptions) {
   const nodes = await profileNodes(session, feeds, o.runs);
   const memory = planMemory(await session.plan());
   const flops = [...flopsByNode(session).values()].reduce((a, b) => a + b, 0);
+  const vsF32 = o.precision === 'f32' ? undefined : await compareWithF32(session, graph, shapes, feeds, progress);
   session.destroy();
   const stats = timeStats(runMs);
 
@@ -146,6 +157,7 @@ async function measure(o: BenchOptions) {
   return {
     model: o.model,
     adapter: gpu.description,
+    precision: o.precision,
     inputs: shapes,
     runs: o.runs,
     warmup: o.warmup,
@@ -171,8 +183,32 @@ async function measure(o: BenchOptions) {
       gflops_per_s: n.gflops,
     })),
     rest: nodes ? { nodes: rest.length, ms: total(rest), share_pct: rest.reduce((a, n) => a + n.share, 0) } : null,
+    ...(vsF32 ? { vs_f32: vsF32 } : {}),
     ...(vsOrt ? { vs_ort: vsOrt } : {}),
   };
+}
+
+/**
+ * The accuracy of `session`'s outputs against a float32 session's on the
+ * same inputs: relative L2 of each float output and, for scores [N,C,H,W],
+ * the share of pixels whose arg-max class is unchanged.
+ */
+async function compareWithF32(session: Session, graph: Graph, shapes: Record<string, number[]>, feeds: Record<string, HostTensor>, progress: Progress) {
+  progress.phase(`running at f32 for accuracy`);
+  const { outputs } = await session.run(feeds);
+  const reference = await Session.create(session.gpu, graph, { inputShapes: shapes });
+  try {
+    const expected = (await reference.run(feeds)).outputs;
+    return [...outputs]
+      .filter(([, t]) => isFloatType(t.type))
+      .map(([name, t]) => ({
+        output: name,
+        rel_l2: relativeL2(t.data, expected.get(name)!.data),
+        ...(t.dims.length === 4 && t.dims[1]! > 1 ? { argmax_agreement: argmaxAgreement(t.data, expected.get(name)!.data, t.dims) } : {}),
+      }));
+  } finally {
+    reference.destroy();
+  }
 }
 
 type BenchResult = Awaited<ReturnType<typeof measure>>;
@@ -191,7 +227,7 @@ const shape = (dims: readonly number[]) => `[${dims.join(',')}]`;
 function renderText(r: BenchResult): string {
   const inputs = Object.entries(r.inputs).map(([name, dims]) => `${name} ${shape(dims)}`).join(', ');
   const out = [
-    `${basename(r.model)}: ${inputs} on ${r.adapter}`,
+    `${basename(r.model)}: ${inputs} on ${r.adapter}, precision ${r.precision}`,
     `build ${ms(r.build_ms)} ms; ${r.runs} run${r.runs > 1 ? 's' : ''} after ${r.warmup} warm-up: median ${ms(r.median_ms)} ms, min ${ms(r.min_ms)}, mean ${ms(r.mean_ms)}; ` +
       `${si(r.flops)}FLOP, ${rate(r.gflops_per_s)} GFLOP/s`,
     `planned GPU memory: ${mib(r.memory.activation_bytes)} activations (largest live set ${mib(r.memory.live_set_bytes)}, +${(100 * (r.memory.activation_bytes / r.memory.live_set_bytes - 1)).toFixed(1)}%) + ${mib(r.memory.weight_bytes)} weights and constants = ${mib(r.memory.peak_bytes)}`,
@@ -207,6 +243,10 @@ function renderText(r: BenchResult): string {
     const widths = header.map((h, k) => Math.max(h.length, ...rows.map((cells) => cells[k]!.length)));
     const line = (cells: string[]) => cells.map((c, k) => (right.has(k) ? c.padStart(widths[k]!) : c.padEnd(widths[k]!))).join('  ').trimEnd();
     out.push(line(header), ...rows.map(line));
+  }
+  for (const v of r.vs_f32 ?? []) {
+    const kept = v.argmax_agreement === undefined ? '' : `, arg-max class kept at ${(100 * v.argmax_agreement).toFixed(3)}% of pixels`;
+    out.push(`${r.precision} vs f32, output '${v.output}': relative L2 ${v.rel_l2.toExponential(2)}${kept}`);
   }
   if (r.vs_ort) {
     const peer = (name: string, p: Peer) =>

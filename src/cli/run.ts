@@ -7,7 +7,7 @@ import { readModelFile } from '../io/model-file.js';
 import { encodeNpy } from '../io/npy.js';
 import type { Graph, HostTensor } from '../model/graph.js';
 import { Session } from '../runtime/session.js';
-import { readNpyFile } from './args.js';
+import { parsePrecision, readNpyFile } from './args.js';
 
 export const runHelp = `Usage: segscope run MODEL --input [NAME=]FILE.npy [options]
 
@@ -25,6 +25,9 @@ Options:
                            /…/. Graph outputs are always dumped.
   --dump-dir DIR           where dumps go (default: out/): DIR/index.json maps
                            tensor names to .npy files
+  --precision P            f32 (default) or f16: activations stored as float16
+                           (computed in f32; needs the adapter's shader-f16);
+                           inputs, outputs and dumps stay float32
   --backend NAME           Dawn backend: vulkan, opengles, … (env SEGSCOPE_BACKEND)
   --adapter NAME           adapter name, as Dawn lists them (env SEGSCOPE_ADAPTER)
   --json                   print the summary as JSON
@@ -44,6 +47,7 @@ export async function runCommand(argv: string[]): Promise<void> {
       input: { type: 'string', multiple: true, default: [] },
       dump: { type: 'string', multiple: true, default: [] },
       'dump-dir': { type: 'string' },
+      precision: { type: 'string', default: 'f32' },
       backend: { type: 'string' },
       adapter: { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -62,6 +66,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   const session = await Session.create(gpu, graph, {
     inputShapes: Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, [...t.dims]])),
     capture: values.dump,
+    precision: parsePrecision(values.precision),
   });
   const t1 = performance.now();
   const { outputs, captured } = await session.run(feeds);
@@ -82,13 +87,14 @@ export async function runCommand(argv: string[]): Promise<void> {
   const summary = {
     model: modelPath,
     adapter: gpu.description,
+    precision: session.precision,
     compileMs: Math.round(t1 - t0),
     runMs: Math.round(t2 - t1),
     outputs: session.outputNames.map((name) => ({ name, ...stats(outputs.get(name)!) })),
     dumped: dumpDir ? { dir: dumpDir, tensors: dumped.size } : undefined,
   };
   if (values.json) return void console.log(JSON.stringify(summary, null, 2));
-  console.log(`${modelPath} on ${gpu.description}`);
+  console.log(`${modelPath} on ${gpu.description}, precision ${session.precision}`);
   console.log(`compile ${summary.compileMs} ms, run ${summary.runMs} ms`);
   for (const o of summary.outputs) {
     console.log(`  ${o.name}: ${o.type}[${o.shape.join(',')}] min ${o.min} max ${o.max} mean ${o.mean}`);

@@ -3,6 +3,7 @@ import { basename, extname, join } from 'node:path';
 import { InputError } from '../errors.js';
 import type { HostTensor } from '../model/graph.js';
 import { segmentationMetadata } from '../model/metadata.js';
+import type { Precision } from '../model/precision.js';
 import { ConfusionMatrix } from '../metrics/confusion.js';
 import { IMAGENET_MEAN, IMAGENET_STD, readImage, resampleBilinear, toInputTensor, writePng, type Fit } from '../io/image.js';
 import { colourLabel, fitLabel, readLabel, resizeLabel } from '../io/labels.js';
@@ -39,6 +40,7 @@ export interface ModelRunOptions extends DrawOptions {
   keepResults: boolean;
   backend?: string;
   adapter?: string;
+  precision: Precision;
 }
 
 /** What a vis run produced: the report's data, and which tensors each --layer selected. */
@@ -74,6 +76,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
   // The logits are captured too, so the mask is drawn from the GPU copy instead of uploading them again.
   const capture = logitsName ? [...o.layers, logitsName] : o.layers;
   const session = await model.session({
+    precision: o.precision,
     inputShapes: { [input.name]: [1, 3, ...inputSize] },
     capture,
     onCompile: (done, total) => progress.step(`compiling shaders at ${inputSize.join('x')}`, done, total),

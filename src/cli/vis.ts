@@ -6,7 +6,7 @@ import type { Fit } from '../io/image.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';
-import { parseAlpha, parseHW, parseNormalize, parsePositive, parseTriple, readNpyFile } from './args.js';
+import { parseAlpha, parseHW, parseNormalize, parsePositive, parsePrecision, parseTriple, readNpyFile } from './args.js';
 import { Progress } from './progress.js';
 import { checkReductions, collectFiles, drawLayer, type DrawOptions } from './vis-draw.js';
 import { visModel, type VisResult } from './vis-model.js';
@@ -71,6 +71,8 @@ Options:
                            size, else its metadata 'input_size', else 513x513)
   --out DIR                where pictures go (default out/)
   --report                 also write DIR/report.html (thumbnails in DIR/thumbs/)
+  --precision P            f32 (default) or f16: the model's activations stored
+                           as float16 (computed in f32; needs shader-f16)
   --backend NAME           Dawn backend: vulkan, opengles, … (env SEGSCOPE_BACKEND)
   --adapter NAME           adapter name, as Dawn lists them (env SEGSCOPE_ADAPTER)
   --quiet                  no progress on stderr (also off when stderr is not a terminal)
@@ -108,6 +110,7 @@ export async function visCommand(argv: string[]): Promise<void> {
       'input-size': { type: 'string' },
       out: { type: 'string', default: 'out' },
       report: { type: 'boolean', default: false },
+      precision: { type: 'string' },
       backend: { type: 'string' },
       adapter: { type: 'string' },
       quiet: { type: 'boolean', default: false },
@@ -144,7 +147,14 @@ export async function visCommand(argv: string[]): Promise<void> {
   const mapSize = values.size === 'input' ? undefined : parseHW('--size', values.size, 'or input');
   const fit = values.fit as Fit;
   if (fit !== 'resize' && fit !== 'pad' && fit !== 'crop') throw new InputError(`--fit '${values.fit}': use resize, pad or crop`);
-  const modelOnly = { '--overlay': values.overlay, '--labels': values.labels, '--mean': values.mean, '--std': values.std, '--input-size': values['input-size'] };
+  const modelOnly = {
+    '--overlay': values.overlay,
+    '--labels': values.labels,
+    '--mean': values.mean,
+    '--std': values.std,
+    '--input-size': values['input-size'],
+    '--precision': values.precision,
+  };
   const misplaced = Object.entries(modelOnly).find(([, v]) => tensorMode && v !== undefined);
   if (misplaced) throw new InputError(`${misplaced[0]} applies to model runs on images, not to --tensor`);
   const std = values.std === undefined ? undefined : parseTriple('--std', values.std);
@@ -171,6 +181,7 @@ export async function visCommand(argv: string[]): Promise<void> {
           keepResults: values.report || values.json,
           backend: values.backend,
           adapter: values.adapter,
+          precision: parsePrecision(values.precision ?? 'f32'),
         },
         progress,
       );

@@ -10,6 +10,14 @@ export const isFloatType = (t: ElemType): boolean =>
   t === 'float32' || t === 'float16' || t === 'float64' || t === 'bfloat16';
 
 /**
+ * Whether tensors of types `a` and `b` may meet where ONNX asks for one type
+ * (Add's inputs, Concat's). Float types all agree: a float16 model's
+ * constants are held as float32 from load on, and what floats are stored as
+ * on the GPU is the session's choice (model/precision.ts).
+ */
+export const typesAgree = (a: ElemType, b: ElemType): boolean => a === b || (isFloatType(a) && isFloatType(b));
+
+/**
  * A tensor held on the host. Floating-point data is always Float32Array
  * (float16/float64/bfloat16 are converted at load, so `type` is then
  * 'float32'). Integer and bool data is Float64Array holding exact integers:

@@ -78,7 +78,7 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
     const readers = consumers.get(t) ?? [];
     return readers.length === 1 && !keep.has(t) && !outputs.has(t) ? readers[0] : undefined;
   };
-  const isFloat32 = (t: string) => types.get(t)?.type === 'float32';
+  const isFloat = (t: string) => isFloatType(types.get(t)?.type ?? 'int32');
   const sameDims = (a: string, b: string) => {
     const [da, db] = [types.get(a)?.dims, types.get(b)?.dims];
     return !!da && !!db && da.length === db.length && da.every((d, k) => d === db[k]);
@@ -92,7 +92,7 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
   for (const node of typed.nodes) {
     if (removed.has(node) || placed.has(node) || node.epilogue) continue;
     const y = node.outputs[0]!;
-    if (!isFloat32(y)) continue;
+    if (!isFloat(y)) continue;
     const next = soleReader(y);
     // A reader already fused into another node is taken (a block's downsample conv meets the main branch's Add).
     if (!next || removed.has(next) || placed.has(next)) continue;
@@ -103,7 +103,8 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
         continue;
       }
       const residual = next.opType === 'Add' && next.inputs.length === 2 ? next.inputs.find((t, k) => t !== y && next.inputs[1 - k] === y) : undefined;
-      if (residual && !values.has(residual) && sameDims(residual, y)) {
+      // A residual that is the conv's own input (y = x + conv(x)) would bind x twice, which WebGPU refuses of writable bindings.
+      if (residual && residual !== node.inputs[0] && !values.has(residual) && sameDims(residual, y)) {
         const z = next.outputs[0]!;
         const relu = soleReader(z);
         const last = isRelu(relu) ? relu! : next;

@@ -5,61 +5,67 @@ import type { TypedGraph } from './infer.js';
 export type Precision = 'f32' | 'f16';
 export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
 
-/** ONNX TensorProto.DataType of Cast's `to`. */
+/** ONNX TensorProto.DataType FLOAT, Cast's `to`. */
 const ONNX_FLOAT = 1;
-const ONNX_FLOAT16 = 10;
 
 /**
- * Sets the type every float tensor is stored as on the GPU.
+ * Sets the type every float tensor is stored as on the GPU. Kernels declare
+ * each binding by its own tensor's type and compute in f32, so a node may
+ * read float16 and write float32 or the other way round.
  *
  * 'f32': float32, a float16 model's tensors too (its weights were widened at
  * load; this is how segscope has always run them).
  *
  * 'f16': float16, halving activation memory and traffic, except the tensors
- * the host sees: graph inputs, graph outputs and `keep` (captures). Those
- * stay float32 and are joined to a float16 twin named '<tensor>::f16' by a
- * Cast node: an input is cast right at the start, an output or a capture
- * right after its producer. Feeds, outputs and captured tensors are
- * therefore float32 as in an f32 run, and a capture names the same tensor.
- * Constants are relabelled too (uploaded as f16), so the inputs of one node
- * keep one float type as ONNX requires.
+ * the host sees:
+ * - graph inputs stay float32, read as such by their consumers;
+ * - a graph output no node reads is written as float32 by its producer;
+ * - a kept tensor (a capture) or a graph output that nodes read is computed
+ *   as float16 under the name '<tensor>::f16', which its readers use, and a
+ *   Cast node writes the float32 tensor from it. Capturing a tensor
+ *   therefore never changes what the rest of the network computes.
+ * Tensors joined by alias ops (Reshape, Flatten…), which share one buffer,
+ * share one type: float32 when any of them is an input or such an output.
+ * Constants are relabelled too (uploaded as f16).
  *
  * `typed.types` is copied, never changed: a session's typeOf() keeps
  * reporting the model's own types.
  */
-export function storeFloatsAs(typed: TypedGraph, keep: ReadonlySet<string>, precision: Precision): TypedGraph {
+export function storeFloatsAs(typed: TypedGraph, keep: ReadonlySet<string>, precision: Precision, isAlias: (opType: string) => boolean): TypedGraph {
   const types = new Map<string, TensorType>();
-  const floatType = precision === 'f16' ? 'float16' : 'float32';
   for (const [name, t] of typed.types) types.set(name, isFloatType(t.type) ? { ...t, type: 'float32' } : t);
   if (precision === 'f32') return { ...typed, types };
 
-  const { graph, values } = typed;
-  const isFloat = (name: string) => !!name && isFloatType(types.get(name)?.type ?? 'int32') && !values.has(name);
-  const boundary = new Set([...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name), ...keep].filter(isFloat));
-  for (const [name, t] of types) if (isFloatType(t.type) && !boundary.has(name)) types.set(name, { ...t, type: floatType });
-  const twin = (name: string) => (boundary.has(name) ? `${name}::f16` : name);
-  const cast = (from: string, to: string, onnxType: number): Node => ({
-    name: `${to}::cast`,
-    opType: 'Cast',
-    domain: '',
-    inputs: [from],
-    outputs: [to],
-    attrs: new Attrs(new Map([['to', onnxType]]), `Cast node '${to}::cast'`),
-  });
+  const { graph, values, nodes } = typed;
+  const read = new Set(nodes.flatMap((n) => n.inputs));
+  // Alias classes: each tensor's root through alias nodes, which share its buffer.
+  const rootOf = new Map<string, string>();
+  const root = (t: string): string => rootOf.get(t) ?? t;
+  for (const n of nodes) if (isAlias(n.opType) && !values.has(n.inputs[0]!)) rootOf.set(n.outputs[0]!, root(n.inputs[0]!));
+  const float32Roots = new Set(
+    [...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name).filter((o) => !read.has(o))].map(root),
+  );
+  for (const [name, t] of types) if (isFloatType(t.type) && !float32Roots.has(root(name))) types.set(name, { ...t, type: 'float16' });
 
-  const nodes: Node[] = [];
-  for (const input of graph.inputs) {
-    if (!boundary.has(input.name)) continue;
-    types.set(twin(input.name), { ...types.get(input.name)!, type: floatType });
-    nodes.push(cast(input.name, twin(input.name), ONNX_FLOAT16));
-  }
-  for (const node of typed.nodes) {
-    nodes.push({ ...node, inputs: node.inputs.map(twin), outputs: node.outputs.map(twin) });
-    for (const y of node.outputs) {
-      if (!boundary.has(y)) continue;
-      types.set(twin(y), { ...types.get(y)!, type: floatType });
-      nodes.push(cast(twin(y), y, ONNX_FLOAT));
+  const twinned = new Set(
+    [...keep, ...graph.outputs.map((o) => o.name)].filter((t) => types.get(t)?.type === 'float16' && !values.has(t)),
+  );
+  const twin = (name: string) => (twinned.has(name) ? `${name}::f16` : name);
+  const planned: Node[] = [];
+  for (const node of nodes) {
+    planned.push({ ...node, inputs: node.inputs.map(twin), outputs: node.outputs.map(twin) });
+    for (const y of node.outputs.filter((t) => twinned.has(t))) {
+      types.set(twin(y), types.get(y)!);
+      types.set(y, { ...types.get(y)!, type: 'float32' });
+      planned.push({
+        name: `${y}::cast`,
+        opType: 'Cast',
+        domain: '',
+        inputs: [twin(y)],
+        outputs: [y],
+        attrs: new Attrs(new Map([['to', ONNX_FLOAT]]), `Cast node '${y}::cast'`),
+      });
     }
   }
-  return { ...typed, types, nodes };
+  return { ...typed, types, nodes: planned };
 }

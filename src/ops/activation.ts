@@ -36,15 +36,15 @@ export const activations: Record<string, Activation> = {
   Tanh: () => 'tanh(x)',
 };
 
-/** The kernel computing `expr` (in terms of `x`) elementwise from input 0 to output 0. */
-export function unaryKernel(label: string, expr: string, out: TensorType): Kernel {
+/** The kernel computing `expr` (in terms of `x`) elementwise from input 0 (`x`) to output 0. */
+export function unaryKernel(label: string, expr: string, x: TensorType, out: TensorType): Kernel {
   const n = sizeOf(out.dims);
   return {
     label,
-    wgsl: `${storage(0, 'X', wgslType(out.type))}
+    wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'Y', wgslType(out.type))}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  let x = ${fromStorage(out.type, 'X[i]')};
+  let x = ${fromStorage(x.type, 'X[i]')};
   Y[i] = ${toStorage(out.type, expr)};`)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [
@@ -60,7 +60,7 @@ function activationOp(expr: Activation): OpImpl {
       if (!isFloatType(x!.type)) throw new UnsupportedOpError(`${node.opType} node '${node.name}': ${x!.type} input is not supported (float only)`);
       return [{ type: x!.type, dims: [...x!.dims] }];
     },
-    kernels: (node, inputs, [out]) => [unaryKernel(node.opType, expr(node, inputs), out!)],
+    kernels: (node, inputs, [out]) => [unaryKernel(node.opType, expr(node, inputs), inputs[0]!, out!)],
   };
 }
 

@@ -2,7 +2,7 @@ import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, grid, storage, stridedIndex } from './wgsl.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, toStorage, wgslType } from './wgsl.js';
 
 /**
  * Inference BatchNormalization on channel axis 1, as the per-channel affine
@@ -66,26 +66,30 @@ function coefficients(stats: Float32Array[], eps: number): Float32Array<ArrayBuf
   return ab;
 }
 
-/** The dispatch writing [a..., b...] into scratch 0 from runtime statistics. */
-function coefficientKernel(channels: number, eps: number): Kernel {
+/** The dispatch writing [a..., b...] into scratch 0 (f32 whatever the statistics' storage) from runtime statistics. */
+function coefficientKernel(stats: OpInput[], eps: number): Kernel {
+  const channels = stats[0]!.dims[0]!;
+  const [scale, bias, mean, variance] = STATS.map((s, k) => fromStorage(stats[k]!.type, `S_${s}[i]`));
   return {
     label: 'batchnorm_coefficients',
-    wgsl: `${STATS.map((s, k) => storage(k, `S_${s}`, 'f32')).join('\n')}
+    wgsl: `${STATS.map((s, k) => storage(k, `S_${s}`, wgslType(stats[k]!.type))).join('\n')}
 ${storage(4, 'AB', 'f32')}
 ${flatMain(64, `  if (i >= ${channels}u) { return; }
-  let a = S_scale[i] / sqrt(S_var[i] + ${f32(eps)});
+  let a = ${scale} / sqrt(${variance} + ${f32(eps)});
   AB[i] = a;
-  AB[${channels}u + i] = S_B[i] - S_mean[i] * a;`)}`,
+  AB[${channels}u + i] = ${bias} - ${mean} * a;`)}`,
     workgroups: grid(channels, 64),
     bindings: [...STATS.map((_, k): KernelBinding => ({ kind: 'input', index: k + 1 })), { kind: 'scratch', id: 0, bytes: 8 * channels }],
   };
 }
 
 function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
-  const dims = inputs[0]!.dims;
+  const x = inputs[0]!;
+  const dims = x.dims;
   const channels = dims[1]!;
   const eps = node.attrs.float('epsilon', 1e-5);
-  const values = inputs.slice(1, 5).map((s) => s.value);
+  const stats = inputs.slice(1, 5);
+  const values = stats.map((s) => s.value);
   const known = values.every((v) => v !== undefined);
   const ab: KernelBinding = known
     ? { kind: 'param', data: coefficients(values.map((v) => Float32Array.from(v!.data)), eps) }
@@ -95,16 +99,16 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
   const n = sizeOf(out!.dims);
   const apply: Kernel = {
     label: 'batchnorm',
-    wgsl: `${storage(0, 'X', 'f32')}
+    wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'AB', 'f32')}
-${storage(2, 'Y', 'f32')}
+${storage(2, 'Y', wgslType(out!.type))}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   let c = ${channel};
-  Y[i] = X[i] * AB[c] + AB[${channels}u + c];`)}`,
+  Y[i] = ${toStorage(out!.type, `${fromStorage(x.type, 'X[i]')} * AB[c] + AB[${channels}u + c]`)};`)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [{ kind: 'input', index: 0 }, ab, { kind: 'output', index: 0 }],
   };
-  return known ? [apply] : [coefficientKernel(channels, eps), apply];
+  return known ? [apply] : [coefficientKernel(stats, eps), apply];
 }
 
 export const batchNormOps: Record<string, OpImpl> = {

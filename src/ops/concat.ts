@@ -1,10 +1,10 @@
 import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
-import { sizeOf } from '../model/graph.js';
+import { sizeOf, typesAgree } from '../model/graph.js';
 import { runWindow, shifted, splitUnits, type Strided, type Window } from './split.js';
 import type { Kernel, KernelTarget, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, gpuElementBytes, grid, storage, stridedIndex, wgslType, type StorageType } from './wgsl.js';
+import { collapseAxes, converted, flatMain, gpuElementBytes, grid, storage, stridedIndex, wgslType } from './wgsl.js';
 
 /**
  * Concat: one dispatch per input, each copying its input into its slice of
@@ -28,7 +28,7 @@ function infer(node: Node, inputs: OpInput[], opset: number): TensorType[] {
   if (rank === 0) throw new ModelError(`${where}: cannot concatenate scalars`);
   const a = concatAxis(node, rank, opset);
   for (const x of inputs) {
-    if (x.type !== first.type) throw new ModelError(`${where}: inputs mix ${first.type} and ${x.type}`);
+    if (!typesAgree(x.type, first.type)) throw new ModelError(`${where}: inputs mix ${first.type} and ${x.type}`);
     if (x.dims.length !== rank || x.dims.some((d, k) => k !== a && d !== first.dims[k])) {
       throw new ModelError(`${where}: input '${x.name}' of shape [${x.dims}] does not match [${first.dims}] outside axis ${a}`);
     }
@@ -43,7 +43,6 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
   const outer = sizeOf(out!.dims.slice(0, a));
   const inner = sizeOf(out!.dims.slice(a + 1));
   const rowOut = out!.dims[a]! * inner;
-  const t = wgslType(out!.type);
   const bytes = gpuElementBytes(out!.type);
   let offset = 0;
   return inputs.flatMap((x, index): Kernel[] => {
@@ -52,11 +51,12 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
     offset += x.dims[a]!;
     if (outer * row === 0) return [];
     // One dispatch for the whole input; also what the plan's limit check refuses when a split is impossible.
-    const whole = () => [copyKernel(t, index, outer, row, rowOut, { x: 0, y: start })];
-    if (sizeOf(out!.dims) * bytes <= limits.maxBytes) return whole();
+    const whole = () => [copyKernel(x, out!, index, outer, row, rowOut, { x: 0, y: start })];
+    const xBytes = gpuElementBytes(x.type);
+    if (sizeOf(out!.dims) * bytes <= limits.maxBytes && sizeOf(x.dims) * xBytes <= limits.maxBytes) return whole();
     // Runs of whole rows, or of one row's elements when there is one row.
     const [units, length] = outer === 1 ? [row, 1] : [outer, row];
-    const from: Strided = { unitBytes: length * bytes, baseBytes: 0, elementBytes: bytes };
+    const from: Strided = { unitBytes: length * xBytes, baseBytes: 0, elementBytes: xBytes };
     const to: Strided = { unitBytes: (outer === 1 ? 1 : rowOut) * bytes, baseBytes: start * bytes, elementBytes: bytes };
     const runs = splitUnits(units, [from, to], limits);
     if (!runs) return whole();
@@ -66,7 +66,7 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
       // The run's last output row ends after this input's columns, not at the row's end.
       if (outer > 1) output.window.bytes -= (rowOut - row) * bytes;
       const [rows, elements] = outer === 1 ? [1, run[1] - run[0]] : [run[1] - run[0], row];
-      return copyKernel(t, index, rows, elements, rowOut, { x: input.shift, y: output.shift }, { x: input.window, y: output.window });
+      return copyKernel(x, out!, index, rows, elements, rowOut, { x: input.shift, y: output.shift }, { x: input.window, y: output.window });
     });
   });
 }
@@ -77,7 +77,8 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
  * of the output (window).
  */
 function copyKernel(
-  t: StorageType,
+  x: TensorType,
+  out: TensorType,
   index: number,
   rows: number,
   row: number,
@@ -89,10 +90,10 @@ function copyKernel(
   const target = stridedIndex(collapseAxes([rows, row], [rowOut, 1]));
   return {
     label: 'concat_part',
-    wgsl: `${storage(0, 'X', t)}
-${storage(1, 'Y', t)}
+    wgsl: `${storage(0, 'X', wgslType(x.type))}
+${storage(1, 'Y', wgslType(out.type))}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  Y[${shifted(shift.y)}${target}] = X[${shifted(shift.x)}i];`)}`,
+  Y[${shifted(shift.y)}${target}] = ${converted(x.type, out.type, `X[${shifted(shift.x)}i]`)};`)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [
       { kind: 'input', index, ...(windows ? { window: windows.x } : {}) },

@@ -72,6 +72,8 @@ export interface SubgroupConv {
   inputBase: string;
   declarations: string;
   bindings: KernelBinding[];
+  /** WGSL of element `i` of X (the input) or W (the packed weights, vec4s) in f32. */
+  load: (name: 'X' | 'W', i: string) => string;
   /** Statements storing `acc` for output channel `m` (within the group) and pixel `p` of product `z`. */
   store: string;
 }
@@ -141,8 +143,8 @@ ${range(loads).map((j) => `      let y${j} = iy${j} + i32((${y.first}u + ty) * $
       let o${j} = xBase + select(0u, u32(y${j}) * ${x.size}u + u32(x${j}), ok${j});`).join('\n')}
       let wTap = wBase + (ty * ${x.count}u + tx) * ${c.cPerGroup * mPad4}u;
       for (var ci = 0u; ci < ${c.cPerGroup}u; ci++) {
-${range(quads).map((q) => `        let w${q} = W[wTap + ci * ${mPad4}u + ${q * lanes}u];`).join('\n')}
-${range(loads).map((j) => `        let v${j} = select(0.0f, X[o${j} + ci * ${c.plane}u], ok${j});`).join('\n')}
+${range(quads).map((q) => `        let w${q} = ${c.load('W', `wTap + ci * ${mPad4}u + ${q * lanes}u`)};`).join('\n')}
+${range(loads).map((j) => `        let v${j} = select(0.0f, ${c.load('X', `o${j} + ci * ${c.plane}u`)}, ok${j});`).join('\n')}
 ${fmas.join('\n')}
       }
     }

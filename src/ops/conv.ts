@@ -1,10 +1,10 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
-import type { HostTensor, Node } from '../model/graph.js';
+import type { ElemType, HostTensor, Node } from '../model/graph.js';
 import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKernel, type SubgroupTile } from './conv-subgroup.js';
 import { checkAttrs, chooseTile, gemmKernel, requireFloat, tileRows, type GemmTile } from './matmul.js';
 import { runWindow, shifted, splitUnits, UNLIMITED, type BindingLimits, type Strided } from './split.js';
-import type { Kernel, KernelBinding, OpImpl, OpInput } from './types.js';
-import { grid, range, storage } from './wgsl.js';
+import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
+import { fromStorage, gpuElementBytes, grid, range, storage, toStorage, wgslType } from './wgsl.js';
 
 /**
  * ONNX Conv (2-D, and 1-D as H = 1), NCHW. Four kernels:
@@ -146,10 +146,22 @@ export interface ConvEpilogue {
   residual?: boolean;
 }
 
+/** What a kernel computes on per element it loads from a binding: one value, or 4 (kernels compute in f32 whatever the storage). */
 type Element = 'f32' | 'vec4f';
+
+/**
+ * What a conv's tensors are stored as: its inputs (X, W, B, R by index) and
+ * its output. They may differ: at --precision f16 a node may read a float32
+ * graph input or write a float32 graph output (model/precision.ts).
+ */
+interface TensorTypes {
+  inputs: ElemType[];
+  output: ElemType;
+}
 
 /** Where a conv kernel reads and writes: the node's tensors, or windows and slices of them in one part of a split conv. */
 interface ConvIO {
+  types: TensorTypes;
   x: KernelBinding;
   bias?: KernelBinding;
   /** The fused residual, a tensor of the output's shape. */
@@ -157,37 +169,54 @@ interface ConvIO {
   y: KernelBinding;
   /** Adds what the output holds already: a later input-channel part of a split conv. */
   accumulate?: boolean;
-  /** Elements into the X window where the part's input begins, and into the Y (and R) windows where its output begins. */
+  /** Elements into the X window where the part's input begins, and into the Y and R windows where its output begins. */
   xShift?: number;
   yShift?: number;
+  rShift?: number;
 }
 
 /** The node's own tensors, whole. */
-const wholeIO = (inputs: OpInput[], epilogue: ConvEpilogue): ConvIO => ({
+const wholeIO = (inputs: OpInput[], out: TensorType, epilogue: ConvEpilogue): ConvIO => ({
+  types: { inputs: inputs.map((x) => x.type), output: out.type },
   x: { kind: 'input', index: 0 },
   ...(inputs[2]?.name ? { bias: { kind: 'input', index: 2 } as const } : {}),
   ...(epilogue.residual ? { residual: { kind: 'input', index: 3 } as const } : {}),
   y: { kind: 'output', index: 0 },
 });
 
-/** Bindings and declarations in binding order: X, weights, bias?, residual?, Y. */
+/** The WGSL element of a binding of `t` values that a kernel loads as `element`. */
+const storedElement = (t: ElemType, element: Element) => (element === 'f32' ? wgslType(t) : t === 'float16' ? 'vec4<f16>' : 'vec4f');
+
+/** WGSL of `expr`, an element of a binding of `t` values, as `element`. */
+const loadedAs = (t: ElemType, element: Element, expr: string) => (element === 'f32' ? fromStorage(t, expr) : t === 'float16' ? `vec4f(${expr})` : expr);
+
+/**
+ * Bindings and declarations in binding order: X, weights, bias?, residual?,
+ * Y; `load` gives element `i` of one of them in f32. Each tensor is declared
+ * as its type, the weights and bias a conv packs itself as float32 params.
+ */
 function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
   const list: [string, Element, KernelBinding][] = [
     ['X', x, io.x],
     ['W', weights.type, weights.binding],
     ...(io.bias ? [['Bias', 'f32', io.bias] as [string, Element, KernelBinding]] : []),
     ...(io.residual ? [['R', 'f32', io.residual] as [string, Element, KernelBinding]] : []),
+    ['Y', 'f32', io.y],
   ];
-  const declarations = [
-    ...list.map(([name, type], i) => `@group(0) @binding(${i}) var<storage, read_write> ${name}: array<${type}>;`),
-    storage(list.length, 'Y', 'f32'),
-  ].join('\n');
-  const bindings: KernelBinding[] = [...list.map(([, , b]) => b), io.y];
-  /** Statements storing `acc` (output channel `co`, flat output index `o`). */
-  const store = (acc: string, co: string, o: string) =>
-    `let v = ${[acc, ...(io.bias ? [`Bias[${co}]`] : []), ...(io.residual ? [`R[${o}]`] : []), ...(io.accumulate ? [`Y[${o}]`] : [])].join(' + ')};
-    Y[${o}] = ${epilogue.activation ?? 'v'};`;
-  return { declarations, bindings, store };
+  const typeOf = (b: KernelBinding): ElemType => (b.kind === 'input' ? io.types.inputs[b.index]! : b.kind === 'output' ? io.types.output : 'float32');
+  const declarations = list.map(([name, element, b], i) => storage(i, name, storedElement(typeOf(b), element))).join('\n');
+  const bindings = list.map(([, , b]) => b);
+  const load = (name: 'X' | 'W' | 'Bias' | 'R' | 'Y', i: string) => {
+    const [, element, b] = list.find(([n]) => n === name)!;
+    return loadedAs(typeOf(b), element, `${name}[${i}]`);
+  };
+  /** Statements storing `acc` (output channel `co`, flat output index `o` of the part). */
+  const store = (acc: string, co: string, o: string) => {
+    const [r, y] = [`${shifted(io.rShift)}${o}`, `${shifted(io.yShift)}${o}`];
+    return `let v = ${[acc, ...(io.bias ? [load('Bias', co)] : []), ...(io.residual ? [load('R', r)] : []), ...(io.accumulate ? [load('Y', y)] : [])].join(' + ')};
+    Y[${y}] = ${toStorage(io.types.output, epilogue.activation ?? 'v')};`;
+  };
+  return { declarations, bindings, load, store };
 }
 
 const depthwiseLabel = ({ y, x }: ConvGeometry) => `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`;
@@ -199,14 +228,14 @@ const depthwiseLabel = ({ y, x }: ConvGeometry) => `depthwise${y.kernel}x${x.ker
  * many more input loads, which multiplies compile time on CPU adapters for no
  * measurable gain.)
  */
-function depthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue): Kernel {
+function depthwiseKernel(g: ConvGeometry, io: ConvIO, epilogue: ConvEpilogue): Kernel {
   const { y, x } = g;
   const WORKGROUP = 64;
   const perGroup = g.cOut / g.groups;
   const outputs = y.out * x.out;
   const blocksPerPlane = Math.ceil(outputs / WORKGROUP);
   const blocks = g.batch * g.cOut * blocksPerPlane;
-  const { declarations, bindings, store } = convBindings(wholeIO(inputs, epilogue), epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
+  const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
   return {
     label: depthwiseLabel(g),
     wgsl: `${declarations}
@@ -228,7 +257,7 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
     if (iy < 0 || iy >= ${y.size}) { continue; }
     for (var kx = ${x.first}u; kx < ${x.first + x.count}u; kx++) {
       let ix = ix0 + i32(kx * ${x.dilation}u);
-      if (ix >= 0 && ix < ${x.size}) { acc += W[(co * ${y.kernel}u + ky) * ${x.kernel}u + kx] * X[xBase + u32(iy) * ${x.size}u + u32(ix)]; }
+      if (ix >= 0 && ix < ${x.size}) { acc += ${load('W', `(co * ${y.kernel}u + ky) * ${x.kernel}u + kx`)} * ${load('X', `xBase + u32(iy) * ${x.size}u + u32(ix)`)}; }
     }
   }
   ${store('acc', 'co', `plane * ${outputs}u + p`)}
@@ -272,7 +301,7 @@ export function chooseConvLowering(m: number, n: number, adapter: ConvAdapter): 
  * address is not a constant is a loop over the lanes (conv-subgroup.ts), and
  * the one-thread-per-output kernel loaded every weight in every lane.
  */
-function subgroupDepthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: ConvEpilogue, lanes: number): Kernel {
+function subgroupDepthwiseKernel(g: ConvGeometry, io: ConvIO, epilogue: ConvEpilogue, lanes: number): Kernel {
   const { y, x } = g;
   const PIXELS = 4;
   const perGroup = g.cOut / g.groups;
@@ -282,11 +311,11 @@ function subgroupDepthwiseKernel(g: ConvGeometry, inputs: OpInput[], epilogue: C
   const blocks = g.batch * g.cOut * blocksPerPlane;
   const taps = y.count * x.count;
   const loads = Math.ceil(taps / lanes);
-  const { declarations, bindings, store } = convBindings(wholeIO(inputs, epilogue), epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
+  const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', { binding: { kind: 'input', index: 1 }, type: 'f32' });
   // Useful tap j is (ky, kx) = (first.y + j / count.x, first.x + j % count.x).
   const weightLoads = range(loads).map((r) => {
     const j = `min(${r * lanes}u + lane, ${taps - 1}u)`;
-    return `  let w${r} = W[(co * ${y.kernel}u + ${y.first}u + ${j} / ${x.count}u) * ${x.kernel}u + ${x.first}u + ${j} % ${x.count}u];`;
+    return `  let w${r} = ${load('W', `(co * ${y.kernel}u + ${y.first}u + ${j} / ${x.count}u) * ${x.kernel}u + ${x.first}u + ${j} % ${x.count}u`)};`;
   });
   const tapSums = range(taps).map((j) => {
     const [ty, tx] = [Math.floor(j / x.count), j % x.count];
@@ -298,7 +327,7 @@ ${range(PIXELS)
   .map(
     (q) => `    let y${q} = iy${q} + ${dy};
     let x${q} = ix${q} + ${dx};
-    acc${q} += w * select(0.0f, X[xBase + u32(clamp(y${q}, 0, ${y.size - 1})) * ${x.size}u + u32(clamp(x${q}, 0, ${x.size - 1}))], ok${q} && y${q} >= 0 && y${q} < ${y.size} && x${q} >= 0 && x${q} < ${x.size});`,
+    acc${q} += w * select(0.0f, ${load('X', `xBase + u32(clamp(y${q}, 0, ${y.size - 1})) * ${x.size}u + u32(clamp(x${q}, 0, ${x.size - 1}))`)}, ok${q} && y${q} >= 0 && y${q} < ${y.size} && x${q} >= 0 && x${q} < ${x.size});`,
   )
   .join('\n')}
   }`;
@@ -386,15 +415,14 @@ const convLabel = ({ y, x, ...g }: ConvGeometry) => (isPointwise({ y, x, ...g })
 const inputPlane = (g: ConvGeometry, io: ConvIO, ci: string) =>
   `${shifted(io.xShift)}(z / ${g.groups}u * ${g.cIn}u + z % ${g.groups}u * ${g.cIn / g.groups}u + ${ci}) * ${g.y.size * g.x.size}u`;
 
-/** WGSL offset of output element (channel `co` of all, pixel `p`) of product z. */
-const outputIndex = (g: ConvGeometry, io: ConvIO, co: string, p: string) =>
-  `${shifted(io.yShift)}(z / ${g.groups}u * ${g.cOut}u + ${co}) * ${g.y.out * g.x.out}u + ${p}`;
+/** WGSL offset of output element (channel `co` of all, pixel `p`) of product z, in the part (convBindings' store adds the windows' shifts). */
+const outputIndex = (g: ConvGeometry, co: string, p: string) => `(z / ${g.groups}u * ${g.cOut}u + ${co}) * ${g.y.out * g.x.out}u + ${p}`;
 
 /** The conv of constant weights `w` on the subgroup kernel. */
 function subgroupConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, tile: SubgroupTile): Kernel {
   const { y, x } = g;
   const shape = { groups: g.groups, m: g.cOut / g.groups, cPerGroup: g.cIn / g.groups, y, x };
-  const { declarations, bindings, store } = convBindings(io, epilogue, 'f32', {
+  const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', {
     binding: { kind: 'param', data: packSubgroupWeights(w, shape, tile) },
     type: 'vec4f',
   });
@@ -408,8 +436,9 @@ function subgroupConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io
       inputBase: inputPlane(g, io, '0u'),
       declarations,
       bindings,
+      load,
       store: `        let co = z % ${g.groups}u * ${shape.m}u + m;
-        ${store('outputs[b][r]', 'co', outputIndex(g, io, 'co', 'p'))}`,
+        ${store('outputs[b][r]', 'co', outputIndex(g, 'co', 'p'))}`,
     },
     tile,
   );
@@ -436,7 +465,7 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
   const pointwise = isPointwise(g);
   // A pointwise conv whose planes hold a multiple of 4 pixels reads 4 pixels at once (n is a multiple of 4).
   const vec4Pixels = pointwise && plane % 4 === 0;
-  const { declarations, bindings, store } = convBindings(io, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
+  const { declarations, bindings, load, store } = convBindings(io, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
     binding: packing ? { kind: 'param', data: packing.packed } : { kind: 'input', index: 1 },
     type: packing ? 'vec4f' : 'f32',
   });
@@ -445,25 +474,25 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
   let ky = ${y.first}u + k % ${taps}u / ${x.count}u;
   let kx = ${x.first}u + k % ${x.count}u;`;
   const loadA = packing
-    ? `  return W[((z % ${g.groups}u * ${packing.kPad}u + k) * ${packing.mPad}u + m) / 4u];`
+    ? `  return ${load('W', `((z % ${g.groups}u * ${packing.kPad}u + k) * ${packing.mPad}u + m) / 4u`)};`
     : `  // Runtime weights: read the ONNX layout [C_out][C_in/group][KH][KW] directly.
   var v = vec4f();
   if (k >= ${k}u) { return v; }
   ${decompose}
   for (var r = 0u; r < 4u; r++) {
-    if (m + r < ${m}u) { v[r] = W[(((z % ${g.groups}u * ${m}u + m + r) * ${cPerGroup}u + ci) * ${y.kernel}u + ky) * ${x.kernel}u + kx]; }
+    if (m + r < ${m}u) { v[r] = ${load('W', `(((z % ${g.groups}u * ${m}u + m + r) * ${cPerGroup}u + ci) * ${y.kernel}u + ky) * ${x.kernel}u + kx`)}; }
   }
   return v;`;
   const planeOffset = (ci: string) => inputPlane(g, io, ci);
   const loadB = vec4Pixels
     ? `  if (k >= ${k}u || n >= ${n}u) { return vec4f(); }
-  return X[(${planeOffset('k')} + n) / 4u];`
+  return ${load('X', `(${planeOffset('k')} + n) / 4u`)};`
     : pointwise
     ? `  var v = vec4f();
   if (k >= ${k}u) { return v; }
   let base = ${planeOffset('k')} + n;
   for (var c = 0u; c < 4u; c++) {
-    if (n + c < ${n}u) { v[c] = X[base + c]; }
+    if (n + c < ${n}u) { v[c] = ${load('X', 'base + c')}; }
   }
   return v;`
     : `  var v = vec4f();
@@ -474,7 +503,7 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
     let p = n + c;
     let iy = i32(p / ${x.out}u * ${y.stride}u + ky * ${y.dilation}u) - ${y.begin};
     let ix = i32(p % ${x.out}u * ${x.stride}u + kx * ${x.dilation}u) - ${x.begin};
-    if (p < ${n}u && iy >= 0 && iy < ${y.size} && ix >= 0 && ix < ${x.size}) { v[c] = X[base + u32(iy) * ${x.size}u + u32(ix)]; }
+    if (p < ${n}u && iy >= 0 && iy < ${y.size} && ix >= 0 && ix < ${x.size}) { v[c] = ${load('X', `base + u32(iy) * ${x.size}u + u32(ix)`)}; }
   }
   return v;`;
   return gemmKernel({
@@ -489,7 +518,7 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
     loadA,
     loadB,
     store: `  let co = z % ${g.groups}u * ${m}u + m;
-  ${store('acc', 'co', outputIndex(g, io, 'co', 'n'))}`,
+  ${store('acc', 'co', outputIndex(g, 'co', 'n'))}`,
   });
 }
 
@@ -500,13 +529,21 @@ function epilogueOf(node: Node): ConvEpilogue {
 }
 
 /** The kernels of a Conv node, optionally with a fused epilogue, split where a tensor exceeds one binding. */
-export function convKernels(node: Node, inputs: OpInput[], epilogue: ConvEpilogue = {}, limits: BindingLimits = UNLIMITED, adapter: ConvAdapter = {}): Kernel[] {
+export function convKernels(
+  node: Node,
+  inputs: OpInput[],
+  [out]: TensorType[],
+  epilogue: ConvEpilogue = {},
+  limits: BindingLimits = UNLIMITED,
+  adapter: ConvAdapter = {},
+): Kernel[] {
   const g = convGeometry(node, inputs);
+  const io = wholeIO(inputs, out!, epilogue);
   if (g.cIn === g.groups) {
-    return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, inputs, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, inputs, epilogue)];
+    return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, io, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, io, epilogue)];
   }
   const lowering = (cOut: number) => chooseConvLowering(cOut / g.groups, g.y.out * g.x.out, adapter);
-  return splitConv(g, inputs, epilogue, limits, lowering) ?? [loweredConv(g, inputs[1]!, epilogue, wholeIO(inputs, epilogue), lowering(g.cOut))];
+  return splitConv(g, inputs, io.types, epilogue, limits, lowering) ?? [loweredConv(g, inputs[1]!, epilogue, io, lowering(g.cOut))];
 }
 
 /**
@@ -521,47 +558,56 @@ export function convKernels(node: Node, inputs: OpInput[], epilogue: ConvEpilogu
 function splitConv(
   g: ConvGeometry,
   inputs: OpInput[],
+  types: TensorTypes,
   epilogue: ConvEpilogue,
   limits: BindingLimits,
   lowering: (cOut: number) => ConvLowering,
 ): Kernel[] | undefined {
-  const inPlane = g.y.size * g.x.size * 4;
-  const outPlane = g.y.out * g.x.out * 4;
+  /** Image n onwards of a tensor of `type` with `channels` planes of `pixels` an image, walked by channel. */
+  const planes = (type: ElemType, channels: number, pixels: number) => (n: number): Strided => {
+    const elementBytes = gpuElementBytes(type);
+    return { unitBytes: pixels * elementBytes, baseBytes: n * channels * pixels * elementBytes, elementBytes };
+  };
+  const xPlanes = planes(types.inputs[0]!, g.cIn, g.y.size * g.x.size);
+  // Y, and the residual, which may be stored at another width, split alike over output channels.
+  const outPlanes = [types.output, ...(epilogue.residual ? [types.inputs[3]!] : [])].map((t) => planes(t, g.cOut, g.y.out * g.x.out));
   const taps = g.y.count * g.x.count;
   const fits = (bytes: number) => bytes <= limits.maxBytes;
   const whole = packedBytes(lowering(g.cOut), g.cIn / g.groups, taps, g.cOut / g.groups).total;
-  if (fits(g.batch * g.cIn * inPlane) && fits(g.batch * g.cOut * outPlane) && fits(g.groups * whole)) return undefined;
+  // Nothing to split when every tensor fits (it ends where an image after its last would begin), and the packed weights do.
+  if ([xPlanes, ...outPlanes].every((t) => fits(t(g.batch).baseBytes)) && fits(g.groups * whole)) return undefined;
   const [, w, b] = inputs;
   if (g.groups !== 1 || !w!.value || (b?.name && !b.value)) return undefined;
   const kernels: Kernel[] = [];
   for (let n = 0; n < g.batch; n++) {
-    const x: Strided = { unitBytes: inPlane, baseBytes: n * g.cIn * inPlane, elementBytes: 4 };
-    const y: Strided = { unitBytes: outPlane, baseBytes: n * g.cOut * outPlane, elementBytes: 4 };
-    const outRuns = splitUnits(g.cOut, [y], limits);
+    const x = xPlanes(n);
+    const outs = outPlanes.map((t) => t(n));
+    const outRuns = splitUnits(g.cOut, outs, limits);
     if (!outRuns) return undefined;
     for (const co of outRuns) {
-      const out = runWindow(y, co, limits);
+      const [y, r] = outs.map((t) => runWindow(t, co, limits));
       // An input channel's packed weights, with room for the padding of k.
       const partLowering = lowering(co[1] - co[0]);
       const { perChannel, padding } = packedBytes(partLowering, 0, taps, co[1] - co[0]);
       const weights: Strided = { unitBytes: perChannel, baseBytes: 0, elementBytes: 4 };
       const inRuns = splitUnits(g.cIn, [x, weights], { ...limits, maxBytes: limits.maxBytes - padding });
       if (!inRuns) return undefined;
-      inRuns.forEach((ci, r) => {
-        const first = r === 0;
+      inRuns.forEach((ci, i) => {
+        const first = i === 0;
         const input = runWindow(x, ci, limits);
         const weight = sliceWeights(w!.value!, co, ci);
         const io: ConvIO = {
+          types,
           x: { kind: 'input', index: 0, window: input.window },
           ...(first && b?.name ? { bias: { kind: 'param', data: Float32Array.from(b.value!.data.slice(co[0], co[1])) } as const } : {}),
-          ...(first && epilogue.residual ? { residual: { kind: 'input', index: 3, window: out.window } as const } : {}),
-          y: { kind: 'output', index: 0, window: out.window },
+          ...(first && r ? { residual: { kind: 'input', index: 3, window: r.window } as const, rShift: r.shift } : {}),
+          y: { kind: 'output', index: 0, window: y!.window },
           accumulate: !first,
           xShift: input.shift,
-          yShift: out.shift,
+          yShift: y!.shift,
         };
         const part = { ...g, batch: 1, cIn: ci[1] - ci[0], cOut: co[1] - co[0] };
-        kernels.push(loweredConv(part, { ...w!, dims: [...weight.dims], value: weight }, r === inRuns.length - 1 ? epilogue : {}, io, partLowering));
+        kernels.push(loweredConv(part, { ...w!, dims: [...weight.dims], value: weight }, i === inRuns.length - 1 ? epilogue : {}, io, partLowering));
       });
     }
   }
@@ -587,6 +633,6 @@ export const convOps: Record<string, OpImpl> = {
       checkAttrs(node, ['auto_pad', 'dilations', 'group', 'kernel_shape', 'pads', 'strides']);
       return [{ type: inputs[0]!.type, dims: convGeometry(node, inputs).outDims }];
     },
-    kernels: (node, inputs, _outputs, _opset, { limits, cpuSubgroupSize }) => convKernels(node, inputs, epilogueOf(node), limits, { cpuSubgroupSize }),
+    kernels: (node, inputs, outputs, _opset, { limits, cpuSubgroupSize }) => convKernels(node, inputs, outputs, epilogueOf(node), limits, { cpuSubgroupSize }),
   },
 };

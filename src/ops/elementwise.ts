@@ -1,10 +1,10 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import { axis, broadcastDims } from '../model/dims.js';
 import type { ElemType, Node } from '../model/graph.js';
-import { isFloatType, sizeOf } from '../model/graph.js';
+import { isFloatType, sizeOf, typesAgree } from '../model/graph.js';
 import { unaryKernel } from './activation.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
 
 /**
  * Elementwise math with numpy broadcasting: one thread per output element,
@@ -34,11 +34,21 @@ function literal(v: number, type: ElemType): string {
 /** The value of a one-element constant input. */
 const scalarValue = (x: OpInput): number | undefined => (x.value?.data.length === 1 ? x.value.data[0] : undefined);
 
-/** Operand readers for node inputs `indices`, each broadcast from `dims[k]` to the output. */
+/**
+ * Operand readers for node inputs `indices`, each broadcast from `dims[k]` to
+ * the output. A tensor given twice (Mul(x, x)) is bound once: two writable
+ * bindings of one range are refused by WebGPU (see wgsl.ts storage).
+ */
 function reads(inputs: OpInput[], dims: number[][], indices: number[], out: TensorType): Reads {
   const r: Reads = { values: [], decls: [], bindings: [] };
+  const bound = new Map<string, string>();
   for (const index of indices) {
     const x = inputs[index]!;
+    const same = bound.get(x.name);
+    if (same) {
+      r.values.push(same);
+      continue;
+    }
     const scalar = scalarValue(x);
     // NaN has no WGSL literal: such a constant is bound like any other.
     if (scalar !== undefined && !Number.isNaN(scalar)) {
@@ -50,8 +60,9 @@ function reads(inputs: OpInput[], dims: number[][], indices: number[], out: Tens
     const view = collapseAxes(out.dims, padded.map((d, a) => (d === 1 ? 0 : own[a]!)));
     const name = `X${r.bindings.length}`;
     r.decls.push(storage(r.bindings.length, name, wgslType(x.type)));
-    r.values.push(`${name}[${stridedIndex(view)}]`);
+    r.values.push(fromStorage(x.type, `${name}[${stridedIndex(view)}]`));
     r.bindings.push({ kind: 'input', index });
+    bound.set(x.name, r.values.at(-1)!);
   }
   return r;
 }
@@ -84,7 +95,7 @@ function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers 
 ${storage(r.bindings.length, 'Y', wgslType(out.type))}
 ${helpers}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  Y[i] = ${wrapInteger(out.type, expr)};`)}`,
+  Y[i] = ${toStorage(out.type, wrapInteger(out.type, expr))};`)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [...r.bindings, { kind: 'output', index: 0 }],
   };
@@ -153,7 +164,7 @@ function arithmeticOp(op: Arithmetic): OpImpl {
   return {
     infer(node, inputs, opset) {
       checkInputs(node, inputs, op.binary ?? false, op.floatOnly ?? false);
-      const mixed = inputs.find((x) => x.type !== inputs[0]!.type);
+      const mixed = inputs.find((x) => !typesAgree(x.type, inputs[0]!.type));
       if (mixed) throw new ModelError(`${node.opType} node '${node.name}': inputs mix ${inputs[0]!.type} and ${mixed.type}`);
       return [{ type: inputs[0]!.type, dims: broadcastDims(node, operandDims(node, inputs, opset)) }];
     },
@@ -165,7 +176,7 @@ function arithmeticOp(op: Arithmetic): OpImpl {
       for (let start = 0; start < n; start += MAX_INPUTS_PER_KERNEL) {
         const chunk = Array.from({ length: Math.min(MAX_INPUTS_PER_KERNEL, n - start) }, (_, k) => start + k);
         const r = reads(inputs, dims, chunk, out!);
-        const operands = start === 0 ? r.values : ['Y[i]', ...r.values];
+        const operands = start === 0 ? r.values : [fromStorage(out!.type, 'Y[i]'), ...r.values];
         const acc = operands.reduce(op.combine);
         const last = start + MAX_INPUTS_PER_KERNEL >= n;
         const value = last && op.finish ? op.finish(acc, n) : acc;
@@ -275,8 +286,8 @@ function unaryOp(expr: string, helpers = ''): OpImpl {
       }
       return [{ type: x.type, dims: [...x.dims] }];
     },
-    kernels(node, _, [out]) {
-      const k = unaryKernel(node.opType, expr, out!);
+    kernels(node, [x], [out]) {
+      const k = unaryKernel(node.opType, expr, x!, out!);
       return [{ ...k, wgsl: `${k.wgsl}\n${helpers}` }];
     },
   };

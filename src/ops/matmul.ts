@@ -1,9 +1,9 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import { broadcastDims } from '../model/dims.js';
-import type { Node } from '../model/graph.js';
+import type { ElemType, Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput } from './types.js';
-import { f32, grid, range, storage, strides } from './wgsl.js';
+import { f32, fromStorage, grid, range, storage, strides, toStorage, wgslType } from './wgsl.js';
 
 /**
  * The tiled matrix product every GEMM-shaped op shares (MatMul, Gemm, Conv as
@@ -167,8 +167,9 @@ function broadcastStrides(dims: readonly number[], batch: readonly number[], ele
 
 /**
  * A general strided product: A(m, k) at aOffset + m·am + k·ak, B(k, n) at
- * bOffset + k·bk + n·bn, Y row-major [batches][M][N]. `epilogue` maps the
- * sum `acc` to the stored value (may use m, n and extra bindings).
+ * bOffset + k·bk + n·bn, Y row-major [batches][M][N], each stored as its
+ * `type`. `epilogue` maps the f32 sum `acc` to the f32 result (may use m, n
+ * and extra bindings).
  */
 interface StridedProduct {
   label: string;
@@ -176,8 +177,9 @@ interface StridedProduct {
   n: number;
   k: number;
   batch: number[];
-  a: { strides: number[]; am: number; ak: number };
-  b: { strides: number[]; bk: number; bn: number };
+  a: { type: ElemType; strides: number[]; am: number; ak: number };
+  b: { type: ElemType; strides: number[]; bk: number; bn: number };
+  y: ElemType;
   extra?: { declarations: string; binding: KernelBinding };
   epilogue: string;
 }
@@ -198,21 +200,21 @@ function stridedKernel(p: StridedProduct): Kernel {
     batches: sizeOf(p.batch),
     tile: chooseTile(p.m),
     declarations: [
-      storage(0, 'A', 'f32'),
-      storage(1, 'B', 'f32'),
+      storage(0, 'A', wgslType(p.a.type)),
+      storage(1, 'B', wgslType(p.b.type)),
       ...(p.extra ? [p.extra.declarations] : []),
-      storage(2 + extra.length, 'Y', 'f32'),
+      storage(2 + extra.length, 'Y', wgslType(p.y)),
     ].join('\n'),
     bindings: [{ kind: 'input', index: 0 }, { kind: 'input', index: 1 }, ...extra, { kind: 'output', index: 0 }],
     loadA: quad(
       (r) => `k < ${p.k}u && m + ${r} < ${p.m}u`,
-      (r) => `A[${batchOffset(p.batch, p.a.strides)} + (m + ${r}) * ${p.a.am}u + k * ${p.a.ak}u]`,
+      (r) => fromStorage(p.a.type, `A[${batchOffset(p.batch, p.a.strides)} + (m + ${r}) * ${p.a.am}u + k * ${p.a.ak}u]`),
     ),
     loadB: quad(
       (r) => `k < ${p.k}u && n + ${r} < ${p.n}u`,
-      (r) => `B[${batchOffset(p.batch, p.b.strides)} + k * ${p.b.bk}u + (n + ${r}) * ${p.b.bn}u]`,
+      (r) => fromStorage(p.b.type, `B[${batchOffset(p.batch, p.b.strides)} + k * ${p.b.bk}u + (n + ${r}) * ${p.b.bn}u]`),
     ),
-    store: `  Y[(z * ${p.m}u + m) * ${p.n}u + n] = ${p.epilogue};`,
+    store: `  Y[(z * ${p.m}u + m) * ${p.n}u + n] = ${toStorage(p.y, p.epilogue)};`,
   });
 }
 
@@ -240,7 +242,7 @@ const matMul: OpImpl = {
     const [a, b] = inputs;
     return [{ type: a!.type, dims: matmulShape(node, a!.dims, b!.dims).out }];
   },
-  kernels(node, [a, b]) {
+  kernels(node, [a, b], [out]) {
     const { m, n, k, batch, aBatch, bBatch } = matmulShape(node, a!.dims, b!.dims);
     return [
       stridedKernel({
@@ -249,8 +251,9 @@ const matMul: OpImpl = {
         n,
         k,
         batch,
-        a: { strides: broadcastStrides(aBatch, batch, m * k), am: k, ak: 1 },
-        b: { strides: broadcastStrides(bBatch, batch, k * n), bk: n, bn: 1 },
+        a: { type: a!.type, strides: broadcastStrides(aBatch, batch, m * k), am: k, ak: 1 },
+        b: { type: b!.type, strides: broadcastStrides(bBatch, batch, k * n), bk: n, bn: 1 },
+        y: out!.type,
         epilogue: 'acc',
       }),
     ];
@@ -294,7 +297,8 @@ const gemm: OpImpl = {
     const { m, n } = gemmShape(node, inputs, opset);
     return [{ type: inputs[0]!.type, dims: [m, n] }];
   },
-  kernels(node, inputs, _, opset) {
+  kernels(node, inputs, [out], opset) {
+    const [a, b, c] = inputs;
     const { m, n, k, transA, transB, cStrides } = gemmShape(node, inputs, opset);
     const alpha = node.attrs.float('alpha', 1);
     const beta = node.attrs.float('beta', 1);
@@ -306,10 +310,11 @@ const gemm: OpImpl = {
         n,
         k,
         batch: [],
-        a: { strides: [], am: transA ? 1 : k, ak: transA ? m : 1 },
-        b: { strides: [], bk: transB ? 1 : n, bn: transB ? k : 1 },
-        extra: cStrides && { declarations: storage(2, 'C', 'f32'), binding: { kind: 'input', index: 2 } },
-        epilogue: cStrides ? `${scaled} + ${f32(beta)} * C[m * ${cStrides[0]}u + n * ${cStrides[1]}u]` : scaled,
+        a: { type: a!.type, strides: [], am: transA ? 1 : k, ak: transA ? m : 1 },
+        b: { type: b!.type, strides: [], bk: transB ? 1 : n, bn: transB ? k : 1 },
+        y: out!.type,
+        extra: cStrides && { declarations: storage(2, 'C', wgslType(c!.type)), binding: { kind: 'input', index: 2 } },
+        epilogue: cStrides ? `${scaled} + ${f32(beta)} * ${fromStorage(c!.type, `C[m * ${cStrides[0]}u + n * ${cStrides[1]}u]`)}` : scaled,
       }),
     ];
   },

@@ -4,7 +4,7 @@ import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { constInts } from './inputs.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { f32, flatMain, grid, storage, strides, wgslType } from './wgsl.js';
+import { converted, flatMain, grid, storage, storageLiteral, strides, wgslType } from './wgsl.js';
 
 /**
  * Pad: every output element maps back to one input element, or to the fill
@@ -118,8 +118,7 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
   const axes = mergeUnpadded(paddedAxes(node, x.dims, spec));
   const n = sizeOf(out!.dims);
   if (n === 0) return [];
-  const t = wgslType(x.type);
-  const fill = t === 'f32' ? f32(spec.value) : `${spec.value | 0}i`;
+  const fill = storageLiteral(out!.type, spec.value);
   // Innermost axis first: peel its coordinate off the flat index.
   const body = axes.map((ax, k) => {
     const c = `c${k}`;
@@ -135,13 +134,13 @@ ${mapInto(s, ax.kept, spec, fill)}
   return [
     {
       label: `pad_${spec.mode}`,
-      wgsl: `${storage(0, 'X', t)}
-${storage(1, 'Y', t)}
+      wgsl: `${storage(0, 'X', wgslType(x.type))}
+${storage(1, 'Y', wgslType(out!.type))}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
   var r = i;
   var src = 0u;
 ${body.reverse().join('\n')}
-  Y[i] = X[src];`)}`,
+  Y[i] = ${converted(x.type, out!.type, 'X[src]')};`)}`,
       workgroups: grid(n, WORKGROUP),
       bindings: [
         { kind: 'input', index: 0 },

@@ -3,7 +3,7 @@ import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { axisCoordinates, reduceKernel, reducers, type Reducer } from './reduce.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import { collapseAxes, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
 
 /**
  * MaxPool, AveragePool (N, C, then any number of spatial axes) and the
@@ -114,7 +114,7 @@ function poolKernel(label: string, x: TensorType, out: TensorType, wins: Window[
   const plane = stridedIndex(collapseAxes([sizeOf(out.dims.slice(0, 2)), sizeOf(out.dims.slice(2))], [sizeOf(x.dims.slice(2)), 0]));
   const inside = wins.map((w, a) => `p${a} < ${w.input}`).join(' && ');
   const offset = wins.map((_, a) => `u32(p${a}) * ${inputStrides[a]}u`).join(' + ');
-  const accumulate = `acc = ${reducer.combine('acc', `X[plane + ${offset}]`)};`;
+  const accumulate = `acc = ${reducer.combine('acc', fromStorage(x.type, `X[plane + ${offset}]`))};`;
   const innermost = includePad
     ? `count += 1.0f;\nif (${wins.map((_, a) => `p${a} >= 0`).join(' && ')} && ${inside}) { ${accumulate} }`
     : `${accumulate}${average ? '\ncount += 1.0f;' : ''}`;
@@ -126,17 +126,17 @@ ${includePad ? '' : `  if (p${a} < 0) { continue; }\n`}${body.replace(/^/gm, '  
 }`,
     innermost,
   );
-  const init = type === 'f32' ? reducer.init : 'i32(-2147483648)';
+  const init = isFloatType(x.type) ? reducer.init : 'i32(-2147483648)';
   return {
     label,
     wgsl: `${storage(0, 'X', type)}
-${storage(1, 'Y', type)}
+${storage(1, 'Y', wgslType(out.type))}
 ${flatMain(THREADS, `  if (i >= ${n}u) { return; }
 ${coordinates}
   let plane = ${plane};
   var acc = ${init};${average ? '\n  var count = 0.0f;' : ''}
 ${loops.replace(/^/gm, '  ')}
-  Y[i] = ${average ? 'acc / count' : 'acc'};`)}`,
+  Y[i] = ${toStorage(out.type, average ? 'acc / count' : 'acc')};`)}`,
     workgroups: grid(n, THREADS),
     bindings: [
       { kind: 'input', index: 0 },
@@ -184,9 +184,9 @@ function globalPool(op: 'ReduceMean' | 'ReduceMax'): OpImpl {
       if (!isFloatType(x!.type)) throw new ModelError(`${node.opType} node '${node.name}': expects a float tensor, got ${x!.type}`);
       return [{ type: x!.type, dims: x!.dims.map((d, a) => (a < 2 ? d : 1)) }];
     },
-    kernels(node, [x]) {
+    kernels(node, [x], [out]) {
       const spatial = x!.dims.map((_, a) => a).slice(2);
-      return [reduceKernel(node.opType.toLowerCase(), reducers[op], x!.dims, spatial)];
+      return [reduceKernel(node.opType.toLowerCase(), reducers[op], x!, out!, spatial)];
     },
   };
 }

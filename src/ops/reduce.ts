@@ -4,8 +4,8 @@ import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { unaryKernel } from './activation.js';
 import { constInts } from './inputs.js';
-import type { Kernel, OpImpl, OpInput } from './types.js';
-import { collapseAxes, f32, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
 
 /**
  * Reductions over any set of axes (ReduceMean, ReduceMax…) and ArgMax/ArgMin.
@@ -89,11 +89,12 @@ export function axisCoordinates(dims: readonly number[], i = 'i'): string[] {
 }
 
 /**
- * Reduces a float tensor of shape `dims` over `axes`. Short reductions take one thread per output; long ones (global
+ * Reduces a float tensor `x` over `axes` into `out`, accumulating in f32. Short reductions take one thread per output; long ones (global
  * pooling, ReduceMean over the 33x33 planes of a ResNet-101 feature map) one
  * workgroup per output, with a tree in workgroup memory.
  */
-export function reduceKernel(label: string, reducer: Reducer, dims: readonly number[], axes: readonly number[]): Kernel {
+export function reduceKernel(label: string, reducer: Reducer, x: TensorType, out: TensorType, axes: readonly number[]): Kernel {
+  const { dims, type } = x;
   // Outputs walk the kept axes, each output's values the reduced ones; neighbouring
   // axes merge, so ReduceMean over [2,3] of NCHW reads N·C contiguous planes.
   const inputStrides = strides(dims);
@@ -102,8 +103,10 @@ export function reduceKernel(label: string, reducer: Reducer, dims: readonly num
   const count = sizeOf(folded.dims);
   const outputs = sizeOf(kept.dims);
   const { init, map, combine, finish } = reducer;
-  const header = `${storage(0, 'X', 'f32')}
-${storage(1, 'Y', 'f32')}`;
+  const load = fromStorage(type, `X[base + ${stridedIndex(folded, 'k')}]`);
+  const result = toStorage(out.type, finish('acc', count));
+  const header = `${storage(0, 'X', wgslType(type))}
+${storage(1, 'Y', wgslType(out.type))}`;
   const bindings: Kernel['bindings'] = [
     { kind: 'input', index: 0 },
     { kind: 'output', index: 0 },
@@ -116,10 +119,10 @@ ${flatMain(THREADS, `  if (i >= ${outputs}u) { return; }
   let base = ${stridedIndex(kept, 'i')};
   var acc = ${init};
   for (var k = 0u; k < ${count}u; k++) {
-    let x = X[base + ${stridedIndex(folded, 'k')}];
+    let x = ${load};
     acc = ${combine('acc', map('x'))};
   }
-  Y[i] = ${finish('acc', count)};`)}`,
+  Y[i] = ${result};`)}`,
       workgroups: grid(outputs, THREADS),
       bindings,
     };
@@ -131,11 +134,11 @@ ${rowMain(`  if (row >= ${outputs}u) { return; }
   let base = ${stridedIndex(kept, 'row')};
   var acc = ${init};
   for (var k = t; k < ${count}u; k += ${ROW_THREADS}u) {
-    let x = X[base + ${stridedIndex(folded, 'k')}];
+    let x = ${load};
     acc = ${combine('acc', map('x'))};
   }
 ${combineAcross('acc', combine)}
-  if (t == 0u) { Y[row] = ${finish('acc', count)}; }`)}`,
+  if (t == 0u) { Y[row] = ${result}; }`)}`,
     workgroups: rowGrid(outputs),
     bindings,
   };
@@ -189,8 +192,8 @@ function reduceOp(reducer: Reducer): OpImpl {
     kernels(node, inputs, [out], opset) {
       const axes = reducedAxes(node, inputs, opset);
       const label = node.opType.replace(/^Reduce/, 'reduce_').toLowerCase();
-      if (axes.length === 0) return [unaryKernel(`${label}_noop`, 'x', out!)];
-      return [reduceKernel(label, reducer, inputs[0]!.dims, axes)];
+      if (axes.length === 0) return [unaryKernel(`${label}_noop`, 'x', inputs[0]!, out!)];
+      return [reduceKernel(label, reducer, inputs[0]!, out!, axes)];
     },
   };
 }

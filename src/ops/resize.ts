@@ -6,7 +6,7 @@ import { axisCoordinates } from './reduce.js';
 import { constInts } from './inputs.js';
 import { runWindow, shifted, splitUnits, type BindingLimits, type Run, type Strided } from './split.js';
 import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, gpuElementBytes, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import { collapseAxes, converted, flatMain, fromStorage, gpuElementBytes, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
 
 /**
  * Resize (opsets 10–19) and Upsample (7–9), as ONNX defines them and
@@ -133,7 +133,7 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   let body: string;
   if (gather) {
     const terms = resized.map(({ a, offset }) => ` + u32(IDX[${offset}u + o${a}]) * ${inputStrides[a]}u`).join('');
-    body = `  Y[${shifted(yShift)}i] = X[q${terms}];`;
+    body = `  Y[${shifted(yShift)}i] = ${converted(x.type, out.type, `X[q${terms}]`)};`;
   } else {
     // Nested loops over the taps of each resized axis, carrying the offset and the weight product.
     let q = 'q';
@@ -147,15 +147,15 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
       w = `w${a}`;
       return loop;
     });
-    const innermost = `acc += ${w} * X[${q}];`;
+    const innermost = `acc += ${w} * ${fromStorage(x.type, `X[${q}]`)};`;
     const nested = loops.reduceRight((inner, loop) => `${loop}\n${inner.replace(/^/gm, '  ')}\n}`, innermost);
-    body = `  var acc = 0.0f;\n${nested.replace(/^/gm, '  ')}\n  Y[${shifted(yShift)}i] = acc;`;
+    body = `  var acc = 0.0f;\n${nested.replace(/^/gm, '  ')}\n  Y[${shifted(yShift)}i] = ${toStorage(out.type, 'acc')};`;
   }
   const bindings: KernelBinding[] = [
     { kind: 'input', index: 0, ...(part ? { window: part.x.window } : {}) },
     { kind: 'output', index: 0, ...(part ? { window: part.y.window } : {}) },
   ];
-  const declarations = [storage(0, 'X', type), storage(1, 'Y', type)];
+  const declarations = [storage(0, 'X', type), storage(1, 'Y', wgslType(out.type))];
   // Tables only when something reads them: a binding the shader does not use is not in its layout.
   if (resized.length) {
     declarations.push(storage(2, 'IDX', 'i32'));
@@ -184,13 +184,13 @@ ${body}`)}`,
  * splitting or no leading axis is unchanged.
  */
 function splitResize(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], limits: BindingLimits): Kernel[] | undefined {
-  const bytes = gpuElementBytes(x.type);
-  if (Math.max(sizeOf(x.dims), sizeOf(out.dims)) * bytes <= limits.maxBytes) return undefined;
+  const [xBytes, yBytes] = [gpuElementBytes(x.type), gpuElementBytes(out.type)];
+  if (Math.max(sizeOf(x.dims) * xBytes, sizeOf(out.dims) * yBytes) <= limits.maxBytes) return undefined;
   let kept = 0;
   while (kept < axes.length && isIdentity(tapsOf(f, axes[kept]!), axes[kept]!)) kept++;
   const planes = sizeOf(out.dims.slice(0, kept));
-  const from: Strided = { unitBytes: sizeOf(x.dims.slice(kept)) * bytes, baseBytes: 0, elementBytes: bytes };
-  const to: Strided = { unitBytes: sizeOf(out.dims.slice(kept)) * bytes, baseBytes: 0, elementBytes: bytes };
+  const from: Strided = { unitBytes: sizeOf(x.dims.slice(kept)) * xBytes, baseBytes: 0, elementBytes: xBytes };
+  const to: Strided = { unitBytes: sizeOf(out.dims.slice(kept)) * yBytes, baseBytes: 0, elementBytes: yBytes };
   const runs = kept > 0 && splitUnits(planes, [from, to], limits);
   if (!runs) return undefined;
   return runs.map((run) => {

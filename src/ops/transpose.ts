@@ -2,7 +2,7 @@ import { ModelError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { sizeOf } from '../model/graph.js';
 import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import { collapseAxes, converted, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
 
 /** Transpose: a strided gather, one thread per output element. */
 
@@ -26,14 +26,13 @@ export const transposeOps: Record<string, OpImpl> = {
       const perm = permutation(node, x!.dims.length);
       const source = collapseAxes(out!.dims, perm.map((p) => inStrides[p]!));
       const n = sizeOf(out!.dims);
-      const t = wgslType(x!.type);
       return [
         {
           label: `transpose_${source.dims.length}d`,
-          wgsl: `${storage(0, 'X', t)}
-${storage(1, 'Y', t)}
+          wgsl: `${storage(0, 'X', wgslType(x!.type))}
+${storage(1, 'Y', wgslType(out!.type))}
 ${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  Y[i] = X[${stridedIndex(source)}];`)}`,
+  Y[i] = ${converted(x!.type, out!.type, `X[${stridedIndex(source)}]`)};`)}`,
           workgroups: grid(n, WORKGROUP),
           bindings: [
             { kind: 'input', index: 0 },

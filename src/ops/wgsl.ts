@@ -22,8 +22,28 @@ export const gpuElementBytes = (t: ElemType): number => (t === 'float16' ? 2 : 4
 /** WGSL of a loaded element of a tensor of type `t`, in its compute type (f32 for any float). */
 export const fromStorage = (t: ElemType, expr: string): string => (t === 'float16' ? `f32(${expr})` : expr);
 
+/**
+ * A WGSL literal of `v` in a tensor's storage type, for kernels that copy
+ * stored elements without computing (Pad's fill). WGSL has no literal for
+ * infinities: like f32() they become the largest finite value, 65504 in f16.
+ */
+export function storageLiteral(t: ElemType, v: number): string {
+  if (t === 'float16') return `f16(${f32(Math.max(-HALF_MAX, Math.min(HALF_MAX, v)))})`;
+  return isFloatType(t) ? f32(v) : `${v | 0}i`;
+}
+const HALF_MAX = 65504;
+
 /** WGSL of a computed value converted for storing into a tensor of type `t`. */
 export const toStorage = (t: ElemType, expr: string): string => (t === 'float16' ? `f16(${expr})` : expr);
+
+/**
+ * WGSL of an element of a `from` tensor stored into a `to` tensor, for
+ * kernels that move elements without computing: unchanged when both are
+ * stored alike; at --precision f16 a node may read a float32 graph input or
+ * write a float32 graph output (model/precision.ts).
+ */
+export const converted = (from: ElemType, to: ElemType, expr: string): string =>
+  wgslType(from) === wgslType(to) ? expr : toStorage(to, fromStorage(from, expr));
 
 /** The most workgroups one dimension of a dispatch may have (WebGPU default limit). */
 export const MAX_WORKGROUPS_PER_DIM = 65535;

@@ -337,7 +337,8 @@ const FEED_STAGING_BYTES = 256 << 10;
  */
 export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, device: PlanDevice, precision: Precision = 'f32'): Plan {
   const fused = fuseEpilogues(foldBatchNorm(typed, keep), keep);
-  const plan = buildPlan(storeFloatsAs(fused, keep, precision), registry, keep, device);
+  const isAlias = (op: string) => registry.get(op)?.alias === true;
+  const plan = buildPlan(storeFloatsAs(fused, keep, precision, isAlias), registry, keep, device);
   checkLimits(plan, device);
   return plan;
 }

@@ -1,7 +1,10 @@
 import { afterAll } from 'vitest';
 import type { Gpu } from '../../src/gpu/device.js';
 import { openDawn } from '../../src/gpu/dawn.js';
-import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../../src/model/graph.js';
+import { Attrs, isFloatType, type AttrValue, type Graph, type HostTensor, type Node } from '../../src/model/graph.js';
+import { inferTypes } from '../../src/model/infer.js';
+import { registry } from '../../src/ops/registry.js';
+import { float16ToFloat32, float32ToFloat16 } from '../../src/model/numeric.js';
 import type { Precision } from '../../src/model/precision.js';
 import { Session } from '../../src/runtime/session.js';
 
@@ -42,6 +45,15 @@ export const randomTensor = (dims: number[], seed: number, lo = -1, hi = 1): Hos
  */
 export const F16_TOLERANCE = 2e-3;
 
+/** The relative L2 error op tests allow at each precision. */
+export const TOLERANCE: Record<Precision, number> = { f32: 1e-5, f16: F16_TOLERANCE };
+
+/** Values as float16 holds them: what a copy (Concat, Transpose, Pad…) at precision 'f16' must give exactly. */
+export const roundToFloat16 = (data: ArrayLike<number>): number[] => Array.from(float16ToFloat32(float32ToFloat16(data)));
+
+/** A tensor as a node reads it at `precision`: for references that must not count the rounding of the input. */
+export const storedAs = (x: HostTensor, precision: Precision): HostTensor => (precision === 'f16' ? tensor([...x.dims], roundToFloat16(x.data)) : x);
+
 /** Relative L2 error ||a - b|| / ||b||. */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
@@ -65,11 +77,13 @@ export interface NodeCase {
 
 /**
  * Runs one ONNX node on the GPU through a real Session and returns its
- * outputs. At precision 'f16' the node computes on float16 activations
- * between casts of its float32 feeds and outputs.
+ * outputs. At precision 'f16' the node reads and writes float16 tensors:
+ * Casts join them to the float32 feeds and outputs, as in a float16 model
+ * (else the session would let the node read its float32 feeds and write its
+ * float32 outputs directly, see model/precision.ts).
  */
 export async function runNode(c: NodeCase, precision: Precision = 'f32'): Promise<HostTensor[]> {
-  const graph = nodeGraph(c);
+  const graph = precision === 'f16' ? withFloat16Casts(nodeGraph(c)) : nodeGraph(c);
   const session = await Session.create(await gpu(), graph, { precision });
   const feeds: Record<string, HostTensor> = {};
   c.inputs.forEach((x, i) => {
@@ -81,6 +95,32 @@ export async function runNode(c: NodeCase, precision: Precision = 'f32'): Promis
   } finally {
     session.destroy();
   }
+}
+
+/** The graph with its node's float inputs fed and float outputs read through Casts from and to float32. */
+function withFloat16Casts(graph: Graph): Graph {
+  const types = inferTypes(graph, new Map(), (op) => registry.get(op)?.infer).types;
+  const node = graph.nodes[0]!;
+  const isFloat = (name: string) => isFloatType(types.get(name)!.type);
+  const cast = (from: string, to: string, type: number): Node => ({
+    name: `cast_${to}`,
+    opType: 'Cast',
+    domain: '',
+    inputs: [from],
+    outputs: [to],
+    attrs: new Attrs(new Map([['to', type]]), `Cast node 'cast_${to}'`),
+  });
+  const fed = graph.inputs.filter((i) => isFloat(i.name)).map((i) => i.name);
+  const read = node.outputs.filter(isFloat);
+  const half = (name: string) => (fed.includes(name) || read.includes(name) ? `${name}_f16` : name);
+  return {
+    ...graph,
+    nodes: [
+      ...fed.map((name) => cast(name, half(name), 10)),
+      { ...node, inputs: node.inputs.map(half), outputs: node.outputs.map(half) },
+      ...read.map((name) => cast(half(name), name, 1)),
+    ],
+  };
 }
 
 export function nodeGraph(c: NodeCase): Graph {
