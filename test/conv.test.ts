@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
-import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
+import type { AttrValue, HostTensor } from '../src/model/graph.js';
 import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { convKernels, type ConvAdapter, type ConvEpilogue } from '../src/ops/conv.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
-import { gpu, nodeGraph, randomTensor, relL2, runNode, TOLERANCE } from './helpers/gpu.js';
+import { gpu, nodeGraph, randomTensor, relL2, runNode, throughFloat16Casts, TOLERANCE } from './helpers/gpu.js';
 
 interface RefOptions {
   strides: number[];
@@ -222,36 +222,6 @@ describe('Conv', () => {
   });
 });
 
-/**
- * `graph` (one node) with its graph inputs read and its outputs written
- * through Casts to float32: no-ops in the model, but at precision 'f16' the
- * node's side of each is an internal tensor, stored as float16 (graph inputs
- * and outputs stay float32). runNode joins its node likewise; this is for
- * sessions of our own, with a binding limit.
- */
-function throughCasts(graph: Graph): Graph {
-  const node = graph.nodes[0]!;
-  const fed = new Set(graph.inputs.map((i) => i.name));
-  const half = (t: string) => `${t}_f16`;
-  const ONNX_FLOAT = 1;
-  const cast = (from: string, to: string): Node => ({
-    name: `cast_${to}`,
-    opType: 'Cast',
-    domain: '',
-    inputs: [from],
-    outputs: [to],
-    attrs: new Attrs(new Map([['to', ONNX_FLOAT]]), `Cast node 'cast_${to}'`),
-  });
-  return {
-    ...graph,
-    nodes: [
-      ...[...fed].map((t) => cast(t, half(t))),
-      { ...node, inputs: node.inputs.map((t) => (fed.has(t) ? half(t) : t)), outputs: node.outputs.map(half) },
-      ...node.outputs.map((t) => cast(half(t), t)),
-    ],
-  };
-}
-
 /** Registers `name` as Conv planned for `adapter` for the duration of `body`. */
 async function withConvFor(name: string, adapter: ConvAdapter, epilogue: ConvEpilogue, body: () => Promise<void>) {
   const ops = registry as Map<string, OpImpl>;
@@ -325,7 +295,7 @@ for (const precision of PRECISIONS) for (const [kernel, adapter] of kernels) des
         const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: attrs.dilations, pads: attrs.pads, group: 1 });
         const r = randomTensor(ref.dims, seed++);
         const node = nodeGraph({ op: 'TestConvForSplit', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
-        const graph = precision === 'f16' ? throughCasts(node) : node;
+        const graph = precision === 'f16' ? throughFloat16Casts(node) : node;
         const session = await Session.create(await gpu(), graph, { maxBindingBytes: c.maxBindingBytes, precision });
         try {
           const y = (await session.run({ in0: x, in3: r })).outputs.get(graph.outputs[0]!.name)!;

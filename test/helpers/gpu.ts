@@ -83,7 +83,7 @@ export interface NodeCase {
  * float32 outputs directly, see model/precision.ts).
  */
 export async function runNode(c: NodeCase, precision: Precision = 'f32'): Promise<HostTensor[]> {
-  const graph = precision === 'f16' ? withFloat16Casts(nodeGraph(c)) : nodeGraph(c);
+  const graph = precision === 'f16' ? throughFloat16Casts(nodeGraph(c)) : nodeGraph(c);
   const session = await Session.create(await gpu(), graph, { precision });
   const feeds: Record<string, HostTensor> = {};
   c.inputs.forEach((x, i) => {
@@ -97,8 +97,12 @@ export async function runNode(c: NodeCase, precision: Precision = 'f32'): Promis
   }
 }
 
-/** The graph with its node's float inputs fed and float outputs read through Casts from and to float32. */
-function withFloat16Casts(graph: Graph): Graph {
+/**
+ * A one-node graph with the node's float graph inputs fed and float outputs
+ * read through Casts from and to float32: at precision 'f16' the node then
+ * reads and writes float16 tensors.
+ */
+export function throughFloat16Casts(graph: Graph): Graph {
   const types = inferTypes(graph, new Map(), (op) => registry.get(op)?.infer).types;
   const node = graph.nodes[0]!;
   const isFloat = (name: string) => isFloatType(types.get(name)!.type);
