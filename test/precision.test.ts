@@ -3,7 +3,8 @@
  * captures. The host's float16 rounding is checked exhaustively, the GPU's
  * Cast against it bit for bit, and whole models against their f32 runs.
  */
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { GpuError, InputError } from '../src/errors.js';
@@ -186,6 +187,23 @@ describe('--precision on the command line', () => {
     expect(Math.abs(b!.outputs[0]!.mean - a!.outputs[0]!.mean)).toBeLessThan(1e-2 * Math.max(1, Math.abs(a!.outputs[0]!.mean)));
     const bad = await segscope('run', MODEL, '--input', INPUT, '--precision', 'f64');
     expect([bad.code, errors(bad.stderr)]).toEqual([1, [expect.stringMatching(/--precision 'f64': expected f32 or f16/)]]);
+  });
+
+  it('segscope vis --precision f16 draws the same pictures as f32 but for float16 rounding', async () => {
+    const image = join(ROOT, 'test/fixtures/images/rgb.png');
+    const outs = ['f32', 'f16'].map(() => mkdtempSync(join(tmpdir(), 'segscope-precision-')));
+    const runs = await Promise.all(
+      ['f32', 'f16'].map((p, k) => segscope('vis', MODEL, image, '--layer', 'classifier.aspp.project', '--input-size', '65x65', '--precision', p, '--out', outs[k]!, '--json')),
+    );
+    for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
+    const files = (k: number) => (JSON.parse(runs[k]!.stdout) as { images: { files: { file: string; range?: [number, number] }[] }[] }).images[0]!.files;
+    expect(files(1).map((f) => f.file)).toEqual(files(0).map((f) => f.file));
+    // The maps' value ranges (before the colormap) agree to float16 precision.
+    files(0).forEach((f, k) => {
+      f.range?.forEach((v, e) => expect(Math.abs(files(1)[k]!.range![e]! - v)).toBeLessThanOrEqual(2e-3 * Math.max(1, Math.abs(v))));
+    });
+    const bad = await segscope('vis', '--tensor', INPUT, '--precision', 'f16');
+    expect(errors(bad.stderr)).toEqual([expect.stringMatching(/--precision applies to model runs on images, not to --tensor/)]);
   });
 
   it('segscope bench --precision f16 reports the accuracy against f32', async () => {

@@ -89,6 +89,7 @@ describe('segscope vis', () => {
     ['a bad --normalize', [RGB, '--normalize', 'zscore'], /--normalize 'zscore': use minmax, p1-99 or shared/],
     ['a bad --overlay', [RGB, '--overlay', '2'], /--overlay '2': expected an opacity between 0 and 1/],
     ['a bad --colormap', [RGB, '--colormap', 'rainbow'], /--colormap 'rainbow': use one of jet/],
+    ['a bad --precision', [RGB, '--precision', 'half'], /--precision 'half': expected f32 or f16/],
   ])('%s: one line, exit 1', async (_, args, message) => {
     const rest = args.includes('--layer') ? args : [...args, '--layer', ASPP];
     const { code, stdout, stderr } = await segscope('vis', MODEL, ...rest, '--input-size', '65x65', '--out', tmp());
