@@ -103,7 +103,14 @@ const ortRun = async (provider: OrtProvider): Promise<Timing & { output: Float32
   return { provider: `onnxruntime ${provider}`, loadMs: t.loadMs, runMs: t.runMs, medianMs: timeStats(t.runMs).median, output };
 };
 const cpu = await ortRun('cpu');
-const webgpu = providers.includes('webgpu') ? await ortRun('webgpu') : undefined;
+// A provider that cannot run here (no adapter for onnxruntime's own Dawn) is recorded, not fatal: segscope's figures still stand.
+let webgpuError: string | undefined;
+const webgpu = providers.includes('webgpu')
+  ? await ortRun('webgpu').catch((e: Error) => {
+      webgpuError = e.message;
+      return undefined;
+    })
+  : undefined;
 const ours = new Map<Precision, Awaited<ReturnType<typeof timeSegscope>>>();
 for (const precision of precisions) ours.set(precision, await timeSegscope(graph, loadMs, precision));
 rmSync(dir, { recursive: true, force: true });
@@ -132,6 +139,7 @@ const result = {
     : {}),
   ortCpu: { ...cpu, output: undefined },
   ...(webgpu ? { ortWebgpu: { ...webgpu, output: undefined, relL2VsOrtCpu: relativeL2(webgpu.output, cpu.output) } } : {}),
+  ...(webgpuError ? { ortWebgpu: { error: webgpuError } } : {}),
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
 const file = join(import.meta.dirname, 'results', `e2e-${basename(modelPath, '.onnx')}-${size}.json`);
@@ -142,7 +150,7 @@ console.log(`| model | input | segscope | onnxruntime CPU | onnxruntime WebGPU |
 console.log(`| --- | --- | --- | --- | --- | --- | --- |`);
 for (const [precision, t] of ours) {
   console.log(
-    `| ${result.model} | ${dims.join('x')} | ${s(t.medianMs)} (${precision}) | ${s(cpu.medianMs)} | ${webgpu ? s(webgpu.medianMs) : 'not run'} | ${webgpu ? `${(t.medianMs / webgpu.medianMs).toFixed(2)}x` : '-'} | ${(t.medianMs / cpu.medianMs).toFixed(1)}x |`,
+    `| ${result.model} | ${dims.join('x')} | ${s(t.medianMs)} (${precision}) | ${s(cpu.medianMs)} | ${webgpu ? s(webgpu.medianMs) : webgpuError ? 'failed' : 'not run'} | ${webgpu ? `${(t.medianMs / webgpu.medianMs).toFixed(2)}x` : '-'} | ${(t.medianMs / cpu.medianMs).toFixed(1)}x |`,
   );
 }
 for (const [precision, t] of ours) {
@@ -155,4 +163,5 @@ if (result.segscopeF16?.vsF32) {
   const { relL2, argmaxAgreement } = result.segscopeF16.vsF32;
   console.log(`f16 vs f32: logits relL2 ${relL2.toExponential(2)}, arg-max class kept at ${(100 * argmaxAgreement).toFixed(3)}% of pixels`);
 }
+if (webgpuError) console.log(`onnxruntime WebGPU failed: ${webgpuError}`);
 console.log(`wrote ${file}`);

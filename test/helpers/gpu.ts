@@ -4,6 +4,7 @@ import { openDawn } from '../../src/gpu/dawn.js';
 import { Attrs, isFloatType, type AttrValue, type Graph, type HostTensor, type Node } from '../../src/model/graph.js';
 import { inferTypes } from '../../src/model/infer.js';
 import { registry } from '../../src/ops/registry.js';
+import { relativeL2 } from '../../src/metrics/agreement.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../src/model/numeric.js';
 import type { Precision } from '../../src/model/precision.js';
 import { Session } from '../../src/runtime/session.js';
@@ -54,16 +55,10 @@ export const roundToFloat16 = (data: ArrayLike<number>): number[] => Array.from(
 /** A tensor as a node reads it at `precision`: for references that must not count the rounding of the input. */
 export const storedAs = (x: HostTensor, precision: Precision): HostTensor => (precision === 'f16' ? tensor([...x.dims], roundToFloat16(x.data)) : x);
 
-/** Relative L2 error ||a - b|| / ||b||. */
+/** Relative L2 error ||a - b|| / ||b||; results of different lengths fail the test. */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new Error(`length ${a.length} != ${b.length}`);
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return den === 0 ? Math.sqrt(num) : Math.sqrt(num / den);
+  return relativeL2(a, b);
 }
 
 export interface NodeCase {
