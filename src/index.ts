@@ -17,6 +17,8 @@ export type { Gpu } from './gpu/device.js';
 export { openDevice } from './gpu/device.js';
 export { openDawn, type DawnOptions } from './gpu/dawn.js';
 export type { Graph, HostTensor, ElemType } from './model/graph.js';
+export { PRECISIONS, type Precision } from './model/precision.js';
+export { argmaxAgreement, relativeL2 } from './metrics/agreement.js';
 export { readModelFile } from './io/model-file.js';
 export { decodeNpy, encodeNpy } from './io/npy.js';
 export { decodeNpz, encodeNpz } from './io/npz.js';

@@ -104,6 +104,7 @@ export class Session {
     readonly typed: TypedGraph,
     private readonly defaultCapture: readonly TensorPattern[],
     private readonly maxBindingBytes: number,
+    /** What activations are stored as (SessionOptions.precision). */
     readonly precision: Precision,
   ) {}
 
