@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { GpuError, InputError } from '../src/errors.js';
 import { readModelFile } from '../src/io/model-file.js';
@@ -175,6 +176,28 @@ describe('a session at precision f16', () => {
     await expect(Session.create(plain, graph, { precision: 'f16' })).rejects.toThrow(GpuError);
     await expect(Session.create(plain, graph, { precision: 'f16' })).rejects.toThrow(/no 'shader-f16' feature/);
     await expect(Session.create(await gpu(), graph, { precision: 'f64' as 'f16' })).rejects.toThrow(InputError);
+  });
+});
+
+describe('a float16 model (model.half() exported)', () => {
+  it('runs at f32 and f16 and matches onnxruntime on the same float16 model', async () => {
+    const file = join(ROOT, 'test/fixtures/deeplabv3plus_os16_fp16.onnx');
+    const x = decodeNpy(readFileSync(INPUT), INPUT);
+    const ortSession = await ort.InferenceSession.create(file, { executionProviders: ['cpu'] });
+    const fed = new ort.Tensor('float16', float32ToFloat16(x.data), [...x.dims]);
+    const expected = float16ToFloat32((await ortSession.run({ input: fed })).output!.data as Uint16Array);
+    await ortSession.release();
+    const graph = await readModelFile(file);
+    for (const precision of ['f32', 'f16'] as const) {
+      const session = await Session.create(await gpu(), graph, { inputShapes: { input: [1, 3, 65, 65] }, precision });
+      try {
+        const y = (await session.run(x)).outputs.get('output')!;
+        expect([y.type, y.dims]).toEqual(['float32', [1, 21, 65, 65]]);
+        expect(relativeL2(y.data, expected), precision).toBeLessThan(2e-3);
+      } finally {
+        session.destroy();
+      }
+    }
   });
 });
 

@@ -945,6 +945,9 @@ scopes (`/backbone/layer1/layer1.0/conv1/Conv`, `/classifier/aspp/project/...`,
 
 README_TAIL = """
 Sizes count the external data file for the dynamo model.
+`deeplabv3plus_os16_fp16.onnx` is the os16 model as a float16 model (float16
+weights, input, output and activations; its shape subgraph float32), made
+from it by `tools/float16_fixture.py` (onnx only).
 Not here (git-ignored, for benchmarks only): `big/deeplabv3plus_r101_os16.onnx`
 and `big/deeplabv3plus_r50_os16.onnx`, full-size DeepLabv3+ (torchvision
 ResNet-101 or ResNet-50, OS16, ASPP 256, low level 48, 21 classes), input
