@@ -22,17 +22,6 @@ export const gpuElementBytes = (t: ElemType): number => (t === 'float16' ? 2 : 4
 /** WGSL of a loaded element of a tensor of type `t`, in its compute type (f32 for any float). */
 export const fromStorage = (t: ElemType, expr: string): string => (t === 'float16' ? `f32(${expr})` : expr);
 
-/**
- * A WGSL literal of `v` in a tensor's storage type, for kernels that copy
- * stored elements without computing (Pad's fill). WGSL has no literal for
- * infinities: like f32() they become the largest finite value, 65504 in f16.
- */
-export function storageLiteral(t: ElemType, v: number): string {
-  if (t === 'float16') return `f16(${f32(Math.max(-HALF_MAX, Math.min(HALF_MAX, v)))})`;
-  return isFloatType(t) ? f32(v) : `${v | 0}i`;
-}
-const HALF_MAX = 65504;
-
 /** WGSL of a computed value converted for storing into a tensor of type `t`. */
 export const toStorage = (t: ElemType, expr: string): string => (t === 'float16' ? `f16(${expr})` : expr);
 
@@ -44,6 +33,17 @@ export const toStorage = (t: ElemType, expr: string): string => (t === 'float16'
  */
 export const converted = (from: ElemType, to: ElemType, expr: string): string =>
   wgslType(from) === wgslType(to) ? expr : toStorage(to, fromStorage(from, expr));
+
+/**
+ * A WGSL literal of `v` in a tensor's storage type, for kernels that copy
+ * stored elements without computing (Pad's fill). WGSL has no literal for
+ * infinities: like f32() they become the largest finite value, 65504 in f16.
+ */
+export function storageLiteral(t: ElemType, v: number): string {
+  if (t === 'float16') return `f16(${f32(Math.max(-HALF_MAX, Math.min(HALF_MAX, v)))})`;
+  return isFloatType(t) ? f32(v) : `${v | 0}i`;
+}
+const HALF_MAX = 65504;
 
 /** The most workgroups one dimension of a dispatch may have (WebGPU default limit). */
 export const MAX_WORKGROUPS_PER_DIM = 65535;
