@@ -75,3 +75,36 @@ describe('GPU device handling', () => {
     expect(() => checkLimits(plan, { ...limits, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 20 })).toThrow(/the plan needs a \d+ byte buffer; the adapter allows 1048576 bytes per buffer/);
   });
 });
+
+describe('a kernel reading one tensor twice', () => {
+  // WebGPU refuses overlapping writable bindings; the plan binds a copy for the repeat.
+  it('MatMul(x, x) and Add(x, Reshape(x)) bind a copy and compute the products and sums', async () => {
+    const x = randomTensor([5, 5], 3);
+    const square = nodeGraph({ op: 'MatMul', inputs: [x] });
+    square.nodes[0]!.inputs = ['in0', 'in0'];
+    const reshaped = nodeGraph({ op: 'Add', inputs: [x] });
+    reshaped.nodes = [
+      { ...reshaped.nodes[0]!, name: 'flat', opType: 'Reshape', inputs: ['in0', 'shape'], outputs: ['flat'] },
+      { ...reshaped.nodes[0]!, name: 'back', opType: 'Reshape', inputs: ['flat', 'square'], outputs: ['back'] },
+      { ...reshaped.nodes[0]!, inputs: ['in0', 'back'] },
+    ];
+    reshaped.initializers = new Map([
+      ['shape', { type: 'int64', dims: [1], data: Float64Array.of(25) }],
+      ['square', { type: 'int64', dims: [2], data: Float64Array.of(5, 5) }],
+    ]);
+    const product = Array.from({ length: 25 }, (_, k) => {
+      const [i, j] = [Math.floor(k / 5), k % 5];
+      return Array.from({ length: 5 }, (_, t) => x.data[i * 5 + t]! * x.data[t * 5 + j]!).reduce((a, b) => a + b, 0);
+    });
+    for (const [graph, expected] of [[square, product], [reshaped, Array.from(x.data, (v) => 2 * v)]] as const) {
+      const session = await Session.create(await gpu(), graph);
+      try {
+        expect((await session.plan()).kernels.map((k) => k.kernel.label)).toContain('copy_repeated_input');
+        const y = (await session.run(x)).outputs.get('out0')!;
+        expect(relL2(y.data, expected)).toBeLessThan(1e-6);
+      } finally {
+        session.destroy();
+      }
+    }
+  });
+});

@@ -103,8 +103,7 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
         continue;
       }
       const residual = next.opType === 'Add' && next.inputs.length === 2 ? next.inputs.find((t, k) => t !== y && next.inputs[1 - k] === y) : undefined;
-      // A residual that is the conv's own input (y = x + conv(x)) would bind x twice, which WebGPU refuses of writable bindings.
-      if (residual && residual !== node.inputs[0] && !values.has(residual) && sameDims(residual, y)) {
+      if (residual && !values.has(residual) && sameDims(residual, y)) {
         const z = next.outputs[0]!;
         const relu = soleReader(z);
         const last = isRelu(relu) ? relu! : next;

@@ -36,8 +36,8 @@ const scalarValue = (x: OpInput): number | undefined => (x.value?.data.length ==
 
 /**
  * Operand readers for node inputs `indices`, each broadcast from `dims[k]` to
- * the output. A tensor given twice (Mul(x, x)) is bound once: two writable
- * bindings of one range are refused by WebGPU (see wgsl.ts storage).
+ * the output. A tensor given twice (Mul(x, x)) is bound once, where the
+ * plan would otherwise bind a copy of it (runtime/plan.ts withRepeatsCopied).
  */
 function reads(inputs: OpInput[], dims: number[][], indices: number[], out: TensorType): Reads {
   const r: Reads = { values: [], decls: [], bindings: [] };

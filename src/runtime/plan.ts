@@ -8,7 +8,8 @@ import { float32ToFloat16 } from '../model/numeric.js';
 import { originalName } from '../model/passes.js';
 import { bindingLimits } from '../ops/split.js';
 import type { GpuArray, Kernel, KernelBinding, OpImpl } from '../ops/types.js';
-import { gpuElementBytes } from '../ops/wgsl.js';
+import type { Window } from '../ops/split.js';
+import { flatMain, gpuElementBytes, grid, storage } from '../ops/wgsl.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -77,7 +78,8 @@ export function buildPlan(
       continue;
     }
     const outputs = node.outputs.map((name) => types.get(name)!);
-    steps.push({ node, kernels: impl.kernels!(node, inputs, outputs, graph.opset, target) });
+    const kernels = impl.kernels!(node, inputs, outputs, graph.opset, target);
+    steps.push({ node, kernels: kernels.flatMap((k) => withRepeatsCopied(k, (b) => (values.has(node.inputs[b.index]!) ? undefined : root(node.inputs[b.index]!)), (b) => b.window?.bytes ?? bytesOf(types.get(node.inputs[b.index]!)!))) });
   }
 
   // Lifetimes of buffer-backed tensors, by root.
@@ -144,6 +146,48 @@ export function buildPlan(
   );
   return { kernels, slotBytes, liveBytes, placement };
 }
+
+/**
+ * A kernel that binds one tensor (`tensorOf`: its buffer's root; undefined
+ * for constants) at two input bindings over overlapping bytes, as
+ * MatMul(x, x) or Add(x, Reshape(x)) do, would be refused: every binding is
+ * read_write (ops/wgsl.ts storage) and WebGPU refuses writable bindings that
+ * overlap. Each repeat reads a copy in a scratch buffer instead, made by a
+ * dispatch before it.
+ */
+function withRepeatsCopied(
+  kernel: Kernel,
+  tensorOf: (b: Extract<KernelBinding, { kind: 'input' }>) => string | undefined,
+  bytesOfBinding: (b: Extract<KernelBinding, { kind: 'input' }>) => number,
+): Kernel[] {
+  const copies: Kernel[] = [];
+  const seen: { tensor: string; window?: Window }[] = [];
+  const overlap = (a?: Window, b?: Window) => !a || !b || (a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes);
+  const bindings = kernel.bindings.map((b, i): KernelBinding => {
+    if (b.kind !== 'input') return b;
+    const tensor = tensorOf(b);
+    if (tensor === undefined) return b;
+    const repeat = seen.some((s) => s.tensor === tensor && overlap(s.window, b.window));
+    seen.push({ tensor, window: b.window });
+    if (!repeat) return b;
+    const words = Math.ceil(bytesOfBinding(b) / 4);
+    const scratch = { kind: 'scratch', id: REPEAT_SCRATCH + i, bytes: 4 * words } as const;
+    copies.push({
+      label: 'copy_repeated_input',
+      wgsl: `${storage(0, 'X', 'u32')}
+${storage(1, 'Y', 'u32')}
+${flatMain(COPY_WORKGROUP, `  if (i >= ${words}u) { return; }
+  Y[i] = X[i];`)}`,
+      workgroups: grid(words, COPY_WORKGROUP),
+      bindings: [b, scratch],
+    });
+    return scratch;
+  });
+  return copies.length ? [...copies, { ...kernel, bindings }] : [kernel];
+}
+/** Scratch ids of repeat copies: past any an op uses itself. */
+const REPEAT_SCRATCH = 1 << 20;
+const COPY_WORKGROUP = 256;
 
 function bytesOf(t: TensorType): number {
   return sizeOf(t.dims) * gpuElementBytes(t.type);
