@@ -14,7 +14,7 @@ import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { runWindow, splitUnits, type BindingLimits } from '../src/ops/split.js';
 import type { Plan } from '../src/runtime/plan.js';
 import { Session } from '../src/runtime/session.js';
-import { F16_TOLERANCE, gpu, nodeGraph, random, randomTensor, relL2 } from './helpers/gpu.js';
+import { F16_TOLERANCE, gpu, nodeGraph, random, randomTensor, relL2, roundToFloat16 } from './helpers/gpu.js';
 import { runOrt } from './helpers/ort.js';
 
 describe('splitUnits and runWindow', () => {
@@ -231,6 +231,13 @@ describe('split nodes on the GPU', () => {
         expected.set(y.data.subarray(o * rowB, (o + 1) * rowB), o * (rowA + rowB) + rowA);
       }
       expect(outputs.get(graph.outputs[0]!.name)!.data).toEqual(expected);
+
+      // At f16, with the concat's output cast to float32 after it: it reads its float32 graph inputs and writes float16, in windows of each width.
+      const cast = { ...graph.nodes[0]!, name: 'cast', opType: 'Cast', inputs: ['out0'], outputs: ['y'], attrs: new Attrs(new Map([['to', 1]]), "Cast node 'cast'") };
+      const mixed = { ...graph, nodes: [graph.nodes[0]!, cast], outputs: [{ name: 'y', type: 'float32' as const }] };
+      const half = await runSplit(mixed, { in0: x, in1: y }, 1024, 'f16');
+      expect(inspect(half.plan, graph.nodes[0]!.name).kernels).toBeGreaterThan(2);
+      expect(Array.from(half.outputs.get('y')!.data)).toEqual(roundToFloat16(expected));
     });
   }
 
