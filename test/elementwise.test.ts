@@ -74,7 +74,7 @@ describe('binary arithmetic with broadcasting', () => {
     });
   }
 
-  it('binds a tensor given twice once (Mul(x, x); WebGPU refuses two writable bindings of one range)', async () => {
+  it('Mul(x, x) squares exactly (the plan binds a copy for the repeated input: WebGPU refuses two writable bindings of one range)', async () => {
     const x = randomTensor([2, 3, 5, 7], 43);
     const graph = nodeGraph({ op: 'Mul', inputs: [x] });
     graph.nodes[0]!.inputs = ['in0', 'in0'];

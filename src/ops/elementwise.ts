@@ -34,21 +34,11 @@ function literal(v: number, type: ElemType): string {
 /** The value of a one-element constant input. */
 const scalarValue = (x: OpInput): number | undefined => (x.value?.data.length === 1 ? x.value.data[0] : undefined);
 
-/**
- * Operand readers for node inputs `indices`, each broadcast from `dims[k]` to
- * the output. A tensor given twice (Mul(x, x)) is bound once, where the
- * plan would otherwise bind a copy of it (runtime/plan.ts withRepeatsCopied).
- */
+/** Operand readers for node inputs `indices`, each broadcast from `dims[k]` to the output. */
 function reads(inputs: OpInput[], dims: number[][], indices: number[], out: TensorType): Reads {
   const r: Reads = { values: [], decls: [], bindings: [] };
-  const bound = new Map<string, string>();
   for (const index of indices) {
     const x = inputs[index]!;
-    const same = bound.get(x.name);
-    if (same) {
-      r.values.push(same);
-      continue;
-    }
     const scalar = scalarValue(x);
     // NaN has no WGSL literal: such a constant is bound like any other.
     if (scalar !== undefined && !Number.isNaN(scalar)) {
@@ -62,7 +52,6 @@ function reads(inputs: OpInput[], dims: number[][], indices: number[], out: Tens
     r.decls.push(storage(r.bindings.length, name, wgslType(x.type)));
     r.values.push(fromStorage(x.type, `${name}[${stridedIndex(view)}]`));
     r.bindings.push({ kind: 'input', index });
-    bound.set(x.name, r.values.at(-1)!);
   }
   return r;
 }

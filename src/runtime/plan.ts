@@ -78,8 +78,11 @@ export function buildPlan(
       continue;
     }
     const outputs = node.outputs.map((name) => types.get(name)!);
+    const input = (b: InputBinding) => node.inputs[b.index]!;
+    const tensorOf = (b: InputBinding) => (values.has(input(b)) ? undefined : root(input(b)));
+    const bytesOfBinding = (b: InputBinding) => b.window?.bytes ?? bytesOf(types.get(input(b))!);
     const kernels = impl.kernels!(node, inputs, outputs, graph.opset, target);
-    steps.push({ node, kernels: kernels.flatMap((k) => withRepeatsCopied(k, (b) => (values.has(node.inputs[b.index]!) ? undefined : root(node.inputs[b.index]!)), (b) => b.window?.bytes ?? bytesOf(types.get(node.inputs[b.index]!)!))) });
+    steps.push({ node, kernels: kernels.flatMap((k) => withRepeatsCopied(k, tensorOf, bytesOfBinding)) });
   }
 
   // Lifetimes of buffer-backed tensors, by root.
@@ -155,11 +158,7 @@ export function buildPlan(
  * overlap. Each repeat reads a copy in a scratch buffer instead, made by a
  * dispatch before it.
  */
-function withRepeatsCopied(
-  kernel: Kernel,
-  tensorOf: (b: Extract<KernelBinding, { kind: 'input' }>) => string | undefined,
-  bytesOfBinding: (b: Extract<KernelBinding, { kind: 'input' }>) => number,
-): Kernel[] {
+function withRepeatsCopied(kernel: Kernel, tensorOf: (b: InputBinding) => string | undefined, bytesOfBinding: (b: InputBinding) => number): Kernel[] {
   const copies: Kernel[] = [];
   const seen: { tensor: string; window?: Window }[] = [];
   const overlap = (a?: Window, b?: Window) => !a || !b || (a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes);
@@ -185,6 +184,7 @@ ${flatMain(COPY_WORKGROUP, `  if (i >= ${words}u) { return; }
   });
   return copies.length ? [...copies, { ...kernel, bindings }] : [kernel];
 }
+type InputBinding = Extract<KernelBinding, { kind: 'input' }>;
 /** Scratch ids of repeat copies: past any an op uses itself. */
 const REPEAT_SCRATCH = 1 << 20;
 const COPY_WORKGROUP = 256;
