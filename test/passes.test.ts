@@ -63,19 +63,22 @@ describe('graph passes', () => {
     // Outputs of fused nodes are the tensors of the nodes they replace, so every graph output still exists.
     for (const o of graph.outputs) expect(ready.has(o.name)).toBe(true);
 
-    // A kept (captured) conv output is not fused away: the block's other conv, the downsample, takes the Add instead.
-    const block = typed.nodes.find((n) => n.name === '/backbone/layer1/layer1.0/conv3/Conv')!;
-    const kept = fuseEpilogues(typed, new Set([block.outputs[0]!]));
-    expect(kept.nodes).toContain(block);
-    const downsample = kept.nodes.find((n) => n.name.startsWith('/backbone/layer1/layer1.0/downsample/downsample.0/Conv'))!;
-    expect(downsample.epilogue).toEqual({ residual: true, activation: 'Relu' });
-    expect(downsample.inputs[3]).toBe(block.outputs[0]);
-    // Keeping the Add's output: the conv takes the Add only, and the Relu after it stays a node of its own.
-    const add = typed.nodes.find((n) => n.name === '/backbone/layer1/layer1.0/Add')!;
-    const apart = fuseEpilogues(typed, new Set([add.outputs[0]!]));
-    const conv3 = apart.nodes.find((n) => n.name.startsWith('/backbone/layer1/layer1.0/conv3/Conv'))!;
-    expect([conv3.epilogue, conv3.outputs]).toEqual([{ residual: true }, add.outputs]);
-    expect(apart.nodes.filter((n) => n.opType === 'Relu').map((n) => n.inputs)).toEqual([add.outputs]);
+    // Kept (captured) tensors of a fused chain are written by the fused kernel too, as its further outputs:
+    // the nodes are those without captures, so nothing else changes.
+    const conv3 = typed.nodes.find((n) => n.name === '/backbone/layer1/layer1.0/conv3/Conv')!.outputs[0]!;
+    const sum = typed.nodes.find((n) => n.name === '/backbone/layer1/layer1.0/Add')!.outputs[0]!;
+    const names = (t: TypedGraph) => t.nodes.map((n) => n.name);
+    const fusedConv3 = (t: TypedGraph) => t.nodes.find((n) => n.name.startsWith('/backbone/layer1/layer1.0/conv3/Conv'))!;
+    const relu = fusedConv3(fused).outputs[0]!;
+    for (const [keep, outputs, taps] of [
+      [[conv3], [relu, conv3], { beforeResidual: 1 }],
+      [[sum], [relu, sum], { beforeActivation: 1 }],
+      [[sum, conv3], [relu, conv3, sum], { beforeResidual: 1, beforeActivation: 2 }],
+    ] as const) {
+      const kept = fuseEpilogues(typed, new Set(keep));
+      expect(names(kept), `keeping ${keep.join(', ')}`).toEqual(names(fused));
+      expect([fusedConv3(kept).outputs, fusedConv3(kept).epilogue]).toEqual([outputs, { residual: true, activation: 'Relu', taps }]);
+    }
   });
 
   it("runs a residual that is the conv's own input, y = relu(x + conv(x)), fused, binding a copy of x", async () => {

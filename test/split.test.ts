@@ -110,11 +110,11 @@ function residualConvGraph(x: HostTensor, w: HostTensor, bias: HostTensor, r: Ho
   };
 }
 
-/** Direct convolution in float64 (groups 1, symmetric padding) plus residual, then ReLU. */
-function referenceResidualConv(x: HostTensor, w: HostTensor, bias: HostTensor, r: HostTensor, pad: number, dilation: number): Float64Array {
+/** Direct convolution in float64 (groups 1, symmetric padding) plus residual, then ReLU: the conv's output, the sum and the result. */
+function referenceResidualConv(x: HostTensor, w: HostTensor, bias: HostTensor, r: HostTensor, pad: number, dilation: number) {
   const [n, c, h, wd] = x.dims as [number, number, number, number];
   const [m, , kh, kw] = w.dims as [number, number, number, number];
-  const out = new Float64Array(n * m * h * wd);
+  const [conv, sum, out] = [0, 1, 2].map(() => new Float64Array(n * m * h * wd)) as [Float64Array, Float64Array, Float64Array];
   for (let b = 0; b < n; b++)
     for (let co = 0; co < m; co++)
       for (let y = 0; y < h; y++)
@@ -130,9 +130,11 @@ function referenceResidualConv(x: HostTensor, w: HostTensor, bias: HostTensor, r
               }
             }
           const o = ((b * m + co) * h + y) * wd + xo;
-          out[o] = Math.max(0, s + r.data[o]!);
+          conv[o] = s;
+          sum[o] = s + r.data[o]!;
+          out[o] = Math.max(0, sum[o]!);
         }
-  return out;
+  return { conv, sum, out };
 }
 
 /**
@@ -147,7 +149,8 @@ function residualCase(xDims: number[], wDims: number[], seed: number, weightRang
   const r = randomTensor([xDims[0]!, wDims[0]!, xDims[2]!, xDims[3]!], seed + 3);
   const graph = residualConvGraph(x, w, bias, r, { pads: Array<number>(4).fill(pad), dilations: [dilation, dilation] }, halved);
   const conv = graph.nodes.find((n) => n.opType === 'Conv')!.name;
-  return { graph, conv, feeds: { in0: x, r }, reference: referenceResidualConv(x, w, bias, r, pad, dilation) };
+  const { out, ...intermediates } = referenceResidualConv(x, w, bias, r, pad, dilation);
+  return { graph, conv, feeds: { in0: x, r }, reference: out, intermediates: { conv_out: intermediates.conv, sum: intermediates.sum } };
 }
 
 /** Relative L2 error allowed against the float64 reference, by the precision activations are stored at. */
@@ -180,6 +183,27 @@ describe('split nodes on the GPU', () => {
       expect([windows('input'), windows('output')]).toEqual([4, 4]);
       expect(inspect(plan, conv).largest).toBeLessThanOrEqual(maxBindingBytes);
       expectOutput(graph, outputs, reference, precision);
+    });
+
+    it(`captures of a split fused conv's own output and sum change nothing and hold their values${at}`, async () => {
+      const { graph, conv, feeds, reference, intermediates } = residualCase([2, 6, 31, 33], [6, 6, 3, 3], 11, 0.3, 2, 2, halved);
+      const session = await Session.create(await gpu(), graph, { maxBindingBytes: precision === 'f16' ? 10 << 10 : 16 << 10, precision });
+      try {
+        const output = graph.outputs[0]!.name;
+        const lean = (await session.run(feeds)).outputs.get(output)!;
+        expectOutput(graph, new Map([[output, lean]]), reference, precision);
+        for (const capture of [['conv_out'], ['sum'], ['conv_out', 'sum']] as const) {
+          const { outputs, captured } = await session.run(feeds, { capture });
+          expect(outputs.get(output)!.data, `output with ${capture.join(', ')} captured`).toEqual(lean.data);
+          for (const t of capture) expect(relL2(await captured.get(t)!.read(), intermediates[t]), t).toBeLessThanOrEqual(TOLERANCE[precision]);
+        }
+        // The same 8 parts of one fused conv as without captures, writing both tensors too; no separate Add or Relu.
+        const plan = await session.plan(['conv_out', 'sum']);
+        expect(inspect(plan, conv).kernels).toBe(2 * 2 * 2);
+        expect(plan.kernels.filter((k) => k.node.opType !== 'Conv' && k.node.opType !== 'Cast')).toEqual([]);
+      } finally {
+        session.destroy();
+      }
     });
 
     it(`a conv whose packed weights alone exceed the limit, split over input channels${at}`, async () => {

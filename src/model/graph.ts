@@ -86,6 +86,20 @@ export interface Node {
 export interface Epilogue {
   activation?: 'Relu';
   residual?: boolean;
+  /** Intermediate values of the fused chain the kernel also writes, because a capture keeps them. */
+  taps?: EpilogueTaps;
+}
+
+/**
+ * Node output indices at which a fused kernel also writes a tensor of the
+ * chain it fused: the op's own result before the residual is added, and the
+ * value the activation is applied to. A capture thus keeps the kernels of a
+ * run without captures, and changes no other value (model/passes.ts
+ * fuseEpilogues).
+ */
+export interface EpilogueTaps {
+  beforeResidual?: number;
+  beforeActivation?: number;
 }
 
 export interface Graph {

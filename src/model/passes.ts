@@ -1,5 +1,5 @@
 import { InputError } from '../errors.js';
-import type { ElemType, Graph, HostTensor, Node, ValueInfo } from './graph.js';
+import type { ElemType, Epilogue, EpilogueTaps, Graph, HostTensor, Node, ValueInfo } from './graph.js';
 import { isFloatType } from './graph.js';
 import type { TypedGraph } from './infer.js';
 
@@ -65,8 +65,11 @@ export const originalName = (node: Node): string => node.name.split('::')[0]!;
  * node it replaces (a ResNet's downsample branch comes after the main
  * branch's convs), and computes the same floats in the same order (conv + bias + residual, then
  * max with 0), so results are bit for bit those of the separate nodes. A
- * tensor in `keep`, a graph output, or one read by other nodes is never
- * fused away: captures stay exact.
+ * graph output, or a tensor read by other nodes, is never fused away. A
+ * tensor in `keep` is fused as it would be without captures, and the fused
+ * kernel also writes it (Epilogue.taps, as the node's further outputs): the
+ * program's kernels, and so every other value, are those of a run without
+ * captures, bit for bit at every storage precision.
  */
 export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): TypedGraph {
   const { types, values } = typed;
@@ -76,7 +79,7 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
   // The one node reading `t`, when `t` may vanish into a fused kernel.
   const soleReader = (t: string): Node | undefined => {
     const readers = consumers.get(t) ?? [];
-    return readers.length === 1 && !keep.has(t) && !outputs.has(t) ? readers[0] : undefined;
+    return readers.length === 1 && !outputs.has(t) ? readers[0] : undefined;
   };
   const isFloat = (t: string) => isFloatType(types.get(t)?.type ?? 'int32');
   const sameDims = (a: string, b: string) => {
@@ -84,6 +87,15 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
     return !!da && !!db && da.length === db.length && da.every((d, k) => d === db[k]);
   };
   const isRelu = (n: Node | undefined): boolean => n?.opType === 'Relu' && !n.epilogue;
+  /** The fused node's outputs and epilogue: `output`, then each vanished tensor that `keep` names, as a tap. */
+  const fused = (output: string, epilogue: Epilogue, vanished: Partial<Record<keyof EpilogueTaps, string>>): Pick<Node, 'outputs' | 'epilogue'> => {
+    const outputs = [output];
+    const taps: EpilogueTaps = {};
+    for (const [tap, t] of Object.entries(vanished) as [keyof EpilogueTaps, string][]) {
+      if (keep.has(t)) taps[tap] = outputs.push(t) - 1;
+    }
+    return { outputs, epilogue: outputs.length > 1 ? { ...epilogue, taps } : epilogue };
+  };
 
   const position = new Map(typed.nodes.map((n, i) => [n, i]));
   const producedAt = new Map(typed.nodes.flatMap((n, i) => n.outputs.map((t) => [t, i] as const)));
@@ -98,7 +110,7 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
     if (!next || removed.has(next) || placed.has(next)) continue;
     if (node.opType === 'Conv') {
       if (isRelu(next)) {
-        placed.set(next, { ...node, name: `${node.name}::relu`, outputs: [next.outputs[0]!], epilogue: { activation: 'Relu' } });
+        placed.set(next, { ...node, name: `${node.name}::relu`, ...fused(next.outputs[0]!, { activation: 'Relu' }, { beforeActivation: y }) });
         removed.add(node);
         continue;
       }
@@ -108,17 +120,21 @@ export function fuseEpilogues(typed: TypedGraph, keep: ReadonlySet<string>): Typ
         const relu = soleReader(z);
         const last = isRelu(relu) ? relu! : next;
         const inputs = [node.inputs[0]!, node.inputs[1]!, node.inputs[2] ?? '', residual];
-        const fused: Node = { ...node, name: `${node.name}::${last === next ? 'add' : 'add_relu'}`, inputs, outputs: [last.outputs[0]!], epilogue: { residual: true, ...(last === next ? {} : { activation: 'Relu' }) } };
+        const tail =
+          last === next
+            ? fused(z, { residual: true }, { beforeResidual: y })
+            : fused(last.outputs[0]!, { residual: true, activation: 'Relu' }, { beforeResidual: y, beforeActivation: z });
+        const fusedNode: Node = { ...node, name: `${node.name}::${last === next ? 'add' : 'add_relu'}`, inputs, ...tail };
         // At the conv when the residual is ready by then (an identity block), so the conv's input is freed
         // as early as before; else where the Add was.
         const anchor = (producedAt.get(residual) ?? -1) < position.get(node)! ? node : last;
-        placed.set(anchor, fused);
+        placed.set(anchor, fusedNode);
         for (const n of [node, next, last]) if (n !== anchor) removed.add(n);
         continue;
       }
     }
     if (node.opType === 'Add' && isRelu(next)) {
-      placed.set(next, { ...node, name: `${node.name}::relu`, outputs: [next.outputs[0]!], epilogue: { activation: 'Relu' } });
+      placed.set(next, { ...node, name: `${node.name}::relu`, ...fused(next.outputs[0]!, { activation: 'Relu' }, { beforeActivation: y }) });
       removed.add(node);
     }
   }

@@ -1,5 +1,5 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
-import type { ElemType, HostTensor, Node } from '../model/graph.js';
+import type { ElemType, EpilogueTaps, HostTensor, Node } from '../model/graph.js';
 import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKernel, type SubgroupTile } from './conv-subgroup.js';
 import { checkAttrs, chooseTile, gemmKernel, requireFloat, tileRows, type GemmTile } from './matmul.js';
 import { runWindow, shifted, splitUnits, UNLIMITED, type BindingLimits, type Strided } from './split.js';
@@ -144,6 +144,8 @@ export interface ConvEpilogue {
   activation?: string;
   /** Adds node input 3, a tensor of the output's shape, before the activation. */
   residual?: boolean;
+  /** Node outputs that also receive intermediate values of the fused chain (model/graph.ts Epilogue.taps). */
+  taps?: EpilogueTaps;
 }
 
 /** What a kernel computes on per element it loads from a binding: one value, or 4 (kernels compute in f32 whatever the storage). */
@@ -156,7 +158,8 @@ type Element = 'f32' | 'vec4f';
  */
 interface TensorTypes {
   inputs: ElemType[];
-  output: ElemType;
+  /** Y, then the tapped intermediates (Epilogue.taps), by output index. */
+  outputs: ElemType[];
 }
 
 /** Where a conv kernel reads and writes: the node's tensors, or windows and slices of them in one part of a split conv. */
@@ -167,22 +170,33 @@ interface ConvIO {
   /** The fused residual, a tensor of the output's shape. */
   residual?: KernelBinding;
   y: KernelBinding;
+  /** Where the conv's own result (bias included, before the residual) is also written, for a capture; accumulated over input parts like Y. */
+  beforeResidual?: KernelBinding;
+  /** Where the value the activation is applied to is also written, for a capture. */
+  beforeActivation?: KernelBinding;
   /** Adds what the output holds already: a later input-channel part of a split conv. */
   accumulate?: boolean;
-  /** Elements into the X window where the part's input begins, and into the Y and R windows where its output begins. */
+  /** Elements into the X window where the part's input begins, and into the Y, R and tap windows where its output begins. */
   xShift?: number;
   yShift?: number;
   rShift?: number;
+  beforeResidualShift?: number;
+  beforeActivationShift?: number;
 }
 
 /** The node's own tensors, whole. */
-const wholeIO = (inputs: OpInput[], out: TensorType, epilogue: ConvEpilogue): ConvIO => ({
-  types: { inputs: inputs.map((x) => x.type), output: out.type },
+const wholeIO = (inputs: OpInput[], outputs: TensorType[], epilogue: ConvEpilogue): ConvIO => ({
+  types: { inputs: inputs.map((x) => x.type), outputs: outputs.map((y) => y.type) },
   x: { kind: 'input', index: 0 },
   ...(inputs[2]?.name ? { bias: { kind: 'input', index: 2 } as const } : {}),
   ...(epilogue.residual ? { residual: { kind: 'input', index: 3 } as const } : {}),
   y: { kind: 'output', index: 0 },
+  ...tapBindings(epilogue.taps),
 });
+
+/** The output bindings of the tapped intermediates (whole tensors). */
+const tapBindings = (taps: EpilogueTaps = {}): Pick<ConvIO, 'beforeResidual' | 'beforeActivation'> =>
+  Object.fromEntries(Object.entries(taps).map(([tap, index]) => [tap, { kind: 'output', index } as const]));
 
 /** The WGSL element of a binding of `t` values that a kernel loads as `element`. */
 const storedElement = (t: ElemType, element: Element) => (element === 'f32' ? wgslType(t) : t === 'float16' ? 'vec4<f16>' : 'vec4f');
@@ -192,29 +206,41 @@ const loadedAs = (t: ElemType, element: Element, expr: string) => (element === '
 
 /**
  * Bindings and declarations in binding order: X, weights, bias?, residual?,
- * Y; `load` gives element `i` of one of them in f32. Each tensor is declared
- * as its type, the weights and bias a conv packs itself as float32 params.
+ * Y, then the taps P (before the residual) and S (before the activation);
+ * `load` gives element `i` of one of them in f32. Each tensor is declared as
+ * its type, the weights and bias a conv packs itself as float32 params.
  */
 function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
+  const optional = (name: string, b: KernelBinding | undefined): [string, Element, KernelBinding][] => (b ? [[name, 'f32', b]] : []);
   const list: [string, Element, KernelBinding][] = [
     ['X', x, io.x],
     ['W', weights.type, weights.binding],
-    ...(io.bias ? [['Bias', 'f32', io.bias] as [string, Element, KernelBinding]] : []),
-    ...(io.residual ? [['R', 'f32', io.residual] as [string, Element, KernelBinding]] : []),
+    ...optional('Bias', io.bias),
+    ...optional('R', io.residual),
     ['Y', 'f32', io.y],
+    ...optional('P', io.beforeResidual),
+    ...optional('S', io.beforeActivation),
   ];
-  const typeOf = (b: KernelBinding): ElemType => (b.kind === 'input' ? io.types.inputs[b.index]! : b.kind === 'output' ? io.types.output : 'float32');
+  const typeOf = (b: KernelBinding): ElemType => (b.kind === 'input' ? io.types.inputs[b.index]! : b.kind === 'output' ? io.types.outputs[b.index]! : 'float32');
   const declarations = list.map(([name, element, b], i) => storage(i, name, storedElement(typeOf(b), element))).join('\n');
   const bindings = list.map(([, , b]) => b);
-  const load = (name: 'X' | 'W' | 'Bias' | 'R' | 'Y', i: string) => {
+  const load = (name: 'X' | 'W' | 'Bias' | 'R' | 'Y' | 'P', i: string) => {
     const [, element, b] = list.find(([n]) => n === name)!;
     return loadedAs(typeOf(b), element, `${name}[${i}]`);
   };
-  /** Statements storing `acc` (output channel `co`, flat output index `o` of the part). */
+  /**
+   * Statements storing `acc` (output channel `co`, flat output index `o` of
+   * the part). The taps store the very values the sum goes through: v is
+   * (acc + bias) + residual, evaluated as without them.
+   */
   const store = (acc: string, co: string, o: string) => {
-    const [r, y] = [`${shifted(io.rShift)}${o}`, `${shifted(io.yShift)}${o}`];
-    return `let v = ${[acc, ...(io.bias ? [load('Bias', co)] : []), ...(io.residual ? [load('R', r)] : []), ...(io.accumulate ? [load('Y', y)] : [])].join(' + ')};
-    Y[${y}] = ${toStorage(io.types.output, epilogue.activation ?? 'v')};`;
+    const at = (shift?: number) => `${shifted(shift)}${o}`;
+    const own = [acc, ...(io.bias ? [load('Bias', co)] : [])];
+    const tap = (name: string, b: KernelBinding | undefined, shift: number | undefined, value: () => string) =>
+      b ? `${name}[${at(shift)}] = ${toStorage(typeOf(b), value())};\n    ` : '';
+    const beforeResidual = () => (io.accumulate ? `${acc} + ${load('P', at(io.beforeResidualShift))}` : own.join(' + '));
+    return `let v = ${[...own, ...(io.residual ? [load('R', at(io.rShift))] : []), ...(io.accumulate ? [load('Y', at(io.yShift))] : [])].join(' + ')};
+    ${tap('P', io.beforeResidual, io.beforeResidualShift, beforeResidual)}${tap('S', io.beforeActivation, io.beforeActivationShift, () => 'v')}Y[${at(io.yShift)}] = ${toStorage(io.types.outputs[0]!, epilogue.activation ?? 'v')};`;
   };
   return { declarations, bindings, load, store };
 }
@@ -525,20 +551,20 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
 /** A node's fused epilogue (model/passes.ts fuseEpilogues) as WGSL. */
 function epilogueOf(node: Node): ConvEpilogue {
   const e = node.epilogue;
-  return { ...(e?.activation === 'Relu' ? { activation: RELU } : {}), ...(e?.residual ? { residual: true } : {}) };
+  return { ...(e?.activation === 'Relu' ? { activation: RELU } : {}), ...(e?.residual ? { residual: true } : {}), ...(e?.taps ? { taps: e.taps } : {}) };
 }
 
 /** The kernels of a Conv node, optionally with a fused epilogue, split where a tensor exceeds one binding. */
 export function convKernels(
   node: Node,
   inputs: OpInput[],
-  [out]: TensorType[],
+  outputs: TensorType[],
   epilogue: ConvEpilogue = {},
   limits: BindingLimits = UNLIMITED,
   adapter: ConvAdapter = {},
 ): Kernel[] {
   const g = convGeometry(node, inputs);
-  const io = wholeIO(inputs, out!, epilogue);
+  const io = wholeIO(inputs, outputs, epilogue);
   if (g.cIn === g.groups) {
     return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, io, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, io, epilogue)];
   }
@@ -570,7 +596,11 @@ function splitConv(
   };
   const xPlanes = planes(types.inputs[0]!, g.cIn, g.y.size * g.x.size);
   // Y, and the residual, which may be stored at another width, split alike over output channels.
-  const outPlanes = [types.output, ...(epilogue.residual ? [types.inputs[3]!] : [])].map((t) => planes(t, g.cOut, g.y.out * g.x.out));
+  const outPlanes = [types.outputs[0]!, ...(epilogue.residual ? [types.inputs[3]!] : [])].map((t) => planes(t, g.cOut, g.y.out * g.x.out));
+  // The taps get windows over the same runs, which they do not choose: the parts, and so every value, are those of a run without captures.
+  const { beforeResidual, beforeActivation } = epilogue.taps ?? {};
+  const tapPlanes = (index: number | undefined) => (index === undefined ? undefined : planes(types.outputs[index]!, g.cOut, g.y.out * g.x.out));
+  const [residualTap, activationTap] = [tapPlanes(beforeResidual), tapPlanes(beforeActivation)];
   const taps = g.y.count * g.x.count;
   const fits = (bytes: number) => bytes <= limits.maxBytes;
   const whole = packedBytes(lowering(g.cOut), g.cIn / g.groups, taps, g.cOut / g.groups).total;
@@ -586,6 +616,7 @@ function splitConv(
     if (!outRuns) return undefined;
     for (const co of outRuns) {
       const [y, r] = outs.map((t) => runWindow(t, co, limits));
+      const [p, s] = [residualTap, activationTap].map((t) => t && runWindow(t(n), co, limits));
       // An input channel's packed weights, with room for the padding of k.
       const partLowering = lowering(co[1] - co[0]);
       const { perChannel, padding } = packedBytes(partLowering, 0, taps, co[1] - co[0]);
@@ -594,6 +625,7 @@ function splitConv(
       if (!inRuns) return undefined;
       inRuns.forEach((ci, i) => {
         const first = i === 0;
+        const last = i === inRuns.length - 1;
         const input = runWindow(x, ci, limits);
         const weight = sliceWeights(w!.value!, co, ci);
         const io: ConvIO = {
@@ -602,12 +634,15 @@ function splitConv(
           ...(first && b?.name ? { bias: { kind: 'param', data: Float32Array.from(b.value!.data.slice(co[0], co[1])) } as const } : {}),
           ...(first && r ? { residual: { kind: 'input', index: 3, window: r.window } as const, rShift: r.shift } : {}),
           y: { kind: 'output', index: 0, window: y!.window },
+          // Every part adds to the conv's own result; the value before the activation exists in the last.
+          ...(p ? { beforeResidual: { kind: 'output', index: beforeResidual!, window: p.window } as const, beforeResidualShift: p.shift } : {}),
+          ...(s && last ? { beforeActivation: { kind: 'output', index: beforeActivation!, window: s.window } as const, beforeActivationShift: s.shift } : {}),
           accumulate: !first,
           xShift: input.shift,
           yShift: y!.shift,
         };
         const part = { ...g, batch: 1, cIn: ci[1] - ci[0], cOut: co[1] - co[0] };
-        kernels.push(loweredConv(part, { ...w!, dims: [...weight.dims], value: weight }, i === inRuns.length - 1 ? epilogue : {}, io, partLowering));
+        kernels.push(loweredConv(part, { ...w!, dims: [...weight.dims], value: weight }, last ? epilogue : {}, io, partLowering));
       });
     }
   }

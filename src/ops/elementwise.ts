@@ -75,18 +75,23 @@ function wrapInteger(type: ElemType, expr: string): string {
   }
 }
 
-/** The dispatch `Y[i] = expr`; `helpers` are WGSL functions `expr` calls. */
-function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers = ''): Kernel {
+/**
+ * The dispatch `Y[i] = expr`; `helpers` are WGSL functions `expr` calls.
+ * `tap`: node output `index` also receives `value`, an intermediate of `expr`
+ * a capture keeps (model/graph.ts Epilogue.taps).
+ */
+function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers = '', tap?: { index: number; type: ElemType; value: string }): Kernel {
   const n = sizeOf(out.dims);
+  const tapped = tap ? `\n  let v = ${tap.value};\n  S[i] = ${toStorage(tap.type, 'v')};` : '';
   return {
     label,
     wgsl: `${r.decls.join('\n')}
-${storage(r.bindings.length, 'Y', wgslType(out.type))}
+${storage(r.bindings.length, 'Y', wgslType(out.type))}${tap ? `\n${storage(r.bindings.length + 1, 'S', wgslType(tap.type))}` : ''}
 ${helpers}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
+${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }${tapped}
   Y[i] = ${toStorage(out.type, wrapInteger(out.type, expr))};`)}`,
     workgroups: grid(n, WORKGROUP),
-    bindings: [...r.bindings, { kind: 'output', index: 0 }],
+    bindings: [...r.bindings, { kind: 'output', index: 0 }, ...(tap ? [{ kind: 'output', index: tap.index } as const] : [])],
   };
 }
 
@@ -157,7 +162,8 @@ function arithmeticOp(op: Arithmetic): OpImpl {
       if (mixed) throw new ModelError(`${node.opType} node '${node.name}': inputs mix ${inputs[0]!.type} and ${mixed.type}`);
       return [{ type: inputs[0]!.type, dims: broadcastDims(node, operandDims(node, inputs, opset)) }];
     },
-    kernels(node, inputs, [out], opset) {
+    kernels(node, inputs, outputs, opset) {
+      const out = outputs[0];
       const dims = operandDims(node, inputs, opset);
       const n = inputs.length;
       // Inputs beyond one dispatch's bindings are folded in by further dispatches, Y carrying the partial result.
@@ -169,8 +175,11 @@ function arithmeticOp(op: Arithmetic): OpImpl {
         const acc = operands.reduce(op.combine);
         const last = start + MAX_INPUTS_PER_KERNEL >= n;
         const value = last && op.finish ? op.finish(acc, n) : acc;
-        // A fused Relu (model/passes.ts fuseEpilogues) applies once, to the final value.
-        kernels.push(kernel(node.opType, out!, r, last && node.epilogue?.activation === 'Relu' ? `max(${value}, 0.0f)` : value));
+        // A fused Relu (model/passes.ts fuseEpilogues) applies once, to the final value, which a capture may keep too.
+        const relu = last && node.epilogue?.activation === 'Relu';
+        const tap = relu ? node.epilogue?.taps?.beforeActivation : undefined;
+        if (tap === undefined) kernels.push(kernel(node.opType, out!, r, relu ? `max(${value}, 0.0f)` : value));
+        else kernels.push(kernel(node.opType, out!, r, 'max(v, 0.0f)', '', { index: tap, type: outputs[tap]!.type, value }));
       }
       return kernels;
     },
