@@ -5,7 +5,8 @@
  * - end to end on the full-size ResNet-101 and ResNet-50 DeepLabv3+ at
  *   513x513 and the op table of the ResNet-101 model, when
  *   `tools/export_fixtures.py --only big,big_r50` has made them (big/);
- * - the feature-map pipeline against a model run.
+ * - the feature-map pipeline against a model run;
+ * - how fast the image guards refuse oversized files.
  * Each writes its bench/results/*.json (and ops.md). A script that fails
  * stops the run with its exit status.
  */
@@ -23,6 +24,7 @@ const steps: string[][] = [
   ...(have(R101) ? [['bench/e2e.ts', R101], ['bench/ops.ts']] : []),
   ...(have(R50) ? [['bench/e2e.ts', R50]] : []),
   ['bench/vis.ts'],
+  ['bench/image.ts'],
 ];
 if (!have(R101)) console.error(`${R101} is missing: the full-size runs and the op table are skipped (make it with tools/export_fixtures.py --only big)`);
 for (const step of steps) {

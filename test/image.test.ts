@@ -1,7 +1,7 @@
 import { mkdtempSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deflateRawSync, deflateSync } from 'node:zlib';
+import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
@@ -17,6 +17,7 @@ import {
   type Image,
 } from '../src/io/image.js';
 import { decodeNpy } from '../src/io/npy.js';
+import { blackPng, jpegDeclaring, png } from './helpers/images.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures/images');
 const fixture = (name: string) => join(FIXTURES, name);
@@ -41,55 +42,6 @@ async function expectInputError(p: Promise<unknown>, ...patterns: RegExp[]): Pro
   expect(e).toBeInstanceOf(InputError);
   for (const re of patterns) expect((e as Error).message).toMatch(re);
   return e as InputError;
-}
-
-// --- PNG files built byte by byte, for the declared-size cases -------------
-
-const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
-  let c = n;
-  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-  return c >>> 0;
-});
-function crc32(bytes: Uint8Array): number {
-  let c = 0xffffffff;
-  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff]! ^ (c >>> 8);
-  return (c ^ 0xffffffff) >>> 0;
-}
-function chunk(type: string, data: Uint8Array): Buffer {
-  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
-  const len = Buffer.alloc(4);
-  len.writeUInt32BE(data.length);
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(body));
-  return Buffer.concat([len, body, crc]);
-}
-/** A grayscale 8-bit PNG of the given size whose IDAT holds `idat` (a zlib stream of the filtered rows). */
-function png(width: number, height: number, idat: Uint8Array): Buffer {
-  const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(width, 0);
-  ihdr.writeUInt32BE(height, 4);
-  ihdr[8] = 8; // bit depth
-  ihdr[9] = 0; // grayscale
-  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', new Uint8Array())]);
-}
-/**
- * A complete, valid all-black grayscale PNG of any size in a few hundred KB:
- * the zlib stream of height x (1 + width) zero bytes is one deflate chunk of
- * zeros (flushed to a byte boundary, no back-references) repeated, then an
- * empty final block and the Adler-32 of all those zeros.
- */
-function blackPng(width: number, height: number): Buffer {
-  const total = height * (width + 1);
-  const piece = 1 << 20;
-  const block = deflateRawSync(Buffer.alloc(piece), { finishFlush: 3 /* Z_FULL_FLUSH */ });
-  const parts: Buffer[] = [Buffer.from([0x78, 0x01])];
-  const whole = Math.floor(total / piece);
-  for (let i = 0; i < whole; i++) parts.push(block);
-  parts.push(deflateRawSync(Buffer.alloc(total - whole * piece)));
-  const adler = Buffer.alloc(4);
-  adler.writeUInt32BE((((total % 65521) << 16) | 1) >>> 0); // a = 1, b = total (mod 65521)
-  parts.push(adler);
-  return png(width, height, Buffer.concat(parts));
 }
 
 describe('readImage: decoding', () => {
@@ -216,12 +168,10 @@ describe('readImage: bad and hostile files end in an InputError naming the file'
     await expectInputError(readImage(write('noise.webp', 'RIFF\x00\x00\x00\x00WAVEfmt ')), /noise\.webp: not a JPEG/);
   });
 
-  it('a PNG bomb (tiny file declaring 100000x100000) is refused before decoding, quickly', async () => {
+  it('a PNG bomb (tiny file declaring 100000x100000) is refused by its declared size', async () => {
     const bomb = write('bomb.png', png(100_000, 100_000, deflateSync(Buffer.alloc(1000))));
     expect(readFileSync(bomb).length).toBeLessThan(200);
-    const t0 = performance.now();
     await expectInputError(readImage(bomb), /bomb\.png/, /100000x100000/, /10000\.0 megapixels/, /limit of 100\.0 megapixels/, /maxPixels/);
-    expect(performance.now() - t0).toBeLessThan(2000);
   });
 
   it('a real 20000x20000 PNG is refused with its size and the limit; the same kind of file within the limit decodes', async () => {
@@ -237,26 +187,12 @@ describe('readImage: bad and hostile files end in an InputError naming the file'
   });
 
   it('a JPEG whose header declares 20000x20000 is refused by size, not decoded', async () => {
-    const bytes = Buffer.from(jpg);
-    let sof = -1;
-    for (let i = 2; i < bytes.length - 1; i++) {
-      if (bytes[i] === 0xff && bytes[i + 1] === 0xc0) {
-        sof = i;
-        break;
-      }
-    }
-    expect(sof).toBeGreaterThan(0);
-    bytes.writeUInt16BE(20000, sof + 5);
-    bytes.writeUInt16BE(20000, sof + 7);
+    const bytes = jpegDeclaring(jpg, 20000, 20000);
     await expectInputError(readImage(write('declared.jpg', bytes)), /declared\.jpg: the image is 20000x20000/, /limit/);
     // Within a raised limit it is decoded and found to end early: still a clear error, not a half-grey picture.
-    const t0 = performance.now();
     await expectInputError(readImage(join(tmp, 'declared.jpg'), { maxPixels: 500_000_000 }), /declared\.jpg: cannot decode this JPEG file: .*premature end/);
-    expect(performance.now() - t0).toBeLessThan(5000);
     // failOn: 'none' accepts such damage: the missing part is grey.
-    bytes.writeUInt16BE(200, sof + 5);
-    bytes.writeUInt16BE(100, sof + 7);
-    const damaged = await readImage(write('damaged.jpg', bytes), { failOn: 'none' });
+    const damaged = await readImage(write('damaged.jpg', jpegDeclaring(jpg, 100, 200)), { failOn: 'none' });
     expect([damaged.width, damaged.height]).toEqual([100, 200]);
     expect(damaged.data[damaged.data.length - 1]).toBe(128);
   });
@@ -439,12 +375,10 @@ describe('toInputTensor', () => {
     expect(fitGeometry([375, 500], [513, 513], 'pad')).toMatchObject({ resizedSize: [385, 513], content: { height: 385, width: 513 } });
   });
 
-  it('crops a very elongated image without resampling the parts cropped away', () => {
+  it('crops a very elongated image to the input size (bench/image.ts times it)', () => {
     const data = new Uint8Array(2 * 4000 * 3).fill(128);
     const image: Image = { width: 4000, height: 2, channels: 3, data, bitDepth: 8, format: 'png', path: 'strip.png' };
-    const t0 = performance.now();
     const { tensor, geometry } = toInputTensor(image, { size: [64, 64], fit: 'crop' });
-    expect(performance.now() - t0).toBeLessThan(1000);
     expect(geometry.resizedSize).toEqual([64, 128_000]);
     expect(tensor.data.every((v, i) => Math.abs(v - (128 / 255 - MEAN[Math.floor(i / 4096)]!) / STD[Math.floor(i / 4096)]!) < 1e-5)).toBe(true);
   });

@@ -409,6 +409,10 @@ describe('featureMap', () => {
     await expect(featureMap(gpu, ints)).rejects.toThrow(/float tensors, got int64/);
     const huge = { buffer: x.buffer, dims: [1, 1, 1, Math.floor(gpu.limits.maxStorageBufferBindingSize / 4) + 1] };
     expect(() => reduceChannels(gpu, huge, 'max')).toThrow(InputError); // the buffer check comes first
-    expect(GpuError).toBeDefined();
+    // A device whose bindings cannot hold the 100-byte output: refused as a GpuError naming the stage, the bytes and the limit.
+    const tiny = { ...gpu, limits: { ...gpu.limits, maxStorageBufferBindingSize: 64 } as GPUSupportedLimits };
+    const refused = featureMap(tiny, x, { reduce: 'max' });
+    await expect(refused).rejects.toThrow(GpuError);
+    await expect(refused).rejects.toThrow(/reduce max: 100 bytes exceed the device's storage binding limit \(maxStorageBufferBindingSize 64\)/);
   });
 });
