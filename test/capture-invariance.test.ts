@@ -7,12 +7,15 @@
  * for its output, and at f16 readers keep reading the float16 values
  * (model/precision.ts).
  */
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readModelFile } from '../src/io/model-file.js';
 import type { HostTensor } from '../src/model/graph.js';
 import type { Precision } from '../src/model/precision.js';
 import { Session } from '../src/runtime/session.js';
+import { errors, segscope } from './helpers/cli.js';
 import { gpu, randomTensor } from './helpers/gpu.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures');
@@ -71,5 +74,40 @@ describe('capturing changes no other value', () => {
         }
       });
     }
+  }
+});
+
+describe('on the command line, dumps and pictures do not depend on what else is captured', () => {
+  const MODEL = join(FIXTURES, 'deeplabv3plus_os16.onnx');
+  const INPUT = join(FIXTURES, 'input_1x3x65x65.npy');
+  const IMAGE = join(FIXTURES, 'images/rgb.png');
+  const ONE = '/backbone/layer1/layer1.0/conv3/Conv_output_0';
+
+  for (const precision of ['f32', 'f16']) {
+    it(`segscope run --dump at ${precision}: the logits and a tensor dumped alone equal those of --dump '*'`, async () => {
+      const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'segscope-invariance-')));
+      const runs = await Promise.all(
+        [[], ['--dump', ONE], ['--dump', '*']].map((dump, k) => segscope('run', MODEL, '--input', INPUT, '--precision', precision, '--dump-dir', dirs[k]!, ...dump)),
+      );
+      for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
+      const file = (k: number, tensor: string) => {
+        const index = JSON.parse(readFileSync(join(dirs[k]!, 'index.json'), 'utf8')) as Record<string, string>;
+        return readFileSync(join(dirs[k]!, index[tensor]!));
+      };
+      expect(Object.keys(JSON.parse(readFileSync(join(dirs[2]!, 'index.json'), 'utf8'))).length).toBeGreaterThan(60);
+      for (const k of [1, 2]) expect(file(k, 'output').equals(file(0, 'output')), `logits with dump ${k}`).toBe(true);
+      expect(file(1, ONE).equals(file(2, ONE))).toBe(true);
+    });
+
+    it(`segscope vis at ${precision}: a layer's pictures and the prediction are the same bytes drawn alone or beside others`, async () => {
+      const outs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'segscope-invariance-')));
+      const layers = [['--layer', 'classifier.aspp.project'], ['--layer', 'classifier.aspp.project', '--layer', 'classifier.project', '--layer', ONE, '--layer', '/layer4.*Relu/']];
+      const runs = await Promise.all(layers.map((l, k) => segscope('vis', MODEL, IMAGE, ...l, '--input-size', '65x65', '--precision', precision, '--out', outs[k]!)));
+      for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
+      const alone = readdirSync(outs[0]!).sort();
+      expect(alone).toEqual(['rgb_classifier.aspp.project_max.png', 'rgb_classifier.aspp.project_mean.png', 'rgb_prediction.png']);
+      expect(readdirSync(outs[1]!).length).toBeGreaterThan(alone.length + 4);
+      for (const f of alone) expect(readFileSync(join(outs[1]!, f)).equals(readFileSync(join(outs[0]!, f))), f).toBe(true);
+    });
   }
 });
