@@ -1,7 +1,9 @@
 /** The `segscope` command as a user runs it: a child process, real files. */
+import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { errors, ROOT, segscope } from './helpers/cli.js';
 import { readModelFile } from '../src/io/model-file.js';
@@ -110,5 +112,14 @@ describe('segscope run', () => {
       expect(lines, args.join(' ')).toHaveLength(1);
       expect(lines[0]).toMatch(message);
     }
+  });
+});
+
+describe('output through a pipe', () => {
+  it('reaches a slow reader whole: segscope layers --json | (sleep 1; cat) is the complete JSON (over 64 KiB)', async () => {
+    const command = `"${process.execPath}" --import tsx src/cli/main.ts layers test/fixtures/deeplabv3plus_bn.onnx --json 2>/dev/null | (sleep 1; cat)`;
+    const { stdout } = await promisify(execFile)('sh', ['-c', command], { cwd: ROOT, maxBuffer: 64 << 20 });
+    expect(stdout.length).toBeGreaterThan(64 << 10);
+    expect((JSON.parse(stdout) as { totals: object }).totals).toBeDefined();
   });
 });

@@ -634,10 +634,13 @@ def build_big_r50(seed: int = SEED + 101) -> nn.Module:
 class Fixture:
     def __init__(self, key: str, path: str, build: Callable[[], nn.Module], shape: Tuple[int, ...],
                  opset: int, tests: str, exporter: str = "torchscript", constant_folding: bool = True,
-                 training=None, outputs: Sequence[str] = ("output",), in_fixtures: bool = True) -> None:
+                 training=None, outputs: Sequence[str] = ("output",), in_fixtures: bool = True,
+                 dynamic: bool = True) -> None:
         self.key, self.path, self.build, self.shape, self.opset = key, path, build, shape, opset
         self.tests, self.exporter, self.constant_folding = tests, exporter, constant_folding
         self.training, self.outputs, self.in_fixtures = training, list(outputs), in_fixtures
+        # False: every axis of the input and outputs fixed at `shape`, as most exports are.
+        self.dynamic = dynamic
 
     @property
     def abspath(self) -> str:
@@ -666,6 +669,10 @@ FIXTURES: List[Fixture] = [
             "The OS16 model without constant folding, TrainingMode.PRESERVE: separate BatchNormalization nodes, "
             "Shape->Gather->Unsqueeze->Concat size subgraphs for Resize, unfolded Constant nodes",
             constant_folding=False, training=_preserve),
+    Fixture("static", "deeplabv3plus_static.onnx", build_deeplabv3plus_os16, (1, 3, 65, 65), 17,
+            "The OS16 model exported without dynamic axes, as most exports are: input 1x3x65x65 and output "
+            "1x21x65x65 fixed in the file, Resize sizes constant",
+            dynamic=False),
     Fixture("tv_deeplabv3", "tv_deeplabv3.onnx", build_tv_deeplabv3, (1, 3, 65, 81), 17,
             "torchvision DeepLabV3 + DeepLabHead (ASPP 12/24/36, 32 ch) + FCNHead aux over a slim ResNet "
             "(IntermediateLayerGetter, OS8); two outputs out/aux",
@@ -688,7 +695,7 @@ FIXTURES: List[Fixture] = [
             "Full-size DeepLabv3+ ResNet-50 OS16 (benchmark only, git-ignored)", in_fixtures=False),
 ]
 BY_KEY = {f.key: f for f in FIXTURES}
-DEFAULT_KEYS = ["os16", "os8_ac", "sep", "opset11", "bn", "tv_deeplabv3", "tv_fcn", "tv_lraspp"]
+DEFAULT_KEYS = ["os16", "os8_ac", "sep", "opset11", "bn", "static", "tv_deeplabv3", "tv_fcn", "tv_lraspp"]
 
 
 # --------------------------------------------------------------------------
@@ -718,7 +725,7 @@ def export_torchscript(fx: Fixture) -> None:
         kwargs["dynamo"] = False
     torch.onnx.export(model, (x,), fx.abspath, export_params=True, opset_version=fx.opset,
                       do_constant_folding=fx.constant_folding, input_names=["input"], output_names=fx.outputs,
-                      dynamic_axes=dyn, **kwargs)
+                      dynamic_axes=dyn if fx.dynamic else None, **kwargs)
     _save_ref(fx, model, x)
 
 

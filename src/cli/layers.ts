@@ -87,8 +87,9 @@ function parseInputShape(text: string): [string, number[]] {
 }
 
 /**
- * The concrete shape of each input: --input-shape, else the declared dims
- * when they are all concrete, else a 4-D NCHW input at --size (default:
+ * The concrete shape of every input (callers feed each one): --input-shape,
+ * else the declared dims when they are all concrete (a 4-D one resized by
+ * --size), else a 4-D NCHW input at --size (default:
  * the model's metadata input_size, else 513x513) with N=1 where symbolic and
  * C from the model.
  */
@@ -98,8 +99,10 @@ export function inputShapes(graph: Graph, size: number[] | undefined, given: Map
   for (const input of graph.inputs) {
     if (dims.has(input.name)) continue;
     const declared = input.dims;
-    const concrete = declared?.every((d): d is number => typeof d === 'number' && d > 0);
-    if (concrete && (!size || declared!.length !== 4)) continue;
+    if (declared?.every((d): d is number => typeof d === 'number' && d > 0) && (!size || declared.length !== 4)) {
+      dims.set(input.name, declared);
+      continue;
+    }
     const [n, c, h, w] = declared ?? [];
     if (declared?.length !== 4 || typeof c !== 'number' || c < 1) {
       throw new InputError(

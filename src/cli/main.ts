@@ -59,13 +59,23 @@ for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
 // Dawn prints warnings to stderr when XDG_RUNTIME_DIR is unset (headless Linux).
 process.env.XDG_RUNTIME_DIR ??= '/tmp';
 
-main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (e: unknown) => {
-    // Typed errors are the user's to fix: one line, no stack. Anything else is a bug.
-    if (e instanceof SegscopeError) console.error(`segscope: ${e.message}`);
-    else if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`segscope: ${e.message}`);
-    else console.error(e);
-    process.exit(e instanceof SegscopeError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ? 1 : 70);
-  },
-);
+/**
+ * Exits once stdout and stderr have been handed to the OS. Writes to a pipe
+ * are asynchronous, and process.exit drops what is still queued: `segscope
+ * layers --json | jq` lost all but the first 64 KiB when jq read slowly.
+ * (Exit explicitly at all: Dawn's device keeps the event loop alive.)
+ */
+function exitWhenFlushed(code: number): void {
+  let pending = 2;
+  const done = () => --pending === 0 && process.exit(code);
+  process.stdout.write('', done);
+  process.stderr.write('', done);
+}
+
+main(process.argv.slice(2)).then(exitWhenFlushed, (e: unknown) => {
+  // Typed errors are the user's to fix: one line, no stack. Anything else is a bug.
+  if (e instanceof SegscopeError) console.error(`segscope: ${e.message}`);
+  else if (e instanceof TypeError && (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) console.error(`segscope: ${e.message}`);
+  else console.error(e);
+  exitWhenFlushed(e instanceof SegscopeError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS') ? 1 : 70);
+});
