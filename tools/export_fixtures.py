@@ -930,7 +930,8 @@ All weights are random (numpy `RandomState`, fixed seeds), including BatchNorm
 weight/bias/running_mean/running_var, so outputs are arbitrary but
 deterministic. No pretrained weights are involved.
 
-Dynamic axes: every model has one input `input` of shape `batch x 3 x height x
+Dynamic axes: every model but `deeplabv3plus_static.onnx` (all dims fixed,
+as most exports have them) has one input `input` of shape `batch x 3 x height x
 width` (dim_params `batch`, `height`, `width`); every output is
 `batch x 21 x height x width` logits (21 classes). In the TorchScript files
 the class dim of the outputs is a dim_param (`Resizeoutput_dim_1` or similar),
