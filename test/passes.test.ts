@@ -5,8 +5,9 @@ import { Attrs, type Graph, type Node } from '../src/model/graph.js';
 import { inferTypes } from '../src/model/infer.js';
 import { foldBatchNorm, fuseEpilogues } from '../src/model/passes.js';
 import type { TypedGraph } from '../src/model/infer.js';
+import { PRECISIONS } from '../src/model/precision.js';
 import { registry } from '../src/ops/registry.js';
-import { Session } from '../src/runtime/session.js';
+import { planDevice, planProgram, Session } from '../src/runtime/session.js';
 import { gpu, randomTensor } from './helpers/gpu.js';
 
 const rules = (op: string) => registry.get(op)?.infer;
@@ -79,6 +80,20 @@ describe('graph passes', () => {
       expect(names(kept), `keeping ${keep.join(', ')}`).toEqual(names(fused));
       expect([fusedConv3(kept).outputs, fusedConv3(kept).epilogue]).toEqual([outputs, { residual: true, activation: 'Relu', taps }]);
     }
+  });
+
+  it('leave the typed graph as they found it: planning program after program, with and without captures, at f32 and f16', async () => {
+    const graph = await readModelFile(join(import.meta.dirname, 'fixtures/deeplabv3plus_bn.onnx'));
+    const typed = inferTypes(graph, new Map([['input', [1, 3, 33, 33]]]), rules);
+    const before = { types: structuredClone([...typed.types]), values: [...typed.values], nodes: [...typed.nodes] };
+    const device = planDevice(await gpu());
+    // BatchNorm folding, fusion, storage types and the buffer plan, as each program of a session is built.
+    for (const precision of PRECISIONS) {
+      for (const keep of [[], ['/backbone/layer1/layer1.0/conv3/Conv_output_0'], [...typed.types.keys()]]) planProgram(typed, new Set(keep), device, precision);
+    }
+    expect([...typed.types]).toEqual(before.types);
+    expect([...typed.values]).toEqual(before.values);
+    expect(typed.nodes).toEqual(before.nodes);
   });
 
   it("runs a residual that is the conv's own input, y = relu(x + conv(x)), fused, binding a copy of x", async () => {

@@ -10,9 +10,9 @@ export type ShapeRule = (node: Node, inputs: TypedInput[], opset: number) => Ten
 export interface TypedGraph {
   graph: Graph;
   /** Every tensor name -> element type and concrete shape. */
-  types: Map<string, TensorType>;
+  types: ReadonlyMap<string, TensorType>;
   /** Tensors whose value is known at load time: initializers and folded constants. */
-  values: Map<string, HostTensor>;
+  values: ReadonlyMap<string, HostTensor>;
   /** The nodes left to run on the GPU, in order. */
   nodes: Node[];
 }

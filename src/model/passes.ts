@@ -13,7 +13,9 @@ import type { TypedGraph } from './infer.js';
  * never changes any other value, bit for bit.
  */
 export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): TypedGraph {
-  const { values, types } = typed;
+  // The folded weights go into copies: a session plans many programs from one typed graph.
+  const values = new Map(typed.values);
+  const types = new Map(typed.types);
   const consumers = new Map<string, Node[]>();
   for (const node of typed.nodes) for (const name of node.inputs) consumers.set(name, [...(consumers.get(name) ?? []), node]);
   const outputs = new Set(typed.graph.outputs.map((o) => o.name));
@@ -51,7 +53,7 @@ export function foldBatchNorm(typed: TypedGraph, keep: ReadonlySet<string>): Typ
     removed.add(bn!);
   }
   const nodes = typed.nodes.filter((n) => !removed.has(n)).flatMap((n) => replaced.get(n) ?? [n]);
-  return { ...typed, nodes };
+  return { ...typed, nodes, values, types };
 }
 
 /** The ONNX node a node of the engine's graph comes from: fused nodes are named '<origin>::<what was fused>'. */

@@ -1,5 +1,6 @@
 import { Attrs, isFloatType, type Node, type TensorType } from './graph.js';
 import type { TypedGraph } from './infer.js';
+import { resolveAliases } from './alias.js';
 
 /** What float tensors are stored as on the GPU. Kernels compute in f32 either way. */
 export type Precision = 'f32' | 'f16';
@@ -38,10 +39,7 @@ export function storeFloatsAs(typed: TypedGraph, keep: ReadonlySet<string>, prec
 
   const { graph, values, nodes } = typed;
   const read = new Set(nodes.flatMap((n) => n.inputs));
-  // Alias classes: each tensor's root through alias nodes, which share its buffer.
-  const rootOf = new Map<string, string>();
-  const root = (t: string): string => rootOf.get(t) ?? t;
-  for (const n of nodes) if (isAlias(n.opType) && !values.has(n.inputs[0]!)) rootOf.set(n.outputs[0]!, root(n.inputs[0]!));
+  const { root } = resolveAliases(typed, isAlias);
   const float32Roots = new Set(
     [...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name).filter((o) => !read.has(o))].map(root),
   );

@@ -2,6 +2,7 @@ import { GpuError } from '../errors.js';
 import { align4 } from '../gpu/buffers.js';
 import type { ElemType, HostTensor, Node, TensorType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
+import { resolveAliases } from '../model/alias.js';
 import type { TypedGraph } from '../model/infer.js';
 import { planBuffers, type Place } from '../model/memory.js';
 import { float32ToFloat16 } from '../model/numeric.js';
@@ -65,18 +66,13 @@ export function buildPlan(
 ): Plan {
   const binding = bindingLimits(device);
   const target = { limits: binding, cpuSubgroupSize: device.cpuSubgroupSize };
-  const { graph, types, values } = typed;
-  const rootOf = new Map<string, string>();
-  const root = (name: string): string => rootOf.get(name) ?? name;
+  const { graph, types } = typed;
+  const { root, values } = resolveAliases(typed, (op) => impls.get(op)!.alias === true);
   const steps: { node: Node; kernels: Kernel[] }[] = [];
   for (const node of typed.nodes) {
     const impl = impls.get(node.opType)!;
+    if (impl.alias) continue;
     const inputs = node.inputs.map((name) => ({ name, ...(types.get(name) ?? { type: 'float32' as const, dims: [] }), value: values.get(name) }));
-    if (impl.alias) {
-      if (inputs[0]!.value) values.set(node.outputs[0]!, { ...inputs[0]!.value, dims: types.get(node.outputs[0]!)!.dims });
-      else rootOf.set(node.outputs[0]!, root(node.inputs[0]!));
-      continue;
-    }
     const outputs = node.outputs.map((name) => types.get(name)!);
     const input = (b: InputBinding) => node.inputs[b.index]!;
     const tensorOf = (b: InputBinding) => (values.has(input(b)) ? undefined : root(input(b)));
