@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { GpuError } from '../src/errors.js';
 import { openDawn } from '../src/gpu/dawn.js';
+import { checked } from '../src/gpu/device.js';
+import { cachedPipelineCount, computePipeline } from '../src/gpu/pipelines.js';
+import { CommandBatch } from '../src/vis/tensor.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { inferTypes } from '../src/model/infer.js';
 import { registry } from '../src/ops/registry.js';
@@ -106,5 +109,33 @@ describe('a kernel reading one tensor twice', () => {
         session.destroy();
       }
     }
+  });
+});
+
+describe('compute pipelines (gpu/pipelines.ts)', () => {
+  it('a refused shader is a GpuError naming the kernel and the compiler message, in checked and in a vis read', async () => {
+    const device = await gpu();
+    const bad = '@compute @workgroup_size(1) fn main() { let x: f32 = undefined_thing; }';
+    const inChecked = checked(device, 'compiling a test kernel', () => void computePipeline(device.device, bad, "Test node 'broken' (bad_kernel)"));
+    await expect(inChecked).rejects.toThrow(GpuError);
+    await expect(inChecked).rejects.toThrow(/^Test node 'broken' \(bad_kernel\): shader failed to compile: \d+:\d+ .*undefined_thing/);
+    const batch = new CommandBatch(device);
+    const out = batch.temporary(4, 'out');
+    batch.dispatch(`${bad}\n@group(0) @binding(0) var<storage, read_write> Y: array<f32>;`, 'vis bad_stage', [out], [1, 1, 1]);
+    await expect(batch.readAfterSubmit([{ buffer: out, bytes: 4 }])).rejects.toThrow(/^vis bad_stage: shader failed to compile/);
+  });
+
+  it('are shared by every session and vis stage of a device: a second session of a model compiles nothing', async () => {
+    const device = await gpu();
+    const graph = await readModelFile(join(import.meta.dirname, 'fixtures/deeplabv3plus_os16.onnx'));
+    const open = () => Session.create(device, graph, { inputShapes: { input: [1, 3, 37, 37] } });
+    const first = await open();
+    const compiled = cachedPipelineCount(device.device);
+    const second = await open();
+    expect(cachedPipelineCount(device.device)).toBe(compiled);
+    const x = randomTensor([1, 3, 37, 37], 5);
+    expect((await second.run(x)).outputs.get('output')!.data).toEqual((await first.run(x)).outputs.get('output')!.data);
+    first.destroy();
+    second.destroy();
   });
 });

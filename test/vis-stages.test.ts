@@ -25,7 +25,7 @@ import {
   valueRange,
   type GpuTensor,
 } from '../src/vis/index.js';
-import { cachedPipelineCount } from '../src/vis/tensor.js';
+import { cachedPipelineCount } from '../src/gpu/pipelines.js';
 import { CapturedTensor } from '../src/runtime/captured.js';
 import { freeAfterAll, gpu as sharedGpu, random, relL2 } from './helpers/gpu.js';
 import { reduceValues } from './helpers/reduce.js';
@@ -359,9 +359,9 @@ describe('featureMap', () => {
   it('caches pipelines per device: a second identical call compiles nothing', async () => {
     const x = upload([1, 4, 5, 5], random(100, 4));
     await featureMap(gpu, x, { size: [9, 9], normalize: { percentile: [1, 99] } });
-    const before = cachedPipelineCount(gpu);
+    const before = cachedPipelineCount(gpu.device);
     await featureMap(gpu, x, { size: [9, 9], normalize: { percentile: [1, 99] } });
-    expect(cachedPipelineCount(gpu)).toBe(before);
+    expect(cachedPipelineCount(gpu.device)).toBe(before);
   });
 
   it('composes by hand in one CommandBatch: stages record, readRGBA submits once', async () => {

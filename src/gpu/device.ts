@@ -1,4 +1,5 @@
 import { GpuError } from '../errors.js';
+import { pipelinesValidated } from './pipelines.js';
 
 /**
  * A WebGPU device with what the engine needs to know about it. Built from
@@ -72,22 +73,29 @@ export async function openDevice(instance: GPU, adapter: GPUAdapter, label: stri
 /**
  * Runs `body` inside validation and out-of-memory error scopes, so that a
  * WebGPU error becomes a GpuError naming `what` instead of a console warning
- * followed by wrong numbers.
+ * followed by wrong numbers; a pipeline the device refused (pipelines.ts)
+ * becomes one naming its kernel.
  */
 export async function checked<T>(gpu: Gpu, what: string, body: () => T | Promise<T>): Promise<T> {
   if (gpu.lost) throw gpu.lost;
   const { device } = gpu;
   device.pushErrorScope('out-of-memory');
   device.pushErrorScope('validation');
-  let result: T;
+  let result: T | undefined;
+  let failure: unknown;
   try {
     result = await body();
-  } finally {
-    const validation = await device.popErrorScope();
-    const oom = await device.popErrorScope();
-    const error = oom ?? validation;
-    if (error) throw new GpuError(`${what}: ${oom ? 'out of GPU memory' : 'WebGPU validation error'}: ${error.message}`);
+    await pipelinesValidated(device);
+  } catch (e) {
+    failure = e;
   }
+  const validation = await device.popErrorScope();
+  const oom = await device.popErrorScope();
+  // A GpuError from the body (a refused shader, a limit) names the cause; the scopes then hold only its consequences.
+  if (failure instanceof GpuError) throw failure;
+  const error = oom ?? validation;
+  if (error) throw new GpuError(`${what}: ${oom ? 'out of GPU memory' : 'WebGPU validation error'}: ${error.message}`);
+  if (failure !== undefined) throw failure;
   if (gpu.lost) throw gpu.lost;
-  return result;
+  return result as T;
 }

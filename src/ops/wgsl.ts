@@ -160,10 +160,3 @@ export function stridedIndex(view: StridedView, i = 'i'): string {
   });
   return terms.join(' + ') || '0u';
 }
-
-/**
- * The source with the `enable f16;` directive WGSL requires before any use
- * of f16, when it has one: kernels build their declarations from tensor
- * types and need not track whether any of them is float16.
- */
-export const withF16Directive = (wgsl: string): string => (/\bf16\b/.test(wgsl) ? `enable f16;\n${wgsl}` : wgsl);

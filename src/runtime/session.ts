@@ -2,6 +2,7 @@ import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { align4, StagingPool } from '../gpu/buffers.js';
 import { checked } from '../gpu/device.js';
+import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
 import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
 import type { Graph, HostTensor, Node } from '../model/graph.js';
 import type { GpuArray } from '../ops/types.js';
@@ -9,7 +10,6 @@ import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
 import { storeFloatsAs, PRECISIONS, type Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
-import { withF16Directive } from '../ops/wgsl.js';
 import { CapturedTensor } from './captured.js';
 import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanDevice } from './plan.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
@@ -89,7 +89,6 @@ export class Session {
   private readonly programs = new Map<string, Compiled>();
   /** Weights and other load-time data on the GPU, shared by every program. */
   private readonly uploads = new Map<string, GPUBuffer>();
-  private readonly pipelines = new Map<string, Promise<GPUComputePipeline>>();
   /** Staging buffers for reading outputs and captures back, reused run after run. */
   private readonly staging = new StagingPool();
   /** Per graph input, the mappable buffer large feeds go through (see feed). */
@@ -287,13 +286,11 @@ export class Session {
     const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
       const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
       const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
-      const encoded = await Promise.all(
-        plan.kernels.map(async ({ node, kernel, buffers }): Promise<Encoded> => {
-          let pipeline = this.pipelines.get(kernel.wgsl);
-          if (!pipeline) {
-            pipeline = compilePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`);
-            this.pipelines.set(kernel.wgsl, pipeline);
-          }
+      const pipelines = plan.kernels.map(({ node, kernel }) => computePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`));
+      // A refused shader stops here, named, before bind groups are made from it.
+      await pipelinesValidated(device);
+      const encoded = plan.kernels.map(({ kernel, buffers }, k): Encoded => {
+          const pipeline = pipelines[k]!;
           const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
             if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]!, offset: ref.offset, size: align4(ref.bytes) } };
             let buffer = this.uploads.get(ref.key);
@@ -304,10 +301,8 @@ export class Session {
             }
             return { binding, resource: { buffer } };
           });
-          const p = await pipeline;
-          return { pipeline: p, bindGroup: device.createBindGroup({ layout: p.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
-        }),
-      );
+          return { pipeline, bindGroup: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
+        });
       await warmUp(device, encoded, onCompile);
       return { plan, slots, encoded };
     });
@@ -400,21 +395,4 @@ async function warmUp(device: GPUDevice, encoded: readonly Encoded[], onCompile?
     await device.queue.onSubmittedWorkDone();
     onCompile?.(Math.min(unique.length, start + chunk), unique.length);
   }
-}
-
-/**
- * Compiles one kernel. Synchronous createComputePipeline: dawn.node's
- * createComputePipelineAsync crashes the process on Mesa's lavapipe.
- */
-async function compilePipeline(device: GPUDevice, code: string, what: string): Promise<GPUComputePipeline> {
-  device.pushErrorScope('validation');
-  const module = device.createShaderModule({ code: withF16Directive(code), label: what });
-  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: what });
-  const error = await device.popErrorScope();
-  if (error) {
-    const info = await module.getCompilationInfo();
-    const messages = info.messages.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ');
-    throw new GpuError(`${what}: shader failed to compile: ${messages || error.message}`);
-  }
-  return pipeline;
 }

@@ -1,6 +1,7 @@
 import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { align4, readBack } from '../gpu/buffers.js';
+import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
 import { storage } from '../ops/wgsl.js';
 
@@ -38,25 +39,6 @@ export interface StageOptions {
 }
 
 const STORAGE = (): number => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-
-/** Compiled pipelines per device, keyed by WGSL source (shapes are baked into the source). */
-const pipelines = new WeakMap<GPUDevice, Map<string, GPUComputePipeline>>();
-
-function pipelineFor(device: GPUDevice, code: string, label: string): GPUComputePipeline {
-  let cache = pipelines.get(device);
-  if (!cache) pipelines.set(device, (cache = new Map()));
-  let p = cache.get(code);
-  if (!p) {
-    // Synchronous creation: dawn.node's createComputePipelineAsync crashes on Mesa's lavapipe.
-    const module = device.createShaderModule({ code, label });
-    p = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label });
-    cache.set(code, p);
-  }
-  return p;
-}
-
-/** The number of pipelines compiled for a device so far (for tests of the cache). */
-export const cachedPipelineCount = (gpu: Gpu): number => pipelines.get(gpu.device)?.size ?? 0;
 
 /**
  * One command encoder that several stages record into, submitted once.
@@ -106,7 +88,7 @@ export class CommandBatch {
   dispatch(code: string, label: string, buffers: (GPUBuffer | BufferRange)[], workgroups: readonly [number, number, number]): void {
     this.open();
     for (const b of buffers) this.checkBinding('bytes' in b ? b.bytes : b.size, label);
-    const pipeline = pipelineFor(this.gpu.device, code, label);
+    const pipeline = computePipeline(this.gpu.device, code, label);
     const entries = buffers.map((b, binding): GPUBindGroupEntry =>
       'bytes' in b ? { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: align4(b.bytes) } } : { binding, resource: { buffer: b } },
     );
@@ -147,6 +129,8 @@ export class CommandBatch {
     this.submitted = true;
     const values = readBack(this.gpu, this.encoder, reads);
     for (const b of this.temporaries.splice(0)) b.destroy();
+    // A stage's refused shader fails the read, named, even outside `checked`.
+    await pipelinesValidated(this.gpu.device);
     return values;
   }
 
