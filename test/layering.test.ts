@@ -1,6 +1,6 @@
 /**
  * The engine must run in a browser with `navigator.gpu`: its layers use no
- * Node API, and each layer imports only the layers above it (design.md).
+ * Node API, and each layer imports only the layers above it (docs/design.md).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';

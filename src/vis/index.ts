@@ -1,5 +1,5 @@
 /**
- * GPU stages that turn captured feature maps into pictures (design.md:
+ * GPU stages that turn captured feature maps into pictures (docs/design.md:
  * src/vis). Each stage takes tensors on the GPU (a CapturedTensor as it is,
  * or any { buffer, dims } in float32 NCHW) and a Gpu, returns new buffers the
  * caller owns, and records into a shared CommandBatch when given one
