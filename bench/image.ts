@@ -10,7 +10,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateSync } from 'node:zlib';
-import { readImage, toInputTensor, type Image } from '../src/io/image.js';
+import { readImage, type Image } from '../src/io/image.js';
+import { toInputTensor } from '../src/preprocess/input-tensor.js';
 import { timeRuns, timeStats } from '../src/runtime/timing.js';
 import { blackPng, jpegDeclaring, png } from '../test/helpers/images.js';
 

@@ -1,7 +1,7 @@
 /**
- * segscope's library entry for Node: load an ONNX model, open a WebGPU
- * device through Dawn, build sessions. The engine itself (src/model, src/ops,
- * src/runtime) has no Node dependency and also runs on `navigator.gpu`.
+ * segscope's library entry for Node: everything the browser entry has
+ * (browser.ts: the engine, vis, metrics, preprocessing), plus what needs
+ * Node: model and image files, a WebGPU device through Dawn, .npy/.npz.
  */
 import type { Gpu } from './gpu/device.js';
 import { openDawn, type DawnOptions } from './gpu/dawn.js';
@@ -12,21 +12,12 @@ import type { Graph, HostTensor } from './model/graph.js';
 import { CapturedTensor } from './runtime/captured.js';
 import { Session, type SessionOptions } from './runtime/session.js';
 
-export * from './errors.js';
-export type { Gpu } from './gpu/device.js';
-export { openDevice } from './gpu/device.js';
+export * from './browser.js';
 export { openDawn, type DawnOptions } from './gpu/dawn.js';
-export type { Graph, HostTensor, ElemType } from './model/graph.js';
-export { PRECISIONS, type Precision } from './model/precision.js';
-export { argmaxAgreement, relativeL2 } from './metrics/agreement.js';
 export { readModelFile } from './io/model-file.js';
 export { decodeNpy, encodeNpy } from './io/npy.js';
 export { decodeNpz, encodeNpz } from './io/npz.js';
-export { readImage, toInputTensor, writePng } from './io/image.js';
-export { Session, type RunOptions, type RunResult, type SessionOptions } from './runtime/session.js';
-export { CapturedTensor } from './runtime/captured.js';
-export type { TensorPattern } from './runtime/select.js';
-export * from './vis/index.js';
+export { decodeImage, readImage, writePng, type Image, type ReadImageOptions } from './io/image.js';
 
 export interface Model {
   graph: Graph;

@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { loadModel } from '../src/index.js';
-import { readImage, toInputTensor } from '../src/io/image.js';
+import { readImage } from '../src/io/image.js';
 import { readLabel } from '../src/io/labels.js';
 import { ConfusionMatrix } from '../src/metrics/confusion.js';
 import { segmentationMetadata } from '../src/model/metadata.js';
+import { toInputTensor } from '../src/preprocess/input-tensor.js';
 import { errors, ROOT, segscope } from './helpers/cli.js';
 import { gpu } from './helpers/gpu.js';
 

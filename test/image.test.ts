@@ -5,18 +5,11 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import {
-  decodeImage,
-  fitGeometry,
-  imageToInput,
-  inputToImage,
-  readImage,
-  resampleBilinear,
-  toInputTensor,
-  writePng,
-  type Image,
-} from '../src/io/image.js';
+import { decodeImage, readImage, writePng, type Image } from '../src/io/image.js';
 import { decodeNpy } from '../src/io/npy.js';
+import { fitGeometry, imageToInput, inputToImage } from '../src/preprocess/fit.js';
+import { toInputTensor, type Pixels } from '../src/preprocess/input-tensor.js';
+import { resampleBilinear } from '../src/preprocess/resample.js';
 import { blackPng, jpegDeclaring, png } from './helpers/images.js';
 
 const FIXTURES = join(import.meta.dirname, 'fixtures/images');
@@ -381,6 +374,34 @@ describe('toInputTensor', () => {
     const { tensor, geometry } = toInputTensor(image, { size: [64, 64], fit: 'crop' });
     expect(geometry.resizedSize).toEqual([64, 128_000]);
     expect(tensor.data.every((v, i) => Math.abs(v - (128 / 255 - MEAN[Math.floor(i / 4096)]!) / STD[Math.floor(i / 4096)]!) < 1e-5)).toBe(true);
+  });
+
+  it("gives RGBA pixels as a browser's ImageData holds them the same tensor, bit for bit, as the decoded file", async () => {
+    for (const file of ['rgb.png', 'rgba.png']) {
+      const image = await readImage(fixture(file));
+      // What a canvas's getImageData returns: RGBA, Uint8ClampedArray, no channels field (alpha ignored, as readImage drops it).
+      const rgba = await sharp(fixture(file)).ensureAlpha().raw().toBuffer();
+      const imageData: Pixels = { width: image.width, height: image.height, data: new Uint8ClampedArray(rgba), colorSpace: 'srgb' };
+      expect(Uint8Array.from(imageData.data.filter((_, i) => i % 4 !== 3))).toEqual(image.data);
+      if (file === 'rgba.png') expect(imageData.data.some((v, i) => i % 4 === 3 && v < 255)).toBe(true);
+      for (const fit of ['resize', 'pad', 'crop'] as const) {
+        for (const size of [[21, 17], [64, 100]] as [number, number][]) {
+          const node = toInputTensor(image, { size, fit });
+          const browser = toInputTensor(imageData, { size, fit });
+          expect(browser.geometry).toEqual(node.geometry);
+          expect(Buffer.from((browser.tensor.data as Float32Array).buffer).equals(Buffer.from((node.tensor.data as Float32Array).buffer)), `${file} ${fit} ${size}`).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('refuses RGBA pixels of the wrong length or in another colour space', () => {
+    const data = new Uint8ClampedArray(2 * 3 * 4);
+    expect(() => toInputTensor({ width: 2, height: 3, data: data.subarray(1) }, { size: [4, 4] })).toThrow(/holds 23 values, a 2x3 image needs 18 \(RGB\) or 24 \(RGBA\)/);
+    expect(() => toInputTensor({ width: 3, height: 3, data }, { size: [4, 4] })).toThrow(InputError);
+    expect(() => toInputTensor({ width: 2, height: 3, data, channels: 3 }, { size: [4, 4] })).toThrow(InputError);
+    expect(() => toInputTensor({ width: 2, height: 3, data, colorSpace: 'display-p3' }, { size: [4, 4] })).toThrow(/'display-p3' colour space/);
+    expect(toInputTensor({ width: 2, height: 3, data }, { size: [4, 4] }).tensor.dims).toEqual([1, 3, 4, 4]);
   });
 
   it('refuses bad options and inconsistent images', async () => {

@@ -5,7 +5,7 @@ import { deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
-import { fitGeometry } from '../src/io/image.js';
+import { fitGeometry } from '../src/preprocess/fit.js';
 import { colourLabel, fitLabel, readLabel, resizeLabel, type LabelMap } from '../src/io/labels.js';
 import { ignoreColor, palette } from '../src/vis/colormap.js';
 import { random } from './helpers/gpu.js';

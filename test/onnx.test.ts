@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError, ModelError } from '../src/errors.js';
 import { readModelFile } from '../src/io/model-file.js';
+import { modelFromBytes } from '../src/model/from-bytes.js';
 import { graphFromModel } from '../src/model/from-onnx.js';
 import type { Graph, HostTensor } from '../src/model/graph.js';
 import { decodeModel, decodeTensor, encodeModel } from '../src/onnx/decode.js';
@@ -305,6 +306,22 @@ describe('external data', () => {
     });
     expect(calls).toEqual([['w.bin', 4096, undefined]]);
     expect([...graph.initializers.get('weights')!.data]).toEqual([8]);
+  });
+
+  it('reads external data given as bytes by file name, and nothing else (modelFromBytes, as a browser loads)', () => {
+    const bytes = (t: TensorProto) => encodeModel(modelOf({ initializer: [t], output: [tensorInfo('weights')] }));
+    const files = new Map([['model.onnx.data', rawOf(new Float32Array([9, 1, 2, 3, 4, 9]))]]);
+    const graph = modelFromBytes(bytes(externalTensor('model.onnx.data', [2, 2], { offset: '4', length: '16' })), SOURCE, files);
+    expect([...graph.initializers.get('weights')!.data]).toEqual([1, 2, 3, 4]);
+    expect(graph.source).toBe(SOURCE);
+    expect([...modelFromBytes(bytes(externalTensor('model.onnx.data', [1], { offset: '20' })), SOURCE, files).initializers.get('weights')!.data]).toEqual([9]);
+
+    expectModelError(() => modelFromBytes(bytes(externalTensor('../model.onnx.data', [1])), SOURCE, files), SOURCE, "tensor 'weights'", "'../model.onnx.data' was not given", "given: 'model.onnx.data'");
+    expectModelError(() => modelFromBytes(bytes(externalTensor('other.bin', [1])), SOURCE, new Map()), "'other.bin' was not given (given: none)");
+    expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [4], { offset: '16', length: '16' })), SOURCE, files), "'model.onnx.data' is 24 bytes", 'too short for 16 bytes at offset 16');
+    expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [4], { offset: '16' })), SOURCE, files), 'holds 8 bytes', 'need 16');
+    expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [1], { offset: '28' })), SOURCE, files), 'too short for offset 28');
+    expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [1])), SOURCE), 'no external data was given', 'modelFromBytes');
   });
 
   it('reports a missing model file as an InputError naming the path', async () => {

@@ -2,7 +2,7 @@ import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { InputError } from '../errors.js';
 import { openDawn } from '../gpu/dawn.js';
-import type { Fit } from '../io/image.js';
+import type { Fit } from '../preprocess/fit.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';

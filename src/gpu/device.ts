@@ -43,6 +43,22 @@ const RAISED_LIMITS = [
 
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
 
+/**
+ * Opens a device on `gpu`'s adapter: a browser's `navigator.gpu` by default.
+ * Node gets its GPU from openDawn (gpu/dawn.ts), which also ends in openDevice.
+ */
+export async function requestGpu(gpu: GPU | undefined = globalThis.navigator?.gpu, options: GPURequestAdapterOptions = {}): Promise<Gpu> {
+  if (!gpu) throw new GpuError('WebGPU is not available here (navigator.gpu is undefined): use a browser with WebGPU, or openDawn in Node');
+  let adapter: GPUAdapter | null;
+  try {
+    adapter = await gpu.requestAdapter(options);
+  } catch (e) {
+    throw new GpuError(`WebGPU: requestAdapter failed: ${(e as Error).message}`);
+  }
+  if (!adapter) throw new GpuError('WebGPU: no adapter found (the browser may block WebGPU on this GPU or driver)');
+  return openDevice(gpu, adapter, 'WebGPU');
+}
+
 export async function openDevice(instance: GPU, adapter: GPUAdapter, label: string): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
   for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];

@@ -1,6 +1,7 @@
 import { InputError } from '../errors.js';
 import { IGNORE_INDEX as IGNORE } from '../vis/colormap.js';
-import { inputToImage, readImage, type FitGeometry } from './image.js';
+import { inputToImage, type FitGeometry } from '../preprocess/fit.js';
+import { readImage } from './image.js';
 
 /**
  * Ground-truth masks: one class index per pixel, 255 for "void"/ignore.

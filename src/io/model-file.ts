@@ -7,9 +7,8 @@ import { closeSync, fstatSync, openSync, readSync, realpathSync } from 'node:fs'
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { InputError, ModelError } from '../errors.js';
-import { graphFromModel } from '../model/from-onnx.js';
+import { externalDataEnd, modelFromBytes } from '../model/from-bytes.js';
 import type { Graph } from '../model/graph.js';
-import { decodeModel } from '../onnx/decode.js';
 
 export async function readModelFile(file: string): Promise<Graph> {
   let bytes: Uint8Array;
@@ -18,13 +17,9 @@ export async function readModelFile(file: string): Promise<Graph> {
   } catch (e) {
     throw new InputError(`cannot read model file '${file}' (${errorReason(e)})`);
   }
-  const model = decodeModel(bytes, file);
   const external = new ExternalDataFiles(path.dirname(file));
   try {
-    return graphFromModel(model, {
-      source: file,
-      readExternal: (location, offset, length) => external.read(location, offset, length),
-    });
+    return modelFromBytes(bytes, file, (location, offset, length) => external.read(location, offset, length));
   } finally {
     external.close();
   }
@@ -50,11 +45,7 @@ class ExternalDataFiles {
 
   read(location: string, offset: number, length: number | undefined): Uint8Array {
     const file = this.open(location);
-    const end = length === undefined ? file.size : offset + length;
-    if (offset > file.size || end > file.size) {
-      const want = length === undefined ? `offset ${offset}` : `${length} bytes at offset ${offset}`;
-      throw new ModelError(`external data file '${file.path}' is ${file.size} bytes, too short for ${want}`);
-    }
+    const end = externalDataEnd(file.path, file.size, offset, length);
     const bytes = new Uint8Array(end - offset);
     for (let done = 0; done < bytes.length;) {
       const n = readSync(file.fd, bytes, done, bytes.length - done, offset + done);

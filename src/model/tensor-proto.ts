@@ -107,7 +107,7 @@ function readExternalData(t: TensorProto, ctx: TensorContext, expectedBytes: num
   const offset = externalInt(keys.get('offset'), 'offset', fail) ?? 0;
   const length = externalInt(keys.get('length'), 'length', fail);
   if (!ctx.readExternal) {
-    return fail(`stores its data in external file '${location}', but no external data reader was given (load the model from a file)`);
+    return fail(`stores its data in external file '${location}', but no external data was given (pass its files to modelFromBytes, or load the model from a file)`);
   }
   let bytes: Uint8Array;
   try {

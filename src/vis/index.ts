@@ -14,10 +14,9 @@ export { parseReduction, reduceChannels, REDUCTIONS, type Reduction } from './re
 export { resize, type ResizeMode, type ResizeOptions } from './resize.js';
 export { reduceResized } from './reduce-resized.js';
 export { combineRanges, normalize, normalizeShared, readRange, valueRange, type GpuRange, type Normalization } from './normalize.js';
-export { packLut, readRGBA, toRGBA, type GpuImages, type RgbaImage } from './rgba.js';
+export { readRGBA, toRGBA, type GpuImages, type RgbaImage } from './rgba.js';
 export * from './colormap.js';
 export { featureMap, featureMaps, type FeatureMapImage, type FeatureMapOptions, type ReductionOrder } from './feature-map.js';
 export { overlay, panel, uploadImage, type PanelOptions } from './compose.js';
-export { channelGrid, channelMeans, channelMontage, channelRange, gridLayout, tileOrigin, topChannels, type ChannelGridImage, type ChannelGridOptions, type GpuGrid, type GridChannels, type GridLayout, type MontageOptions } from './grid.js';
+export { channelGrid, channelMeans, channelMontage, channelRange, gridLayout, topChannels, type ChannelGridImage, type ChannelGridOptions, type GpuGrid, type GridChannels, type GridLayout, type MontageOptions } from './grid.js';
 export { readClassMap, segmentation, segmentationMask, type GpuClassMap, type GpuSegmentation, type SegmentationImage, type SegmentationOptions } from './segmentation.js';
-export { DIGIT_GLYPHS, labelSize } from './digits.js';
