@@ -1,6 +1,6 @@
 /**
  * Nodes whose tensors exceed one buffer binding run split over windows of
- * them (src/ops/split.ts). Adapters allow 128 MiB and more per binding, so
+ * them (src/kernels/split.ts). Adapters allow 128 MiB and more per binding, so
  * the tests lower the limit with Session's maxBindingBytes and split small
  * tensors the same way: every split result against an independent CPU
  * reference or onnxruntime, and every planned binding within the limit.
@@ -11,7 +11,7 @@ import { GpuError } from '../src/errors.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { Attrs, type AttrValue, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
 import { PRECISIONS, type Precision } from '../src/model/precision.js';
-import { runWindow, splitUnits, type BindingLimits } from '../src/ops/split.js';
+import { type BindingLimits, runWindow, splitUnits } from '../src/kernels/split.js';
 import type { Plan } from '../src/runtime/plan.js';
 import { Session } from '../src/runtime/session.js';
 import { F16_TOLERANCE, gpu, nodeGraph, random, randomTensor, relL2, roundToFloat16 } from './helpers/gpu.js';

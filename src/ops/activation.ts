@@ -1,13 +1,12 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
-import { isFloatType, sizeOf } from '../model/graph.js';
+import { isFloatType } from '../model/graph.js';
+import { unaryKernel } from '../kernels/unary.js';
+import { f32 } from '../kernels/wgsl.js';
 import { constInts } from './inputs.js';
-import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { f32, flatMain, fromStorage, grid, storage, toStorage, wgslType } from './wgsl.js';
+import type { OpImpl, OpInput } from './types.js';
 
-/** Elementwise activations: y = f(x), one thread per element. */
-
-const WORKGROUP = 256;
+/** Elementwise activations: y = f(x), one thread per element (kernels/unary.ts). */
 
 /** WGSL expression of `x` for the node, e.g. `max(x, 0.0f)`. */
 type Activation = (node: Node, inputs: OpInput[]) => string;
@@ -35,24 +34,6 @@ export const activations: Record<string, Activation> = {
   HardSwish: () => 'x * clamp(x / 6.0f + 0.5f, 0.0f, 1.0f)',
   Tanh: () => 'tanh(x)',
 };
-
-/** The kernel computing `expr` (in terms of `x`) elementwise from input 0 (`x`) to output 0. */
-export function unaryKernel(label: string, expr: string, x: TensorType, out: TensorType): Kernel {
-  const n = sizeOf(out.dims);
-  return {
-    label,
-    wgsl: `${storage(0, 'X', wgslType(x.type))}
-${storage(1, 'Y', wgslType(out.type))}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  let x = ${fromStorage(x.type, 'X[i]')};
-  Y[i] = ${toStorage(out.type, expr)};`)}`,
-    workgroups: grid(n, WORKGROUP),
-    bindings: [
-      { kind: 'input', index: 0 },
-      { kind: 'output', index: 0 },
-    ],
-  };
-}
 
 function activationOp(expr: Activation): OpImpl {
   return {

@@ -1,8 +1,9 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, toStorage, wgslType } from './wgsl.js';
+import type { Kernel, KernelBinding } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Inference BatchNormalization on channel axis 1, as the per-channel affine

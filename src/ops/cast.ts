@@ -1,9 +1,10 @@
 import { UnsupportedOpError } from '../errors.js';
 import { ONNX_TYPE_CODES } from '../model/fold.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
-import { runWindow, shifted, splitUnits, type Strided } from './split.js';
-import type { Kernel, OpImpl } from './types.js';
-import { flatMain, fromStorage, gpuElementBytes, grid, storage, toStorage, wgslType } from './wgsl.js';
+import { runWindow, shifted, splitUnits, type Strided } from '../kernels/split.js';
+import type { Kernel } from '../kernels/types.js';
+import type { OpImpl } from './types.js';
+import { flatMain, fromStorage, gpuElementBytes, grid, storage, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Cast between float types computed at run time: the joins a session adds

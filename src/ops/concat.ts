@@ -2,16 +2,17 @@ import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { sizeOf, typesAgree } from '../model/graph.js';
-import { runWindow, shifted, splitUnits, type Strided, type Window } from './split.js';
-import type { Kernel, KernelTarget, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, converted, flatMain, gpuElementBytes, grid, storage, stridedIndex, wgslType } from './wgsl.js';
+import { runWindow, shifted, splitUnits, type Strided, type Window } from '../kernels/split.js';
+import type { Kernel, KernelTarget } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, converted, flatMain, gpuElementBytes, grid, storage, stridedIndex, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Concat: one dispatch per input, each copying its input into its slice of
  * the output. Seen as [outer, size along axis * inner], input k is a block of
  * columns starting at (sizes of inputs before k) * inner in every row. An
  * output larger than one binding is written in runs of rows (or of one row's
- * elements), each binding windows of the input and output (split.ts).
+ * elements), each binding windows of the input and output (kernels/split.ts).
  */
 
 const WORKGROUP = 256;

@@ -1,16 +1,18 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { ElemType, EpilogueTaps, HostTensor, Node } from '../model/graph.js';
 import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKernel, type SubgroupTile } from './conv-subgroup.js';
-import { checkAttrs, chooseTile, gemmKernel, requireFloat, tileRows, type GemmTile } from './matmul.js';
-import { runWindow, shifted, splitUnits, UNLIMITED, type BindingLimits, type Strided } from './split.js';
-import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { fromStorage, gpuElementBytes, grid, range, storage, toStorage, wgslType } from './wgsl.js';
+import { checkAttrs, requireFloat } from './attrs.js';
+import { chooseTile, gemmKernel, type GemmTile, tileRows } from '../kernels/gemm.js';
+import { type BindingLimits, runWindow, shifted, splitUnits, type Strided, UNLIMITED } from '../kernels/split.js';
+import type { Kernel, KernelBinding } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { fromStorage, gpuElementBytes, grid, range, storage, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * ONNX Conv (2-D, and 1-D as H = 1), NCHW. Four kernels:
  * - implicit GEMM (no im2col buffer): Y[co][pixel] = Σ_k W[co][k] · X(k, pixel),
  *   k running over (input channel, kernel tap), dilation and padding in the
- *   index math, on the tiled product of matmul.ts;
+ *   index math, on the tiled product of kernels/gemm.ts;
  * - the same product reading X as a plain channels x pixels matrix when the
  *   conv is pointwise (1x1, stride 1, no padding);
  * - on CPU adapters, the same product as one subgroup per workgroup sharing

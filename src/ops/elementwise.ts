@@ -2,9 +2,10 @@ import { ModelError, UnsupportedOpError } from '../errors.js';
 import { axis, broadcastDims } from '../model/dims.js';
 import type { ElemType, Node } from '../model/graph.js';
 import { isFloatType, sizeOf, typesAgree } from '../model/graph.js';
-import { unaryKernel } from './activation.js';
-import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
+import { unaryKernel } from '../kernels/unary.js';
+import type { Kernel, KernelBinding } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Elementwise math with numpy broadcasting: one thread per output element,

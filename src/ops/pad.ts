@@ -3,8 +3,9 @@ import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { constInts } from './inputs.js';
-import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { converted, flatMain, grid, storage, storageLiteral, strides, wgslType } from './wgsl.js';
+import type { Kernel } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { converted, flatMain, grid, storage, storageLiteral, strides, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Pad: every output element maps back to one input element, or to the fill

@@ -1,9 +1,11 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { axisCoordinates, reduceKernel, reducers, type Reducer } from './reduce.js';
-import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
+import { axisCoordinates } from '../kernels/wgsl.js';
+import { reduceKernel, type Reducer, reducers } from './reduce.js';
+import type { Kernel } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * MaxPool, AveragePool (N, C, then any number of spatial axes) and the

@@ -2,10 +2,12 @@ import { ModelError, UnsupportedOpError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { unaryKernel } from './activation.js';
+import { combineAcross, ROW_THREADS, rowGrid, rowMain } from '../kernels/rows.js';
+import { unaryKernel } from '../kernels/unary.js';
 import { constInts } from './inputs.js';
-import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
+import type { Kernel } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Reductions over any set of axes (ReduceMean, ReduceMax…) and ArgMax/ArgMin.
@@ -41,52 +43,6 @@ export const reducers = {
 } satisfies Record<string, Reducer>;
 
 const THREADS = 256;
-
-/** Threads of a one-workgroup-per-row kernel; rows at least this long get one. */
-export const ROW_THREADS = 128;
-
-/**
- * Shader header for one workgroup per row: `main` gets the row index `row`
- * (it may exceed the row count; the guard is workgroup-uniform, so an early
- * return is fine) and the thread index `t`. Dispatch with `rowGrid`.
- */
-export function rowMain(body: string): string {
-  return `
-var<workgroup> partials: array<f32, ${ROW_THREADS}>;
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) t: u32) {
-  let row = wid.x + wid.y * nwg.x;
-${body}
-}`;
-}
-
-export const rowGrid = (rows: number) => grid(rows, 1);
-
-/**
- * WGSL statements (inside `rowMain`) that combine the `var` `v` of every
- * thread of the workgroup by a tree in workgroup memory; every thread ends
- * with the total in `v`.
- */
-export function combineAcross(v: string, combine: Reducer['combine']): string {
-  return `  partials[t] = ${v};
-  for (var s = ${ROW_THREADS / 2}u; s > 0u; s >>= 1u) {
-    workgroupBarrier();
-    if (t < s) { partials[t] = ${combine('partials[t]', 'partials[t + s]')}; }
-  }
-  workgroupBarrier();
-  ${v} = partials[0];
-  workgroupBarrier();`;
-}
-
-/** WGSL expressions of the coordinates of the flat index `i` in the row-major `dims`. */
-export function axisCoordinates(dims: readonly number[], i = 'i'): string[] {
-  const total = sizeOf(dims);
-  return strides(dims).map((step, a) => {
-    const c = step === 1 ? i : `(${i} / ${step}u)`;
-    // The outermost axis needs no modulo.
-    return step * dims[a]! < total ? `(${c} % ${dims[a]}u)` : c;
-  });
-}
 
 /**
  * Reduces a float tensor `x` over `axes` into `out`, accumulating in f32. Short reductions take one thread per output; long ones (global

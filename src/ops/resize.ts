@@ -2,11 +2,12 @@ import { ModelError, UnsupportedOpError } from '../errors.js';
 import { axis as normaliseAxis } from '../model/dims.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { axisCoordinates } from './reduce.js';
+import { axisCoordinates } from '../kernels/wgsl.js';
 import { constInts } from './inputs.js';
-import { runWindow, shifted, splitUnits, type BindingLimits, type Run, type Strided } from './split.js';
-import type { Kernel, KernelBinding, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, converted, flatMain, fromStorage, gpuElementBytes, grid, storage, stridedIndex, strides, toStorage, wgslType } from './wgsl.js';
+import { type BindingLimits, type Run, runWindow, shifted, splitUnits, type Strided } from '../kernels/split.js';
+import type { Kernel, KernelBinding } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, converted, flatMain, fromStorage, gpuElementBytes, grid, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Resize (opsets 10–19) and Upsample (7–9), as ONNX defines them and

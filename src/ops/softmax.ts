@@ -2,9 +2,10 @@ import { ModelError } from '../errors.js';
 import { axis } from '../model/dims.js';
 import type { ElemType, Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import { combineAcross, ROW_THREADS, rowGrid, rowMain } from './reduce.js';
-import type { Kernel, OpImpl, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, toStorage, wgslType } from './wgsl.js';
+import { combineAcross, ROW_THREADS, rowGrid, rowMain } from '../kernels/rows.js';
+import type { Kernel } from '../kernels/types.js';
+import type { OpImpl, TensorType } from './types.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Softmax and LogSoftmax over rows: `length` values `inner` apart. Before

@@ -1,8 +1,9 @@
 import { ModelError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { sizeOf } from '../model/graph.js';
-import type { Kernel, OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, converted, flatMain, grid, storage, stridedIndex, strides, wgslType } from './wgsl.js';
+import type { Kernel } from '../kernels/types.js';
+import type { OpImpl, OpInput, TensorType } from './types.js';
+import { collapseAxes, converted, flatMain, grid, storage, stridedIndex, strides, wgslType } from '../kernels/wgsl.js';
 
 /** Transpose: a strided gather, one thread per output element. */
 

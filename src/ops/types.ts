@@ -1,50 +1,9 @@
 import type { Node, TensorType, TypedInput } from '../model/graph.js';
-import type { BindingLimits, Window } from './split.js';
+import type { Kernel, KernelTarget } from '../kernels/types.js';
 
 export type { TensorType };
-/** Typed arrays WebGPU can upload. */
-export type GpuArray = Float32Array<ArrayBuffer> | Int32Array<ArrayBuffer> | Uint32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>;
 /** One node input as an op sees it at compile time. */
 export type OpInput = TypedInput;
-
-/**
- * A buffer bound at `@group(0) @binding(i)`, i being its index in
- * `Kernel.bindings`. A tensor is stored as `array<wgslType(its type)>`
- * (wgsl.ts): float32 as f32, float16 as f16, integers and bool as i32.
- */
-export type KernelBinding =
-  /**
-   * The node's input `index`: a runtime tensor, or a constant uploaded once.
-   * `window`: only that byte range of it (a node split over a tensor larger
-   * than one binding, see split.ts); the shader indexes from the window's start.
-   */
-  | { kind: 'input'; index: number; window?: Window }
-  /** The node's output `index` (read_write), or a window of it. */
-  | { kind: 'output'; index: number; window?: Window }
-  /** Kernel-private constant data (pre-packed weights, lookup tables), uploaded once. */
-  | { kind: 'param'; data: GpuArray }
-  /** A temporary shared by the node's kernels, identified by `id` (read_write). */
-  | { kind: 'scratch'; id: number; bytes: number };
-
-/** One compute dispatch. Shapes are baked into the WGSL source. */
-export interface Kernel {
-  /** Short label, e.g. 'conv3x3_d6'; shows in profiles and errors. */
-  label: string;
-  wgsl: string;
-  workgroups: [number, number, number];
-  bindings: KernelBinding[];
-}
-
-/** What kernels may assume of the device they are planned for. */
-export interface KernelTarget {
-  limits: BindingLimits;
-  /**
-   * The subgroup size of a CPU adapter (lavapipe: 8, its SIMD width) with the
-   * 'subgroups' feature and one fixed subgroup size; undefined on GPUs. Conv
-   * kernels then share operands across a subgroup (conv-subgroup.ts).
-   */
-  cpuSubgroupSize?: number;
-}
 
 /** The implementation of one ONNX op type on the GPU. */
 export interface OpImpl {

@@ -7,10 +7,11 @@ import type { TypedGraph } from '../model/infer.js';
 import { planBuffers, type Place } from '../model/memory.js';
 import { float32ToFloat16 } from '../model/numeric.js';
 import { originalName } from '../model/passes.js';
-import { bindingLimits } from '../ops/split.js';
-import type { GpuArray, Kernel, KernelBinding, OpImpl } from '../ops/types.js';
-import type { Window } from '../ops/split.js';
-import { flatMain, gpuElementBytes, grid, storage } from '../ops/wgsl.js';
+import { bindingLimits } from '../kernels/split.js';
+import type { GpuArray, Kernel, KernelBinding } from '../kernels/types.js';
+import type { OpImpl } from '../ops/types.js';
+import type { Window } from '../kernels/split.js';
+import { flatMain, gpuElementBytes, grid, storage } from '../kernels/wgsl.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -150,7 +151,7 @@ export function buildPlan(
  * A kernel that binds one tensor (`tensorOf`: its buffer's root; undefined
  * for constants) at two input bindings over overlapping bytes, as
  * MatMul(x, x) or Add(x, Reshape(x)) do, would be refused: every binding is
- * read_write (ops/wgsl.ts storage) and WebGPU refuses writable bindings that
+ * read_write (kernels/wgsl.ts storage) and WebGPU refuses writable bindings that
  * overlap. Each repeat reads a copy in a scratch buffer instead, made by a
  * dispatch before it.
  */
@@ -213,7 +214,7 @@ function bindingName(node: Node, b: KernelBinding): string {
 /** The device limits a plan must fit. */
 export type PlanLimits = Pick<GPUSupportedLimits, 'maxStorageBufferBindingSize' | 'maxBufferSize' | 'minStorageBufferOffsetAlignment'>;
 
-/** The device a plan is for: its limits, and what kernels may assume of it (ops/types.ts KernelTarget). */
+/** The device a plan is for: its limits, and what kernels may assume of it (kernels/types.ts KernelTarget). */
 export type PlanDevice = PlanLimits & { cpuSubgroupSize?: number };
 
 /** Planning for no device in particular: nothing split, one arena, kernels for any GPU. */

@@ -5,7 +5,7 @@ import { checked } from '../gpu/device.js';
 import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
 import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
 import type { Graph, HostTensor, Node } from '../model/graph.js';
-import type { GpuArray } from '../ops/types.js';
+import type { GpuArray } from '../kernels/types.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
 import { storeFloatsAs, PRECISIONS, type Precision } from '../model/precision.js';
@@ -30,7 +30,7 @@ export interface SessionOptions {
   /**
    * The largest buffer binding to plan with, below the adapter's
    * maxStorageBufferBindingSize: nodes whose tensors exceed it run split over
-   * windows of them (src/ops/split.ts). For headroom, and to test splitting
+   * windows of them (src/kernels/split.ts). For headroom, and to test splitting
    * on small models.
    */
   maxBindingBytes?: number;

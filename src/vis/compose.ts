@@ -1,6 +1,6 @@
 import { GpuError, InputError } from '../errors.js';
 import { checked, type Gpu } from '../gpu/device.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
 import { readRGBA, type GpuImages, type RgbaImage } from './rgba.js';
 import { align4 } from '../gpu/buffers.js';
 import { CommandBatch, record, type StageOptions } from './tensor.js';

@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import { checked, type Gpu } from '../gpu/device.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
 import { colormap, type ColormapName } from './colormap.js';
 import { LABEL_WGSL } from './digits.js';
 import { normalize, type Normalization } from './normalize.js';

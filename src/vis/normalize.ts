@@ -1,7 +1,7 @@
 import { InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { sizeOf } from '../model/graph.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
 import { binding, checkTensor, CommandBatch, record, type GpuTensor, type TensorLike, type StageOptions } from './tensor.js';
 
 /**

@@ -1,5 +1,5 @@
 import type { Gpu } from '../gpu/device.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
 import { parseReduction, reductionCode, type Reduction } from './reduce.js';
 import { resizeGeometry, samplerWgsl, uploadTaps, type ResizeOptions } from './resize.js';
 import { binding, nchw, record, type GpuTensor, type TensorLike, type StageOptions } from './tensor.js';

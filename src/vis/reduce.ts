@@ -1,7 +1,7 @@
 import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
-import { bindingLimits, runWindow, splitUnits, type Strided } from '../ops/split.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
+import { bindingLimits, runWindow, splitUnits, type Strided } from '../kernels/split.js';
 import { binding, bindings, nchw, record, type BufferRange, type CommandBatch, type GpuTensor, type StageOptions, type TensorLike } from './tensor.js';
 
 /**

@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
 import { binding, nchw, record, type CommandBatch, type GpuTensor, type TensorLike, type StageOptions } from './tensor.js';
 
 /**

@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import { checked, type Gpu } from '../gpu/device.js';
-import { flatMain, grid, storage } from '../ops/wgsl.js';
+import { flatMain, grid, storage } from '../kernels/wgsl.js';
 import { palette as namedPalette, type PaletteName } from './colormap.js';
 import type { GpuImages, RgbaImage } from './rgba.js';
 import { channelRuns, type ChannelRun } from './reduce.js';

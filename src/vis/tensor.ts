@@ -3,7 +3,7 @@ import type { Gpu } from '../gpu/device.js';
 import { align4, readBack } from '../gpu/buffers.js';
 import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
-import { storage } from '../ops/wgsl.js';
+import { storage } from '../kernels/wgsl.js';
 
 /**
  * A float32 tensor on the GPU: `buffer` holds it in row-major (NCHW) order

@@ -160,3 +160,13 @@ export function stridedIndex(view: StridedView, i = 'i'): string {
   });
   return terms.join(' + ') || '0u';
 }
+
+/** WGSL expressions of the coordinates of the flat index `i` in the row-major `dims`. */
+export function axisCoordinates(dims: readonly number[], i = 'i'): string[] {
+  const total = sizeOf(dims);
+  return strides(dims).map((step, a) => {
+    const c = step === 1 ? i : `(${i} / ${step}u)`;
+    // The outermost axis needs no modulo.
+    return step * dims[a]! < total ? `(${c} % ${dims[a]}u)` : c;
+  });
+}
