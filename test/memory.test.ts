@@ -6,7 +6,7 @@ import { inferTypes } from '../src/model/infer.js';
 import { planBuffers, type Lifetime } from '../src/model/memory.js';
 import { registry } from '../src/ops/registry.js';
 import { planMemory } from '../src/runtime/profile.js';
-import { planProgram } from '../src/runtime/session.js';
+import { planProgram } from '../src/runtime/program.js';
 import { random } from './helpers/gpu.js';
 
 /** The live set by brute force: at each step, the bytes of every tensor alive then. */

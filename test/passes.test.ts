@@ -7,7 +7,8 @@ import { foldBatchNorm, fuseEpilogues } from '../src/model/passes.js';
 import type { TypedGraph } from '../src/model/infer.js';
 import { PRECISIONS } from '../src/model/precision.js';
 import { registry } from '../src/ops/registry.js';
-import { planDevice, planProgram, Session } from '../src/runtime/session.js';
+import { planDevice, planProgram } from '../src/runtime/program.js';
+import { Session } from '../src/runtime/session.js';
 import { gpu, randomTensor } from './helpers/gpu.js';
 
 const rules = (op: string) => registry.get(op)?.infer;

@@ -20,7 +20,8 @@ import { float16ToFloat32, float32ToFloat16 } from '../src/model/numeric.js';
 import { storeFloatsAs } from '../src/model/precision.js';
 import { colormap } from '../src/vis/colormap.js';
 import { registry } from '../src/ops/registry.js';
-import { planProgram, Session } from '../src/runtime/session.js';
+import { planProgram } from '../src/runtime/program.js';
+import { Session } from '../src/runtime/session.js';
 import { errors, ROOT, segscope } from './helpers/cli.js';
 import { gpu, nodeGraph, random, randomTensor, tensor } from './helpers/gpu.js';
 

@@ -1,17 +1,17 @@
 import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
-import { align4, StagingPool } from '../gpu/buffers.js';
+import { StagingPool } from '../gpu/buffers.js';
 import { checked } from '../gpu/device.js';
-import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
 import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
 import type { Graph, HostTensor, Node } from '../model/graph.js';
 import type { GpuArray } from '../kernels/types.js';
 import { inferTypes, type TypedGraph } from '../model/infer.js';
-import { checkFeedType, foldBatchNorm, freezeInputs, fuseEpilogues, originalName } from '../model/passes.js';
-import { storeFloatsAs, PRECISIONS, type Precision } from '../model/precision.js';
+import { checkFeedType, freezeInputs } from '../model/passes.js';
+import { PRECISIONS, type Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
 import { CapturedTensor } from './captured.js';
-import { buildPlan, checkLimits, toGpuArray, type Plan, type PlanDevice } from './plan.js';
+import { toGpuArray, type Plan } from './plan.js';
+import { compileProgram, planDevice, planProgram, recordInOnePass, type Compiled } from './program.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
 
 export interface SessionOptions {
@@ -65,19 +65,6 @@ export interface RunResult {
   outputs: Map<string, HostTensor>;
   /** The captured tensors by resolved name, on the GPU until read. */
   captured: Map<string, CapturedTensor>;
-}
-
-interface Encoded {
-  pipeline: GPUComputePipeline;
-  bindGroup: GPUBindGroup;
-  workgroups: [number, number, number];
-}
-
-/** The GPU program for one set of materialised tensors. */
-interface Compiled {
-  plan: Plan;
-  slots: GPUBuffer[];
-  encoded: Encoded[];
 }
 
 /**
@@ -280,32 +267,8 @@ export class Session {
       this.programs.set(key, cached);
       return cached;
     }
-    const kept = new Set(keep);
-    const plan = planProgram(this.typed, kept, planDevice(this.gpu, this.maxBindingBytes), this.precision);
-    const { device } = this.gpu;
-    const compiled = await checked(this.gpu, `compiling ${this.typed.graph.source || 'model'}`, async () => {
-      const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-      const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
-      const pipelines = plan.kernels.map(({ node, kernel }) => computePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`));
-      // A refused shader stops here, named, before bind groups are made from it.
-      await pipelinesValidated(device);
-      const encoded = plan.kernels.map(({ kernel, buffers }, k): Encoded => {
-          const pipeline = pipelines[k]!;
-          const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
-            if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]!, offset: ref.offset, size: align4(ref.bytes) } };
-            let buffer = this.uploads.get(ref.key);
-            if (!buffer) {
-              buffer = device.createBuffer({ size: align4(ref.data.byteLength), usage, label: ref.key });
-              device.queue.writeBuffer(buffer, 0, ref.data);
-              this.uploads.set(ref.key, buffer);
-            }
-            return { binding, resource: { buffer } };
-          });
-          return { pipeline, bindGroup: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
-        });
-      await warmUp(device, encoded, onCompile);
-      return { plan, slots, encoded };
-    });
+    const plan = planProgram(this.typed, new Set(keep), planDevice(this.gpu, this.maxBindingBytes), this.precision);
+    const compiled = await compileProgram(this.gpu, plan, this.uploads, this.typed.graph.source || 'model', onCompile);
     this.programs.set(key, compiled);
     for (const [old, p] of this.programs) {
       if (this.programs.size <= MAX_PROGRAMS) break;
@@ -326,73 +289,10 @@ const MAX_PROGRAMS = 2;
 /** Feeds from this size on go through a kept mappable buffer rather than writeBuffer. */
 const FEED_STAGING_BYTES = 256 << 10;
 
-/**
- * The CPU half of compiling: BatchNorm and epilogue fusion (never across a
- * tensor in `keep`), the storage precision, the kernels and buffer plan, and
- * the device-limit check, before anything is allocated.
- */
-export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, device: PlanDevice, precision: Precision = 'f32'): Plan {
-  const fused = fuseEpilogues(foldBatchNorm(typed, keep), keep);
-  const isAlias = (op: string) => registry.get(op)?.alias === true;
-  const plan = buildPlan(storeFloatsAs(fused, keep, precision, isAlias), registry, keep, device);
-  checkLimits(plan, device);
-  return plan;
-}
-
-/** What plans for `gpu` go by, with bindings held to `maxBindingBytes` if that is below the adapter's limit. */
-export function planDevice(gpu: Gpu, maxBindingBytes = Infinity): PlanDevice {
-  const { limits } = gpu;
-  return {
-    maxBufferSize: limits.maxBufferSize,
-    minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment,
-    maxStorageBufferBindingSize: Math.min(limits.maxStorageBufferBindingSize, maxBindingBytes),
-    cpuSubgroupSize: gpu.cpuSubgroupSize,
-  };
-}
-
 /** One kernel's GPU time in a profiled run. */
 export interface KernelTime {
   /** The node the kernel computes (after fusion: a Conv with BatchNorm folded in is named '<conv>::bn_folded'). */
   node: Node;
   label: string;
   ms: number;
-}
-
-/** An ordinary run: every dispatch in one compute pass. */
-function recordInOnePass(encoder: GPUCommandEncoder, program: Compiled): void {
-  const pass = encoder.beginComputePass();
-  for (const e of program.encoded) {
-    pass.setPipeline(e.pipeline);
-    pass.setBindGroup(0, e.bindGroup);
-    pass.dispatchWorkgroups(...e.workgroups);
-  }
-  pass.end();
-}
-
-/**
- * Dispatches one workgroup of every pipeline once. Drivers may compile a
- * pipeline at its first use (Mesa's lavapipe does, seconds per model), which
- * would otherwise land in the first run. The values written are garbage, and
- * harmless: buffers are shared between tensors by the memory plan, so no
- * kernel relies on what a buffer held before its run.
- */
-async function warmUp(device: GPUDevice, encoded: readonly Encoded[], onCompile?: SessionOptions['onCompile']): Promise<void> {
-  const first = new Map<GPUComputePipeline, Encoded>();
-  for (const e of encoded) if (!first.has(e.pipeline)) first.set(e.pipeline, e);
-  const unique = [...first.values()];
-  // One submit when nobody watches; with a watcher, about 20 so progress moves.
-  const chunk = onCompile ? Math.max(1, Math.ceil(unique.length / 20)) : unique.length;
-  for (let start = 0; start < unique.length; start += chunk) {
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    for (const e of unique.slice(start, start + chunk)) {
-      pass.setPipeline(e.pipeline);
-      pass.setBindGroup(0, e.bindGroup);
-      pass.dispatchWorkgroups(1);
-    }
-    pass.end();
-    device.queue.submit([encoder.finish()]);
-    await device.queue.onSubmittedWorkDone();
-    onCompile?.(Math.min(unique.length, start + chunk), unique.length);
-  }
 }

@@ -21,7 +21,8 @@ import { decodeModel, encodeModel } from '../../src/onnx/decode.js';
 import { AttributeType, DataLocation, DataType, type ModelProto, type NodeProto, type TensorProto } from '../../src/onnx/schema.js';
 import { registry } from '../../src/ops/registry.js';
 import type { Plan } from '../../src/runtime/plan.js';
-import { planDevice, planProgram, Session } from '../../src/runtime/session.js';
+import { planDevice, planProgram } from '../../src/runtime/program.js';
+import { Session } from '../../src/runtime/session.js';
 import { random, randomTensor } from './gpu.js';
 
 const FIXTURE_DIR = join(import.meta.dirname, '../fixtures');

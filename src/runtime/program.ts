@@ -1,0 +1,129 @@
+/**
+ * A session's programs: the plan of one set of kept tensors, lowered to what
+ * the GPU runs (buffers, pipelines, bind groups), and how a run records it.
+ * Session (session.ts) decides when to build one and keeps the latest two.
+ */
+import type { Gpu } from '../gpu/device.js';
+import { align4 } from '../gpu/buffers.js';
+import { checked } from '../gpu/device.js';
+import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
+import type { TypedGraph } from '../model/infer.js';
+import { foldBatchNorm, fuseEpilogues, originalName } from '../model/passes.js';
+import { storeFloatsAs, type Precision } from '../model/precision.js';
+import { registry } from '../ops/registry.js';
+import { buildPlan, checkLimits, type Plan, type PlanDevice } from './plan.js';
+
+export interface Encoded {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: [number, number, number];
+}
+
+/** The GPU program for one set of materialised tensors. */
+export interface Compiled {
+  plan: Plan;
+  slots: GPUBuffer[];
+  encoded: Encoded[];
+}
+
+/**
+ * The CPU half of compiling: BatchNorm and epilogue fusion (never across a
+ * tensor in `keep`), the storage precision, the kernels and buffer plan, and
+ * the device-limit check, before anything is allocated.
+ */
+export function planProgram(typed: TypedGraph, keep: ReadonlySet<string>, device: PlanDevice, precision: Precision = 'f32'): Plan {
+  const fused = fuseEpilogues(foldBatchNorm(typed, keep), keep);
+  const isAlias = (op: string) => registry.get(op)?.alias === true;
+  const plan = buildPlan(storeFloatsAs(fused, keep, precision, isAlias), registry, keep, device);
+  checkLimits(plan, device);
+  return plan;
+}
+
+/** What plans for `gpu` go by, with bindings held to `maxBindingBytes` if that is below the adapter's limit. */
+export function planDevice(gpu: Gpu, maxBindingBytes = Infinity): PlanDevice {
+  const { limits } = gpu;
+  return {
+    maxBufferSize: limits.maxBufferSize,
+    minStorageBufferOffsetAlignment: limits.minStorageBufferOffsetAlignment,
+    maxStorageBufferBindingSize: Math.min(limits.maxStorageBufferBindingSize, maxBindingBytes),
+    cpuSubgroupSize: gpu.cpuSubgroupSize,
+  };
+}
+
+/**
+ * Builds `plan` on the GPU: its buffer slots, pipelines (shared per device,
+ * gpu/pipelines.ts), bind groups, and uploads of load-time data, which go
+ * into `uploads` and are shared by every program of a session. `onCompile`
+ * sees the first dispatches of new pipelines (SessionOptions.onCompile).
+ */
+export async function compileProgram(
+  gpu: Gpu,
+  plan: Plan,
+  uploads: Map<string, GPUBuffer>,
+  source: string,
+  onCompile?: (done: number, total: number) => void,
+): Promise<Compiled> {
+  const { device } = gpu;
+  return checked(gpu, `compiling ${source}`, async () => {
+    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+    const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
+    const pipelines = plan.kernels.map(({ node, kernel }) => computePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`));
+    // A refused shader stops here, named, before bind groups are made from it.
+    await pipelinesValidated(device);
+    const encoded = plan.kernels.map(({ kernel, buffers }, k): Encoded => {
+      const pipeline = pipelines[k]!;
+      const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
+        if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]!, offset: ref.offset, size: align4(ref.bytes) } };
+        let buffer = uploads.get(ref.key);
+        if (!buffer) {
+          buffer = device.createBuffer({ size: align4(ref.data.byteLength), usage, label: ref.key });
+          device.queue.writeBuffer(buffer, 0, ref.data);
+          uploads.set(ref.key, buffer);
+        }
+        return { binding, resource: { buffer } };
+      });
+      return { pipeline, bindGroup: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
+    });
+    await warmUp(device, encoded, onCompile);
+    return { plan, slots, encoded };
+  });
+}
+
+/** An ordinary run: every dispatch in one compute pass. */
+export function recordInOnePass(encoder: GPUCommandEncoder, program: Compiled): void {
+  const pass = encoder.beginComputePass();
+  for (const e of program.encoded) {
+    pass.setPipeline(e.pipeline);
+    pass.setBindGroup(0, e.bindGroup);
+    pass.dispatchWorkgroups(...e.workgroups);
+  }
+  pass.end();
+}
+
+/**
+ * Dispatches one workgroup of every pipeline once. Drivers may compile a
+ * pipeline at its first use (Mesa's lavapipe does, seconds per model), which
+ * would otherwise land in the first run. The values written are garbage, and
+ * harmless: buffers are shared between tensors by the memory plan, so no
+ * kernel relies on what a buffer held before its run.
+ */
+async function warmUp(device: GPUDevice, encoded: readonly Encoded[], onCompile?: (done: number, total: number) => void): Promise<void> {
+  const first = new Map<GPUComputePipeline, Encoded>();
+  for (const e of encoded) if (!first.has(e.pipeline)) first.set(e.pipeline, e);
+  const unique = [...first.values()];
+  // One submit when nobody watches; with a watcher, about 20 so progress moves.
+  const chunk = onCompile ? Math.max(1, Math.ceil(unique.length / 20)) : unique.length;
+  for (let start = 0; start < unique.length; start += chunk) {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    for (const e of unique.slice(start, start + chunk)) {
+      pass.setPipeline(e.pipeline);
+      pass.setBindGroup(0, e.bindGroup);
+      pass.dispatchWorkgroups(1);
+    }
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    onCompile?.(Math.min(unique.length, start + chunk), unique.length);
+  }
+}
