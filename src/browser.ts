@@ -1,8 +1,9 @@
 /**
  * segscope's library entry for browsers and bundlers (`segscope/browser`):
- * the engine, vis stages, metrics and preprocessing, none of which uses a
- * Node API (test/layering.test.ts), and nothing else: no Dawn, no sharp, no
- * files (test/browser-entry.test.ts bundles it to check). Models come as
+ * the engine, vis stages, metrics, preprocessing, the workflow (Visualizer)
+ * and the report's renderer, none of which uses a Node API
+ * (test/layering.test.ts), and nothing else: no Dawn, no sharp, no files
+ * (test/browser-entry.test.ts bundles it to check). Models come as
  * bytes (modelFromBytes), images as RGBA pixels (ImageData), the device
  * from `navigator.gpu` (requestGpu). The Node entry (index.ts) adds files,
  * decoding and Dawn on top of this one.
@@ -22,3 +23,5 @@ export type { TensorPattern } from './runtime/select.js';
 export * from './vis/index.js';
 export { argmaxAgreement, relativeL2 } from './metrics/agreement.js';
 export { ConfusionMatrix } from './metrics/confusion.js';
+export * from './workflow/index.js';
+export { escapeHtml, renderReport, type ImageResult, type OutputFile, type ReportData } from './report/render.js';

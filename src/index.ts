@@ -1,7 +1,8 @@
 /**
  * segscope's library entry for Node: everything the browser entry has
- * (browser.ts: the engine, vis, metrics, preprocessing), plus what needs
- * Node: model and image files, a WebGPU device through Dawn, .npy/.npz.
+ * (browser.ts: the engine, vis, metrics, preprocessing, the workflow), plus
+ * what needs Node: model, image and mask files, a WebGPU device through
+ * Dawn, .npy/.npz.
  */
 import type { Gpu } from './gpu/device.js';
 import { openDawn, type DawnOptions } from './gpu/dawn.js';
@@ -18,6 +19,7 @@ export { readModelFile } from './io/model-file.js';
 export { decodeNpy, encodeNpy } from './io/npy.js';
 export { decodeNpz, encodeNpz } from './io/npz.js';
 export { decodeImage, readImage, writePng, type Image, type ReadImageOptions } from './io/image.js';
+export { readLabel } from './io/labels.js';
 
 export interface Model {
   graph: Graph;

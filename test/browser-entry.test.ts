@@ -71,15 +71,17 @@ describe('the browser entry', () => {
     expect((await loaded('./src/index.ts')).some((f) => f.includes('@img/sharp'))).toBe(true);
   });
 
-  it('exports the engine, vis, metrics and preprocessing, and no internals; the Node entry adds files and Dawn', () => {
-    for (const name of ['Session', 'CapturedTensor', 'modelFromBytes', 'requestGpu', 'openDevice', 'toInputTensor', 'fitGeometry', 'IMAGENET_MEAN', 'featureMap', 'channelGrid', 'ConfusionMatrix', 'relativeL2', 'ModelError', 'GpuError']) {
+  it('exports the engine, vis, metrics, preprocessing, the workflow and the report renderer, and no internals; the Node entry adds files and Dawn', () => {
+    for (const name of ['Session', 'CapturedTensor', 'modelFromBytes', 'requestGpu', 'openDevice', 'toInputTensor', 'fitGeometry', 'IMAGENET_MEAN', 'featureMap', 'channelGrid', 'ConfusionMatrix', 'relativeL2', 'ModelError', 'GpuError', 'Visualizer', 'decodeLabel', 'renderReport', 'escapeHtml']) {
       expect(browserEntry, name).toHaveProperty(name);
     }
-    for (const name of ['packLut', 'tileOrigin', 'DIGIT_GLYPHS', 'labelSize']) {
+    const internals = ['packLut', 'tileOrigin', 'DIGIT_GLYPHS', 'labelSize', 'drawLayer', 'checkDrawable', 'fitLabel', 'resizeLabel', 'colourLabel', 'modelInput', 'fittedPicture', 'predictionOf', 'checkRelativeFile', 'THUMBNAIL_SIZE', 'visModel', 'writeReport'];
+    for (const name of internals) {
       expect(browserEntry, name).not.toHaveProperty(name);
       expect(nodeEntry, name).not.toHaveProperty(name);
     }
-    for (const name of ['openDawn', 'readImage', 'readModelFile', 'loadModel']) expect(browserEntry, name).not.toHaveProperty(name);
+    for (const name of ['openDawn', 'readImage', 'readLabel', 'readModelFile', 'loadModel']) expect(browserEntry, name).not.toHaveProperty(name);
+    expect(nodeEntry).toHaveProperty('readLabel');
     for (const name of Object.keys(browserEntry)) expect(nodeEntry, name).toHaveProperty(name);
     // A canvas's pixels go to toInputTensor as they are (checked by tsc -p tsconfig.test.json).
     expectTypeOf<ImageData>().toExtend<Pixels>();

@@ -6,7 +6,8 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { fitGeometry } from '../src/preprocess/fit.js';
-import { colourLabel, fitLabel, readLabel, resizeLabel, type LabelMap } from '../src/io/labels.js';
+import { readLabel } from '../src/io/labels.js';
+import { colourLabel, fitLabel, resizeLabel, type LabelMap } from '../src/workflow/labels.js';
 import { ignoreColor, palette } from '../src/vis/colormap.js';
 import { random } from './helpers/gpu.js';
 

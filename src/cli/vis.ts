@@ -6,9 +6,10 @@ import type { Fit } from '../preprocess/fit.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';
+import { checkDrawable, drawLayer, type DrawOptions } from '../workflow/draw.js';
 import { parseAlpha, parseHW, parseNormalize, parsePositive, parsePrecision, parseTriple, readNpyFile } from './args.js';
 import { Progress } from './progress.js';
-import { checkReductions, collectFiles, drawLayer, type DrawOptions } from './vis-draw.js';
+import { collectFiles, writeLayer } from './vis-files.js';
 import { visModel, type VisResult } from './vis-model.js';
 
 export const visHelp = `Usage: segscope vis MODEL INPUTS... --layer PATTERN [--layer …] [options]
@@ -131,19 +132,21 @@ export async function visCommand(argv: string[]): Promise<void> {
   const reductions = values.reduce.split(',').map((r) => r.trim());
   for (const r of reductions) {
     if (!r) throw new InputError(`--reduce '${values.reduce}': empty reduction in the list`);
-    checkReductions([r], Number.MAX_SAFE_INTEGER, '--reduce');
+    checkDrawable({ reductions: [r] }, Number.MAX_SAFE_INTEGER, '--reduce');
   }
   const order = values.order;
   if (order !== 'reduce-first' && order !== 'upsample-first') throw new InputError(`--order '${order}': use reduce-first or upsample-first`);
   if (!isColormapName(values.colormap)) throw new InputError(`--colormap '${values.colormap}': use one of ${COLORMAP_NAMES.join(', ')}`);
+  const normalize = parseNormalize(values.normalize);
   const draw: DrawOptions = {
     reductions,
     order,
     colormap: values.colormap,
-    normalize: parseNormalize(values.normalize),
-    gridK: values.grid === undefined ? undefined : parsePositive('--grid', values.grid),
-    outDir: values.out,
+    normalize: normalize.method,
+    shareRange: normalize.shared,
+    grid: values.grid === undefined ? undefined : parsePositive('--grid', values.grid),
   };
+  const outDir = values.out;
   const mapSize = values.size === 'input' ? undefined : parseHW('--size', values.size, 'or input');
   const fit = values.fit as Fit;
   if (fit !== 'resize' && fit !== 'pad' && fit !== 'crop') throw new InputError(`--fit '${values.fit}': use resize, pad or crop`);
@@ -163,15 +166,16 @@ export async function visCommand(argv: string[]): Promise<void> {
 
   const t0 = performance.now();
   const result = tensorMode
-    ? await visTensors(values.tensor, draw, mapSize, values.backend, values.adapter)
+    ? await visTensors(values.tensor, draw, outDir, mapSize, values.backend, values.adapter)
     : await visModel(
         {
           ...draw,
+          outDir,
           model: modelPath,
           images: await collectFiles(inputs, IMAGE_EXTENSIONS, 'image'),
           layers: values.layer,
           labels: values.labels,
-          alpha: values.overlay === undefined ? undefined : parseAlpha(values.overlay),
+          overlay: values.overlay === undefined ? undefined : parseAlpha(values.overlay),
           mapSize,
           inputSize: values['input-size'] === undefined ? undefined : parseHW('--input-size', values['input-size']),
           mean: values.mean === undefined ? undefined : parseTriple('--mean', values.mean),
@@ -186,22 +190,23 @@ export async function visCommand(argv: string[]): Promise<void> {
         progress,
       );
   const data: ReportData & VisResult = { ...result, command: commandLine(argv), seconds: (performance.now() - t0) / 1000 };
-  const report = values.report ? await writeReport(draw.outDir, data) : undefined;
+  const report = values.report ? await writeReport(outDir, data) : undefined;
   const { images, files } = data.counts;
   if (values.json) {
-    console.log(JSON.stringify({ ...data, out: draw.outDir, ...(report ? { report } : {}), ms: Math.round(data.seconds * 1000) }, null, 2));
+    console.log(JSON.stringify({ ...data, out: outDir, ...(report ? { report } : {}), ms: Math.round(data.seconds * 1000) }, null, 2));
   } else if (!values.quiet) {
     const score = data.metrics ? ` (mIoU ${data.metrics.meanIoU.toFixed(4)}, pixel accuracy ${data.metrics.pixelAccuracy.toFixed(4)})` : '';
-    console.log(`wrote ${files} files for ${images} image${images === 1 ? '' : 's'} to ${join(draw.outDir, '.')}${score}`);
+    console.log(`wrote ${files} files for ${images} image${images === 1 ? '' : 's'} to ${join(outDir, '.')}${score}`);
     if (report) console.log(`report: ${report}`);
   }
   if (data.failed.length) throw new InputError(`${data.failed.length} problem${data.failed.length === 1 ? '' : 's'}: ${data.failed.join('; ')}`);
 }
 
-/** `vis --tensor`: each .npy file drawn as if it had been captured. */
+/** `vis --tensor`: each .npy file drawn as if it had been captured, by the workflow's drawing code. */
 async function visTensors(
   files: string[],
   draw: DrawOptions,
+  outDir: string,
   mapSize: [number, number] | undefined,
   backend?: string,
   adapter?: string,
@@ -216,13 +221,12 @@ async function visTensors(
     if (dims.length !== 4 || dims.some((d) => d < 1)) {
       throw new InputError(`--tensor ${file}: shape [${host.dims.join(',')}]; vis draws [N,C,H,W] or [C,H,W] feature maps`);
     }
-    checkReductions(draw.reductions, dims[1]!, `--reduce with --tensor ${file}`);
+    checkDrawable(draw, dims[1]!, `--tensor ${file}`);
     const value = uploadTensor(gpu, dims, host.data);
     try {
       size = mapSize ?? [dims[2]!, dims[3]!];
-      const stem = basename(file, extname(file));
-      const layer = { pattern: '', tensors: [{ name: basename(file), shape: dims, value }] };
-      images.push({ image: file, files: await drawLayer(gpu, draw, stem, layer, size, taken) });
+      const layer = await drawLayer(gpu, '', [{ name: basename(file), value }], draw, size);
+      images.push({ image: file, files: await writeLayer(outDir, basename(file, extname(file)), layer, taken) });
     } finally {
       value.buffer.destroy();
     }

@@ -15,7 +15,7 @@ export interface Gpu {
   /**
    * The subgroup size of a CPU adapter (Mesa's lavapipe: 8) whose device has
    * the 'subgroups' feature and one fixed subgroup size; undefined on GPUs.
-   * Kernels written for SIMD CPUs use it (ops/conv-subgroup.ts).
+   * Kernels written for SIMD CPUs use it (ops/conv/subgroup.ts).
    */
   cpuSubgroupSize?: number;
   /** Set once the device is lost; every later use fails with this error. */

@@ -36,7 +36,7 @@ export interface KernelTarget {
   /**
    * The subgroup size of a CPU adapter (lavapipe: 8, its SIMD width) with the
    * 'subgroups' feature and one fixed subgroup size; undefined on GPUs. Conv
-   * kernels then share operands across a subgroup (conv-subgroup.ts).
+   * kernels then share operands across a subgroup (ops/conv/subgroup.ts).
    */
   cpuSubgroupSize?: number;
 }

@@ -1,6 +1,6 @@
-import type { HostTensor } from '../model/graph.js';
-import type { Kernel, KernelBinding } from '../kernels/types.js';
-import { grid, range } from '../kernels/wgsl.js';
+import type { HostTensor } from '../../model/graph.js';
+import type { Kernel, KernelBinding } from '../../kernels/types.js';
+import { grid, range } from '../../kernels/wgsl.js';
 
 /**
  * Conv for CPU adapters (Mesa's lavapipe): an implicit GEMM, M = output

@@ -1,0 +1,183 @@
+/**
+ * Convs that are not depthwise, as implicit GEMMs (no im2col buffer), and the
+ * choice between their two kernels: the tiled GEMM of kernels/gemm.ts on
+ * GPUs, the subgroup kernel (subgroup.ts) on CPU adapters. Each packs
+ * constant weights its own way at load time; the packed sizes are here too,
+ * for the split (split.ts) to decide what fits one binding.
+ */
+import type { HostTensor } from '../../model/graph.js';
+import { chooseTile, gemmKernel, type GemmTile, tileRows } from '../../kernels/gemm.js';
+import type { Kernel } from '../../kernels/types.js';
+import type { OpInput } from '../types.js';
+import { convLabel, type ConvGeometry, isPointwise } from './geometry.js';
+import { convBindings, type ConvEpilogue, type ConvIO, inputPlane, outputIndex } from './io.js';
+import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKernel, type SubgroupTile } from './subgroup.js';
+
+/**
+ * What conv kernels may assume about the adapter; the runtime fills it in.
+ * `cpuSubgroupSize`: the subgroup size of a CPU adapter (lavapipe: 8, its
+ * SIMD width) that has the 'subgroups' feature enabled and one fixed
+ * subgroup size (adapter.info.subgroupMinSize === subgroupMaxSize); leave it
+ * undefined on GPUs, where 8-invocation workgroups would waste the machine.
+ */
+export interface ConvAdapter {
+  cpuSubgroupSize?: number;
+}
+
+/** How a conv with constant weights runs: the tiled GEMM, or the subgroup kernel of CPU adapters. */
+export type ConvLowering = { kind: 'tiled'; tile: GemmTile } | { kind: 'subgroup'; tile: SubgroupTile };
+
+/**
+ * The kernel for a product of m output channels by n output pixels. On
+ * lavapipe every non-constant load is a loop over the SIMD lanes, so the
+ * subgroup kernel, which loads each operand once per subgroup rather than
+ * once per lane, ran DeepLab's convs 3-9x faster than the tiled GEMM (the
+ * 1x1 conv of a 1x1 map 14x); on GPUs the tiled GEMM's shared-memory reuse is
+ * what pays.
+ */
+export function chooseConvLowering(m: number, n: number, adapter: ConvAdapter): ConvLowering {
+  return adapter.cpuSubgroupSize ? { kind: 'subgroup', tile: chooseSubgroupTile(m, n, adapter.cpuSubgroupSize) } : { kind: 'tiled', tile: chooseTile(m) };
+}
+
+/** The padded GEMM sizes of packed weights: k to the tile depth, m to the tile height. */
+const packedShape = (k: number, m: number, tile: GemmTile) => ({
+  kPad: Math.ceil(Math.max(k, 1) / tile.bk) * tile.bk,
+  mPad: Math.ceil(m / tileRows(tile)) * tileRows(tile),
+});
+
+/** Weights as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height with zeros, so loads need no checks. */
+function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) {
+  const { y, x } = g;
+  const m = g.cOut / g.groups;
+  const cPerGroup = g.cIn / g.groups;
+  const { kPad, mPad } = packedShape(k, m, tile);
+  const packed = new Float32Array(g.groups * kPad * mPad);
+  for (let group = 0; group < g.groups; group++) {
+    for (let co = 0; co < m; co++) {
+      for (let ci = 0; ci < cPerGroup; ci++) {
+        for (let ty = 0; ty < y.count; ty++) {
+          for (let tx = 0; tx < x.count; tx++) {
+            const kk = (ci * y.count + ty) * x.count + tx;
+            const src = (((group * m + co) * cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx;
+            packed[(group * kPad + kk) * mPad + co] = w.data[src]!;
+          }
+        }
+      }
+    }
+  }
+  return { packed, kPad, mPad };
+}
+
+/** Packed weight bytes of an m-channel conv over cIn input channels: in all, and per input channel with what the k padding may add. */
+export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m: number) {
+  if (lowering.kind === 'subgroup') {
+    const perChannel = taps * paddedChannels(m, lowering.tile) * 4;
+    return { total: cIn * perChannel, perChannel, padding: 0 };
+  }
+  const { kPad, mPad } = packedShape(cIn * taps, m, lowering.tile);
+  return { total: kPad * mPad * 4, perChannel: taps * mPad * 4, padding: lowering.tile.bk * mPad * 4 };
+}
+
+/** The conv of constant weights `w` on the subgroup kernel. */
+function subgroupConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, tile: SubgroupTile): Kernel {
+  const { y, x } = g;
+  const shape = { groups: g.groups, m: g.cOut / g.groups, cPerGroup: g.cIn / g.groups, y, x };
+  const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', {
+    binding: { kind: 'param', data: packSubgroupWeights(w, shape, tile) },
+    type: 'vec4f',
+  });
+  return subgroupConvKernel(
+    {
+      ...shape,
+      label: convLabel(g),
+      n: y.out * x.out,
+      batches: g.batch * g.groups,
+      plane: y.size * x.size,
+      inputBase: inputPlane(g, io, '0u'),
+      declarations,
+      bindings,
+      load,
+      store: `        let co = z % ${g.groups}u * ${shape.m}u + m;
+        ${store('outputs[b][r]', 'co', outputIndex(g, 'co', 'p'))}`,
+    },
+    tile,
+  );
+}
+
+/** A conv on the kernel `lowering` picks; runtime weights always on the tiled GEMM, which reads their ONNX layout. */
+export function loweredConv(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io: ConvIO, lowering: ConvLowering): Kernel {
+  return lowering.kind === 'subgroup' && w.value ? subgroupConv(g, w.value, epilogue, io, lowering.tile) : gemmConvKernel(g, w, epilogue, io);
+}
+
+/** Implicit-GEMM conv: M = output channels per group, N = output pixels, K = input channels per group x useful taps. */
+function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io: ConvIO): Kernel {
+  const { y, x } = g;
+  const m = g.cOut / g.groups;
+  const n = y.out * x.out;
+  const cPerGroup = g.cIn / g.groups;
+  const taps = y.count * x.count;
+  const k = cPerGroup * taps;
+  const batches = g.batch * g.groups;
+  const tile = chooseTile(m);
+  const weight = w.value;
+  const packing = weight && packWeights(g, weight, tile, k);
+  const plane = y.size * x.size;
+  const pointwise = isPointwise(g);
+  // A pointwise conv whose planes hold a multiple of 4 pixels reads 4 pixels at once (n is a multiple of 4).
+  const vec4Pixels = pointwise && plane % 4 === 0;
+  const { declarations, bindings, load, store } = convBindings(io, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
+    binding: packing ? { kind: 'param', data: packing.packed } : { kind: 'input', index: 1 },
+    type: packing ? 'vec4f' : 'f32',
+  });
+  // k -> (input channel within the group, tap row, tap column) among the useful taps.
+  const decompose = `let ci = k / ${taps}u;
+  let ky = ${y.first}u + k % ${taps}u / ${x.count}u;
+  let kx = ${x.first}u + k % ${x.count}u;`;
+  const loadA = packing
+    ? `  return ${load('W', `((z % ${g.groups}u * ${packing.kPad}u + k) * ${packing.mPad}u + m) / 4u`)};`
+    : `  // Runtime weights: read the ONNX layout [C_out][C_in/group][KH][KW] directly.
+  var v = vec4f();
+  if (k >= ${k}u) { return v; }
+  ${decompose}
+  for (var r = 0u; r < 4u; r++) {
+    if (m + r < ${m}u) { v[r] = ${load('W', `(((z % ${g.groups}u * ${m}u + m + r) * ${cPerGroup}u + ci) * ${y.kernel}u + ky) * ${x.kernel}u + kx`)}; }
+  }
+  return v;`;
+  const planeOffset = (ci: string) => inputPlane(g, io, ci);
+  const loadB = vec4Pixels
+    ? `  if (k >= ${k}u || n >= ${n}u) { return vec4f(); }
+  return ${load('X', `(${planeOffset('k')} + n) / 4u`)};`
+    : pointwise
+    ? `  var v = vec4f();
+  if (k >= ${k}u) { return v; }
+  let base = ${planeOffset('k')} + n;
+  for (var c = 0u; c < 4u; c++) {
+    if (n + c < ${n}u) { v[c] = ${load('X', 'base + c')}; }
+  }
+  return v;`
+    : `  var v = vec4f();
+  if (k >= ${k}u) { return v; }
+  ${decompose}
+  let base = ${planeOffset('ci')};
+  for (var c = 0u; c < 4u; c++) {
+    let p = n + c;
+    let iy = i32(p / ${x.out}u * ${y.stride}u + ky * ${y.dilation}u) - ${y.begin};
+    let ix = i32(p % ${x.out}u * ${x.stride}u + kx * ${x.dilation}u) - ${x.begin};
+    if (p < ${n}u && iy >= 0 && iy < ${y.size} && ix >= 0 && ix < ${x.size}) { v[c] = ${load('X', `base + u32(iy) * ${x.size}u + u32(ix)`)}; }
+  }
+  return v;`;
+  return gemmKernel({
+    label: convLabel(g),
+    m,
+    n,
+    k,
+    batches,
+    tile,
+    declarations,
+    bindings,
+    loadA,
+    loadB,
+    store: `  let co = z % ${g.groups}u * ${m}u + m;
+  ${store('acc', 'co', outputIndex(g, 'co', 'n'))}`,
+  });
+}
