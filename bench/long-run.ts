@@ -152,6 +152,6 @@ const result = {
   sessionChurn: churn,
 };
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(join(import.meta.dirname, 'results/long-run.json'), JSON.stringify(result, null, 2) + '\n');
+writeFileSync(join(import.meta.dirname, 'results/long-run.json'), `${JSON.stringify(result, null, 2)}\n`);
 gpu.device.destroy();
 process.exit(0);

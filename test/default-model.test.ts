@@ -71,7 +71,7 @@ describe('the default model', () => {
     // The card holds 4 decimals: segscope's scores equal them to 4 decimals (|difference| < 5e-5).
     expect(scores.meanIoU()).toBeCloseTo(card.heldout_files.miou, 4);
     expect(scores.pixelAccuracy()).toBeCloseTo(card.heldout_files.pixel_accuracy, 4);
-    card.classes.forEach((c, k) => expect(iou[k], c).toBeCloseTo(card.heldout_files.per_class_iou[c]!, 4));
+    for (const [k, c] of card.classes.entries()) expect(iou[k], c).toBeCloseTo(card.heldout_files.per_class_iou[c]!, 4);
     expect(scores.meanIoU()).toBeGreaterThanOrEqual(0.8);
   });
 

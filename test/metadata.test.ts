@@ -72,7 +72,7 @@ describe('segmentationMetadata', () => {
   });
 
   it('quotes at most 80 characters of a long malformed value', () => {
-    const message = refused({ classes: '[' + 'x'.repeat(10_000) }, 'classes');
+    const message = refused({ classes: `[${'x'.repeat(10_000)}` }, 'classes');
     expect(message.length).toBeLessThan(300);
   });
 

@@ -4,7 +4,7 @@ import { formatSeconds, Progress } from '../src/cli/progress.js';
 
 function fakeStream(columns = 200) {
   const writes: string[] = [];
-  return { writes, stream: { columns, write: (s: string) => (writes.push(s), true) } as unknown as NodeJS.WriteStream };
+  return { writes, stream: { columns, write: (s: string) => writes.push(s) > 0 } as unknown as NodeJS.WriteStream };
 }
 
 describe('Progress', () => {
@@ -20,6 +20,7 @@ describe('Progress', () => {
     p.end();
     expect(writes[0]).toBe('\rloading model.onnx…\x1b[K');
     expect(writes[1]).toBe(`\rimages [${'.'.repeat(24)}] 0/4\x1b[K`);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the line ends with the terminal's erase-line code, ESC [K.
     expect(writes[2]).toMatch(/^\rimages \[#{6}\.{18}\] 1\/4 ETA 0\.[4-9]s a\.png\x1b\[K$/);
     expect(writes[3]).toBe(`\rimages [${'#'.repeat(24)}] 4/4 d.png\x1b[K`);
     expect(writes.slice(4)).toEqual(['\n']);

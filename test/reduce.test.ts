@@ -25,7 +25,7 @@ function groups(x: HostTensor, axes: number[]): { dims: number[]; values: number
   const coord = x.dims.map(() => 0);
   for (let i = 0; i < x.data.length; i++) {
     let o = 0;
-    coord.forEach((c, a) => (o = o * dims[a]! + (axes.includes(a) ? 0 : c)));
+    for (const [a, c] of coord.entries()) o = o * dims[a]! + (axes.includes(a) ? 0 : c);
     values[o]!.push(x.data[i]!);
     for (let a = coord.length - 1; a >= 0 && ++coord[a]! === x.dims[a]; a--) coord[a] = 0;
   }

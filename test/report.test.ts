@@ -20,6 +20,7 @@ const HOSTILE = [
   '<img src=x onerror="window.__pwned=1">',
   `"><svg onload=alert(1)>`,
   `' onmouseover='alert(1)`,
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a hostile name, meant to look like a template literal.
   '`${alert(1)}` & &amp; </style></title>',
 ];
 

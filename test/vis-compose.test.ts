@@ -10,7 +10,10 @@ import { gpu as sharedGpu, random } from './helpers/gpu.js';
 
 let gpu: Gpu;
 const owned: { buffer: GPUBuffer }[] = [];
-const own = <T extends { buffer: GPUBuffer }>(x: T): T => (owned.push(x), x);
+const own = <T extends { buffer: GPUBuffer }>(x: T): T => {
+  owned.push(x);
+  return x;
+};
 beforeAll(async () => {
   gpu = await sharedGpu();
 });

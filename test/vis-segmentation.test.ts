@@ -84,7 +84,7 @@ describe('segmentationMask', () => {
       [NaN, 7, 8, 9],
     ];
     const x = new Float32Array(K * 4);
-    perPixel.forEach((v, p) => v.forEach((value, k) => (x[k * 4 + p] = value)));
+    for (const [p, v] of perPixel.entries()) for (const [k, value] of v.entries()) x[k * 4 + p] = value;
     const [image] = await segmentation(gpu, upload([1, K, 2, 2], x), { palette: 'voc' });
     expect(Array.from(image!.classes)).toEqual([0, 1, 2, 0]);
     expect(Array.from(cpuArgmax(x, [1, K, 2, 2]))).toEqual([0, 1, 2, 0]);

@@ -1,3 +1,4 @@
+import type { Stats } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { InputError } from '../errors.js';
@@ -55,7 +56,7 @@ export async function collectFiles(inputs: string[], extensions: ReadonlySet<str
       found.push(...matches.map((e) => join(dir, e)));
       continue;
     }
-    let info;
+    let info: Stats;
     try {
       info = await stat(input);
     } catch (e) {

@@ -27,7 +27,10 @@ export class StagingPool {
 
   /** Keeps an unmapped buffer for the next read of its size, or destroys it when the pool is full. */
   give(buffer: GPUBuffer): void {
-    if (this.bytes + buffer.size > this.keepBytes) return buffer.destroy();
+    if (this.bytes + buffer.size > this.keepBytes) {
+      buffer.destroy();
+      return;
+    }
     this.bytes += buffer.size;
     this.idle.set(buffer.size, [...(this.idle.get(buffer.size) ?? []), buffer]);
   }
@@ -54,7 +57,7 @@ export async function readBack(
 ): Promise<ArrayBuffer[]> {
   const { device } = gpu;
   const staging = reads.map(({ bytes }) => pool.take(device, align4(bytes)));
-  reads.forEach((r, k) => encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging[k]!, 0, align4(r.bytes)));
+  for (const [k, r] of reads.entries()) encoder.copyBufferToBuffer(r.buffer, r.offset ?? 0, staging[k]!, 0, align4(r.bytes));
   device.queue.submit([encoder.finish()]);
   try {
     const values = await Promise.all(

@@ -18,7 +18,10 @@ const devices = new WeakMap<GPUDevice, DevicePipelines>();
 
 function pipelinesOf(device: GPUDevice): DevicePipelines {
   let p = devices.get(device);
-  if (!p) devices.set(device, (p = { byCode: new Map(), pending: [] }));
+  if (!p) {
+    p = { byCode: new Map(), pending: [] };
+    devices.set(device, p);
+  }
   return p;
 }
 

@@ -57,7 +57,7 @@ export function encodeNpy(t: HostTensor): Uint8Array {
   const shape = t.dims.length === 1 ? `(${t.dims[0]},)` : `(${t.dims.join(', ')})`;
   let header = `{'descr': '${float ? '<f4' : '<i8'}', 'fortran_order': False, 'shape': ${shape}, }`;
   // Pad so that the data starts on a 64-byte boundary, as NumPy does.
-  header += ' '.repeat(63 - ((10 + header.length) % 64)) + '\n';
+  header += `${' '.repeat(63 - ((10 + header.length) % 64))}\n`;
   const headerBytes = new TextEncoder().encode(header);
   const dataBytes = float ? 4 : 8;
   const out = new Uint8Array(10 + headerBytes.length + t.data.length * dataBytes);

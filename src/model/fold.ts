@@ -21,12 +21,12 @@ export const ONNX_TYPE_CODES: Record<number, ElemType> = {
   9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
 };
 
-function valueOf(node: Node, x: TypedInput | undefined, what: string): HostTensor {
+function knownValue(node: Node, x: TypedInput | undefined, what: string): HostTensor {
   if (!x?.value) throw new ModelError(`${node.opType} node '${node.name}': ${what} must be known at load time`);
   return x.value;
 }
 
-const ints = (node: Node, x: TypedInput | undefined, what: string): number[] => Array.from(valueOf(node, x, what).data);
+const ints = (node: Node, x: TypedInput | undefined, what: string): number[] => Array.from(knownValue(node, x, what).data);
 
 /**
  * Folding builds plain arrays on the CPU; the tensors it creates are shape
@@ -96,7 +96,7 @@ function broadcastIndexer(inDims: readonly number[], outDims: readonly number[])
 
 function elementwise(resultType: (inputs: TypedInput[]) => ElemType, f: (...v: number[]) => number): Evaluator {
   return (node, inputs) => {
-    const values = inputs.map((x, i) => valueOf(node, x, `input ${i}`));
+    const values = inputs.map((x, i) => knownValue(node, x, `input ${i}`));
     const dims = broadcastDims(node, values.map((v) => v.dims));
     // Folding weights (a Mul by a scale) may be large; only broadcasting can grow a tensor past its inputs.
     if (values.every((v) => v.data.length < sizeOf(dims))) checkFoldSize(node, dims);
@@ -130,7 +130,7 @@ function slice(x: HostTensor, starts: number[], steps: number[], outDims: number
 }
 
 const evaluateSlice: Evaluator = (node, inputs, opset) => {
-  const x = valueOf(node, inputs[0], 'data');
+  const x = knownValue(node, inputs[0], 'data');
   const rank = x.dims.length;
   const opt = (i: number) => (inputs[i]?.name ? ints(node, inputs[i], `input ${i}`) : undefined);
   const starts = opset < 10 ? node.attrs.ints('starts') : opt(1)!;
@@ -159,8 +159,8 @@ const evaluateSlice: Evaluator = (node, inputs, opset) => {
 };
 
 const evaluateGather: Evaluator = (node, inputs) => {
-  const x = valueOf(node, inputs[0], 'data');
-  const idx = valueOf(node, inputs[1], 'indices');
+  const x = knownValue(node, inputs[0], 'data');
+  const idx = knownValue(node, inputs[1], 'indices');
   const a = axis(node, node.attrs.int('axis', 0), x.dims.length);
   const n = x.dims[a]!;
   const outer = sizeOf(x.dims.slice(0, a));
@@ -177,7 +177,7 @@ const evaluateGather: Evaluator = (node, inputs) => {
 };
 
 const evaluateConcat: Evaluator = (node, inputs) => {
-  const parts = inputs.map((x, i) => valueOf(node, x, `input ${i}`));
+  const parts = inputs.map((x, i) => knownValue(node, x, `input ${i}`));
   const rank = parts[0]!.dims.length;
   const a = axis(node, node.attrs.int('axis'), rank);
   const outer = sizeOf(parts[0]!.dims.slice(0, a));
@@ -194,7 +194,7 @@ const evaluateConcat: Evaluator = (node, inputs) => {
 };
 
 const evaluateTranspose: Evaluator = (node, inputs) => {
-  const x = valueOf(node, inputs[0], 'data');
+  const x = knownValue(node, inputs[0], 'data');
   const rank = x.dims.length;
   const perm = node.attrs.ints('perm', x.dims.map((_, i) => rank - 1 - i));
   const outDims = perm.map((p) => x.dims[p]!);
@@ -245,7 +245,7 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
   Cast: (node, [x]) => {
     const to = ONNX_TYPE_CODES[node.attrs.int('to')];
     if (!to) throw new UnsupportedOpError(`Cast node '${node.name}': target type ${node.attrs.int('to')} is not supported`);
-    const v = valueOf(node, x, 'input');
+    const v = knownValue(node, x, 'input');
     return [cast(to, v.dims, v.data)];
   },
   ConstantOfShape: (node, [shape]) => {
@@ -256,30 +256,30 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
     return [cast(fill.type, dims, new Array<number>(sizeOf(dims)).fill(fill.data[0] ?? 0))];
   },
   Range: (node, [start, limit, delta]) => {
-    const [s, l, d] = [start, limit, delta].map((x, i) => valueOf(node, x, `input ${i}`).data[0]!) as [number, number, number];
+    const [s, l, d] = [start, limit, delta].map((x, i) => knownValue(node, x, `input ${i}`).data[0]!) as [number, number, number];
     const n = Math.max(Math.ceil((l - s) / d), 0);
     checkFoldSize(node, [n]);
     return [cast(start!.type, [n], Array.from({ length: n }, (_, i) => s + i * d))];
   },
   Expand: (node, [x, shape]) => {
-    const v = valueOf(node, x, 'input');
+    const v = knownValue(node, x, 'input');
     const dims = broadcastDims(node, [v.dims, ints(node, shape, 'shape')]);
     checkFoldSize(node, dims);
     const index = broadcastIndexer(v.dims, dims);
     return [cast(v.type, dims, Array.from({ length: sizeOf(dims) }, (_, i) => v.data[index(i)]!))];
   },
   Reshape: (node, [x, shape]) => {
-    const v = valueOf(node, x, 'data');
+    const v = knownValue(node, x, 'data');
     return reshaped(v, reshapeDims(node, v.dims, ints(node, shape, 'shape'), node.attrs.int('allowzero', 0) === 1));
   },
-  Flatten: (node, [x]) => reshaped(valueOf(node, x, 'input'), flattenDims(node, x!.dims, node.attrs.int('axis', 1))),
-  Squeeze: (node, inputs) => reshaped(valueOf(node, inputs[0], 'data'), squeezeDims(node, inputs[0]!.dims, axesInput(node, inputs))),
+  Flatten: (node, [x]) => reshaped(knownValue(node, x, 'input'), flattenDims(node, x!.dims, node.attrs.int('axis', 1))),
+  Squeeze: (node, inputs) => reshaped(knownValue(node, inputs[0], 'data'), squeezeDims(node, inputs[0]!.dims, axesInput(node, inputs))),
   Unsqueeze: (node, inputs) => {
     const axes = axesInput(node, inputs);
     if (!axes) throw new ModelError(`Unsqueeze node '${node.name}': axes are missing`);
-    return reshaped(valueOf(node, inputs[0], 'data'), unsqueezeDims(node, inputs[0]!.dims, axes));
+    return reshaped(knownValue(node, inputs[0], 'data'), unsqueezeDims(node, inputs[0]!.dims, axes));
   },
-  Identity: (node, [x]) => [valueOf(node, x, 'input')],
+  Identity: (node, [x]) => [knownValue(node, x, 'input')],
   Add: arithmetic((a, b) => a + b),
   Sub: arithmetic((a, b) => a - b),
   Mul: arithmetic((a, b) => a * b),

@@ -125,7 +125,7 @@ function resolveInput(graph: Graph, input: Graph['inputs'][number], given: Reado
   const declared = input.dims;
   const dims = given.get(input.name);
   if (!dims) {
-    if (declared && declared.every((d): d is number => typeof d === 'number' && d >= 0)) return declared;
+    if (declared?.every((d): d is number => typeof d === 'number' && d >= 0)) return declared;
     throw new InputError(
       `input '${input.name}' of ${graph.source || 'model'} has shape [${declared?.join(',') ?? '?'}]: give its concrete shape`,
     );

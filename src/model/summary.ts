@@ -212,7 +212,7 @@ function macsOf(node: Node, typed: TypedGraph): number {
     }
     case 'Gemm': {
       const a = dims(node.inputs[0]);
-      if (!a || a.length !== 2) return 0;
+      if (a?.length !== 2) return 0;
       const k = node.attrs.int('transA', 0) ? a[0]! : a[1]!;
       return sizeOf(out) * k;
     }

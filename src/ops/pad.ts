@@ -38,7 +38,7 @@ function padSpec(node: Node, inputs: OpInput[], opset: number): PadSpec {
   let value = node.attrs.float('value', 0);
   if (opset >= 11) {
     const fill = inputs[2]?.name ? inputs[2].value : { data: [0] };
-    if (!fill || fill.data.length !== 1) {
+    if (fill?.data.length !== 1) {
       throw new ModelError(`${where}: constant_value '${inputs[2]!.name}' must be one value known at load time`);
     }
     value = fill.data[0]!;

@@ -161,9 +161,15 @@ function mapColumns(images: ImageResult[]): LayerGroup[] {
     if (seen.has(key)) continue;
     seen.add(key);
     let group = layers.find((g) => g.layer === layer);
-    if (!group) layers.push((group = { layer, tensors: [] }));
+    if (!group) {
+      group = { layer, tensors: [] };
+      layers.push(group);
+    }
     let t = group.tensors.find((g) => g.tensor === tensor);
-    if (!t) group.tensors.push((t = { tensor, ...(f.shape ? { shape: f.shape } : {}), columns: [] }));
+    if (!t) {
+      t = { tensor, ...(f.shape ? { shape: f.shape } : {}), columns: [] };
+      group.tensors.push(t);
+    }
     t.columns.push({ key, reduce });
   }
   return layers;

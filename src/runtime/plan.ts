@@ -140,6 +140,8 @@ export function buildPlan(
             return { kind: 'slot', ...placeOf.get(`${node.name}#scratch${b.id}`)!, bytes: b.bytes };
           case 'param':
             return { kind: 'upload', data: b.data, key: `param:${node.name}:${k}:${i}` };
+          default:
+            throw new Error(`unknown binding kind in ${node.name}`);
         }
       }),
     })),

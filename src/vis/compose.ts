@@ -119,7 +119,7 @@ export async function panel(gpu: Gpu, images: readonly GpuImages[], options: Pan
     throw new InputError(`panel: background must be [R, G, B] or [R, G, B, A] integers in 0..255, got ${JSON.stringify(bg)}`);
   }
   if (images.length === 0) throw new InputError('panel: no images given');
-  images.forEach((im, k) => checkImages(gpu, im, `panel image ${k}`));
+  for (const [k, im] of images.entries()) checkImages(gpu, im, `panel image ${k}`);
   const height = images[0]!.height;
   const odd = images.findIndex((im) => im.height !== height);
   if (odd >= 0) {

@@ -69,7 +69,10 @@ function reducedMap(gpu: Gpu, t: TensorLike, o: FeatureMapOptions, batch: Comman
 /** Records the whole recipe for every tensor; every buffer it makes is a temporary of `batch`. */
 function recordRecipe(gpu: Gpu, tensors: readonly TensorLike[], options: FeatureMapOptions, lut: Uint8Array, batch: CommandBatch) {
   const normalization = options.normalize ?? 'minmax';
-  const adopt = <T extends { buffer: GPUBuffer }>(t: T): T => (batch.adopt(t.buffer), t);
+  const adopt = <T extends { buffer: GPUBuffer }>(t: T): T => {
+    batch.adopt(t.buffer);
+    return t;
+  };
   const maps = tensors.map((t) => adopt(reducedMap(gpu, t, options, batch)));
   const own = maps.map((m) => adopt(valueRange(gpu, m, normalization, { batch })));
   const shared = options.shareRange ? adopt(combineRanges(gpu, own, { batch })) : undefined;
