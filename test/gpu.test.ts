@@ -121,7 +121,7 @@ describe('compute pipelines (gpu/pipelines.ts)', () => {
     await expect(inChecked).rejects.toThrow(/^Test node 'broken' \(bad_kernel\): shader failed to compile: \d+:\d+ .*undefined_thing/);
     const batch = new CommandBatch(device);
     const out = batch.temporary(4, 'out');
-    batch.dispatch(`${bad}\n@group(0) @binding(0) var<storage, read_write> Y: array<f32>;`, 'vis bad_stage', [out], [1, 1, 1]);
+    batch.dispatch({ label: 'vis bad_stage', wgsl: `${bad}\n@group(0) @binding(0) var<storage, read_write> Y: array<f32>;`, workgroups: [1, 1, 1] }, [out]);
     await expect(batch.readAfterSubmit([{ buffer: out, bytes: 4 }])).rejects.toThrow(/^vis bad_stage: shader failed to compile/);
   });
 

@@ -91,7 +91,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   return record(gpu, options, (batch) => {
     const out = batch.buffer(bytes, 'overlay');
     const params = batch.upload(Float32Array.of(alpha), 'overlay alpha');
-    batch.dispatch(code, `overlay_${total}`, [base.buffer, top.buffer, out, params], grid(total, THREADS));
+    batch.dispatch({ label: `overlay_${total}`, wgsl: code, workgroups: grid(total, THREADS) }, [base.buffer, top.buffer, out, params]);
     return { buffer: out, count: top.count, height: top.height, width: top.width };
   });
 }
@@ -139,7 +139,7 @@ export async function panel(gpu: Gpu, images: readonly GpuImages[], options: Pan
 ${storage(1, 'P', 'u32', 'read')}
 ${flatMain(THREADS, `  if (i >= ${height * width}u) { return; }
   Y[i] = P[0];`)}`;
-        batch.dispatch(fill, `panel_fill_${height * width}`, [out, batch.upload(Uint32Array.of(background), 'panel background')], grid(height * width, THREADS));
+        batch.dispatch({ label: `panel_fill_${height * width}`, wgsl: fill, workgroups: grid(height * width, THREADS) }, [out, batch.upload(Uint32Array.of(background), 'panel background')]);
       }
       let x0 = 0;
       for (const im of images) {
@@ -154,7 +154,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   let y = r / ${im.width}u;
   let x = r % ${im.width}u;
   Y[y * ${width}u + ${x0}u + n * ${im.width + gap}u + x] = X[i];`)}`;
-        batch.dispatch(code, `panel_copy_${im.count}x${im.height}x${im.width}`, [{ buffer: im.buffer, bytes: total * 4 }, out], grid(total, THREADS));
+        batch.dispatch({ label: `panel_copy_${im.count}x${im.height}x${im.width}`, wgsl: code, workgroups: grid(total, THREADS) }, [{ buffer: im.buffer, bytes: total * 4 }, out]);
         x0 += im.count * (im.width + gap);
       }
       const [picture] = await readRGBA(gpu, { buffer: out, count: 1, height, width }, batch);

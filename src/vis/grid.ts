@@ -142,7 +142,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
 }`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(rows * 4, 'channel means');
-    batch.dispatch(code, `channel_means_${C}x${HW}`, [binding(t), out], grid(rows * THREADS, THREADS));
+    batch.dispatch({ label: `channel_means_${C}x${HW}`, wgsl: code, workgroups: grid(rows * THREADS, THREADS) }, [binding(t), out]);
     return { buffer: out, dims: [N, C] };
   });
 }
@@ -245,7 +245,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   return record(gpu, stage, (batch) => {
     const ids = batch.upload(Uint32Array.from(lists.flat()), 'grid channels');
     const gathered = batch.temporary(N * K * h * w * 4, 'grid tiles');
-    batch.dispatch(gather, `grid_gather_${C}x${h}x${w}_${K}`, [binding(t), gathered, ids], grid(N * K * h * w, THREADS));
+    batch.dispatch({ label: `grid_gather_${C}x${h}x${w}_${K}`, wgsl: gather, workgroups: grid(N * K * h * w, THREADS) }, [binding(t), gathered, ids]);
     let tiles: GpuTensor = { buffer: gathered, dims: [N, K, h, w] };
     if (th !== h || tw !== w) {
       tiles = resize(gpu, tiles, { size: [th, tw], mode: options.mode, alignCorners: options.alignCorners }, { batch });
@@ -255,7 +255,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
     const view = mode === 'tile' ? { buffer: tiles.buffer, dims: [N * K, 1, th, tw] } : tiles;
     const normalized = batch.adopt(normalize(gpu, view, options.method ?? 'minmax', { batch }).buffer);
     const out = batch.buffer(total * 4, 'grid');
-    batch.dispatch(compose, `grid_compose_${K}_${th}x${tw}`, [normalized, out, ids, batch.upload(lut, 'grid LUT')], grid(total, THREADS));
+    batch.dispatch({ label: `grid_compose_${K}_${th}x${tw}`, wgsl: compose, workgroups: grid(total, THREADS) }, [normalized, out, ids, batch.upload(lut, 'grid LUT')]);
     return { buffer: out, count: N, height: H, width: W, layout, channels: lists };
   });
 }

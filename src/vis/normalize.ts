@@ -104,14 +104,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
     atomicMax(&K[n * 2u + 1u], toKey(hi[0]));
   }
 }`;
-  batch.dispatch(reduce, `minmax_${count}x${size}`, [binding(t), keys], [chunks, count, 1]);
+  batch.dispatch({ label: `minmax_${count}x${size}`, wgsl: reduce, workgroups: [chunks, count, 1] }, [binding(t), keys]);
   const finish = `${storage(0, 'K', 'u32', 'read')}
 ${storage(1, 'R', 'f32', 'read_write')}
 ${KEYS}
 ${flatMain(64, `  if (i >= ${count}u) { return; }
   R[i * 2u] = -fromKey(K[i * 2u]);
   R[i * 2u + 1u] = fromKey(K[i * 2u + 1u]);`)}`;
-  batch.dispatch(finish, 'minmax_finish', [keys, out], grid(count, 64));
+  batch.dispatch({ label: 'minmax_finish', wgsl: finish, workgroups: grid(count, 64) }, [keys, out]);
 }
 
 /**
@@ -211,8 +211,8 @@ ${readPrefixes}
     const shift = 24 - 8 * d;
     const mask = d === 0 ? 0 : (0xffffffff << (32 - 8 * d)) >>> 0;
     const params = batch.upload(Uint32Array.from([shift, mask, d * count * 1024]), `percentile pass ${d}`);
-    batch.dispatch(histogram, `percentile_histogram_${count}x${size}`, [binding(t), state, histograms, params], [chunks, count, 1]);
-    batch.dispatch(pick, `percentile_select_${count}`, [state, histograms, params], grid(count, 64));
+    batch.dispatch({ label: `percentile_histogram_${count}x${size}`, wgsl: histogram, workgroups: [chunks, count, 1] }, [binding(t), state, histograms, params]);
+    batch.dispatch({ label: `percentile_select_${count}`, wgsl: pick, workgroups: grid(count, 64) }, [state, histograms, params]);
   }
   // NumPy's _lerp: a + (b - a)·t, or b - (b - a)·(1 - t) from t = 0.5 on; the weights come from W.
   const finish = `${storage(0, 'S', 'u32', 'read')}
@@ -228,7 +228,7 @@ ${flatMain(64, `  if (i >= ${count}u) { return; }
   R[i * 2u] = lerp(fromKey(S[s]), fromKey(S[s + 2u]), W[0]);
   R[i * 2u + 1u] = lerp(fromKey(S[s + 4u]), fromKey(S[s + 6u]), W[1]);`)}`;
   const weights = batch.upload(Float32Array.from([lo.gamma, hi.gamma]), 'percentile weights');
-  batch.dispatch(finish, `percentile_finish_${count}`, [state, out, weights], grid(count, 64));
+  batch.dispatch({ label: `percentile_finish_${count}`, wgsl: finish, workgroups: grid(count, 64) }, [state, out, weights]);
 }
 
 /**
@@ -274,7 +274,7 @@ ${flatMain(1, `  if (i > 0u) { return; }
   }
   R[0] = lo;
   R[1] = hi;`)}`;
-    batch.dispatch(code, 'combine_ranges', [all, out], [1, 1, 1]);
+    batch.dispatch({ label: 'combine_ranges', wgsl: code, workgroups: [1, 1, 1] }, [all, out]);
     return { buffer: out, count: 1 };
   });
 }
@@ -313,7 +313,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   if (hi > lo) { y = select(clamp((v - lo) / (hi - lo), 0.0f, 1.0f), 1.0f, v >= hi); }
   Y[i] = select(0.0f, y, y == y);`)}`;
     const out = batch.buffer(total * 4, 'normalized');
-    batch.dispatch(code, `normalize_${count}x${size}_${range.count}`, [binding(t), out, { buffer: range.buffer, bytes: range.count * 8 }], grid(total, THREADS));
+    batch.dispatch({ label: `normalize_${count}x${size}_${range.count}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(t), out, { buffer: range.buffer, bytes: range.count * 8 }]);
     return { buffer: out, dims: [...t.dims] };
   });
 }

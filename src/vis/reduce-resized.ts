@@ -38,7 +38,7 @@ ${reductionCode(r, C)}
   Y[i] = r;`)}`;
   return record(gpu, opts, (batch) => {
     const out = batch.buffer(N * HW * 4, `reduceResized ${reduction}`);
-    batch.dispatch(code, `reduce_resized_${r.kind}_${C}x${h}x${w}_to_${H}x${W}`, [binding(t), out, uploadTaps(batch, g)], grid(N * HW, THREADS));
+    batch.dispatch({ label: `reduce_resized_${r.kind}_${C}x${h}x${w}_to_${H}x${W}`, wgsl: code, workgroups: grid(N * HW, THREADS) }, [binding(t), out, uploadTaps(batch, g)]);
     return { buffer: out, dims: [N, 1, H, W] };
   });
 }

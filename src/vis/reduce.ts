@@ -112,7 +112,7 @@ ${reductionCode(r, C)}
   Y[i] = r;`)}`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(N * HW * 4, `reduce ${reduction}`);
-    batch.dispatch(code, label, [binding(t), out], grid(N * HW, THREADS));
+    batch.dispatch({ label: label, wgsl: code, workgroups: grid(N * HW, THREADS) }, [binding(t), out]);
     return { buffer: out, dims: [N, 1, H, W] };
   });
 }
@@ -163,7 +163,7 @@ ${at(shift)}
 ${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
   p = i;
   Y[${image * HW}u + p] = at(${r.index - run[0]}u);`)}`;
-      batch.dispatch(code, `${label}_run`, [window, out], grid(HW, THREADS));
+      batch.dispatch({ label: `${label}_run`, wgsl: code, workgroups: grid(HW, THREADS) }, [window, out]);
     }
     return { buffer: out, dims: [N, 1, H, W] };
   }
@@ -190,7 +190,7 @@ ${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
   var acc = ${first ? f.init('at(0u)') : f.step('A[o]', 'at(0u)')};
   for (var c = 1u; c < ${run[1] - run[0]}u; c++) { acc = ${f.step('acc', 'at(c)')}; }
   ${last ? `Y[o] = ${f.finish('acc')};` : 'A[o] = acc;'}`)}`;
-      batch.dispatch(code, `${label}_run${k}`, buffers, grid(HW, THREADS));
+      batch.dispatch({ label: `${label}_run${k}`, wgsl: code, workgroups: grid(HW, THREADS) }, buffers);
     }
   });
   return { buffer: out, dims: [N, 1, H, W] };

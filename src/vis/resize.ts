@@ -170,7 +170,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   Y[i] = interp((i / ${H * W}u) * ${h * w}u);`)}`;
   return record(gpu, opts, (batch) => {
     const out = batch.buffer(total * 4, 'resize');
-    batch.dispatch(code, `resize_${g.mode}_${h}x${w}_to_${H}x${W}`, [binding(t), out, uploadTaps(batch, g)], grid(total, THREADS));
+    batch.dispatch({ label: `resize_${g.mode}_${h}x${w}_to_${H}x${W}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(t), out, uploadTaps(batch, g)]);
     return { buffer: out, dims: [N, C, H, W] };
   });
 }

@@ -60,7 +60,7 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   Y[i] = LUT[level];`)}`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(total * 4, 'rgba');
-    batch.dispatch(code, `rgba_${total}`, [binding(map01), out, batch.upload(packed, 'colour LUT')], grid(total, THREADS));
+    batch.dispatch({ label: `rgba_${total}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(map01), out, batch.upload(packed, 'colour LUT')]);
     return { buffer: out, count: N!, height: H!, width: W! };
   });
 }

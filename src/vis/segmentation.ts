@@ -110,7 +110,7 @@ ${argmaxStep(`X[base + c * ${HW}u]`, 'c')}
     const classes = batch.buffer(total * 4, 'segmentation classes');
     const palette = batch.upload(packed, 'segmentation palette');
     if (runs) argmaxInRuns(batch, runs, [K, HW], rgba, classes, palette);
-    else batch.dispatch(code, `segmentation_argmax_${K}x${HW}`, [binding(logits), rgba, classes, palette], grid(total, THREADS));
+    else batch.dispatch({ label: `segmentation_argmax_${K}x${HW}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(logits), rgba, classes, palette]);
     return {
       images: { buffer: rgba, count: N, height: H, width: W },
       classes: { buffer: classes, dims: [N, 1, H, W], type: 'uint32' },
@@ -156,7 +156,7 @@ ${argmaxStep(`X[${shift}u + c * ${HW}u + i]`, `${run[0]}u + c`)}
   }
   CLS[o] = arg;
   ${last ? 'RGBA[o] = PAL[arg];' : 'BEST[o] = best;\n  NAN[o] = select(0u, 1u, nan);'}`)}`;
-    batch.dispatch(code, `segmentation_argmax_${K}x${HW}_run`, buffers, grid(HW, THREADS));
+    batch.dispatch({ label: `segmentation_argmax_${K}x${HW}_run`, wgsl: code, workgroups: grid(HW, THREADS) }, buffers);
   }
 }
 

@@ -2,6 +2,7 @@ import { GpuError, InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { align4, readBack } from '../gpu/buffers.js';
 import { computePipeline, pipelinesValidated } from '../gpu/pipelines.js';
+import type { Kernel } from '../kernels/types.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
 import { storage } from '../kernels/wgsl.js';
 
@@ -32,6 +33,9 @@ export interface BufferRange {
   bytes: number;
   offset?: number;
 }
+
+/** What a vis stage dispatches: a kernel as the ops build them, bound to concrete buffers instead of node tensors. */
+export type Dispatch = Pick<Kernel, 'label' | 'wgsl' | 'workgroups'>;
 
 /** Where a stage records its dispatches: a shared CommandBatch, or (default) its own, submitted at once. */
 export interface StageOptions {
@@ -81,11 +85,12 @@ export class CommandBatch {
   }
 
   /**
-   * Records one dispatch of `code` with `buffers` bound at 0, 1, … (each
-   * bound whole, or `bytes` of it from `offset`). A binding over the
-   * device's limit is refused with the stage's label, before recording.
+   * Records one dispatch of `kernel` (WGSL, label and grid, as the ops'
+   * kernels have them) with `buffers` bound at 0, 1, … (each bound whole, or
+   * `bytes` of it from `offset`). A binding over the device's limit is
+   * refused with the stage's label, before recording.
    */
-  dispatch(code: string, label: string, buffers: (GPUBuffer | BufferRange)[], workgroups: readonly [number, number, number]): void {
+  dispatch({ label, wgsl: code, workgroups }: Dispatch, buffers: (GPUBuffer | BufferRange)[]): void {
     this.open();
     for (const b of buffers) this.checkBinding('bytes' in b ? b.bytes : b.size, label);
     const pipeline = computePipeline(this.gpu.device, code, label);
