@@ -87,7 +87,11 @@ describe('the default model', () => {
     };
     const samples = readdirSync(join(WEIGHTS, 'samples')).filter((f) => f.endsWith('.png'));
     expect(summary.images.length).toBe(samples.length);
-    expect(readFileSync(summary.report, 'utf8')).toContain('classifier.aspp.project');
+    const page = readFileSync(summary.report, 'utf8');
+    expect(page).toContain('classifier.aspp.project');
+    // The input it was fed, from the model's metadata_props.
+    expect(page).toContain('<dt>Input size</dt><dd>257 × 257 (H × W) (metadata)</dd>');
+    expect(page).toContain('<dt>Normalisation</dt><dd>(x/255 - mean)/std, mean [0.485, 0.456, 0.406] (metadata), std [0.229, 0.224, 0.225] (metadata)</dd>');
     for (const image of summary.images) {
       const kinds = image.files.map((f) => `${f.kind}${f.layer ? ` ${f.layer} ${f.reduce}` : ''}`);
       expect(kinds).toEqual([

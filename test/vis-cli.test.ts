@@ -110,3 +110,24 @@ describe('segscope vis', () => {
     expect(errors(none.stderr)).toEqual([expect.stringMatching(/needs at least one --layer PATTERN/)]);
   });
 });
+
+describe('segscope vis says how it fed the model', () => {
+  it('prints and records the input size and normalisation used, and where each came from', async () => {
+    const run = async (...extra: string[]) => {
+      const out = tmp();
+      const text = await segscope('vis', MODEL, RGB, '--layer', ASPP, '--out', out, ...extra);
+      const json = await segscope('vis', MODEL, RGB, '--layer', ASPP, '--out', out, '--json', ...extra);
+      for (const r of [text, json]) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
+      return { line: text.stdout.split('\n')[0], input: (JSON.parse(json.stdout) as { input: object }).input };
+    };
+    // No metadata: ImageNet's mean and std, at the size given.
+    const defaults = await run('--input-size', '65x65');
+    expect(defaults.line).toBe(
+      'input 65x65 (option), (x/255 - mean)/std, mean [0.485, 0.456, 0.406] (default (ImageNet)), std [0.229, 0.224, 0.225] (default (ImageNet))',
+    );
+    expect(defaults.input).toEqual({ sizeFrom: 'option', mean: [0.485, 0.456, 0.406], meanFrom: 'default (ImageNet)', std: [0.229, 0.224, 0.225], stdFrom: 'default (ImageNet)' });
+    // (x - 128) / 256 on 0..255 pixels, as the flags take it: mean 128/255, std 256/255.
+    const scaled = await run('--input-size', '33x33', '--mean', '0.50196,0.50196,0.50196', '--std', '1.00392,1.00392,1.00392');
+    expect(scaled.line).toBe('input 33x33 (option), (x/255 - mean)/std, mean [0.502, 0.502, 0.502] (option), std [1.0039, 1.0039, 1.0039] (option)');
+  });
+});

@@ -110,6 +110,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
       model: o.model,
       adapter: gpu.description,
       inputSize: visualizer.input.size,
+      input: { sizeFrom: visualizer.input.sizeFrom, mean: visualizer.input.mean, meanFrom: visualizer.input.meanFrom, std: visualizer.input.std, stdFrom: visualizer.input.stdFrom },
       size: visualizer.mapSize,
       layers: visualizer.layers,
       counts,

@@ -4,6 +4,7 @@ import { InputError } from '../errors.js';
 import { openDawn } from '../gpu/dawn.js';
 import type { Fit } from '../preprocess/fit.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
+import { normalisation } from '../report/render.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';
 import { checkDrawable, drawLayer, type DrawOptions } from '../workflow/draw.js';
@@ -196,6 +197,8 @@ export async function visCommand(argv: string[]): Promise<void> {
     console.log(JSON.stringify({ ...data, out: outDir, ...(report ? { report } : {}), ms: Math.round(data.seconds * 1000) }, null, 2));
   } else if (!values.quiet) {
     const score = data.metrics ? ` (mIoU ${data.metrics.meanIoU.toFixed(4)}, pixel accuracy ${data.metrics.pixelAccuracy.toFixed(4)})` : '';
+    // A model trained with another normalisation gives wrong maps silently: say what was used and why.
+    if (data.input) console.log(`input ${data.inputSize.join('x')} (${data.input.sizeFrom}), ${normalisation(data.input)}`);
     console.log(`wrote ${files} files for ${images} image${images === 1 ? '' : 's'} to ${join(outDir, '.')}${score}`);
     if (report) console.log(`report: ${report}`);
   }

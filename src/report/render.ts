@@ -1,4 +1,5 @@
 import { InputError } from '../errors.js';
+import type { ModelInput } from '../workflow/input.js';
 
 /**
  * The HTML report of `segscope vis --report`, rendered without touching a
@@ -46,6 +47,8 @@ export interface ReportData {
   adapter: string;
   /** [height, width] */
   inputSize: [number, number];
+  /** Where the input size and the normalisation came from (a model run; absent for saved tensors). */
+  input?: Pick<ModelInput, 'sizeFrom' | 'mean' | 'meanFrom' | 'std' | 'stdFrom'>;
   /** The maps' [height, width]. */
   size: [number, number];
   /** The command line as run. */
@@ -217,7 +220,8 @@ function summary(data: ReportData): Html {
   const facts: [string, unknown][] = [
     ['Model', data.model],
     ['Adapter', data.adapter],
-    ['Input size', size(data.inputSize)],
+    ['Input size', data.input ? `${size(data.inputSize)} (${data.input.sizeFrom})` : size(data.inputSize)],
+    ...(data.input ? [['Normalisation', normalisation(data.input)] as [string, unknown]] : []),
     ['Map size', size(data.size)],
     ['Images', data.failed.length ? `${ok} processed, ${data.failed.length} failed` : `${ok} processed`],
     ['Time', duration(data.seconds)],
@@ -232,6 +236,12 @@ function summary(data: ReportData): Html {
 ${data.classes?.length ? legend(data.classes, data.metrics?.perClassIoU) : ''}
 ${data.failed.length ? failures(data.failed) : ''}
 </header>`;
+}
+
+/** The input normalisation, (x/255 - mean)/std per RGB channel, with where each came from. */
+export function normalisation(input: NonNullable<ReportData['input']>): string {
+  const triple = (v: readonly number[]) => `[${v.map((x) => Number(x.toFixed(4))).join(', ')}]`;
+  return `(x/255 - mean)/std, mean ${triple(input.mean)} (${input.meanFrom}), std ${triple(input.std)} (${input.stdFrom})`;
 }
 
 function legend(classes: NonNullable<ReportData['classes']>, iou: (number | null)[] | undefined): Html {
