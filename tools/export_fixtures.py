@@ -605,6 +605,48 @@ def build_tv_lraspp(seed: int = SEED + 5) -> nn.Module:
     return randomise_(_lraspp_mobilenetv3(backbone, NUM_CLASSES), seed).eval()
 
 
+# --------------------------------------------------------------------------
+# Binary segmentation (salient object, matting, foreground/background): the
+# network ends in one channel, [N,1,H,W], a Sigmoid's probability or a logit.
+# --------------------------------------------------------------------------
+
+
+class BinarySegNet(nn.Module):
+    """A binary segmentation net in miniature: a conv-BN encoder at stride 4 (the last conv dilated),
+    a 1x1 head to one channel, upsampled to the input. With `sigmoid` it returns the probability, as
+    salient-object exports (U2-Net, BASNet) do; with `aux_classes` it returns the logit and an auxiliary
+    K-class head, so that the model has two drawable outputs."""
+
+    def __init__(self, sigmoid: bool, aux_classes: int = 0) -> None:
+        super().__init__()
+        relu = lambda: nn.ReLU(inplace=True)  # noqa: E731
+        self.encoder = nn.Sequential(ConvBNAct(3, 8, 3, stride=2, padding=1, act=relu),
+                                     ConvBNAct(8, 16, 3, stride=2, padding=1, act=relu),
+                                     # no ReLU: centred features give a logit of either sign
+                                     ConvBNAct(16, 16, 3, dilation=2, padding=2, act=nn.Identity))
+        self.head = nn.Conv2d(16, 1, 1)
+        self.sigmoid = sigmoid
+        self.aux = nn.Conv2d(16, aux_classes, 1) if aux_classes else None
+
+    def forward(self, x: torch.Tensor):
+        size = x.shape[-2:]
+        features = self.encoder(x)
+        logit = F.interpolate(self.head(features), size=size, mode="bilinear", align_corners=False)
+        if self.aux is None:
+            return torch.sigmoid(logit) if self.sigmoid else logit
+        return logit, F.interpolate(self.aux(features), size=size, mode="bilinear", align_corners=False)
+
+
+def build_binary_sigmoid(seed: int = SEED + 6) -> nn.Module:
+    torch.manual_seed(seed)
+    return randomise_(BinarySegNet(sigmoid=True), seed).eval()
+
+
+def build_binary_aux(seed: int = SEED + 7) -> nn.Module:
+    torch.manual_seed(seed)
+    return randomise_(BinarySegNet(sigmoid=False, aux_classes=3), seed).eval()
+
+
 def build_big(depth: int, seed: int) -> nn.Module:
     """Full-size DeepLabv3+ on torchvision's ResNet-50 or ResNet-101, OS16 (layer4 dilated)."""
     from torchvision.models import resnet50, resnet101
@@ -684,6 +726,14 @@ FIXTURES: List[Fixture] = [
             "torchvision LRASPP over MobileNetV3-Large (width 0.25, reduced tail, dilated): SE blocks (HardSigmoid, Mul), "
             "HardSwish, Sigmoid gate, GlobalAveragePool, two Resize + Add",
             outputs=("out",)),
+    Fixture("binary_sigmoid", "binary_sigmoid.onnx", build_binary_sigmoid, (1, 3, 33, 33), 17,
+            "Binary segmentation (salient object): three conv-BN-ReLU (stride 4, dilation 2), a 1x1 conv to one "
+            "channel, bilinear upsampling to the input, Sigmoid: output `mask` [N,1,H,W], a probability",
+            outputs=("mask",)),
+    Fixture("binary_aux", "binary_aux.onnx", build_binary_aux, (1, 3, 33, 33), 17,
+            "The binary net without the Sigmoid, plus an auxiliary head: outputs `logit` [N,1,H,W] (a logit) "
+            "and `aux` [N,3,H,W] (3-class logits)",
+            outputs=("logit", "aux")),
     Fixture("dynamo", os.path.join("deeplabv3plus_dynamo", "model.onnx"), build_deeplabv3plus_os16,
             (1, 3, 65, 65), 18,
             "The OS16 model (same weights) exported by the torch 2.x dynamo exporter (onnxscript optimizer: BN "
@@ -695,7 +745,8 @@ FIXTURES: List[Fixture] = [
             "Full-size DeepLabv3+ ResNet-50 OS16 (benchmark only, git-ignored)", in_fixtures=False),
 ]
 BY_KEY = {f.key: f for f in FIXTURES}
-DEFAULT_KEYS = ["os16", "os8_ac", "sep", "opset11", "bn", "static", "tv_deeplabv3", "tv_fcn", "tv_lraspp"]
+DEFAULT_KEYS = ["os16", "os8_ac", "sep", "opset11", "bn", "static", "tv_deeplabv3", "tv_fcn", "tv_lraspp",
+                "binary_sigmoid", "binary_aux"]
 
 
 # --------------------------------------------------------------------------
@@ -708,6 +759,8 @@ def _torch_outputs(model: nn.Module, x: torch.Tensor, names: Sequence[str]) -> D
         y = model(x)
     if isinstance(y, dict):
         return {n: y[n].numpy() for n in names}
+    if isinstance(y, tuple):
+        return {n: t.numpy() for n, t in zip(names, y)}
     return {names[0]: y.numpy()}
 
 
@@ -937,7 +990,10 @@ width` (dim_params `batch`, `height`, `width`); every output is
 the class dim of the outputs is a dim_param (`Resizeoutput_dim_1` or similar),
 not 21, because torch 1.13's shape inference loses it through Resize; the
 dynamo file has 21. The tv_deeplabv3 and tv_fcn models have two outputs,
-`out` and `aux`, the others one (`output`, or `out` for tv_lraspp).
+`out` and `aux`, the others one (`output`, or `out` for tv_lraspp). The
+binary models end otherwise: `binary_sigmoid.onnx` in one [N,1,H,W]
+probability (`mask`), `binary_aux.onnx` in a [N,1,H,W] logit (`logit`) and a
+3-class head (`aux`).
 
 Bilinear Resize is `mode=linear` with `coordinate_transformation_mode`
 `half_pixel` (align_corners=False) or `align_corners` (os8_ac), sizes from

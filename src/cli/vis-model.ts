@@ -9,6 +9,7 @@ import { loadModel } from '../index.js';
 import type { Fit } from '../preprocess/fit.js';
 import type { RgbaImage } from '../vis/rgba.js';
 import type { DrawOptions } from '../workflow/draw.js';
+import { predictionSource } from '../workflow/prediction.js';
 import { Visualizer, type VisLayer } from '../workflow/visualizer.js';
 import type { Progress } from './progress.js';
 import { writeLayer, writePicture } from './vis-files.js';
@@ -17,6 +18,8 @@ export interface ModelRunOptions extends DrawOptions {
   model: string;
   images: string[];
   layers: string[];
+  /** --output NAME: the graph output the prediction is drawn from (default: the first). */
+  output?: string;
   /** --labels DIR: ground-truth masks named like the images, <stem>.png. */
   labels?: string;
   /** --overlay ALPHA */
@@ -64,7 +67,9 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
   try {
     const { prediction } = visualizer;
     if (o.labels && !prediction) {
-      throw new InputError(`--labels: the model's output '${graph.outputs[0]?.name}' is not [N,K,H,W] class logits, so there is no prediction to score`);
+      throw new InputError(
+        `--labels: the model's first output '${graph.outputs[0]?.name}' is neither [N,K,H,W] class logits nor a binary [N,1,H,W] output, so there is no prediction to score (choose another with --output)`,
+      );
     }
     const taken = new Set<string>();
     const images: ImageResult[] = [];
@@ -85,15 +90,19 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
       const stem = basename(path, extname(path));
       const labelPath = o.labels && (await labelFor(o.labels, stem));
       if (o.labels && !labelPath) unlabelled.push(basename(path));
-      const label = labelPath ? await readLabel(labelPath, prediction!.classes, prediction!.palette) : undefined;
+      const label = labelPath ? await readLabel(labelPath, prediction!.classes, prediction!.palette, { binary: prediction!.kind === 'binary' }) : undefined;
       const result = await visualizer.image(image, { label });
       // Written in this order, so that names made unique by a suffix stay what they were.
       const write = (suffix: string, picture: RgbaImage) => writePicture(o.outDir, `${stem}_${suffix}`, picture, taken);
       const files: OutputFile[] = [];
-      const { input, prediction: p, label: truth } = result;
+      const { input, prediction: p, probability, label: truth } = result;
       if (o.writeInputs) files.push({ file: await write('input', input), kind: 'input', width: input.width, height: input.height });
       for (const layer of result.layers) files.push(...(await writeLayer(o.outDir, stem, layer, taken)));
       if (p) files.push({ file: await write('prediction', p), kind: 'prediction', tensor: p.tensor, shape: p.shape, width: p.width, height: p.height });
+      if (p && probability) {
+        const file = await write('probability', probability);
+        files.push({ file, kind: 'probability', tensor: p.tensor, shape: p.shape, width: probability.width, height: probability.height });
+      }
       if (truth) files.push({ file: await write('label', truth), kind: 'label', width: truth.width, height: truth.height });
       counts.images++;
       counts.files += files.length;
@@ -112,6 +121,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
       inputSize: visualizer.input.size,
       input: { sizeFrom: visualizer.input.sizeFrom, mean: visualizer.input.mean, meanFrom: visualizer.input.meanFrom, std: visualizer.input.std, stdFrom: visualizer.input.stdFrom },
       size: visualizer.mapSize,
+      ...(prediction ? { prediction: predictionSource(prediction) } : {}),
       layers: visualizer.layers,
       counts,
       ...(prediction?.names

@@ -4,7 +4,7 @@ import { InputError } from '../errors.js';
 import { openDawn } from '../gpu/dawn.js';
 import type { Fit } from '../preprocess/fit.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
-import { normalisation } from '../report/render.js';
+import { normalisation, predictionText } from '../report/render.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';
 import { checkDrawable, drawLayer, type DrawOptions } from '../workflow/draw.js';
@@ -20,9 +20,12 @@ Runs an ONNX segmentation model on images and writes each selected layer's
 feature map as a coloured PNG: one per image, layer and reduction, named
 <image>_<layer>_<reduce>.png (made safe for every filesystem), the coloured
 map alone at exactly the target size (or blended over the fitted input with
---overlay). When the model's first output is [N,K,H,W] logits it also writes
-the prediction, <image>_prediction.png, in the model's palette (its
-metadata_props 'palette', else PASCAL VOC's). The model is compiled once;
+--overlay). When the model's first output (or --output) is [N,K,H,W] logits
+it also writes the prediction, <image>_prediction.png: the argmax in the
+model's palette (its metadata_props 'palette', else PASCAL VOC's). A binary
+output, [N,1,H,W], gives the mask where p >= 0.5 (p the output if a Sigmoid
+makes it, else sigmoid of it) in black and white (or the metadata's two
+colours), and p in grey as <image>_probability.png. The model is compiled once;
 images stream through one at a time. With --report, report.html shows every
 image's input, ground truth, prediction and maps side by side.
 
@@ -57,11 +60,15 @@ Options:
                            --tensor's own size)
   --grid K                 also write <image>_<layer>_grid.png, a montage of
                            the K channels with the largest mean
+  --output NAME            the graph output the prediction is drawn from
+                           (default: the first)
   --labels DIR             ground-truth masks, DIR/<image name>.png: class
                            indices as grey values (255 = ignore) or colours of
                            the model's palette (VOC's SegmentationClass
-                           PNGs). Writes <image>_label.png and scores the
-                           prediction (pixel accuracy, mIoU)
+                           PNGs); for a binary output, 0/1 indices or grey
+                           masks with foreground from 128 (0/255 masks).
+                           Writes <image>_label.png and scores the
+                           prediction (pixel accuracy, mIoU, IoU per class)
   --mean R,G,B             input normalisation mean, 0..1 scale (default: the
                            model's metadata 'mean', else ImageNet's
                            0.485,0.456,0.406)
@@ -85,6 +92,7 @@ Examples:
   segscope vis model.onnx photo.jpg --layer classifier.aspp.project
   segscope vis model.onnx photos/ --layer classifier.aspp.project --layer classifier.project --reduce max,mean --out out/ --report
   segscope vis model.onnx photos/ --labels masks/ --layer classifier.aspp.project --report
+  segscope vis saliency.onnx photos/ --output mask --labels masks/ --layer decoder --report
   segscope vis model.onnx 'photos/*.jpg' --layer '/layer4.*Relu/' --normalize shared --colormap viridis
   segscope vis model.onnx photo.jpg --layer backbone.layer4 --overlay 0.5 --grid 16 --fit crop --json
   segscope vis --tensor aspp.npy --reduce max,mean,channel:7 --size 513x513`;
@@ -106,6 +114,7 @@ export async function visCommand(argv: string[]): Promise<void> {
       size: { type: 'string', default: 'input' },
       grid: { type: 'string' },
       labels: { type: 'string' },
+      output: { type: 'string' },
       mean: { type: 'string' },
       std: { type: 'string' },
       fit: { type: 'string', default: 'resize' },
@@ -154,6 +163,7 @@ export async function visCommand(argv: string[]): Promise<void> {
   const modelOnly = {
     '--overlay': values.overlay,
     '--labels': values.labels,
+    '--output': values.output,
     '--mean': values.mean,
     '--std': values.std,
     '--input-size': values['input-size'],
@@ -176,6 +186,7 @@ export async function visCommand(argv: string[]): Promise<void> {
           images: await collectFiles(inputs, IMAGE_EXTENSIONS, 'image'),
           layers: values.layer,
           labels: values.labels,
+          output: values.output,
           overlay: values.overlay === undefined ? undefined : parseAlpha(values.overlay),
           mapSize,
           inputSize: values['input-size'] === undefined ? undefined : parseHW('--input-size', values['input-size']),
@@ -199,6 +210,7 @@ export async function visCommand(argv: string[]): Promise<void> {
     const score = data.metrics ? ` (mIoU ${data.metrics.meanIoU.toFixed(4)}, pixel accuracy ${data.metrics.pixelAccuracy.toFixed(4)})` : '';
     // A model trained with another normalisation gives wrong maps silently: say what was used and why.
     if (data.input) console.log(`input ${data.inputSize.join('x')} (${data.input.sizeFrom}), ${normalisation(data.input)}`);
+    if (data.prediction) console.log(`prediction from ${predictionText(data.prediction)}`);
     console.log(`wrote ${files} files for ${images} image${images === 1 ? '' : 's'} to ${join(outDir, '.')}${score}`);
     if (report) console.log(`report: ${report}`);
   }

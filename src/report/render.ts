@@ -1,12 +1,14 @@
 import { InputError } from '../errors.js';
 import type { ModelInput } from '../workflow/input.js';
+import type { PredictionSource } from '../workflow/prediction.js';
 
 /**
  * The HTML report of `segscope vis --report`, rendered without touching a
  * file, so that a browser renders it too (io/report.ts writes it, with its
- * thumbnails). One row per image; columns for the input, the ground truth
- * and the prediction, then one column per (layer, tensor, reduction),
- * grouped under a header cell per layer and per tensor. Every thumbnail
+ * thumbnails). One row per image; columns for the input, the ground truth,
+ * the prediction and (binary outputs) its probability in grey, then one
+ * column per (layer, tensor, reduction), grouped under a header cell per
+ * layer and per tensor. Every thumbnail
  * links to its full-size PNG.
  *
  * The page is self-contained and static: inline CSS, no script, no external
@@ -20,7 +22,8 @@ import type { ModelInput } from '../workflow/input.js';
 export interface OutputFile {
   /** Relative to the out folder, e.g. 'street_classifier.aspp.project_max.png'. */
   file: string;
-  kind: 'input' | 'label' | 'prediction' | 'map' | 'grid';
+  /** 'probability': a binary prediction's p in grey. */
+  kind: 'input' | 'label' | 'prediction' | 'probability' | 'map' | 'grid';
   /** The --layer pattern as the user typed it. */
   layer?: string;
   /** The ONNX tensor name. */
@@ -51,6 +54,8 @@ export interface ReportData {
   input?: Pick<ModelInput, 'sizeFrom' | 'mean' | 'meanFrom' | 'std' | 'stdFrom'>;
   /** The maps' [height, width]. */
   size: [number, number];
+  /** The output the prediction is drawn from, and how (a model run with a drawable output). */
+  prediction?: PredictionSource;
   /** The command line as run. */
   command: string;
   classes?: { name: string; color: [number, number, number] }[];
@@ -138,6 +143,7 @@ const FIXED_COLUMNS = [
   { kind: 'input', title: 'Input' },
   { kind: 'label', title: 'Ground truth' },
   { kind: 'prediction', title: 'Prediction' },
+  { kind: 'probability', title: 'Probability' },
 ] as const;
 
 const GRID = 'channel grid';
@@ -222,6 +228,7 @@ function summary(data: ReportData): Html {
     ['Adapter', data.adapter],
     ['Input size', data.input ? `${size(data.inputSize)} (${data.input.sizeFrom})` : size(data.inputSize)],
     ...(data.input ? [['Normalisation', normalisation(data.input)] as [string, unknown]] : []),
+    ...(data.prediction ? [['Prediction', predictionText(data.prediction)] as [string, unknown]] : []),
     ['Map size', size(data.size)],
     ['Images', data.failed.length ? `${ok} processed, ${data.failed.length} failed` : `${ok} processed`],
     ['Time', duration(data.seconds)],
@@ -242,6 +249,13 @@ ${data.failed.length ? failures(data.failed) : ''}
 export function normalisation(input: NonNullable<ReportData['input']>): string {
   const triple = (v: readonly number[]) => `[${v.map((x) => Number(x.toFixed(4))).join(', ')}]`;
   return `(x/255 - mean)/std, mean ${triple(input.mean)} (${input.meanFrom}), std ${triple(input.std)} (${input.stdFrom})`;
+}
+
+/** How the prediction is drawn: from which output, K-class argmax or binary, and for binary what the channel holds. */
+export function predictionText(p: PredictionSource): string {
+  if (p.kind === 'classes') return `'${p.tensor}', argmax of ${p.classes} classes`;
+  const values = p.values === 'probability' ? 'a probability (Sigmoid output)' : 'a logit, p = sigmoid(x)';
+  return `'${p.tensor}', binary: ${values}, foreground where p >= 0.5`;
 }
 
 function legend(classes: NonNullable<ReportData['classes']>, iou: (number | null)[] | undefined): Html {

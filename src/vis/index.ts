@@ -20,3 +20,4 @@ export { featureMap, featureMaps, type FeatureMapImage, type FeatureMapOptions, 
 export { overlay, panel, uploadImage, type PanelOptions } from './compose.js';
 export { channelGrid, channelMeans, channelMontage, channelRange, gridLayout, topChannels, type ChannelGridImage, type ChannelGridOptions, type GpuGrid, type GridChannels, type GridLayout, type MontageOptions } from './grid.js';
 export { readClassMap, segmentation, segmentationMask, type GpuClassMap, type GpuSegmentation, type SegmentationImage, type SegmentationOptions } from './segmentation.js';
+export { binaryMask, binarySegmentation, type BinaryMaskOptions, type BinarySegmentationImage, type BinaryValues, type GpuBinarySegmentation } from './binary.js';

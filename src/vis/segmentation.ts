@@ -37,23 +37,23 @@ export interface SegmentationImage extends RgbaImage {
   classes: Uint32Array;
 }
 
-/** The palette of K classes packed as one RGBA u32 per class, ignored classes transparent. */
-function packPalette(options: SegmentationOptions, K: number): Uint32Array<ArrayBuffer> {
+/** The palette of K classes packed as one RGBA u32 per class, ignored classes transparent; errors start with `what`. */
+export function packPalette(options: SegmentationOptions, K: number, what = 'segmentationMask'): Uint32Array<ArrayBuffer> {
   const p = options?.palette;
   let rgb: Uint8Array;
   if (p instanceof Uint8Array) {
     if (p.length % 3 !== 0 || p.length / 3 < K) {
-      throw new InputError(`segmentationMask: a palette of ${p.length} bytes for K=${K} classes: give RGB, 3 bytes per class, at least ${K * 3} bytes`);
+      throw new InputError(`${what}: a palette of ${p.length} bytes for K=${K} classes: give RGB, 3 bytes per class, at least ${K * 3} bytes`);
     }
     rgb = p;
   } else if (typeof p === 'string') {
     rgb = namedPalette(p, K);
   } else {
-    throw new InputError(`segmentationMask: palette must be 'voc', 'cityscapes' or RGB bytes, got ${JSON.stringify(p)}`);
+    throw new InputError(`${what}: palette must be 'voc', 'cityscapes' or RGB bytes, got ${JSON.stringify(p)}`);
   }
   const ignore = options.ignore === undefined ? [] : typeof options.ignore === 'number' ? [options.ignore] : [...options.ignore];
   const bad = ignore.filter((c) => !Number.isSafeInteger(c) || c < 0 || c >= K);
-  if (bad.length) throw new InputError(`segmentationMask: ignore classes ${bad.join(', ')} are out of range: the logits have K=${K} classes (0..${K - 1})`);
+  if (bad.length) throw new InputError(`${what}: ignore classes ${bad.join(', ')} are out of range: the logits have K=${K} classes (0..${K - 1})`);
   const packed = new Uint32Array(K);
   for (let k = 0; k < K; k++) {
     packed[k] = ignore.includes(k) ? 0 : (rgb[3 * k]! | (rgb[3 * k + 1]! << 8) | (rgb[3 * k + 2]! << 16) | (255 << 24)) >>> 0;
@@ -64,7 +64,7 @@ function packPalette(options: SegmentationOptions, K: number): Uint32Array<Array
 const THREADS = 256;
 
 /** On the bits: compilers may fold v != v away. */
-const IS_NAN = 'fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }';
+export const IS_NAN = 'fn isNan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }';
 
 /**
  * One class of the argmax, whose logit is `value` and index `index`, folded
@@ -172,33 +172,45 @@ export async function readClassMap(gpu: Gpu, classes: GpuClassMap, batch: Comman
  * index, the coloured mask and the class map. GPU buffers are freed.
  */
 export async function segmentation(gpu: Gpu, logits: TensorLike, options: SegmentationOptions): Promise<SegmentationImage[]> {
-  return checked(gpu, 'segmentation', async () => {
+  const read = await readSegmentation(gpu, 'segmentation', (batch) => segmentationMask(gpu, logits, options, { batch }));
+  return read.map(({ mask }) => mask);
+}
+
+/**
+ * Records a mask stage (`stage`) into a batch of its own and reads back, in
+ * one submit, per batch index: the coloured mask, the class map and the
+ * `extra` pictures the stage made. Every buffer the stage returned is freed.
+ */
+export async function readSegmentation<S extends GpuSegmentation>(
+  gpu: Gpu,
+  what: string,
+  stage: (batch: CommandBatch) => S,
+  extra: (s: S) => GpuImages[] = () => [],
+): Promise<{ mask: SegmentationImage; extra: RgbaImage[] }[]> {
+  return checked(gpu, what, async () => {
     const batch = new CommandBatch(gpu);
-    let seg: GpuSegmentation;
+    let seg: S;
     try {
-      seg = segmentationMask(gpu, logits, options, { batch });
+      seg = stage(batch);
     } catch (e) {
       batch.discard();
       throw e;
     }
+    const pictures = [seg.images, ...extra(seg)];
     const { count: N, height: H, width: W } = seg.images;
-    const bytes = N * H * W * 4;
+    const plane = H * W;
+    const buffers = [seg.classes.buffer, ...pictures.map((p) => p.buffer)];
     try {
-      const [rgba, cls] = await batch.readAfterSubmit([
-        { buffer: seg.images.buffer, bytes },
-        { buffer: seg.classes.buffer, bytes },
-      ]);
-      const colours = new Uint8Array(rgba!);
+      const [cls, ...raw] = await batch.readAfterSubmit(buffers.map((buffer) => ({ buffer, bytes: N * plane * 4 })));
       const classes = new Uint32Array(cls!);
+      const colours = raw.map((r) => new Uint8Array(r));
+      const picture = (k: number, n: number): RgbaImage => ({ width: W, height: H, rgba: colours[k]!.subarray(n * plane * 4, (n + 1) * plane * 4) });
       return Array.from({ length: N }, (_, n) => ({
-        width: W,
-        height: H,
-        rgba: colours.subarray(n * H * W * 4, (n + 1) * H * W * 4),
-        classes: classes.subarray(n * H * W, (n + 1) * H * W),
+        mask: { ...picture(0, n), classes: classes.subarray(n * plane, (n + 1) * plane) },
+        extra: colours.slice(1).map((_, k) => picture(k + 1, n)),
       }));
     } finally {
-      seg.images.buffer.destroy();
-      seg.classes.buffer.destroy();
+      for (const b of buffers) b.destroy();
     }
   });
 }

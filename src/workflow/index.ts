@@ -7,5 +7,5 @@
 export { Visualizer, type ImageVis, type VisLayer, type VisProgress, type VisScores, type VisualizerOptions } from './visualizer.js';
 export type { DrawOptions, GridPicture, LayerPictures, MapPicture } from './draw.js';
 export type { ModelInput, NormalizationOrigin } from './input.js';
-export type { Prediction } from './prediction.js';
+export type { Prediction, PredictionSource } from './prediction.js';
 export { decodeLabel, type LabelMap, type LabelPixels } from './labels.js';

@@ -16,6 +16,16 @@ import { IGNORE_INDEX as IGNORE } from '../vis/colormap.js';
  * A mask whose pixels are all grey with values below K (or 255) is an index
  * image; anything else is looked up in the palette, and a colour that is not
  * in it is an error naming the mask, the pixel and the colour.
+ *
+ * For a binary prediction (background 0, foreground 1) a grey mask is read
+ * one of two ways:
+ * - values all 0, 1 or 255, with some 1: an index image (255 ignore);
+ * - otherwise, as salient-object and matting datasets store masks (0/255,
+ *   soft or anti-aliased edges): foreground where the value is at least half
+ *   the full scale (128 of 255, 32768 of 65535 in a 16-bit mask), nothing
+ *   ignored.
+ * A 0/255 mask is thus foreground on white, not background with ignored
+ * pixels. Colour masks are looked up in the palette as above.
  */
 export interface LabelMap {
   width: number;
@@ -40,8 +50,12 @@ const VOID_COLOURS = [
   [255, 255, 255],
 ];
 
-/** The class-index map of a mask, for a model of `classes` classes with `palette` (RGB, 3 bytes a class) for coloured masks. */
-export function decodeLabel(pixels: LabelPixels, classes: number, palette?: Uint8Array): LabelMap {
+/**
+ * The class-index map of a mask, for a model of `classes` classes with
+ * `palette` (RGB, 3 bytes a class) for coloured masks; `binary` for a binary
+ * prediction (classes 2), whose grey masks are read by the rule above.
+ */
+export function decodeLabel(pixels: LabelPixels, classes: number, palette?: Uint8Array, options: { binary?: boolean } = {}): LabelMap {
   const { width, height, data: values } = pixels;
   const n = width * height;
   const C = pixels.channels ?? (values.length === n * 3 ? 3 : 4);
@@ -50,6 +64,8 @@ export function decodeLabel(pixels: LabelPixels, classes: number, palette?: Uint
       `${pixels.path ?? 'label'}: mask data holds ${values.length} values, a ${width}x${height} mask needs ${n * 3} (RGB) or ${n * 4} (RGBA)`,
     );
   }
+  const binary = options.binary ? binaryGreyLabel(values, C, n) : undefined;
+  if (binary) return { width, height, data: binary };
   const data = new Uint8Array(n);
   let bad = -1;
   for (let i = 0; i < n && bad < 0; i++) {
@@ -80,6 +96,21 @@ export function decodeLabel(pixels: LabelPixels, classes: number, palette?: Uint
     data[i] = k;
   }
   return { width, height, data };
+}
+
+/** A grey mask's classes by the binary rule (decodeLabel); undefined when some pixel is not grey. */
+function binaryGreyLabel(values: LabelPixels['data'], C: number, n: number): Uint8Array | undefined {
+  let indices = true;
+  let ones = false;
+  for (let i = 0; i < n; i++) {
+    const v = values[C * i]!;
+    if (v !== values[C * i + 1] || v !== values[C * i + 2]) return undefined;
+    indices &&= v === 0 || v === 1 || v === IGNORE;
+    ones ||= v === 1;
+  }
+  if (indices && ones) return Uint8Array.from({ length: n }, (_, i) => values[C * i]!);
+  const half = values instanceof Uint16Array ? 32768 : 128;
+  return Uint8Array.from({ length: n }, (_, i) => (values[C * i]! >= half ? 1 : 0));
 }
 
 /**

@@ -1,30 +1,89 @@
 import { InputError } from '../errors.js';
+import type { Gpu } from '../gpu/device.js';
 import type { Graph } from '../model/graph.js';
 import type { SegmentationMetadata } from '../model/metadata.js';
+import { registry } from '../ops/registry.js';
+import { binarySegmentation, type BinaryValues } from '../vis/binary.js';
 import { palette as namedPalette, paletteClassNames } from '../vis/colormap.js';
+import type { RgbaImage } from '../vis/rgba.js';
+import { segmentation, type SegmentationImage } from '../vis/segmentation.js';
+import type { TensorLike } from '../vis/tensor.js';
 
-/** The model's class prediction: what its logits are and how they are drawn. */
-export interface Prediction {
-  /** The logits: the model's first output, [N,K,H,W]. */
+/**
+ * What the prediction is drawn from: a graph output, either K-class logits
+ * [N,K,H,W] (the argmax is drawn) or one channel [N,1,H,W] (binary: the
+ * foreground where p >= 0.5, vis/binary.ts). This is what --json and the
+ * report state.
+ */
+export type PredictionSource = {
+  /** The graph output. */
   tensor: string;
-  /** K, the number of classes. */
+  /** K; 2 for a binary output (background, foreground). */
   classes: number;
-  /** RGB, 3 bytes a class: the model's own (metadata_props 'palette'), else PASCAL VOC's, the DeepLab repos' default. */
-  palette: Uint8Array;
-  /** The model's own (metadata_props 'classes'), else VOC's names when K is 21. */
-  names?: readonly string[];
-}
+} & (
+  | { kind: 'classes' }
+  | {
+      kind: 'binary';
+      /** 'probability' when a Sigmoid produces the output (directly or through alias ops: Reshape, Identity…), else 'logit'. */
+      values: BinaryValues;
+    }
+);
 
-/** The prediction of a model whose first output has `shape`; undefined unless that is [N,K,H,W] logits with K > 1. */
-export function predictionOf(graph: Graph, meta: SegmentationMetadata, shape: readonly number[] | undefined): Prediction | undefined {
-  const tensor = graph.outputs[0]?.name;
-  const K = tensor && shape?.length === 4 && shape[1]! > 1 ? shape[1]! : 0;
-  if (!K) return undefined;
+/** The model's prediction: what it is drawn from and in which colours. */
+export type Prediction = PredictionSource & {
+  /** RGB, 3 bytes a class: the model's own (metadata_props 'palette'), else VOC's (K classes) or black and white (binary). */
+  palette: Uint8Array;
+  /** The model's own (metadata_props 'classes'), else VOC's names when K is 21, 'background' and 'foreground' for a binary output. */
+  names?: readonly string[];
+};
+
+/**
+ * A binary prediction's colours without a two-colour palette in the
+ * metadata: black and white, as salient-object datasets store their masks
+ * (0/255), so that a predicted mask reads as one of theirs.
+ */
+const BINARY_PALETTE = Uint8Array.of(0, 0, 0, 255, 255, 255);
+const BINARY_NAMES = ['background', 'foreground'];
+
+/**
+ * The prediction of a model from its output `tensor` of `shape`: [N,K,H,W]
+ * logits with K > 1, or a binary [N,1,H,W] output; undefined for any other
+ * shape (or no tensor). InputError when the metadata's classes or palette do
+ * not fit.
+ */
+export function predictionOf(
+  graph: Graph,
+  meta: SegmentationMetadata,
+  tensor: string | undefined,
+  shape: readonly number[] | undefined,
+): Prediction | undefined {
+  if (!tensor || shape?.length !== 4 || !(shape[1]! >= 1)) return undefined;
   const model = graph.source || 'model';
+  const K = shape[1]!;
+  if (K === 1) {
+    const names = meta.classes ?? BINARY_NAMES;
+    if (names.length !== 2) throw new InputError(`${model}: metadata names ${names.length} classes, the output '${tensor}' is binary (2: background, foreground)`);
+    const palette = meta.palette?.length === 6 ? meta.palette : BINARY_PALETTE;
+    return { tensor, kind: 'binary', values: sigmoidMade(graph, tensor) ? 'probability' : 'logit', classes: 2, palette, names };
+  }
   const palette = predictionPalette(meta.palette, K, model);
   const names = meta.classes ?? (K === 21 ? paletteClassNames('voc') : undefined);
   if (names && names.length !== K) throw new InputError(`${model}: metadata names ${names.length} classes, the logits have ${K}`);
-  return { tensor: tensor!, classes: K, palette, ...(names ? { names } : {}) };
+  return { tensor, kind: 'classes', classes: K, palette, ...(names ? { names } : {}) };
+}
+
+/** The prediction without its colours, as --json and the report state it. */
+export function predictionSource(p: Prediction): PredictionSource {
+  const { tensor, classes } = p;
+  return p.kind === 'binary' ? { tensor, classes, kind: p.kind, values: p.values } : { tensor, classes, kind: p.kind };
+}
+
+/** Whether a Sigmoid node makes `tensor`, directly or through alias ops (which only reshape their input 0). */
+function sigmoidMade(graph: Graph, tensor: string): boolean {
+  const producer = new Map(graph.nodes.flatMap((node) => node.outputs.map((o) => [o, node] as const)));
+  let node = producer.get(tensor);
+  while (node && registry.get(node.opType)?.alias) node = producer.get(node.inputs[0]!);
+  return node?.opType === 'Sigmoid';
 }
 
 function predictionPalette(own: Uint8Array | undefined, K: number, model: string): Uint8Array {
@@ -34,4 +93,18 @@ function predictionPalette(own: Uint8Array | undefined, K: number, model: string
   }
   if (K > 256) throw new InputError(`${model}: ${K} classes and no palette in the metadata; the VOC palette has 256 colours`);
   return namedPalette('voc', K);
+}
+
+/**
+ * The prediction drawn from its captured tensor, first batch index: the
+ * coloured mask with its class map, and for a binary output p in grey.
+ */
+export async function drawPrediction(gpu: Gpu, p: Prediction, value: TensorLike): Promise<{ mask: SegmentationImage; probability?: RgbaImage }> {
+  if (p.kind === 'classes') {
+    const [mask] = await segmentation(gpu, value, { palette: p.palette });
+    return { mask: mask! };
+  }
+  const [binary] = await binarySegmentation(gpu, value, { palette: p.palette, values: p.values });
+  const { probability, ...mask } = binary!;
+  return { mask, probability };
 }

@@ -10,11 +10,11 @@ import { Session } from '../runtime/session.js';
 import { ignoreColor } from '../vis/colormap.js';
 import { uploadImage } from '../vis/compose.js';
 import type { RgbaImage } from '../vis/rgba.js';
-import { segmentation, type SegmentationImage } from '../vis/segmentation.js';
+import type { SegmentationImage } from '../vis/segmentation.js';
 import { checkDrawable, drawLayer, type DrawOptions, type LayerPictures } from './draw.js';
 import { fittedPicture, modelInput, type ModelInput } from './input.js';
 import { colourLabel, fitLabel, resizeLabel, type LabelMap } from './labels.js';
-import { predictionOf, type Prediction } from './prediction.js';
+import { drawPrediction, predictionOf, type Prediction } from './prediction.js';
 
 /**
  * The main job, without files: a segmentation model and images in, feature
@@ -42,6 +42,11 @@ export interface VisualizerOptions extends DrawOptions {
   fit?: Fit;
   /** Blend every map over the fitted input with this opacity in [0, 1]. */
   overlay?: number;
+  /**
+   * The graph output the prediction is drawn from (default: the first):
+   * [N,K,H,W] class logits, or a binary [N,1,H,W] output.
+   */
+  output?: string;
   /** Storage of the activations (default 'f32'). */
   precision?: Precision;
   /** Compilation progress: shaders compiled of total. */
@@ -70,8 +75,10 @@ export interface ImageVis {
   geometry: FitGeometry;
   /** Per layer, in the order of `layers`. */
   layers: LayerPictures[];
-  /** The argmax of the logits in the model's palette, and the class index of every pixel (when the model predicts classes). */
+  /** The predicted mask in the prediction's palette, and the class index of every pixel (when the output is drawable, see Prediction). */
   prediction?: SegmentationImage & { tensor: string; shape: number[] };
+  /** For a binary prediction: p in grey. */
+  probability?: RgbaImage;
   /** With a label: the ground truth at the map size, as the model sees it (fitted like the image). */
   label?: RgbaImage;
   /** With a label: this image's prediction scored against it. */
@@ -101,29 +108,30 @@ export class Visualizer {
     /** The pictures' [height, width]. */
     readonly mapSize: [number, number],
     readonly layers: VisLayer[],
-    /** Undefined when the model's first output is not [N,K,H,W] class logits. */
+    /** Undefined when the output (option `output`, else the first) is neither [N,K,H,W] class logits nor a binary [N,1,H,W] output. */
     readonly prediction: Prediction | undefined,
   ) {
     if (prediction) this.total = new ConfusionMatrix(prediction.classes);
   }
 
   /**
-   * Compiles `graph` at its input size, capturing the layers and the logits.
-   * InputError when the model has no single RGB input, a layer pattern
+   * Compiles `graph` at its input size, capturing the layers and the
+   * prediction's output. InputError when the model has no single RGB input,
+   * `output` is not one of its outputs or not drawable, a layer pattern
    * selects nothing or a tensor that is not [N,C,H,W], a reduction or the
    * grid does not fit a tensor's channels, or the metadata's classes or
-   * palette do not fit the logits.
+   * palette do not fit the output.
    */
   static async create(gpu: Gpu, graph: Graph, options: VisualizerOptions): Promise<Visualizer> {
     const meta = segmentationMetadata(graph);
     const input = modelInput(graph, meta, options);
     const mapSize: [number, number] = options.mapSize ? [options.mapSize[0], options.mapSize[1]] : input.size;
-    const logits = graph.outputs[0]?.name;
+    const output = predictedOutput(graph, options.output);
     const session = await Session.create(gpu, graph, {
       precision: options.precision,
       inputShapes: { [input.name]: [1, 3, ...input.size] },
-      // The logits are captured too, so the mask is drawn from the GPU copy instead of uploading them again.
-      capture: logits ? [...options.layers, logits] : options.layers,
+      // The output is captured too, so the mask is drawn from the GPU copy instead of uploading it again.
+      capture: output ? [...options.layers, output] : options.layers,
       onCompile: (done, total) => options.onProgress?.({ phase: 'compile', inputSize: input.size, done, total }),
     });
     try {
@@ -136,7 +144,11 @@ export class Visualizer {
           return { name, shape };
         }),
       }));
-      const prediction = predictionOf(graph, meta, logits ? session.typeOf(logits)?.dims : undefined);
+      const shape = output ? session.typeOf(output)?.dims : undefined;
+      const prediction = predictionOf(graph, meta, output, shape);
+      if (options.output !== undefined && !prediction) {
+        throw new InputError(`output '${options.output}' has shape [${shape?.join(',') ?? '?'}]: a prediction is drawn from [N,K,H,W] class logits or a binary [N,1,H,W] output`);
+      }
       return new Visualizer(gpu, session, { ...options }, input, mapSize, layers, prediction);
     } catch (e) {
       session.destroy();
@@ -172,7 +184,7 @@ export class Visualizer {
     const { gpu, o, mapSize: size, prediction } = this;
     if (label && !prediction) {
       throw new InputError(
-        `${this.session.typed.graph.source || 'model'}: a label was given, but the model's output is not [N,K,H,W] class logits, so there is no prediction to score`,
+        `${this.session.typed.graph.source || 'model'}: a label was given, but the model's output is neither [N,K,H,W] class logits nor a binary [N,1,H,W] output, so there is no prediction to score`,
       );
     }
     const { size: inputSize, mean, std } = this.input;
@@ -190,19 +202,19 @@ export class Visualizer {
         layers.push(await drawLayer(gpu, layer.pattern, tensors, o, size, base && { base, alpha: o.overlay! }));
       }
       if (!prediction) return { input, geometry, layers };
-      const logits = captured.get(prediction.tensor)!;
-      const [mask] = await segmentation(gpu, logits, { palette: prediction.palette });
-      const predicted = { ...mask!, tensor: prediction.tensor, shape: [...logits.dims] };
-      if (!fittedLabel) return { input, geometry, layers, prediction: predicted };
+      const output = captured.get(prediction.tensor)!;
+      const { mask, probability } = await drawPrediction(gpu, prediction, output);
+      const drawn = { prediction: { ...mask, tensor: prediction.tensor, shape: [...output.dims] }, ...(probability ? { probability } : {}) };
+      if (!fittedLabel) return { input, geometry, layers, ...drawn };
       // Scored at the prediction's size, shown at the maps'.
-      const truth = resizeLabel(fittedLabel, [mask!.height, mask!.width]);
-      const scores = new ConfusionMatrix(prediction.classes).add(truth.data, mask!.classes);
+      const truth = resizeLabel(fittedLabel, [mask.height, mask.width]);
+      const scores = new ConfusionMatrix(prediction.classes).add(truth.data, mask.classes);
       this.total!.merge(scores);
       return {
         input,
         geometry,
         layers,
-        prediction: predicted,
+        ...drawn,
         label: { width: size[1], height: size[0], rgba: colourLabel(resizeLabel(truth, size), prediction.palette, ignoreColor('voc')) },
         metrics: { pixelAccuracy: scores.pixelAccuracy(), meanIoU: scores.meanIoU() },
       };
@@ -210,4 +222,12 @@ export class Visualizer {
       base?.buffer.destroy();
     }
   }
+}
+
+/** The output a prediction is drawn from: `output` (which must be one of the graph's), else the first. */
+function predictedOutput(graph: Graph, output: string | undefined): string | undefined {
+  if (output === undefined) return graph.outputs[0]?.name;
+  if (graph.outputs.some((o) => o.name === output)) return output;
+  const names = graph.outputs.map((o) => `'${o.name}'`).join(', ');
+  throw new InputError(`output '${output}' is not an output of ${graph.source || 'the model'}; its outputs are ${names}`);
 }
