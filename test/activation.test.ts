@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PRECISIONS } from '../src/model/precision.js';
-import { randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
+import { Attrs, type Graph, type Node } from '../src/model/graph.js';
+import { Session } from '../src/runtime/session.js';
+import { gpu, nodeGraph, randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
 
 /** Plain CPU references, written for the test. */
 const reference: Record<string, (x: number) => number> = {
@@ -39,3 +41,35 @@ describe('activations', () => {
     expect(relL2(y!.data, Array.from(x.data, reference.Relu!))).toBe(0);
   });
 });
+
+describe('ReLU keeps NaN, as onnxruntime and PyTorch do', () => {
+  const x = tensor([1, 1, 1, 6], [Number.NaN, -1, -0, 0, 2.5, Number.NEGATIVE_INFINITY]);
+  // max(x, 0) with NaN kept; -0 stays -0 (std::max(x, 0) returns x unless x < 0).
+  const expected = [Number.NaN, 0, -0, 0, 2.5, 0];
+  const same = (a: ArrayLike<number>) => Array.from(a).map((v) => (Number.isNaN(v) ? 'NaN' : Object.is(v, -0) ? '-0' : v));
+
+  it('in the Relu kernel, at f32 and f16', async () => {
+    for (const precision of PRECISIONS) expect(same((await runNode({ op: 'Relu', inputs: [x] }, precision))[0]!.data), precision).toEqual(same(expected));
+  });
+
+  it('fused into a Conv (a 1x1 identity conv) and into an Add (x + 0)', async () => {
+    for (const graph of [
+      withRelu(nodeGraph({ op: 'Conv', inputs: [x, { constant: tensor([1, 1, 1, 1], [1]) }] })),
+      withRelu(nodeGraph({ op: 'Add', inputs: [x, { constant: tensor([1], [0]) }] })),
+    ]) {
+      const session = await Session.create(await gpu(), graph);
+      expect((await session.plan()).kernels.map((k) => k.node.name)).toEqual([`${graph.nodes[0]!.name}::relu`]);
+      const y = (await session.run({ in0: x })).outputs.get(graph.outputs[0]!.name)!;
+      expect(same(y.data), graph.nodes[0]!.opType).toEqual(same(expected));
+      session.destroy();
+    }
+  });
+});
+
+/** The one-node graph with a Relu after its node. */
+function withRelu(graph: Graph): Graph {
+  const [node] = graph.nodes;
+  const y = graph.outputs[0]!.name;
+  const relu: Node = { name: 'relu', opType: 'Relu', domain: '', inputs: ['pre_relu'], outputs: [y], attrs: new Attrs(new Map(), "Relu node 'relu'") };
+  return { ...graph, nodes: [{ ...node!, outputs: ['pre_relu'] }, relu] };
+}

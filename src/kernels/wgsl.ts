@@ -170,3 +170,12 @@ export function axisCoordinates(dims: readonly number[], i = 'i'): string[] {
     return step * dims[a]! < total ? `(${c} % ${dims[a]}u)` : c;
   });
 }
+
+/**
+ * ReLU of the WGSL expression `x`, as onnxruntime and PyTorch compute it:
+ * 0 where x < 0, else x, so NaN stays NaN (WGSL's max(x, 0.0) may return
+ * either operand when one is NaN, and lavapipe returns 0). The one
+ * definition for the Relu kernel and the fused epilogues, so that fusing
+ * changes no bit.
+ */
+export const relu = (x: string): string => `select(${x}, 0.0f, ${x} < 0.0f)`;

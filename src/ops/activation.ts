@@ -2,13 +2,13 @@ import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType } from '../model/graph.js';
 import { unaryKernel } from '../kernels/unary.js';
-import { f32 } from '../kernels/wgsl.js';
+import { f32, relu } from '../kernels/wgsl.js';
 import { constInts } from './inputs.js';
 import type { OpImpl, OpInput } from './types.js';
 
 /** Elementwise activations: y = f(x), one thread per element (kernels/unary.ts). */
 
-/** WGSL expression of `x` for the node, e.g. `max(x, 0.0f)`. */
+/** WGSL expression of `x` for the node, e.g. `clamp(x, 0.0f, 6.0f)`. */
 type Activation = (node: Node, inputs: OpInput[]) => string;
 
 /** Clip's bounds: attributes before opset 11, optional inputs after. */
@@ -23,7 +23,7 @@ function clipBounds(node: Node, inputs: OpInput[]): [number, number] {
 }
 
 export const activations: Record<string, Activation> = {
-  Relu: () => 'max(x, 0.0f)',
+  Relu: () => relu('x'),
   LeakyRelu: (node) => `select(${f32(node.attrs.float('alpha', 0.01))} * x, x, x >= 0.0f)`,
   Clip: (node, inputs) => {
     const [lo, hi] = clipBounds(node, inputs);

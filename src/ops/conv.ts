@@ -1,6 +1,7 @@
 import type { Node } from '../model/graph.js';
 import { type BindingLimits, UNLIMITED } from '../kernels/split.js';
 import type { Kernel } from '../kernels/types.js';
+import { relu } from '../kernels/wgsl.js';
 import { checkAttrs, requireFloat } from './attrs.js';
 import { depthwiseKernel, subgroupDepthwiseKernel } from './conv/depthwise.js';
 import { convGeometry } from './conv/geometry.js';
@@ -32,8 +33,8 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
  * (convs larger than one binding).
  */
 
-/** ReLU as the Relu kernel computes it (activation.ts), so fusing changes no bit. */
-const RELU = 'max(v, 0.0f)';
+/** ReLU as the Relu kernel computes it (kernels/wgsl.ts relu), so fusing changes no bit. */
+const RELU = relu('v');
 
 /** A node's fused epilogue (model/passes.ts fuseEpilogues) as WGSL. */
 function epilogueOf(node: Node): ConvEpilogue {

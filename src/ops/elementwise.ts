@@ -5,7 +5,7 @@ import { isFloatType, sizeOf, typesAgree } from '../model/graph.js';
 import { unaryKernel } from '../kernels/unary.js';
 import type { Kernel, KernelBinding } from '../kernels/types.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, relu, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Elementwise math with numpy broadcasting: one thread per output element,
@@ -177,10 +177,10 @@ function arithmeticOp(op: Arithmetic): OpImpl {
         const last = start + MAX_INPUTS_PER_KERNEL >= n;
         const value = last && op.finish ? op.finish(acc, n) : acc;
         // A fused Relu (model/passes.ts fuseEpilogues) applies once, to the final value, which a capture may keep too.
-        const relu = last && node.epilogue?.activation === 'Relu';
-        const tap = relu ? node.epilogue?.taps?.beforeActivation : undefined;
-        if (tap === undefined) kernels.push(kernel(node.opType, out!, r, relu ? `max(${value}, 0.0f)` : value));
-        else kernels.push(kernel(node.opType, out!, r, 'max(v, 0.0f)', '', { index: tap, type: outputs[tap]!.type, value }));
+        const fusedRelu = last && node.epilogue?.activation === 'Relu';
+        const tap = fusedRelu ? node.epilogue?.taps?.beforeActivation : undefined;
+        if (tap === undefined) kernels.push(kernel(node.opType, out!, r, fusedRelu ? relu(`(${value})`) : value));
+        else kernels.push(kernel(node.opType, out!, r, relu('v'), '', { index: tap, type: outputs[tap]!.type, value }));
       }
       return kernels;
     },
