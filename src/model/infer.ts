@@ -98,7 +98,8 @@ export function inferTypes(
  * without weights, a perm of the wrong length) can make one throw a
  * TypeError or RangeError, which becomes a ModelError naming the node. A
  * shape beyond MAX_ELEMENTS (e.g. from pads of 2^62) is refused here, before
- * anything downstream sizes buffers or arrays from it.
+ * anything downstream sizes buffers or arrays from it, and so is a node
+ * naming an output its op does not produce.
  */
 function typeNode<T extends { dims: readonly number[] }>(graph: Graph, node: Node, typeOutputs: () => T[]): T[] {
   const where = `${graph.source || 'model'}: node '${node.name}' (${node.opType})`;
@@ -108,6 +109,11 @@ function typeNode<T extends { dims: readonly number[] }>(graph: Graph, node: Nod
   } catch (e) {
     if (e instanceof SegscopeError) throw e;
     throw new ModelError(`${where}: its inputs or attributes are malformed (${e instanceof Error ? `${e.name}: ${e.message}` : String(e)})`);
+  }
+  // A node naming more outputs than its op makes (a corrupt file) would leave tensors without a type.
+  if (node.outputs.some((name, k) => name && k >= outs.length)) {
+    const named = node.outputs.filter(Boolean);
+    throw new ModelError(`${where}: names ${named.length} outputs ('${named.join("', '")}'); ${node.opType} produces ${outs.length}`);
   }
   for (const { dims } of outs) {
     if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
