@@ -2,7 +2,9 @@
  * Seeded loader fuzzer (issue #8): corrupts the fixture models
  * (test/helpers/mutate.ts), loads each case from bytes as `readModelFile`
  * does, plans a session and runs some on the GPU. Every case must end in a
- * typed error or a run, within the bounds of BOUNDS.
+ * typed error or a run, within the bounds of BOUNDS, and a run must give
+ * onnxruntime's outputs where onnxruntime runs the same bytes (runs it
+ * refuses are counted apart). Exits with 1 when any case failed.
  *
  *   node --import tsx bench/fuzz.ts [--cases 10000] [--seed 1] [--batch 1000] [--gpu-every 100]
  *   node --import tsx bench/fuzz.ts --replay SEED
@@ -22,6 +24,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openDawn } from '../src/gpu/dawn.js';
 import { BOUNDS, describeFailure, makeCase, MUTATION_KINDS, planKey, runCase, workspace, type CaseResult } from '../test/helpers/mutate.js';
+import { REFERENCE_TIMEOUT_MS } from '../test/helpers/reference.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,8 +42,8 @@ const baseSeed = Number(values.seed);
 const gpuEvery = Number(values['gpu-every']);
 /** Case i of a run has seed base + i: `--replay` needs nothing else. */
 const seedOf = (index: number): number => (baseSeed + index) >>> 0;
-/** A worker silent this long is hung: the GPU bound plus margin for a slow start. */
-const HANG_MS = BOUNDS.gpuMs + 20_000;
+/** A worker silent this long is hung: the GPU bound and onnxruntime's, plus margin for a slow start. */
+const HANG_MS = BOUNDS.gpuMs + REFERENCE_TIMEOUT_MS + 20_000;
 
 /** What a worker reports per case. */
 interface Report {
@@ -52,18 +55,23 @@ interface Report {
   line?: string;
 }
 
-if (values.replay !== undefined) await replay(Number(values.replay));
+if (values.replay !== undefined) process.exitCode = await replay(Number(values.replay));
 else if (values.worker) await worker(Number(values.from), Number(values.to));
-else await main(Number(values.cases), Number(values.batch));
-process.exit(0);
+else process.exitCode = await main(Number(values.cases), Number(values.batch));
+process.exit();
 
-async function replay(seed: number): Promise<void> {
+/** Runs one case on the GPU whatever its plan; 1 when it fails. */
+async function replay(seed: number): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'segscope-fuzz-'));
   const c = makeCase(seed);
-  const result = await runCase(workspace(await openDawn(), dir), c, () => true);
+  const ws = workspace(await openDawn(), dir);
+  const result = await runCase(ws, c, () => true);
+  ws.reference.close();
   rmSync(dir, { recursive: true });
   console.log(JSON.stringify({ seed, fixture: c.fixture.file, kind: c.kind, detail: c.detail, ...result }, null, 2));
-  if (result.failure) console.log(`FAIL ${describeFailure(c, result)}`);
+  if (!result.failure) return 0;
+  console.log(`FAIL ${describeFailure(c, result)}`);
+  return 1;
 }
 
 /** Runs cases [from, to) and reports each to the parent; the parent tracks progress by index. */
@@ -86,6 +94,7 @@ async function worker(from: number, to: number): Promise<void> {
     if (result.failure) report.line = describeFailure(c, result);
     await new Promise((done) => process.send!(report, done));
   }
+  ws.reference.close();
   rmSync(dir, { recursive: true });
   await new Promise((done) => process.send!({ peakRssBytes: process.resourceUsage().maxRSS * 1024 }, done));
 }
@@ -95,7 +104,8 @@ interface Failure {
   what: string;
 }
 
-async function main(cases: number, batch: number): Promise<void> {
+/** Runs the cases and writes the summary; 1 when any case failed. */
+async function main(cases: number, batch: number): Promise<number> {
   const reports: Report[] = [];
   const failures: Failure[] = [];
   let crashes = 0;
@@ -127,6 +137,9 @@ async function main(cases: number, batch: number): Promise<void> {
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
   writeFileSync(join(import.meta.dirname, 'results/fuzz.json'), JSON.stringify(summary, null, 2) + '\n');
   console.log(JSON.stringify({ ...summary, byKind: undefined, failures: summary.failures.length }, null, 2));
+  if (!failures.length) return 0;
+  console.log(`${failures.length} FAILED: ${JSON.stringify(summary.failureClasses)}; each is a FAIL line above and in bench/results/fuzz.json`);
+  return 1;
 }
 
 /** Rebuilding a case in the parent is cheap and names it without trusting the dead worker. */
@@ -176,8 +189,14 @@ function runWorker(from: number, to: number, onReport: (r: Report) => void): Pro
   });
 }
 
-const lastLines = (text: string): string =>
-  text.split('\n').filter((l) => l.trim() && !l.startsWith('Warning:') && !/^\s*\d+: 0x/.test(l)).slice(0, 6).join(' | ');
+/** A declaration, not a const: main runs at the top-level await above, before a const here would be set. */
+function lastLines(text: string): string {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() && !l.startsWith('Warning:') && !/^\s*\d+: 0x/.test(l))
+    .slice(0, 6)
+    .join(' | ');
+}
 
 function quantiles(xs: number[]): { median: number; p99: number; max: number } {
   const s = [...xs].sort((a, b) => a - b);
@@ -192,6 +211,19 @@ function top(reports: Report[], measure: (r: Report) => number) {
     .sort((a, b) => measure(b) - measure(a))
     .slice(0, 3)
     .map((r) => ({ seed: seedOf(r.index), fixture: r.fixture, kind: r.kind, stage: r.result.stage, value: Math.round(measure(r)) }));
+}
+
+function refusalsByKind(refused: Report[]) {
+  const out: Record<string, { count: number; examples: { seed: number; fixture: string; why: string }[] }> = {};
+  for (const r of refused) {
+    out[r.kind] ??= { count: 0, examples: [] };
+    const entry = out[r.kind]!;
+    entry.count++;
+    // The file's path is a scratch folder's: the fixture names it.
+    const why = r.result.referenceDetail!.replace(/^Load model from \S+ failed:/, '').slice(0, 200);
+    if (entry.examples.length < 2) entry.examples.push({ seed: seedOf(r.index), fixture: r.fixture, why });
+  }
+  return out;
 }
 
 function summarize(reports: Report[], failures: Failure[], crashes: number, peakRssBytes: number, wallMs: number) {
@@ -209,6 +241,12 @@ function summarize(reports: Report[], failures: Failure[], crashes: number, peak
     wallSeconds: Math.round(wallMs / 1000),
     bounds: BOUNDS,
     failures,
+    failureClasses: {
+      untypedError: reports.filter((r) => r.result.outcome === 'fail').length,
+      differsFromOnnxruntime: reports.filter((r) => r.result.reference === 'mismatch').length,
+      boundBroken: reports.filter((r) => r.result.failure && r.result.outcome !== 'fail' && r.result.reference !== 'mismatch').length,
+      crashOrHang: crashes,
+    },
     outcomes: count((r) => (r.result.failure ? 'fail' : r.result.outcome)),
     errorClasses: count((r) => (r.result.outcome === 'typed' ? r.result.error!.split(':')[0]! : r.result.outcome)),
     stages: count((r) => `${r.result.outcome}@${r.result.stage}`),
@@ -216,6 +254,16 @@ function summarize(reports: Report[], failures: Failure[], crashes: number, peak
       reached: gpuCases.length,
       ran: gpuCases.filter((r) => r.result.outcome === 'ran').length,
       ranFinite: gpuCases.filter((r) => r.result.finite).length,
+      // NaN or infinities in segscope's outputs: equal to onnxruntime's (at the same places), or unjudged where it refuses.
+      ranNotFinite: gpuCases
+        .filter((r) => r.result.outcome === 'ran' && !r.result.finite)
+        .map((r) => ({ seed: seedOf(r.index), fixture: r.fixture, kind: r.kind, onnxruntime: r.result.reference })),
+      // Every run is judged by onnxruntime on the same bytes and input (test/helpers/mutate.ts outputDifference).
+      ranEqualToOnnxruntime: gpuCases.filter((r) => r.result.reference === 'equal').length,
+      ranOnnxruntimeRefuses: gpuCases.filter((r) => r.result.reference === 'refused').length,
+      ranDifferentFromOnnxruntime: gpuCases.filter((r) => r.result.reference === 'mismatch').length,
+      // Allowed: segscope may run a model onnxruntime refuses. By mutation kind, with two to replay.
+      onnxruntimeRefusals: refusalsByKind(gpuCases.filter((r) => r.result.reference === 'refused')),
       typedErrors: gpuCases.filter((r) => r.result.outcome === 'typed').length,
       plannedNotRun: count((r) => r.result.skipped ?? 'n/a'),
       // A model that plans but fails to compile or run: typed, yet worth a look.
@@ -233,6 +281,7 @@ function summarize(reports: Report[], failures: Failure[], crashes: number, peak
       mutate: quantiles(reports.map((r) => r.makeMs)),
       loadAndPlan: quantiles(reports.map((r) => r.result.cpuMs)),
       gpuCompileAndRun: quantiles(gpuCases.map((r) => r.result.gpuMs)),
+      onnxruntime: quantiles(gpuCases.flatMap((r) => r.result.referenceMs ?? [])),
       perCase: quantiles(reports.map((r) => r.makeMs + r.result.cpuMs + r.result.gpuMs)),
     },
     slowest: top(reports, (r) => r.result.cpuMs + r.result.gpuMs),

@@ -3,7 +3,9 @@
  * them: load the mutated bytes exactly as `readModelFile` does, plan a
  * session at the fixture's input size and, when asked, compile and run it.
  * A case passes when it ends in a typed error (SegscopeError) or a run, in
- * bounded time and memory. Shared by test/fuzz.test.ts and bench/fuzz.ts.
+ * bounded time and memory; a run, when onnxruntime runs the same bytes on
+ * the same input, must give its outputs. Shared by test/fuzz.test.ts and
+ * bench/fuzz.ts.
  *
  * Every case is a function of its seed alone, so `bench/fuzz.ts --replay SEED`
  * rebuilds the same bytes.
@@ -15,7 +17,8 @@ import protobuf from 'protobufjs';
 import { SegscopeError } from '../../src/errors.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import { readModelFile } from '../../src/io/model-file.js';
-import type { Graph } from '../../src/model/graph.js';
+import { relativeL2 } from '../../src/metrics/agreement.js';
+import type { Graph, HostTensor } from '../../src/model/graph.js';
 import { inferTypes } from '../../src/model/infer.js';
 import { decodeModel, encodeModel } from '../../src/onnx/decode.js';
 import { AttributeType, DataLocation, DataType, type ModelProto, type NodeProto, type TensorProto } from '../../src/onnx/schema.js';
@@ -24,6 +27,7 @@ import type { Plan } from '../../src/runtime/plan.js';
 import { planDevice, planProgram } from '../../src/runtime/program.js';
 import { Session } from '../../src/runtime/session.js';
 import { random, randomTensor } from './gpu.js';
+import { OrtReference } from './reference.js';
 
 const FIXTURE_DIR = join(import.meta.dirname, '../fixtures');
 
@@ -57,6 +61,9 @@ export const BOUNDS = {
 
 /** Plans larger than this are not run: lavapipe would spend minutes of CPU on them. */
 const MAX_RUN_BYTES = 256 * 2 ** 20;
+
+/** What test/models.test.ts allows the fixtures against onnxruntime, on every output. */
+const RELATIVE_L2 = 1e-4;
 
 /** Uniform draws in [0, 1) from a seed: mulberry32 blocks of test/helpers/gpu.ts's `random`. */
 export class Rng {
@@ -461,6 +468,17 @@ export interface CaseResult {
   error?: string;
   /** 'ran' cases: every output value finite. */
   finite?: boolean;
+  /**
+   * 'ran' cases: onnxruntime on the same bytes and input. 'equal': the same
+   * outputs (`outputDifference`); 'refused': onnxruntime refused the model
+   * (or crashed or hung on it), which segscope may accept; 'mismatch': a
+   * failure.
+   */
+  reference?: 'equal' | 'refused' | 'mismatch';
+  /** onnxruntime's refusal, or how the outputs differ. */
+  referenceDetail?: string;
+  /** Time onnxruntime took, outside the GPU bound. */
+  referenceMs?: number;
   /** 'planned' cases: why the GPU was skipped. */
   skipped?: 'not-selected' | 'too-large';
   cpuMs: number;
@@ -474,6 +492,8 @@ export interface Workspace {
   gpu: Gpu;
   /** A folder per fixture, holding its external data files. */
   dir: string;
+  /** Started on the first run; the owner closes it. */
+  reference: OrtReference;
 }
 
 /** Lays out a scratch folder for the mutated model files, with the dynamo fixture's external data next to it. */
@@ -483,7 +503,7 @@ export function workspace(gpu: Gpu, dir: string): Workspace {
     mkdirSync(folder, { recursive: true });
     if (file.startsWith('deeplabv3plus_dynamo/')) copyFileSync(join(FIXTURE_DIR, file + '.data'), join(folder, basename(file) + '.data'));
   }
-  return { gpu, dir };
+  return { gpu, dir, reference: new OrtReference() };
 }
 
 /**
@@ -518,6 +538,7 @@ export async function runCase(ws: Workspace, c: FuzzCase, runOnGpu: (plan: Plan)
   let stage: Stage = 'load';
   let cpuMs = 0;
   let result: Omit<CaseResult, 'cpuMs' | 'gpuMs' | 'rssGrowthBytes'>;
+  let run: { feeds: Record<string, HostTensor>; outputs: Map<string, HostTensor> } | undefined;
   try {
     const graph = await readModelFile(file);
     stage = 'plan';
@@ -527,7 +548,9 @@ export async function runCase(ws: Workspace, c: FuzzCase, runOnGpu: (plan: Plan)
     else if (!runOnGpu(plan)) result = { outcome: 'planned', stage, skipped: 'not-selected' };
     else {
       stage = 'gpu';
-      result = { outcome: 'ran', stage, finite: await runOnce(ws.gpu, graph, c) };
+      const feeds = { [graph.inputs[0]!.name]: randomTensor(c.fixture.dims, c.seed) };
+      run = { feeds, outputs: await runOnce(ws.gpu, graph, feeds) };
+      result = { outcome: 'ran', stage, finite: [...run.outputs.values()].every((t) => t.data.every(Number.isFinite)) };
     }
   } catch (e) {
     result = e instanceof SegscopeError
@@ -537,7 +560,9 @@ export async function runCase(ws: Workspace, c: FuzzCase, runOnGpu: (plan: Plan)
   const total = performance.now() - t0;
   if (stage !== 'gpu') cpuMs = total;
   const timed = { ...result, cpuMs, gpuMs: total - cpuMs, rssGrowthBytes: process.resourceUsage().maxRSS * 1024 - peakBefore };
-  return { ...timed, failure: timed.failure ?? boundBroken(timed) };
+  // Judged once the bounds are measured: onnxruntime's time, and its outputs arriving here, are not segscope's.
+  const judged = run ? { ...timed, ...(await judge(ws.reference, file, run.feeds, run.outputs)) } : timed;
+  return { ...judged, failure: judged.failure ?? boundBroken(judged) };
 }
 
 function boundBroken(r: Omit<CaseResult, 'failure'>): string | undefined {
@@ -547,16 +572,55 @@ function boundBroken(r: Omit<CaseResult, 'failure'>): string | undefined {
   return undefined;
 }
 
-/** Builds a session and runs it once on a deterministic input; true when every output is finite. */
-async function runOnce(gpu: Gpu, graph: Graph, c: FuzzCase): Promise<boolean> {
-  const input = graph.inputs[0]!.name;
-  const session = await Session.create(gpu, graph, { inputShapes: { [input]: c.fixture.dims } });
+/** Builds a session for the shapes of `feeds` and runs it once. */
+async function runOnce(gpu: Gpu, graph: Graph, feeds: Record<string, HostTensor>): Promise<Map<string, HostTensor>> {
+  const inputShapes = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, [...t.dims]]));
+  const session = await Session.create(gpu, graph, { inputShapes });
   try {
-    const { outputs } = await session.run({ [input]: randomTensor(c.fixture.dims, c.seed) });
-    return [...outputs.values()].every((t) => t.data.every(Number.isFinite));
+    return (await session.run(feeds)).outputs;
   } finally {
     session.destroy();
   }
+}
+
+/** onnxruntime's verdict on a run of `file`: it refused the model, or its outputs are `ours` (`outputDifference`) or not. */
+async function judge(reference: OrtReference, file: string, feeds: Record<string, HostTensor>, ours: Map<string, HostTensor>) {
+  const t0 = performance.now();
+  const answer = await reference.run(file, feeds);
+  const referenceMs = performance.now() - t0;
+  if ('refused' in answer) return { reference: 'refused' as const, referenceDetail: answer.refused, referenceMs };
+  const difference = outputDifference(ours, answer.outputs);
+  if (difference === undefined) return { reference: 'equal' as const, referenceMs };
+  return { reference: 'mismatch' as const, referenceDetail: difference, referenceMs, failure: `differs from onnxruntime: ${difference}` };
+}
+
+/**
+ * How segscope's outputs differ from onnxruntime's, or undefined when they
+ * are the same: the same names and dims, NaN or the same infinity wherever
+ * onnxruntime has one (a mutated weight: a negative variance, a huge scale),
+ * finite values wherever onnxruntime's are finite, and those within
+ * RELATIVE_L2. WGSL lets a GPU drop NaN (lavapipe's max(NaN, 0) is 0):
+ * segscope's ops keep them as onnxruntime does, and this finds one that does not.
+ */
+function outputDifference(ours: Map<string, HostTensor>, reference: Map<string, Pick<HostTensor, 'dims' | 'data'>>): string | undefined {
+  const [names, expected] = [[...ours.keys()].sort(), [...reference.keys()].sort()];
+  if (names.join('\0') !== expected.join('\0')) return `outputs [${names}], onnxruntime's [${expected}]`;
+  for (const [name, { dims, data }] of ours) {
+    const want = reference.get(name)!;
+    if (dims.join() !== want.dims.join()) return `${name} is [${dims}], onnxruntime's [${want.dims}]`;
+    let allFinite = true;
+    for (let i = 0; i < data.length; i++) {
+      const x = data[i]!;
+      const y = want.data[i]!;
+      if (Number.isFinite(y) ? !Number.isFinite(x) : !Object.is(x, y)) return `${name}[${i}] is ${x}, onnxruntime's ${y}`;
+      allFinite &&= Number.isFinite(y);
+    }
+    // An output can be tens of millions of values (a Conv with its inputs swapped): copied only where onnxruntime has NaN or infinities.
+    const finite = <T extends Float32Array | Float64Array>(values: T) => (allFinite ? values : values.filter((_, i) => Number.isFinite(want.data[i]!)));
+    const error = relativeL2(finite(data), finite(want.data));
+    if (!(error <= RELATIVE_L2)) return `${name} has relative L2 ${error.toExponential(2)} to onnxruntime's > ${RELATIVE_L2}`;
+  }
+  return undefined;
 }
 
 /** A failure as one replayable line. */
