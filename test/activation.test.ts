@@ -35,6 +35,14 @@ describe('activations', () => {
     expect(relL2(b!.data, relu6)).toBe(0);
   });
 
+  it('Clip computes min(max(x, min), max) as onnxruntime does: max where min > max, NaN kept (fuzz seeds 12041, 15145: a shader that failed to compile)', async () => {
+    const x = tensor([6], [Number.NaN, -3, 0, 2, 5, 9]);
+    const [crossed] = await runNode({ op: 'Clip', inputs: [x, { constant: tensor([], [6]) }, { constant: tensor([], [0]) }] });
+    expect(Array.from(crossed!.data)).toEqual([Number.NaN, 0, 0, 0, 0, 0]);
+    const [relu6] = await runNode({ op: 'Clip', inputs: [x, { constant: tensor([], [0]) }, { constant: tensor([], [6]) }] });
+    expect(Array.from(relu6!.data)).toEqual([Number.NaN, 0, 0, 2, 5, 6]);
+  });
+
   it('handles more elements than one dispatch dimension allows', async () => {
     const x = randomTensor([1, 4, 2100, 2100], 5);
     const [y] = await runNode({ op: 'Relu', inputs: [x] });

@@ -26,8 +26,11 @@ export const activations: Record<string, Activation> = {
   Relu: () => relu('x'),
   LeakyRelu: (node) => `select(${f32(node.attrs.float('alpha', 0.01))} * x, x, x >= 0.0f)`,
   Clip: (node, inputs) => {
-    const [lo, hi] = clipBounds(node, inputs);
-    return `clamp(x, ${f32(lo)}, ${f32(hi)})`;
+    // min(max(x, lo), hi) as onnxruntime computes it (std::min, std::max): hi where lo > hi, which WGSL's
+    // clamp refuses to compile, and NaN kept.
+    const [lo, hi] = clipBounds(node, inputs).map(f32) as [string, string];
+    const atLeast = `select(x, ${lo}, x < ${lo})`;
+    return `select(${atLeast}, ${hi}, ${hi} < ${atLeast})`;
   },
   Sigmoid: () => '1.0f / (1.0f + exp(-x))',
   HardSigmoid: (node) => `clamp(${f32(node.attrs.float('alpha', 0.2))} * x + ${f32(node.attrs.float('beta', 0.5))}, 0.0f, 1.0f)`,
