@@ -135,7 +135,7 @@ async function main(cases: number, batch: number): Promise<number> {
   }
   const summary = summarize(reports, failures, crashes, peakRssBytes, performance.now() - t0);
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-  writeFileSync(join(import.meta.dirname, 'results/fuzz.json'), JSON.stringify(summary, null, 2) + '\n');
+  writeFileSync(join(import.meta.dirname, 'results/fuzz.json'), `${JSON.stringify(summary, null, 2)}\n`);
   console.log(JSON.stringify({ ...summary, byKind: undefined, failures: summary.failures.length }, null, 2));
   if (!failures.length) return 0;
   console.log(`${failures.length} FAILED: ${JSON.stringify(summary.failureClasses)}; each is a FAIL line above and in bench/results/fuzz.json`);

@@ -437,7 +437,10 @@ export interface FuzzCase {
 const fixtureBytes = new Map<string, Uint8Array>();
 const original = (file: string): Uint8Array => {
   let bytes = fixtureBytes.get(file);
-  if (!bytes) fixtureBytes.set(file, (bytes = readFileSync(join(FIXTURE_DIR, file))));
+  if (!bytes) {
+    bytes = readFileSync(join(FIXTURE_DIR, file));
+    fixtureBytes.set(file, bytes);
+  }
   return bytes;
 };
 
@@ -501,7 +504,7 @@ export function workspace(gpu: Gpu, dir: string): Workspace {
   for (const { file } of FIXTURES) {
     const folder = join(dir, dirname(file));
     mkdirSync(folder, { recursive: true });
-    if (file.startsWith('deeplabv3plus_dynamo/')) copyFileSync(join(FIXTURE_DIR, file + '.data'), join(folder, basename(file) + '.data'));
+    if (file.startsWith('deeplabv3plus_dynamo/')) copyFileSync(join(FIXTURE_DIR, `${file}.data`), join(folder, `${basename(file)}.data`));
   }
   return { gpu, dir, reference: new OrtReference() };
 }
