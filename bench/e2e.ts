@@ -56,7 +56,9 @@ async function timeSegscope(
   graph: Graph,
   loadMs: number,
   precision: Precision,
-): Promise<Timing & { adapter: string; compileMs: number; gflopsPerS: number; activationBytes: number; liveSetBytes: number; gpuBytes: number; output: Float32Array }> {
+): Promise<
+  Timing & { adapter: string; compileMs: number; gflopsPerS: number; activationBytes: number; liveSetBytes: number; gpuBytes: number; output: Float32Array }
+> {
   const gpu = await openDawn();
   const t0 = performance.now();
   const session = await Session.create(gpu, graph, { inputShapes: { [graph.inputs[0]!.name]: dims }, precision });

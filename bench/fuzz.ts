@@ -111,7 +111,7 @@ async function main(cases: number, batch: number): Promise<number> {
   let crashes = 0;
   let peakRssBytes = 0;
   const t0 = performance.now();
-  for (let next = 0; next < cases;) {
+  for (let next = 0; next < cases; ) {
     const to = Math.min(next + batch, cases);
     const end = await runWorker(next, to, (r) => {
       reports.push(r);
@@ -273,9 +273,10 @@ function summarize(reports: Report[], failures: Failure[], crashes: number, peak
       note: `a planned case runs on the GPU when its plan is new to its worker, else every ${gpuEvery}th planned case does`,
     },
     byKind: Object.fromEntries(
-      MUTATION_KINDS.map((kind) => [kind, count((r) => (r.kind === kind ? (r.result.failure ? 'fail' : r.result.outcome) : ''))]).map(
-        ([kind, c]) => [kind, Object.fromEntries(Object.entries(c as Record<string, number>).filter(([k]) => k))],
-      ),
+      MUTATION_KINDS.map((kind) => [kind, count((r) => (r.kind === kind ? (r.result.failure ? 'fail' : r.result.outcome) : ''))]).map(([kind, c]) => [
+        kind,
+        Object.fromEntries(Object.entries(c as Record<string, number>).filter(([k]) => k)),
+      ]),
     ),
     timingMs: {
       mutate: quantiles(reports.map((r) => r.makeMs)),

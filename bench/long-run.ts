@@ -87,7 +87,10 @@ async function consecutiveRuns(capture: boolean) {
   for (let i = 1; i <= runs; i++) {
     if (capture) {
       const { captured } = await session.run(x, { capture: ['*'] });
-      await [...captured.values()].filter((t) => t.buffer).at(-1)!.toHost();
+      await [...captured.values()]
+        .filter((t) => t.buffer)
+        .at(-1)!
+        .toHost();
     } else {
       await session.run(x);
     }
@@ -98,7 +101,13 @@ async function consecutiveRuns(capture: boolean) {
   }
   session.destroy();
   const warm = samples.filter((s) => s.runs >= WARM_UP);
-  const perRun = (key: keyof Sample) => Math.round(slope(warm.map((s) => s.runs), warm.map((s) => s[key] * MiB)));
+  const perRun = (key: keyof Sample) =>
+    Math.round(
+      slope(
+        warm.map((s) => s.runs),
+        warm.map((s) => s[key] * MiB),
+      ),
+    );
   const buffersAfterWarmUp = new Set(warm.map((s) => s.liveBuffers));
   return {
     capture,
@@ -128,8 +137,18 @@ async function sessionChurn() {
     liveBuffersBefore: before,
     liveBuffersAfter: buffers.live(),
     buffersCreated: buffers.created(),
-    heapSlopeBytesPerSession: Math.round(slope(samples.map((s) => s.runs), samples.map((s) => s.heapUsedMiB * MiB))),
-    rssSlopeBytesPerSession: Math.round(slope(samples.map((s) => s.runs), samples.map((s) => s.rssMiB * MiB))),
+    heapSlopeBytesPerSession: Math.round(
+      slope(
+        samples.map((s) => s.runs),
+        samples.map((s) => s.heapUsedMiB * MiB),
+      ),
+    ),
+    rssSlopeBytesPerSession: Math.round(
+      slope(
+        samples.map((s) => s.runs),
+        samples.map((s) => s.rssMiB * MiB),
+      ),
+    ),
     samples,
   };
 }

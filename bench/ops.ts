@@ -144,7 +144,8 @@ function caseModel(c: Case, typed: TypedGraph, opset: number): { bytes: Uint8Arr
       if (!name || produced.has(name) || shapes[name] || initializer.some((t) => t.name === name)) return;
       const value = typed.values.get(name);
       if (!value) shapes[name] = typed.types.get(name)!.dims;
-      else if (node.op_type === 'Conv' && k > 0) initializer.push(tensorProto(name, { type: 'float32', dims: value.dims, data: pseudoRandom(sizeOf(value.dims)) }));
+      else if (node.op_type === 'Conv' && k > 0)
+        initializer.push(tensorProto(name, { type: 'float32', dims: value.dims, data: pseudoRandom(sizeOf(value.dims)) }));
       else initializer.push(tensorProto(name, value));
     });
   }
@@ -222,7 +223,9 @@ for (const c of cases) {
     ratio_vs_ort_webgpu: ratio(webgpu),
   };
   results.push(result);
-  console.error(`${c.name}: segscope ${ours.gpu_ms.toFixed(2)} ms GPU / ${ours.ms.toFixed(2)} ms run; ORT CPU ${'error' in cpu ? cpu.error : cpu.ms.toFixed(2)}; ORT WebGPU ${'error' in webgpu ? webgpu.error : webgpu.ms.toFixed(2)}`);
+  console.error(
+    `${c.name}: segscope ${ours.gpu_ms.toFixed(2)} ms GPU / ${ours.ms.toFixed(2)} ms run; ORT CPU ${'error' in cpu ? cpu.error : cpu.ms.toFixed(2)}; ORT WebGPU ${'error' in webgpu ? webgpu.error : webgpu.ms.toFixed(2)}`,
+  );
 }
 rmSync(dir, { recursive: true, force: true });
 

@@ -65,7 +65,9 @@ const result = {
   seconds: Number(seconds.toFixed(1)),
   imagesPerSecond: Number((count / seconds).toFixed(1)),
   rssMiB: { afterTenthOfImages: Number(first.toFixed(1)), end: Number(last.toFixed(1)), peak: Number(peak.toFixed(1)) },
-  samples: samples.filter((_, i) => i % Math.max(1, Math.floor(samples.length / 40)) === 0).map((s) => ({ ...s, seconds: Number(s.seconds.toFixed(1)), rssMiB: Number(s.rssMiB.toFixed(1)) })),
+  samples: samples
+    .filter((_, i) => i % Math.max(1, Math.floor(samples.length / 40)) === 0)
+    .map((s) => ({ ...s, seconds: Number(s.seconds.toFixed(1)), rssMiB: Number(s.rssMiB.toFixed(1)) })),
   date: new Date().toISOString(),
 };
 mkdirSync(join(root, 'bench/results'), { recursive: true });

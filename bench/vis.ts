@@ -38,7 +38,6 @@ const CASES: { dims: [number, number, number, number]; size: [number, number] }[
 const ORDERS: ReductionOrder[] = ['reduce-first', 'upsample-first'];
 const REDUCTIONS = ['max', 'mean'] as const;
 
-
 /** Deterministic pseudo-random values in [-0.5, 0.5). */
 function pseudoRandom(n: number, seed: number): Float32Array {
   const x = new Float32Array(n);
@@ -86,7 +85,14 @@ interface PipelineTiming {
 const gpu = await openDawn();
 const pipelines: PipelineTiming[] = [];
 for (const { dims, size } of CASES) {
-  const t = uploadTensor(gpu, dims, pseudoRandom(dims.reduce((a, b) => a * b, 1), 777));
+  const t = uploadTensor(
+    gpu,
+    dims,
+    pseudoRandom(
+      dims.reduce((a, b) => a * b, 1),
+      777,
+    ),
+  );
   for (const order of ORDERS) {
     for (const reduce of REDUCTIONS) {
       // The warm-up compiles the pipelines.
@@ -113,7 +119,15 @@ for (const m of MODELS) {
 }
 for (const p of pipelines) for (const m of models) p.fractionOfModelRun[m.model] = p.medianMs / m.medianMs;
 
-const result = { date: new Date().toISOString(), adapter: gpu.description, runs, models, missingModels: missing, pipelines, goal: 'pipeline < 5% of the model run' };
+const result = {
+  date: new Date().toISOString(),
+  adapter: gpu.description,
+  runs,
+  models,
+  missingModels: missing,
+  pipelines,
+  goal: 'pipeline < 5% of the model run',
+};
 mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
 const file = join(import.meta.dirname, 'results', 'vis-featuremap.json');
 writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
@@ -122,7 +136,10 @@ const pct = (f: number) => `${(100 * f).toFixed(f < 0.001 ? 3 : 2)}%`;
 console.log(`Adapter: ${gpu.description}\n`);
 console.log(`| model | input | compile | run (median) |`);
 console.log(`| --- | --- | --- | --- |`);
-for (const m of models) console.log(`| ${m.model} | ${m.input.join('x')} | ${(m.compileMs / 1000).toFixed(1)} s | ${(m.medianMs / 1000).toFixed(2)} s (${m.runMs.length} run${m.runMs.length > 1 ? 's' : ''}) |`);
+for (const m of models)
+  console.log(
+    `| ${m.model} | ${m.input.join('x')} | ${(m.compileMs / 1000).toFixed(1)} s | ${(m.medianMs / 1000).toFixed(2)} s (${m.runMs.length} run${m.runMs.length > 1 ? 's' : ''}) |`,
+  );
 for (const name of missing) console.log(`| ${name} | - | not present: skipped | - |`);
 console.log('');
 console.log(`| feature map | output | order | reduce | featureMap (median of ${runs}) | ${models.map((m) => `% of ${m.model}`).join(' | ')} |`);

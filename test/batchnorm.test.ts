@@ -24,7 +24,12 @@ const stats = (channels: number, seed: number): HostTensor[] => [
 
 describe('BatchNormalization', () => {
   it('constant statistics, ranks 2 to 5 with odd sizes, at f32 and f16', async () => {
-    for (const [k, dims] of [[3, 5], [2, 4, 11], [2, 5, 7, 9], [1, 3, 3, 5, 7]].entries()) {
+    for (const [k, dims] of [
+      [3, 5],
+      [2, 4, 11],
+      [2, 5, 7, 9],
+      [1, 3, 3, 5, 7],
+    ].entries()) {
       const x = randomTensor(dims, 10 + k, -3, 3);
       const s = stats(dims[1]!, 20 + 4 * k);
       for (const precision of PRECISIONS) {

@@ -46,7 +46,10 @@ describe('the browser entry', () => {
     // esbuild includes an empty '(disabled):fs'. Our own code must not be the one importing it.
     for (const [file, input] of Object.entries(result.metafile.inputs)) {
       if (!file.startsWith('src/')) continue;
-      expect(input.imports.filter((i) => isBuiltin(i.path) || i.path.startsWith('(disabled):')), file).toEqual([]);
+      expect(
+        input.imports.filter((i) => isBuiltin(i.path) || i.path.startsWith('(disabled):')),
+        file,
+      ).toEqual([]);
     }
     expect(disabledImporters(result.metafile).filter((f) => !f.startsWith('node_modules/'))).toEqual([]);
 
@@ -56,7 +59,9 @@ describe('the browser entry', () => {
     const specifiers = [...text.matchAll(/\b(?:require|import)\s*\(\s*["'`]([^"'`]+)["'`]\s*\)|\bfrom\s*["']([^"']+)["']/g)].map((m) => m[1] ?? m[2]!);
     expect(specifiers.filter(isBuiltin)).toEqual([]);
     expect(specifiers.filter((s) => !s.startsWith('.') && !s.startsWith('/'))).toEqual([]);
-    console.log(`browser bundle (minified): ${(bundle!.contents.length / 1024).toFixed(0)} KiB, ${(gzipSync(bundle!.contents).length / 1024).toFixed(0)} KiB gzipped, ${inputs.length} input files`);
+    console.log(
+      `browser bundle (minified): ${(bundle!.contents.length / 1024).toFixed(0)} KiB, ${(gzipSync(bundle!.contents).length / 1024).toFixed(0)} KiB gzipped, ${inputs.length} input files`,
+    );
   });
 
   it('loads neither sharp nor Dawn when imported in Node (the Node entry does load sharp)', async () => {
@@ -72,10 +77,46 @@ describe('the browser entry', () => {
   });
 
   it('exports the engine, vis, metrics, preprocessing, the workflow and the report renderer, and no internals; the Node entry adds files and Dawn', () => {
-    for (const name of ['Session', 'CapturedTensor', 'modelFromBytes', 'requestGpu', 'openDevice', 'toInputTensor', 'fitGeometry', 'IMAGENET_MEAN', 'featureMap', 'channelGrid', 'ConfusionMatrix', 'relativeL2', 'ModelError', 'GpuError', 'Visualizer', 'decodeLabel', 'renderReport', 'escapeHtml']) {
+    for (const name of [
+      'Session',
+      'CapturedTensor',
+      'modelFromBytes',
+      'requestGpu',
+      'openDevice',
+      'toInputTensor',
+      'fitGeometry',
+      'IMAGENET_MEAN',
+      'featureMap',
+      'channelGrid',
+      'ConfusionMatrix',
+      'relativeL2',
+      'ModelError',
+      'GpuError',
+      'Visualizer',
+      'decodeLabel',
+      'renderReport',
+      'escapeHtml',
+    ]) {
       expect(browserEntry, name).toHaveProperty(name);
     }
-    const internals = ['packLut', 'tileOrigin', 'DIGIT_GLYPHS', 'labelSize', 'drawLayer', 'checkDrawable', 'fitLabel', 'resizeLabel', 'colourLabel', 'modelInput', 'fittedPicture', 'predictionOf', 'checkRelativeFile', 'THUMBNAIL_SIZE', 'visModel', 'writeReport'];
+    const internals = [
+      'packLut',
+      'tileOrigin',
+      'DIGIT_GLYPHS',
+      'labelSize',
+      'drawLayer',
+      'checkDrawable',
+      'fitLabel',
+      'resizeLabel',
+      'colourLabel',
+      'modelInput',
+      'fittedPicture',
+      'predictionOf',
+      'checkRelativeFile',
+      'THUMBNAIL_SIZE',
+      'visModel',
+      'writeReport',
+    ];
     for (const name of internals) {
       expect(browserEntry, name).not.toHaveProperty(name);
       expect(nodeEntry, name).not.toHaveProperty(name);

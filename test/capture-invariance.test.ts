@@ -23,7 +23,8 @@ const FIXTURES = join(import.meta.dirname, 'fixtures');
 const bytesOf = ({ data }: HostTensor) => Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 
 /** The names among `a` whose bytes differ from `b`'s. */
-const differing = (a: Map<string, Buffer>, b: ReadonlyMap<string, Buffer>) => [...a].filter(([name, bytes]) => !bytes.equals(b.get(name)!)).map(([name]) => name);
+const differing = (a: Map<string, Buffer>, b: ReadonlyMap<string, Buffer>) =>
+  [...a].filter(([name, bytes]) => !bytes.equals(b.get(name)!)).map(([name]) => name);
 
 async function outputBytes(outputs: Map<string, HostTensor>): Promise<Map<string, Buffer>> {
   return new Map([...outputs].map(([name, t]) => [name, bytesOf(t)]));
@@ -87,7 +88,9 @@ describe('on the command line, dumps and pictures do not depend on what else is 
     it(`segscope run --dump at ${precision}: the logits and a tensor dumped alone equal those of --dump '*'`, async () => {
       const dirs = [0, 1, 2].map(() => mkdtempSync(join(tmpdir(), 'segscope-invariance-')));
       const runs = await Promise.all(
-        [[], ['--dump', ONE], ['--dump', '*']].map((dump, k) => segscope('run', MODEL, '--input', INPUT, '--precision', precision, '--dump-dir', dirs[k]!, ...dump)),
+        [[], ['--dump', ONE], ['--dump', '*']].map((dump, k) =>
+          segscope('run', MODEL, '--input', INPUT, '--precision', precision, '--dump-dir', dirs[k]!, ...dump),
+        ),
       );
       for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
       const file = (k: number, tensor: string) => {
@@ -101,8 +104,13 @@ describe('on the command line, dumps and pictures do not depend on what else is 
 
     it(`segscope vis at ${precision}: a layer's pictures and the prediction are the same bytes drawn alone or beside others`, async () => {
       const outs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'segscope-invariance-')));
-      const layers = [['--layer', 'classifier.aspp.project'], ['--layer', 'classifier.aspp.project', '--layer', 'classifier.project', '--layer', ONE, '--layer', '/layer4.*Relu/']];
-      const runs = await Promise.all(layers.map((l, k) => segscope('vis', MODEL, IMAGE, ...l, '--input-size', '65x65', '--precision', precision, '--out', outs[k]!)));
+      const layers = [
+        ['--layer', 'classifier.aspp.project'],
+        ['--layer', 'classifier.aspp.project', '--layer', 'classifier.project', '--layer', ONE, '--layer', '/layer4.*Relu/'],
+      ];
+      const runs = await Promise.all(
+        layers.map((l, k) => segscope('vis', MODEL, IMAGE, ...l, '--input-size', '65x65', '--precision', precision, '--out', outs[k]!)),
+      );
       for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
       const alone = readdirSync(outs[0]!).sort();
       expect(alone).toEqual(['rgb_classifier.aspp.project_max.png', 'rgb_classifier.aspp.project_mean.png', 'rgb_prediction.png']);

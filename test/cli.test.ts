@@ -16,8 +16,6 @@ import { gpu, randomTensor, relL2 } from './helpers/gpu.js';
 const MODEL = join(ROOT, 'test/fixtures/deeplabv3plus_os16.onnx');
 const INPUT = join(ROOT, 'test/fixtures/input_1x3x65x65.npy');
 
-
-
 describe('segscope run', () => {
   it("dumps every tensor with --dump '*': index.json, .npy files in logical shape, equal to the library's outputs", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'segscope-run-'));
@@ -70,10 +68,16 @@ describe('segscope run', () => {
       graph: {
         name: 'argmax',
         node: [
-          { name: 'mask', op_type: 'ArgMax', input: ['logits'], output: ['mask'], attribute: [
-            { name: 'axis', type: AttributeType.INT, i: 1 },
-            { name: 'keepdims', type: AttributeType.INT, i: 0 },
-          ] },
+          {
+            name: 'mask',
+            op_type: 'ArgMax',
+            input: ['logits'],
+            output: ['mask'],
+            attribute: [
+              { name: 'axis', type: AttributeType.INT, i: 1 },
+              { name: 'keepdims', type: AttributeType.INT, i: 0 },
+            ],
+          },
         ],
         input: [{ name: 'logits', type: float }],
         output: [{ name: 'mask', type: { tensor_type: { elem_type: DataType.INT64 } } }],

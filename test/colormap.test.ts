@@ -28,9 +28,7 @@ interface Reference {
   matplotlib: { version: string; jet: RGB[] } | null;
 }
 
-const REF = JSON.parse(
-  readFileSync(join(import.meta.dirname, 'fixtures/colormaps/opencv_colormaps.json'), 'utf8'),
-) as Reference;
+const REF = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/colormaps/opencv_colormaps.json'), 'utf8')) as Reference;
 
 function entries(table: Uint8Array, stride = 3): RGB[] {
   const out: RGB[] = [];
@@ -70,7 +68,13 @@ describe('colormaps equal OpenCV', () => {
       const ours = entries(colormap(name));
       const ref = REF.opencv[name]!;
       const bad = differing(ours, ref);
-      expect(bad, `entries ${bad.slice(0, 8).map((i) => `${i}: ours ${ours[i]} opencv ${ref[i]}`).join('; ')}`).toEqual([]);
+      expect(
+        bad,
+        `entries ${bad
+          .slice(0, 8)
+          .map((i) => `${i}: ours ${ours[i]} opencv ${ref[i]}`)
+          .join('; ')}`,
+      ).toEqual([]);
     });
   }
 
@@ -146,9 +150,7 @@ describe('jet is OpenCV/Octave jet, not the textbook formula rounded, nor matplo
 
 describe('colormap names', () => {
   it('lists every map and its reversed form', () => {
-    expect([...COLORMAP_NAMES].sort()).toEqual(
-      ['gray', 'inferno', 'jet', 'magma', 'turbo', 'viridis'].flatMap((n) => [n, `${n}_r`]).sort(),
-    );
+    expect([...COLORMAP_NAMES].sort()).toEqual(['gray', 'inferno', 'jet', 'magma', 'turbo', 'viridis'].flatMap((n) => [n, `${n}_r`]).sort());
     expect(isColormapName('magma_r')).toBe(true);
     expect(isColormapName('hot')).toBe(false);
   });
@@ -172,9 +174,27 @@ describe('colormap names', () => {
 describe('segmentation palettes', () => {
   it('PASCAL VOC: the devkit colours of the 21 classes', () => {
     expect(entries(palette('voc'))).toEqual([
-      [0, 0, 0], [128, 0, 0], [0, 128, 0], [128, 128, 0], [0, 0, 128], [128, 0, 128], [0, 128, 128],
-      [128, 128, 128], [64, 0, 0], [192, 0, 0], [64, 128, 0], [192, 128, 0], [64, 0, 128], [192, 0, 128],
-      [64, 128, 128], [192, 128, 128], [0, 64, 0], [128, 64, 0], [0, 192, 0], [128, 192, 0], [0, 64, 128],
+      [0, 0, 0],
+      [128, 0, 0],
+      [0, 128, 0],
+      [128, 128, 0],
+      [0, 0, 128],
+      [128, 0, 128],
+      [0, 128, 128],
+      [128, 128, 128],
+      [64, 0, 0],
+      [192, 0, 0],
+      [64, 128, 0],
+      [192, 128, 0],
+      [64, 0, 128],
+      [192, 0, 128],
+      [64, 128, 128],
+      [192, 128, 128],
+      [0, 64, 0],
+      [128, 64, 0],
+      [0, 192, 0],
+      [128, 192, 0],
+      [0, 64, 128],
     ]);
     expect(paletteClassNames('voc')).toHaveLength(21);
     expect(paletteClassNames('voc')[15]).toBe('person');
@@ -184,18 +204,55 @@ describe('segmentation palettes', () => {
     expect(entries(palette('voc', 256))).toEqual(REF.voc_palette);
     expect(entries(palette('voc', 256))[IGNORE_INDEX]).toEqual([224, 224, 192]);
     expect(ignoreColor('voc')).toEqual([224, 224, 192]);
-    expect(entries(palette('voc', 3))).toEqual([[0, 0, 0], [128, 0, 0], [0, 128, 0]]);
+    expect(entries(palette('voc', 3))).toEqual([
+      [0, 0, 0],
+      [128, 0, 0],
+      [0, 128, 0],
+    ]);
   });
 
   it('Cityscapes: the 19 train ids in the official colours', () => {
     expect(entries(palette('cityscapes'))).toEqual([
-      [128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153], [153, 153, 153],
-      [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152], [70, 130, 180], [220, 20, 60],
-      [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100], [0, 80, 100], [0, 0, 230], [119, 11, 32],
+      [128, 64, 128],
+      [244, 35, 232],
+      [70, 70, 70],
+      [102, 102, 156],
+      [190, 153, 153],
+      [153, 153, 153],
+      [250, 170, 30],
+      [220, 220, 0],
+      [107, 142, 35],
+      [152, 251, 152],
+      [70, 130, 180],
+      [220, 20, 60],
+      [255, 0, 0],
+      [0, 0, 142],
+      [0, 0, 70],
+      [0, 60, 100],
+      [0, 80, 100],
+      [0, 0, 230],
+      [119, 11, 32],
     ]);
     expect(paletteClassNames('cityscapes')).toEqual([
-      'road', 'sidewalk', 'building', 'wall', 'fence', 'pole', 'traffic light', 'traffic sign', 'vegetation',
-      'terrain', 'sky', 'person', 'rider', 'car', 'truck', 'bus', 'train', 'motorcycle', 'bicycle',
+      'road',
+      'sidewalk',
+      'building',
+      'wall',
+      'fence',
+      'pole',
+      'traffic light',
+      'traffic sign',
+      'vegetation',
+      'terrain',
+      'sky',
+      'person',
+      'rider',
+      'car',
+      'truck',
+      'bus',
+      'train',
+      'motorcycle',
+      'bicycle',
     ]);
     expect(ignoreColor('cityscapes')).toEqual([0, 0, 0]);
     expect(palette('cityscapes', 2)).toEqual(new Uint8Array([128, 64, 128, 244, 35, 232]));
@@ -205,7 +262,13 @@ describe('segmentation palettes', () => {
     expect(() => palette('ade20k')).toThrow(/unknown palette 'ade20k'; valid palettes: voc, cityscapes/);
     expect(() => paletteClassNames('coco')).toThrow(InputError);
     expect(() => ignoreColor('coco')).toThrow(InputError);
-    for (const [name, n] of [['voc', 0], ['voc', 257], ['voc', 2.5], ['cityscapes', 20], ['cityscapes', -1]] as const) {
+    for (const [name, n] of [
+      ['voc', 0],
+      ['voc', 257],
+      ['voc', 2.5],
+      ['cityscapes', 20],
+      ['cityscapes', -1],
+    ] as const) {
       expect(() => palette(name, n), `${name} ${n}`).toThrow(InputError);
     }
   });

@@ -93,9 +93,11 @@ export const unsupported: Record<string, string> = {
   test_dynamicquantizelinear: 'model.onnx uses ops segscope cannot run: DynamicQuantizeLinear (1 node: DynamicQuantizeLinear_0)',
   test_dynamicquantizelinear_expanded: 'model.onnx uses ops segscope cannot run: Round (1 node: Round_11); QuantizeLinear (1 node: QuantizeLinear_15)',
   test_dynamicquantizelinear_max_adjusted: 'model.onnx uses ops segscope cannot run: DynamicQuantizeLinear (1 node: DynamicQuantizeLinear_0)',
-  test_dynamicquantizelinear_max_adjusted_expanded: 'model.onnx uses ops segscope cannot run: Round (1 node: Round_11); QuantizeLinear (1 node: QuantizeLinear_15)',
+  test_dynamicquantizelinear_max_adjusted_expanded:
+    'model.onnx uses ops segscope cannot run: Round (1 node: Round_11); QuantizeLinear (1 node: QuantizeLinear_15)',
   test_dynamicquantizelinear_min_adjusted: 'model.onnx uses ops segscope cannot run: DynamicQuantizeLinear (1 node: DynamicQuantizeLinear_0)',
-  test_dynamicquantizelinear_min_adjusted_expanded: 'model.onnx uses ops segscope cannot run: Round (1 node: Round_11); QuantizeLinear (1 node: QuantizeLinear_15)',
+  test_dynamicquantizelinear_min_adjusted_expanded:
+    'model.onnx uses ops segscope cannot run: Round (1 node: Round_11); QuantizeLinear (1 node: QuantizeLinear_15)',
   test_einsum_batch_diagonal: 'model.onnx uses ops segscope cannot run: Einsum (1 node: Einsum_0)',
   test_einsum_batch_matmul: 'model.onnx uses ops segscope cannot run: Einsum (1 node: Einsum_0)',
   test_einsum_inner_prod: 'model.onnx uses ops segscope cannot run: Einsum (1 node: Einsum_0)',
@@ -258,23 +260,29 @@ export const unsupported: Record<string, string> = {
   test_sce_NCd1_mean_weight_negative_ii: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
   test_sce_NCd1_mean_weight_negative_ii_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
   test_sce_NCd1_mean_weight_negative_ii_log_prob: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
-  test_sce_NCd1_mean_weight_negative_ii_log_prob_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
+  test_sce_NCd1_mean_weight_negative_ii_log_prob_expanded:
+    'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
   test_sce_NCd1d2d3_none_no_weight_negative_ii: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
-  test_sce_NCd1d2d3_none_no_weight_negative_ii_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
+  test_sce_NCd1d2d3_none_no_weight_negative_ii_expanded:
+    'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
   test_sce_NCd1d2d3_none_no_weight_negative_ii_log_prob: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
-  test_sce_NCd1d2d3_none_no_weight_negative_ii_log_prob_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
+  test_sce_NCd1d2d3_none_no_weight_negative_ii_log_prob_expanded:
+    'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
   test_sce_NCd1d2d3_sum_weight_high_ii: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
   test_sce_NCd1d2d3_sum_weight_high_ii_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
   test_sce_NCd1d2d3_sum_weight_high_ii_log_prob: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
-  test_sce_NCd1d2d3_sum_weight_high_ii_log_prob_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
+  test_sce_NCd1d2d3_sum_weight_high_ii_log_prob_expanded:
+    'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
   test_sce_NCd1d2d3d4d5_mean_weight: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
   test_sce_NCd1d2d3d4d5_mean_weight_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
   test_sce_NCd1d2d3d4d5_mean_weight_log_prob: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
-  test_sce_NCd1d2d3d4d5_mean_weight_log_prob_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
+  test_sce_NCd1d2d3d4d5_mean_weight_log_prob_expanded:
+    'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
   test_sce_NCd1d2d3d4d5_none_no_weight: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
   test_sce_NCd1d2d3d4d5_none_no_weight_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
   test_sce_NCd1d2d3d4d5_none_no_weight_log_prob: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
-  test_sce_NCd1d2d3d4d5_none_no_weight_log_prob_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
+  test_sce_NCd1d2d3d4d5_none_no_weight_log_prob_expanded:
+    'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_8)',
   test_sce_mean: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
   test_sce_mean_3d: 'model.onnx uses ops segscope cannot run: SoftmaxCrossEntropyLoss (1 node: SoftmaxCrossEntropyLoss_0)',
   test_sce_mean_3d_expanded: 'model.onnx uses ops segscope cannot run: NegativeLogLikelihoodLoss (1 node: NegativeLogLikelihoodLoss_7)',
@@ -452,8 +460,10 @@ export const unsupported: Record<string, string> = {
   test_optional_get_element_sequence: "model.onnx: graph input 'optional_input' is an optional; only dense tensors are supported",
   test_optional_has_element: "model.onnx: graph input 'optional_input' is an optional; only dense tensors are supported",
   test_optional_has_element_empty: "model.onnx: graph input 'optional_input' is an optional; only dense tensors are supported",
-  test_range_float_type_positive_delta_expanded: "model.onnx: node 'Loop_8' (Loop) attribute 'body' holds a subgraph; control flow (If, Loop, Scan) is not supported",
-  test_range_int32_type_negative_delta_expanded: "model.onnx: node 'Loop_8' (Loop) attribute 'body' holds a subgraph; control flow (If, Loop, Scan) is not supported",
+  test_range_float_type_positive_delta_expanded:
+    "model.onnx: node 'Loop_8' (Loop) attribute 'body' holds a subgraph; control flow (If, Loop, Scan) is not supported",
+  test_range_int32_type_negative_delta_expanded:
+    "model.onnx: node 'Loop_8' (Loop) attribute 'body' holds a subgraph; control flow (If, Loop, Scan) is not supported",
   test_reduce_log_sum: 'model.onnx: opset 6 of the default domain is not supported (segscope accepts 7..22 and is tested on 11..20)',
   test_scan9_sum: "model.onnx: node 'Scan_0' (Scan) attribute 'body' holds a subgraph; control flow (If, Loop, Scan) is not supported",
   test_scan_sum: "model.onnx: node 'Scan_0' (Scan) attribute 'body' holds a subgraph; control flow (If, Loop, Scan) is not supported",
@@ -493,6 +503,5 @@ export const unsupported: Record<string, string> = {
 
 /** Cases whose expected data segscope deliberately does not follow: they must fail their comparison. */
 export const deviations: Record<string, string> = {
-  test_cast_FLOAT_to_BFLOAT16:
-    'this data truncates float32 to bfloat16; segscope rounds to nearest even, as the current ONNX spec, onnxruntime and PyTorch do',
+  test_cast_FLOAT_to_BFLOAT16: 'this data truncates float32 to bfloat16; segscope rounds to nearest even, as the current ONNX spec, onnxruntime and PyTorch do',
 };

@@ -70,9 +70,10 @@ async function runCase(dir: string): Promise<string[]> {
       if (expected.type === 'float32') {
         // NaN/Inf positions must agree; the rest is compared by relative L2.
         const finite = Array.from(expected.data, (v) => Number.isFinite(v));
-        expect(Array.from(actual.data, (v, k) => (finite[k] ? 0 : v)), `${o.name} non-finite values`).toEqual(
-          Array.from(expected.data, (v) => (Number.isFinite(v) ? 0 : v)),
-        );
+        expect(
+          Array.from(actual.data, (v, k) => (finite[k] ? 0 : v)),
+          `${o.name} non-finite values`,
+        ).toEqual(Array.from(expected.data, (v) => (Number.isFinite(v) ? 0 : v)));
         const keep = (d: ArrayLike<number>) => Array.from(d).filter((_, k) => finite[k]);
         expect(relL2(keep(actual.data), keep(expected.data)), `${o.name} relative L2`).toBeLessThanOrEqual(1e-4);
       } else {
@@ -97,8 +98,14 @@ describe('ONNX backend conformance (libonnx-testdata)', () => {
 
   it(`${SKIPS} lists only cases of the data, each once`, () => {
     const listed = [...Object.keys(unsupported), ...Object.keys(deviations)];
-    expect(listed.filter((name) => !cases.includes(name)), 'listed cases the data lacks').toEqual([]);
-    expect(listed.filter((name, i) => listed.indexOf(name) !== i), 'cases listed twice').toEqual([]);
+    expect(
+      listed.filter((name) => !cases.includes(name)),
+      'listed cases the data lacks',
+    ).toEqual([]);
+    expect(
+      listed.filter((name, i) => listed.indexOf(name) !== i),
+      'cases listed twice',
+    ).toEqual([]);
   });
 
   for (const name of cases) {
@@ -111,7 +118,10 @@ describe('ONNX backend conformance (libonnx-testdata)', () => {
       continue;
     }
     it(name, async (ctx) => {
-      const failure = await runCase(dir).then(() => undefined, (e: unknown) => e as Error);
+      const failure = await runCase(dir).then(
+        () => undefined,
+        (e: unknown) => e as Error,
+      );
       expect(failure, `${name} passes now: remove it from ${SKIPS}`).toBeDefined();
       if (name in unsupported) {
         // Paths differ between machines; the list names the model file alone.

@@ -113,7 +113,13 @@ describe('ConfusionMatrix', () => {
     const both = new ConfusionMatrix(K).add(l1, p1).add(l2, p2);
     const merged = new ConfusionMatrix(K).add(l1, p1).merge(new ConfusionMatrix(K).add(l2, p2));
     expect(Array.from(merged.counts)).toEqual(Array.from(both.counts));
-    expectScores(merged, reference(K, [[l1, p1], [l2, p2]]));
+    expectScores(
+      merged,
+      reference(K, [
+        [l1, p1],
+        [l2, p2],
+      ]),
+    );
     const concatenated = new ConfusionMatrix(K).add(Uint8Array.from([...l1, ...l2]), Uint8Array.from([...p1, ...p2]));
     expect(Array.from(both.counts)).toEqual(Array.from(concatenated.counts));
   });

@@ -108,7 +108,16 @@ const cases: Case[] = [
   { name: 'grouped (group 2)', x: [1, 6, 9, 7], w: [10, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], bias: true },
   { name: 'grouped (group 3), batch 2, stride 2', x: [2, 6, 11, 9], w: [9, 2, 3, 3], group: 3, strides: [2, 2], pads: [1, 0, 1, 2] },
   { name: 'depthwise 3x3', x: [1, 6, 13, 11], w: [6, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
-  { name: 'depthwise 3x3 stride 2, dilation 2, batch 2', x: [2, 5, 13, 11], w: [5, 1, 3, 3], group: 5, strides: [2, 2], dilations: [2, 2], pads: [2, 2, 1, 1], f16: true },
+  {
+    name: 'depthwise 3x3 stride 2, dilation 2, batch 2',
+    x: [2, 5, 13, 11],
+    w: [5, 1, 3, 3],
+    group: 5,
+    strides: [2, 2],
+    dilations: [2, 2],
+    pads: [2, 2, 1, 1],
+    f16: true,
+  },
   { name: 'depthwise with channel multiplier 2', x: [1, 6, 9, 7], w: [12, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
   { name: 'single input channel (groups 1)', x: [1, 1, 9, 7], w: [5, 1, 3, 3], pads: [1, 1, 1, 1] },
   { name: 'runtime weight (GEMM)', x: [1, 5, 9, 7], w: [6, 5, 3, 3], pads: [1, 2, 0, 1], runtimeWeight: true, bias: true, f16: true },
@@ -119,14 +128,16 @@ const cases: Case[] = [
 ];
 
 const aspp: Case[] = [6, 12, 18, 24, 36].flatMap((d) =>
-  [9, 17].map((size): Case => ({
-    name: `ASPP 3x3 dilation ${d} on ${size}x${size}`,
-    x: [1, 8, size, size],
-    w: [6, 8, 3, 3],
-    dilations: [d, d],
-    pads: [d, d, d, d],
-    bias: true,
-  })),
+  [9, 17].map(
+    (size): Case => ({
+      name: `ASPP 3x3 dilation ${d} on ${size}x${size}`,
+      x: [1, 8, size, size],
+      w: [6, 8, 3, 3],
+      dilations: [d, d],
+      pads: [d, d, d, d],
+      bias: true,
+    }),
+  ),
 );
 
 describe('Conv', () => {
@@ -148,7 +159,10 @@ describe('Conv', () => {
     return [...begin, ...total.map((t, i) => t - begin[i]!)];
   }
 
-  for (const [autoPad, upper] of [['SAME_UPPER', true], ['SAME_LOWER', false]] as const) {
+  for (const [autoPad, upper] of [
+    ['SAME_UPPER', true],
+    ['SAME_LOWER', false],
+  ] as const) {
     it(`auto_pad ${autoPad} (odd total padding) equals the explicit pads`, async () => {
       const x = randomTensor([1, 3, 10, 9], seed++);
       const w = randomTensor([5, 3, 4, 2], seed++);
@@ -198,7 +212,12 @@ describe('Conv', () => {
         const r = randomTensor([1, w.dims[0]!, 9, 7], seed++, -3, 3);
         const [y] = await runNode({ op: 'TestConvAddRelu6', attrs: { pads: [1, 1, 1, 1], group }, inputs: [x, { constant: w }, { constant: bias }, r] });
         const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group });
-        expect(relL2(y!.data, Array.from(ref.data, (v, i) => Math.min(Math.max(v + r.data[i]!, 0), 6)))).toBeLessThanOrEqual(1e-5);
+        expect(
+          relL2(
+            y!.data,
+            Array.from(ref.data, (v, i) => Math.min(Math.max(v + r.data[i]!, 0), 6)),
+          ),
+        ).toBeLessThanOrEqual(1e-5);
       }
     } finally {
       ops.delete('TestConvAddRelu6');
@@ -218,9 +237,7 @@ describe('Conv', () => {
     await expect(run({}, [x, { constant: randomTensor([2, 3, 3, 3], seed++) }])).rejects.toThrow(/4 channels/);
     await expect(run({}, [x, { constant: randomTensor([2, 4, 7, 7], seed++) }])).rejects.toThrow(ModelError);
     await expect(run({ bogus: 1 })).rejects.toThrow(UnsupportedOpError);
-    await expect(run({}, [randomTensor([1, 4, 3, 5, 5], seed++), { constant: randomTensor([2, 4, 3, 3, 3], seed++) }])).rejects.toThrow(
-      UnsupportedOpError,
-    );
+    await expect(run({}, [randomTensor([1, 4, 3, 5, 5], seed++), { constant: randomTensor([2, 4, 3, 3, 3], seed++) }])).rejects.toThrow(UnsupportedOpError);
   });
 });
 
@@ -249,64 +266,93 @@ const kernels: [string, ConvAdapter][] = [
   ['tiled GEMM of GPUs', {}],
 ];
 // f16 after all f32 runs, which thereby keep their seeds.
-for (const precision of PRECISIONS) for (const [kernel, adapter] of kernels) describe(`Conv on the ${kernel}${precision === 'f16' ? ', f16 storage' : ''}`, () => {
-  const needs = async (skip: () => void) => {
-    const { features } = await gpu();
-    if ((adapter.cpuSubgroupSize && !features.has('subgroups')) || (precision === 'f16' && !features.has('shader-f16'))) skip();
-  };
-  const subgroupCases: Case[] = [
-    ...cases,
-    ...aspp,
-    { name: '3x3 with 70 output channels (two 64-channel tiles, the second mostly padding), 13x11 map', x: [1, 9, 13, 11], w: [70, 9, 3, 3], pads: [1, 1, 1, 1], bias: true },
-    { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
-    { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
-    { name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels', x: [2, 8, 12, 10], w: [130, 4, 3, 3], group: 2, strides: [2, 2], dilations: [2, 2], pads: [2, 1, 2, 1], f16: true },
-  ];
-  for (const c of subgroupCases.filter((c) => precision === 'f32' || c.f16)) it(c.name, async ({ skip }) => {
-    await needs(skip);
-    await withConvFor('TestConvFor', adapter, {}, () => check(c, 'TestConvFor', precision));
-  });
+for (const precision of PRECISIONS)
+  for (const [kernel, adapter] of kernels)
+    describe(`Conv on the ${kernel}${precision === 'f16' ? ', f16 storage' : ''}`, () => {
+      const needs = async (skip: () => void) => {
+        const { features } = await gpu();
+        if ((adapter.cpuSubgroupSize && !features.has('subgroups')) || (precision === 'f16' && !features.has('shader-f16'))) skip();
+      };
+      const subgroupCases: Case[] = [
+        ...cases,
+        ...aspp,
+        {
+          name: '3x3 with 70 output channels (two 64-channel tiles, the second mostly padding), 13x11 map',
+          x: [1, 9, 13, 11],
+          w: [70, 9, 3, 3],
+          pads: [1, 1, 1, 1],
+          bias: true,
+        },
+        { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
+        { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
+        {
+          name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels',
+          x: [2, 8, 12, 10],
+          w: [130, 4, 3, 3],
+          group: 2,
+          strides: [2, 2],
+          dilations: [2, 2],
+          pads: [2, 1, 2, 1],
+          f16: true,
+        },
+      ];
+      for (const c of subgroupCases.filter((c) => precision === 'f32' || c.f16))
+        it(c.name, async ({ skip }) => {
+          await needs(skip);
+          await withConvFor('TestConvFor', adapter, {}, () => check(c, 'TestConvFor', precision));
+        });
 
-  it('fuses a residual Add and ReLU', async ({ skip }) => {
-    await needs(skip);
-    await withConvFor('TestConvForAddRelu', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
-      const x = randomTensor([1, 6, 9, 7], seed++);
-      const w = randomTensor([40, 6, 3, 3], seed++);
-      const bias = randomTensor([40], seed++);
-      const r = randomTensor([1, 40, 9, 7], seed++);
-      const [y] = await runNode({ op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] }, precision);
-      const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1 });
-      expectNear(y!, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)), precision);
-    });
-  });
-
-  // Over images, output and input channels (unaligned windows: 31x33 planes); and weights alone over the limit.
-  const splits = [
-    { x: [2, 6, 31, 33], w: [6, 6, 3, 3], pads: 2, dilation: 2, maxBindingBytes: 16 << 10 },
-    { x: [1, 64, 5, 4], w: [32, 64, 3, 3], pads: 1, dilation: 1, maxBindingBytes: 40 << 10 },
-    { x: [1, 64, 8, 12], w: [40, 64, 1, 1], pads: 0, dilation: 1, maxBindingBytes: 5000, f16: true },
-  ];
-  for (const c of splits.filter((c) => precision === 'f32' || c.f16)) {
-    it(`split over windows: ${c.w.join('x')} on ${c.x.join('x')}, bindings of ${c.maxBindingBytes} bytes`, async ({ skip }) => {
-      await needs(skip);
-      await withConvFor('TestConvForSplit', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
-        const x = randomTensor(c.x, seed++);
-        const w = randomTensor(c.w, seed++, -0.3, 0.3);
-        const bias = randomTensor([c.w[0]!], seed++);
-        const attrs = { pads: Array(4).fill(c.pads), dilations: [c.dilation, c.dilation] };
-        const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: attrs.dilations, pads: attrs.pads, group: 1 });
-        const r = randomTensor(ref.dims, seed++);
-        const node = nodeGraph({ op: 'TestConvForSplit', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
-        const graph = precision === 'f16' ? throughFloat16Casts(node) : node;
-        const session = await Session.create(await gpu(), graph, { maxBindingBytes: c.maxBindingBytes, precision });
-        try {
-          const y = (await session.run({ in0: x, in3: r })).outputs.get(graph.outputs[0]!.name)!;
-          expect((await session.plan()).kernels.filter((k) => k.node.opType === 'TestConvForSplit').length).toBeGreaterThan(1);
-          expectNear(y, Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)), precision);
-        } finally {
-          session.destroy();
-        }
+      it('fuses a residual Add and ReLU', async ({ skip }) => {
+        await needs(skip);
+        await withConvFor('TestConvForAddRelu', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
+          const x = randomTensor([1, 6, 9, 7], seed++);
+          const w = randomTensor([40, 6, 3, 3], seed++);
+          const bias = randomTensor([40], seed++);
+          const r = randomTensor([1, 40, 9, 7], seed++);
+          const [y] = await runNode(
+            { op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] },
+            precision,
+          );
+          const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1 });
+          expectNear(
+            y!,
+            Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)),
+            precision,
+          );
+        });
       });
+
+      // Over images, output and input channels (unaligned windows: 31x33 planes); and weights alone over the limit.
+      const splits = [
+        { x: [2, 6, 31, 33], w: [6, 6, 3, 3], pads: 2, dilation: 2, maxBindingBytes: 16 << 10 },
+        { x: [1, 64, 5, 4], w: [32, 64, 3, 3], pads: 1, dilation: 1, maxBindingBytes: 40 << 10 },
+        { x: [1, 64, 8, 12], w: [40, 64, 1, 1], pads: 0, dilation: 1, maxBindingBytes: 5000, f16: true },
+      ];
+      for (const c of splits.filter((c) => precision === 'f32' || c.f16)) {
+        it(`split over windows: ${c.w.join('x')} on ${c.x.join('x')}, bindings of ${c.maxBindingBytes} bytes`, async ({ skip }) => {
+          await needs(skip);
+          await withConvFor('TestConvForSplit', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
+            const x = randomTensor(c.x, seed++);
+            const w = randomTensor(c.w, seed++, -0.3, 0.3);
+            const bias = randomTensor([c.w[0]!], seed++);
+            const attrs = { pads: Array(4).fill(c.pads), dilations: [c.dilation, c.dilation] };
+            const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: attrs.dilations, pads: attrs.pads, group: 1 });
+            const r = randomTensor(ref.dims, seed++);
+            const node = nodeGraph({ op: 'TestConvForSplit', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
+            const graph = precision === 'f16' ? throughFloat16Casts(node) : node;
+            const session = await Session.create(await gpu(), graph, { maxBindingBytes: c.maxBindingBytes, precision });
+            try {
+              const y = (await session.run({ in0: x, in3: r })).outputs.get(graph.outputs[0]!.name)!;
+              expect((await session.plan()).kernels.filter((k) => k.node.opType === 'TestConvForSplit').length).toBeGreaterThan(1);
+              expectNear(
+                y,
+                Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)),
+                precision,
+              );
+            } finally {
+              session.destroy();
+            }
+          });
+        });
+      }
     });
-  }
-});

@@ -49,7 +49,9 @@ describe('the default model', () => {
     const K = meta.classes!.length;
     const session = await model.session({ inputShapes: { input: [1, 3, ...size] } });
     const scores = new ConfusionMatrix(K);
-    const files = readdirSync(HELDOUT).filter((f) => f.endsWith('.png')).sort();
+    const files = readdirSync(HELDOUT)
+      .filter((f) => f.endsWith('.png'))
+      .sort();
     expect(files.length).toBe(16);
     for (const file of files) {
       const { tensor } = toInputTensor(await readImage(join(HELDOUT, file)), { size, mean: meta.mean, std: meta.std });
@@ -67,7 +69,9 @@ describe('the default model', () => {
     }
     session.destroy();
     const iou = scores.iou();
-    console.log(`default model, ${files.length} held-out scenes: mIoU ${scores.meanIoU().toFixed(4)} (script: ${card.heldout_files.miou}), per class ${card.classes.map((c, k) => `${c} ${iou[k]?.toFixed(3)}`).join(', ')}`);
+    console.log(
+      `default model, ${files.length} held-out scenes: mIoU ${scores.meanIoU().toFixed(4)} (script: ${card.heldout_files.miou}), per class ${card.classes.map((c, k) => `${c} ${iou[k]?.toFixed(3)}`).join(', ')}`,
+    );
     // The card holds 4 decimals: segscope's scores equal them to 4 decimals (|difference| < 5e-5).
     expect(scores.meanIoU()).toBeCloseTo(card.heldout_files.miou, 4);
     expect(scores.pixelAccuracy()).toBeCloseTo(card.heldout_files.pixel_accuracy, 4);
@@ -82,7 +86,11 @@ describe('the default model', () => {
     expect(code).toBe(0);
     const summary = JSON.parse(stdout) as {
       report: string;
-      images: { image: string; files: { file: string; kind: string; layer?: string; reduce?: string; range?: [number, number] }[]; metrics: { meanIoU: number } }[];
+      images: {
+        image: string;
+        files: { file: string; kind: string; layer?: string; reduce?: string; range?: [number, number] }[];
+        metrics: { meanIoU: number };
+      }[];
       metrics: { meanIoU: number; pixelAccuracy: number };
     };
     const samples = readdirSync(join(WEIGHTS, 'samples')).filter((f) => f.endsWith('.png'));

@@ -94,7 +94,10 @@ describe('GPU buffers over many runs', () => {
     for (let i = 0; i < 50; i++) {
       await session.run(x);
       const { captured } = await session.run(x, { capture: ['*'] });
-      await [...captured.values()].filter((t) => t.buffer).at(-1)!.toHost();
+      await [...captured.values()]
+        .filter((t) => t.buffer)
+        .at(-1)!
+        .toHost();
     }
     expect(buffers.live()).toBe(warm);
     session.destroy();

@@ -43,7 +43,10 @@ describe('segscope vis when the GPU is lost', () => {
           return [];
         }
       })();
-      expect(files.filter((f) => !f.endsWith('.png')), `lost at submit ${at}`).toEqual([]);
+      expect(
+        files.filter((f) => !f.endsWith('.png')),
+        `lost at submit ${at}`,
+      ).toEqual([]);
       for (const f of files) {
         const png = await readImage(join(lost.out, f));
         expect([png.width, png.height], f).toEqual([65, 65]);

@@ -47,16 +47,39 @@ const binary: Record<string, (a: number, b: number) => number> = {
 
 /** Shape pairs: same shape, per-channel both ways, scalar, general two-sided broadcast. */
 const shapePairs: [number[], number[]][] = [
-  [[2, 3, 7, 5], [2, 3, 7, 5]],
-  [[1, 3, 7, 5], [3, 1, 1]],
-  [[3, 1, 1], [2, 3, 7, 5]],
+  [
+    [2, 3, 7, 5],
+    [2, 3, 7, 5],
+  ],
+  [
+    [1, 3, 7, 5],
+    [3, 1, 1],
+  ],
+  [
+    [3, 1, 1],
+    [2, 3, 7, 5],
+  ],
   [[2, 3, 7, 5], []],
-  [[3, 1, 5], [2, 1, 7, 1]],
+  [
+    [3, 1, 5],
+    [2, 1, 7, 1],
+  ],
 ];
 
 /** Values away from zero, so Div stays well conditioned. */
 const awayFromZero = (dims: number[], seed: number): HostTensor =>
-  tensor(dims, Array.from(random(dims.reduce((p, d) => p * d, 1), seed, 0.5, 2), (v, i) => (i % 3 === 0 ? -v : v)));
+  tensor(
+    dims,
+    Array.from(
+      random(
+        dims.reduce((p, d) => p * d, 1),
+        seed,
+        0.5,
+        2,
+      ),
+      (v, i) => (i % 3 === 0 ? -v : v),
+    ),
+  );
 
 describe('binary arithmetic with broadcasting', () => {
   for (const [op, f] of Object.entries(binary)) {
@@ -121,7 +144,12 @@ describe('binary arithmetic with broadcasting', () => {
     const bias = randomTensor([4, 1, 1], 62);
     const [y] = await runNode({ op: 'Add', inputs: [x, bias] });
     const plane = 2100 * 2100;
-    expect(relL2(y!.data, Array.from(x.data, (v, i) => Math.fround(v + bias.data[Math.floor(i / plane)]!)))).toBe(0);
+    expect(
+      relL2(
+        y!.data,
+        Array.from(x.data, (v, i) => Math.fround(v + bias.data[Math.floor(i / plane)]!)),
+      ),
+    ).toBe(0);
   });
 });
 
@@ -162,9 +190,18 @@ describe('Pow', () => {
     const [z] = await runNode({ op: 'Pow', inputs: [x, exponents] });
     expect(relL2(z!.data, broadcastRef([x, exponents], Math.pow).data)).toBeLessThan(1e-5);
     const positive = randomTensor([3, 5, 7], 84, 0.1, 3);
-    for (const [base, e] of [[x, 2], [positive, 0.5], [x, 3]] as const) {
+    for (const [base, e] of [
+      [x, 2],
+      [positive, 0.5],
+      [x, 3],
+    ] as const) {
       const [p] = await runNode({ op: 'Pow', inputs: [base, { constant: tensor([], [e]) }] });
-      expect(relL2(p!.data, Array.from(base.data, (v) => v ** e))).toBeLessThan(1e-5);
+      expect(
+        relL2(
+          p!.data,
+          Array.from(base.data, (v) => v ** e),
+        ),
+      ).toBeLessThan(1e-5);
     }
   });
 
@@ -186,7 +223,19 @@ describe('Pow', () => {
 
 describe('integer tensors', () => {
   const ints = (dims: number[], seed: number, lo: number, hi: number, type: HostTensor['type']) =>
-    tensor(dims, Array.from(random(dims.reduce((p, d) => p * d, 1), seed, lo, hi), Math.floor), type);
+    tensor(
+      dims,
+      Array.from(
+        random(
+          dims.reduce((p, d) => p * d, 1),
+          seed,
+          lo,
+          hi,
+        ),
+        Math.floor,
+      ),
+      type,
+    );
   const wrap8 = (v: number) => ((((v + 128) % 256) + 256) % 256) - 128;
 
   it('int32 Add, Sub, Mul, Div (truncating) and Max with broadcast', async () => {
@@ -269,7 +318,10 @@ describe('Add fused with the Relu after it', () => {
           { name: 'add', op_type: 'Add', input: ['a', 'b'], output: ['sum'] },
           { name: 'relu', op_type: 'Relu', input: ['sum'], output: ['y'] },
         ],
-        input: [{ name: 'a', type: float }, { name: 'b', type: float }],
+        input: [
+          { name: 'a', type: float },
+          { name: 'b', type: float },
+        ],
         output: [{ name: 'y', type: float }],
       },
     });
@@ -285,10 +337,13 @@ describe('Add fused with the Relu after it', () => {
     });
     expect(Array.from(outputs.get('y')!.data)).toEqual(Array.from(expected));
     // Capturing the sum keeps the one kernel, which writes the sum too; at f16 the sum is captured as float16 holds it.
-    const sum = Float32Array.from(a.data, (v, i) => Math.fround(v + b.data[Math.floor(i / 20) % 3 * 5 + (i % 5)]!));
+    const sum = Float32Array.from(a.data, (v, i) => Math.fround(v + b.data[(Math.floor(i / 20) % 3) * 5 + (i % 5)]!));
     for (const precision of PRECISIONS) {
       const s = await Session.create(await gpu(), graph, { inputShapes: { a: [2, 3, 4, 5], b: [3, 1, 5] }, precision });
-      expect((await s.plan(['sum'])).kernels.map((k) => k.node.name), precision).toEqual(['add::relu', ...(precision === 'f16' ? ['sum::cast'] : [])]);
+      expect(
+        (await s.plan(['sum'])).kernels.map((k) => k.node.name),
+        precision,
+      ).toEqual(['add::relu', ...(precision === 'f16' ? ['sum::cast'] : [])]);
       const { outputs: tapped, captured } = await s.run({ a, b }, { capture: ['sum'] });
       expect(Array.from(tapped.get('y')!.data), precision).toEqual(Array.from(expected));
       expect(Array.from(await captured.get('sum')!.read()), precision).toEqual(precision === 'f16' ? roundToFloat16(sum) : Array.from(sum));

@@ -3,7 +3,12 @@ import { evaluators } from '../src/model/fold.js';
 import { Attrs, type HostTensor, type Node } from '../src/model/graph.js';
 
 const node = (opType: string, attrs: Record<string, number> = {}): Node => ({
-  name: opType, opType, domain: '', inputs: [], outputs: [], attrs: new Attrs(new Map(Object.entries(attrs)), opType),
+  name: opType,
+  opType,
+  domain: '',
+  inputs: [],
+  outputs: [],
+  attrs: new Attrs(new Map(Object.entries(attrs)), opType),
 });
 const input = (t: HostTensor) => ({ name: 'x', type: t.type, dims: [...t.dims], value: t });
 

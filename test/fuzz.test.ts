@@ -94,18 +94,22 @@ describe('regressions found by the fuzzer', () => {
 
   it('conv attributes beyond 32 bits are a ModelError, not WGSL that fails to compile', () => {
     for (const attrs of [{ strides: [2 ** 53, 1] }, { dilations: [1, 2 ** 31] }, { pads: [0, 0, 2 ** 62, 0] }] as Record<string, number[]>[]) {
-      expect(() => typeGraph({ op: 'Conv', attrs, inputs: [x, w] })).toThrow(/node 'test_Conv': (strides|dilations|pads) must be \d integers from \d to 2147483647/);
+      expect(() => typeGraph({ op: 'Conv', attrs, inputs: [x, w] })).toThrow(
+        /node 'test_Conv': (strides|dilations|pads) must be \d integers from \d to 2147483647/,
+      );
     }
   });
 
-  it("Clip with an empty bound is a ModelError, not WGSL that fails to compile", async () => {
+  it('Clip with an empty bound is a ModelError, not WGSL that fails to compile', async () => {
     const empty = { constant: tensor([0], new Float32Array(0)) };
     await expect(runNode({ op: 'Clip', inputs: [x, empty] })).rejects.toThrow(/Clip node 'test_Clip': min must be a scalar, got 0 values/);
   });
 
   it('Slice with starts and ends of different lengths is a ModelError', () => {
     const data = { constant: tensor([4], [1, 2, 3, 4], 'int64') };
-    expect(() => typeGraph({ op: 'Slice', inputs: [data, ints([]), ints([2])] })).toThrow(/Slice node 'test_Slice': starts, ends, axes and steps have lengths 0, 1/);
+    expect(() => typeGraph({ op: 'Slice', inputs: [data, ints([]), ints([2])] })).toThrow(
+      /Slice node 'test_Slice': starts, ends, axes and steps have lengths 0, 1/,
+    );
   });
 
   it('folding refuses to create a huge constant before allocating it', () => {

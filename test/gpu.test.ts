@@ -29,7 +29,12 @@ describe('GPU device handling', () => {
     const fresh = await openDawn();
     const again = await Session.create(fresh, nodeGraph({ op: 'Relu', inputs: [x] }));
     const y = (await again.run({ in0: x })).outputs.get('out0')!;
-    expect(relL2(y.data, Array.from(x.data, (v) => Math.max(v, 0)))).toBe(0);
+    expect(
+      relL2(
+        y.data,
+        Array.from(x.data, (v) => Math.max(v, 0)),
+      ),
+    ).toBe(0);
     fresh.device.destroy();
   });
 
@@ -74,8 +79,12 @@ describe('GPU device handling', () => {
     const plan = buildPlan(typed, registry, new Set());
     const limits = { maxStorageBufferBindingSize: 1 << 20, maxBufferSize: 1 << 30, minStorageBufferOffsetAlignment: 256 };
     expect(() => checkLimits(plan, limits)).toThrow(GpuError);
-    expect(() => checkLimits(plan, limits)).toThrow(/Conv node '\/backbone\/conv1\/Conv' input 'input' needs a 3158028 byte binding; the adapter allows 1048576 bytes per binding/);
-    expect(() => checkLimits(plan, { ...limits, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 20 })).toThrow(/the plan needs a \d+ byte buffer; the adapter allows 1048576 bytes per buffer/);
+    expect(() => checkLimits(plan, limits)).toThrow(
+      /Conv node '\/backbone\/conv1\/Conv' input 'input' needs a 3158028 byte binding; the adapter allows 1048576 bytes per binding/,
+    );
+    expect(() => checkLimits(plan, { ...limits, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 20 })).toThrow(
+      /the plan needs a \d+ byte buffer; the adapter allows 1048576 bytes per buffer/,
+    );
   });
 });
 
@@ -99,7 +108,10 @@ describe('a kernel reading one tensor twice', () => {
       const [i, j] = [Math.floor(k / 5), k % 5];
       return Array.from({ length: 5 }, (_, t) => x.data[i * 5 + t]! * x.data[t * 5 + j]!).reduce((a, b) => a + b, 0);
     });
-    for (const [graph, expected] of [[square, product], [reshaped, Array.from(x.data, (v) => 2 * v)]] as const) {
+    for (const [graph, expected] of [
+      [square, product],
+      [reshaped, Array.from(x.data, (v) => 2 * v)],
+    ] as const) {
       const session = await Session.create(await gpu(), graph);
       try {
         expect((await session.plan()).kernels.map((k) => k.kernel.label)).toContain('copy_repeated_input');

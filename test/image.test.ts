@@ -100,14 +100,29 @@ describe('readImage: decoding', () => {
       const image = await readImage(fixture(file), { float: true });
       const u16 = reference(`${file}.u16.npy`).data;
       expect(image.float).toBeInstanceOf(Float32Array);
-      expect(maxDiff(Array.from(image.float!, (v) => Math.round(v * 65535)), u16)).toBe(0);
+      expect(
+        maxDiff(
+          Array.from(image.float!, (v) => Math.round(v * 65535)),
+          u16,
+        ),
+      ).toBe(0);
       // The 8-bit data is the high byte, as OpenCV reduces 16-bit images.
-      expect(maxDiff(image.data, Array.from(u16, (v) => v >> 8))).toBe(0);
+      expect(
+        maxDiff(
+          image.data,
+          Array.from(u16, (v) => v >> 8),
+        ),
+      ).toBe(0);
       // Low bytes really differ from high bytes in this fixture, so the precision is visible.
       expect(Array.from(u16).some((v) => (v & 0xff) !== v >> 8)).toBe(true);
     }
     const eight = await readImage(fixture('rgb.png'), { float: true });
-    expect(maxDiff(eight.float!, Array.from(eight.data, (v) => v / 255))).toBeLessThan(1e-7);
+    expect(
+      maxDiff(
+        eight.float!,
+        Array.from(eight.data, (v) => v / 255),
+      ),
+    ).toBeLessThan(1e-7);
     expect((await readImage(fixture('rgb16.png'))).float).toBeUndefined();
   });
 
@@ -176,7 +191,10 @@ describe('readImage: bad and hostile files end in an InputError naming the file'
     expect([small.width, small.height]).toEqual([1500, 1000]);
     expect(small.data.every((v) => v === 0)).toBe(true);
     // And the limit is an option.
-    await expectInputError(readImage(join(tmp, 'black.png'), { maxPixels: 1_000_000 }), /1500x1000 \(1\.5 megapixels\), more than the limit of 1\.0 megapixels \(maxPixels = 1000000\)/);
+    await expectInputError(
+      readImage(join(tmp, 'black.png'), { maxPixels: 1_000_000 }),
+      /1500x1000 \(1\.5 megapixels\), more than the limit of 1\.0 megapixels \(maxPixels = 1000000\)/,
+    );
   });
 
   it('a JPEG whose header declares 20000x20000 is refused by size, not decoded', async () => {
@@ -210,7 +228,12 @@ describe('writePng', () => {
     expect([back.info.width, back.info.height, back.info.channels]).toEqual([w, h, 4]);
     expect(maxDiff(back.data, rgba)).toBe(0);
     const rgb = await readImage(path);
-    expect(maxDiff(rgb.data, Array.from(rgba).filter((_, i) => i % 4 !== 3))).toBe(0);
+    expect(
+      maxDiff(
+        rgb.data,
+        Array.from(rgba).filter((_, i) => i % 4 !== 3),
+      ),
+    ).toBe(0);
   });
 
   it('refuses a buffer of the wrong length or a bad size, writing nothing', async () => {
@@ -257,13 +280,19 @@ describe('toInputTensor', () => {
   it('takes a custom mean/std (e.g. the TF DeepLab scaling to -1..1) and the 16-bit float data', async () => {
     const image = await readImage(fixture('rgb.png'));
     const { tensor } = toInputTensor(image, { size: [32, 48], mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] });
-    expect(maxDiff(tensor.data.subarray(0, 48), Array.from(image.data.filter((_, i) => i % 3 === 0).subarray(0, 48), (v) => v / 127.5 - 1))).toBeLessThan(1e-6);
+    expect(
+      maxDiff(
+        tensor.data.subarray(0, 48),
+        Array.from(image.data.filter((_, i) => i % 3 === 0).subarray(0, 48), (v) => v / 127.5 - 1),
+      ),
+    ).toBeLessThan(1e-6);
 
     const sixteen = await readImage(fixture('rgb16.png'), { float: true });
     const u16 = reference('rgb16.png.u16.npy').data;
     const t16 = toInputTensor(sixteen, { size: [32, 48] }).tensor;
     let m = 0;
-    for (let i = 0; i < 32 * 48; i++) for (let c = 0; c < 3; c++) m = Math.max(m, Math.abs(t16.data[c * 32 * 48 + i]! - (u16[i * 3 + c]! / 65535 - MEAN[c]!) / STD[c]!));
+    for (let i = 0; i < 32 * 48; i++)
+      for (let c = 0; c < 3; c++) m = Math.max(m, Math.abs(t16.data[c * 32 * 48 + i]! - (u16[i * 3 + c]! / 65535 - MEAN[c]!) / STD[c]!));
     expect(m).toBeLessThan(1e-5);
   });
 
@@ -385,11 +414,17 @@ describe('toInputTensor', () => {
       expect(Uint8Array.from(imageData.data.filter((_, i) => i % 4 !== 3))).toEqual(image.data);
       if (file === 'rgba.png') expect(imageData.data.some((v, i) => i % 4 === 3 && v < 255)).toBe(true);
       for (const fit of ['resize', 'pad', 'crop'] as const) {
-        for (const size of [[21, 17], [64, 100]] as [number, number][]) {
+        for (const size of [
+          [21, 17],
+          [64, 100],
+        ] as [number, number][]) {
           const node = toInputTensor(image, { size, fit });
           const browser = toInputTensor(imageData, { size, fit });
           expect(browser.geometry).toEqual(node.geometry);
-          expect(Buffer.from((browser.tensor.data as Float32Array).buffer).equals(Buffer.from((node.tensor.data as Float32Array).buffer)), `${file} ${fit} ${size}`).toBe(true);
+          expect(
+            Buffer.from((browser.tensor.data as Float32Array).buffer).equals(Buffer.from((node.tensor.data as Float32Array).buffer)),
+            `${file} ${fit} ${size}`,
+          ).toBe(true);
         }
       }
     }
@@ -397,7 +432,9 @@ describe('toInputTensor', () => {
 
   it('refuses RGBA pixels of the wrong length or in another colour space', () => {
     const data = new Uint8ClampedArray(2 * 3 * 4);
-    expect(() => toInputTensor({ width: 2, height: 3, data: data.subarray(1) }, { size: [4, 4] })).toThrow(/holds 23 values, a 2x3 image needs 18 \(RGB\) or 24 \(RGBA\)/);
+    expect(() => toInputTensor({ width: 2, height: 3, data: data.subarray(1) }, { size: [4, 4] })).toThrow(
+      /holds 23 values, a 2x3 image needs 18 \(RGB\) or 24 \(RGBA\)/,
+    );
     expect(() => toInputTensor({ width: 3, height: 3, data }, { size: [4, 4] })).toThrow(InputError);
     expect(() => toInputTensor({ width: 2, height: 3, data, channels: 3 }, { size: [4, 4] })).toThrow(InputError);
     expect(() => toInputTensor({ width: 2, height: 3, data, colorSpace: 'display-p3' }, { size: [4, 4] })).toThrow(/'display-p3' colour space/);

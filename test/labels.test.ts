@@ -22,7 +22,9 @@ let files = 0;
 /** Writes 8-bit raw pixels (1 = grey, 3 = RGB) as a PNG with sharp; returns its path. */
 async function pngFile(width: number, height: number, channels: 1 | 3, pixels: ArrayLike<number>): Promise<string> {
   const path = join(tmp, `mask-${files++}.png`);
-  await sharp(Buffer.from(Uint8Array.from(pixels)), { raw: { width, height, channels } }).png().toFile(path);
+  await sharp(Buffer.from(Uint8Array.from(pixels)), { raw: { width, height, channels } })
+    .png()
+    .toFile(path);
   return path;
 }
 
@@ -100,7 +102,12 @@ describe('readLabel', () => {
 
   it('reads an RGB mask whose pixels are grey as an index mask', async () => {
     const values = [0, 5, 255, 9, 1, 2];
-    const path = await pngFile(3, 2, 3, values.flatMap((v) => [v, v, v]));
+    const path = await pngFile(
+      3,
+      2,
+      3,
+      values.flatMap((v) => [v, v, v]),
+    );
     expect((await readLabel(path, 10)).data).toEqual(Uint8Array.from(values));
   });
 
@@ -163,7 +170,11 @@ describe('readLabel', () => {
 describe('fitLabel', () => {
   it("'resize' to twice the size turns each mask pixel into a 2x2 block", () => {
     const [h, w] = [4, 6];
-    const src = label(w, h, Array.from({ length: h * w }, (_, i) => i));
+    const src = label(
+      w,
+      h,
+      Array.from({ length: h * w }, (_, i) => i),
+    );
     const out = fitLabel(src, fitGeometry([h, w], [8, 12], 'resize'));
     expect([out.height, out.width]).toEqual([8, 12]);
     for (let y = 0; y < 8; y++) {
@@ -173,7 +184,11 @@ describe('fitLabel', () => {
 
   it("'resize' to a smaller, non-proportional size samples at the input pixel centres", () => {
     const [h, w] = [9, 10];
-    const src = label(w, h, Array.from({ length: h * w }, (_, i) => i));
+    const src = label(
+      w,
+      h,
+      Array.from({ length: h * w }, (_, i) => i),
+    );
     const out = fitLabel(src, fitGeometry([h, w], [3, 4], 'resize'));
     // Input pixel centres (y + 0.5) * 3 → 1, 4, 7; (x + 0.5) * 2.5 → 1.25, 3.75, 6.25, 8.75.
     expect(Array.from(out.data)).toEqual([11, 13, 16, 18, 41, 43, 46, 48, 71, 73, 76, 78]);
@@ -198,7 +213,11 @@ describe('fitLabel', () => {
   });
 
   it("'crop' keeps the centre of the mask", () => {
-    const src = label(8, 4, Array.from({ length: 32 }, (_, i) => i));
+    const src = label(
+      8,
+      4,
+      Array.from({ length: 32 }, (_, i) => i),
+    );
     const out = fitLabel(src, fitGeometry([4, 8], [4, 4], 'crop')); // columns 2..5
     expect(Array.from(out.data)).toEqual([2, 3, 4, 5, 10, 11, 12, 13, 18, 19, 20, 21, 26, 27, 28, 29]);
   });

@@ -19,7 +19,6 @@ const OS16 = join(FIXTURES, 'deeplabv3plus_os16.onnx');
 const FCN = join(FIXTURES, 'tv_fcn.onnx');
 const DYNAMO = join(FIXTURES, 'deeplabv3plus_dynamo/model.onnx');
 
-
 type Json = Pick<Summary, 'inputs' | 'outputs' | 'nodes' | 'modules' | 'totals'> & { model: string };
 
 async function layersJson(...args: string[]): Promise<Json> {
@@ -30,8 +29,7 @@ async function layersJson(...args: string[]): Promise<Json> {
 }
 
 const size = (dims: readonly number[]) => dims.reduce((a, b) => a * b, 1);
-const floatParams = (graph: Graph) =>
-  [...graph.initializers.values()].filter((t) => t.type === 'float32').reduce((a, t) => a + size(t.dims), 0);
+const floatParams = (graph: Graph) => [...graph.initializers.values()].filter((t) => t.type === 'float32').reduce((a, t) => a + size(t.dims), 0);
 
 /**
  * Every Conv of the graph against the summary: the output shape from the
@@ -131,7 +129,10 @@ describe('segscope layers', () => {
     const graph = await readModelFile(FCN);
     const json = await layersJson(FCN);
     expect(json.inputs[0]!.shape).toEqual([1, 3, 513, 513]);
-    expect(json.outputs.map((o) => [o.name, o.shape])).toEqual([['out', [1, 21, 513, 513]], ['aux', [1, 21, 513, 513]]]);
+    expect(json.outputs.map((o) => [o.name, o.shape])).toEqual([
+      ['out', [1, 21, 513, 513]],
+      ['aux', [1, 21, 513, 513]],
+    ]);
     expect(json.totals.macs).toBe(checkConvs(graph, json));
     expect(json.totals.params).toBe(floatParams(graph));
     const aux = module(json, 'aux_classifier');
@@ -214,7 +215,12 @@ describe('segscope layers', () => {
 
   it('an in-memory model with concrete input dims: Gemm and MatMul MACs; Resize scales are no parameters', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'segscope-layers-'));
-    const float = (name: string, dims: number[]) => ({ name, dims, data_type: DataType.FLOAT, float_data: Array.from({ length: size(dims) }, (_, i) => (i % 7) / 7) });
+    const float = (name: string, dims: number[]) => ({
+      name,
+      dims,
+      data_type: DataType.FLOAT,
+      float_data: Array.from({ length: size(dims) }, (_, i) => (i % 7) / 7),
+    });
     const tensorType = (elem: number, dims: number[]) => ({ tensor_type: { elem_type: elem, shape: { dim: dims.map((d) => ({ dim_value: d })) } } });
     const ints = (name: string, v: number[]) => ({ name, type: AttributeType.INTS, ints: v });
     const int = (name: string, v: number) => ({ name, type: AttributeType.INT, i: v });
@@ -224,14 +230,26 @@ describe('segscope layers', () => {
       graph: {
         name: 'tiny',
         node: [
-          { name: '/body/conv/Conv', op_type: 'Conv', input: ['x', 'w', 'b'], output: ['c'], attribute: [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])] },
-          { name: '/body/up/Resize', op_type: 'Resize', input: ['c', '', 'scales'], output: ['u'], attribute: [{ name: 'mode', type: AttributeType.STRING, s: new TextEncoder().encode('linear') }] },
+          {
+            name: '/body/conv/Conv',
+            op_type: 'Conv',
+            input: ['x', 'w', 'b'],
+            output: ['c'],
+            attribute: [ints('kernel_shape', [3, 3]), ints('pads', [1, 1, 1, 1])],
+          },
+          {
+            name: '/body/up/Resize',
+            op_type: 'Resize',
+            input: ['c', '', 'scales'],
+            output: ['u'],
+            attribute: [{ name: 'mode', type: AttributeType.STRING, s: new TextEncoder().encode('linear') }],
+          },
           { name: '/head/Flatten', op_type: 'Flatten', input: ['u'], output: ['f'], attribute: [int('axis', 1)] },
           { name: '/head/fc/Gemm', op_type: 'Gemm', input: ['f', 'wfc', 'bfc'], output: ['g'], attribute: [int('transB', 1)] },
           { name: '/head/proj/MatMul', op_type: 'MatMul', input: ['g', 'wm'], output: ['y'] },
         ],
-        initializer: [float('w', [4, 3, 3, 3]), float('b', [4]), float('scales', [4]), float('wfc', [10, 1024]), float('bfc', [10]), float('wm', [10, 5])].map((t) =>
-          t.name === 'scales' ? { ...t, float_data: [1, 1, 2, 2] } : t,
+        initializer: [float('w', [4, 3, 3, 3]), float('b', [4]), float('scales', [4]), float('wfc', [10, 1024]), float('bfc', [10]), float('wm', [10, 5])].map(
+          (t) => (t.name === 'scales' ? { ...t, float_data: [1, 1, 2, 2] } : t),
         ),
         input: [{ name: 'x', type: tensorType(DataType.FLOAT, [1, 3, 8, 8]) }],
         output: [{ name: 'y', type: tensorType(DataType.FLOAT, [1, 5]) }],
@@ -279,7 +297,10 @@ describe('segscope layers', () => {
       [['layers', OS16, '--size', '0x513'], /^segscope: --size '0x513': expected HEIGHTxWIDTH/],
       [['layers', OS16, '--input-shape', 'input'], /^segscope: --input-shape 'input': expected NAME=DIMS/],
       [['layers', OS16, '--input-shape', 'image=1x3x65x65'], /^segscope: .* has no input 'image' \(inputs: input\)/],
-      [['layers', OS16, '--filter', 'classifier.aspp.projekt'], /^segscope: --filter 'classifier.aspp.projekt' matches no node, module or tensor. Closest names: 'classifier.aspp.project'/],
+      [
+        ['layers', OS16, '--filter', 'classifier.aspp.projekt'],
+        /^segscope: --filter 'classifier.aspp.projekt' matches no node, module or tensor. Closest names: 'classifier.aspp.project'/,
+      ],
       [['layers'], /^segscope: layers takes one MODEL argument, got 0/],
       [['layers', OS16, '--bogus'], /^segscope: Unknown option '--bogus'/],
     ];

@@ -9,7 +9,12 @@ import { randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.j
  * of each kernel shape (one tile and several, broadcast batches, transposed
  * operands, C or none), not all, as lavapipe compiles every case slowly.
  */
-const F16_CASES = new Set(['2-D spanning several tiles and k slices', 'batch broadcast both ways', 'transA and transB, alpha and beta, C a column [M,1]', 'no C']);
+const F16_CASES = new Set([
+  '2-D spanning several tiles and k slices',
+  'batch broadcast both ways',
+  'transA and transB, alpha and beta, C a column [M,1]',
+  'no C',
+]);
 const precisionsOf = (name: string): readonly Precision[] => (F16_CASES.has(name) ? PRECISIONS : ['f32']);
 
 /** Row-major element of `t` at a (right-aligned, broadcast) multi-index. */

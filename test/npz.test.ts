@@ -10,7 +10,11 @@ import { encodeNpy } from '../src/io/npy.js';
 const FIXTURES = join(import.meta.dirname, 'fixtures/images');
 
 const tensors: Record<string, HostTensor> = {
-  '/classifier/aspp/project/project.2/Relu_output_0': { type: 'float32', dims: [1, 4, 3, 3], data: Float32Array.from({ length: 36 }, (_, i) => Math.sin(i) * 10) },
+  '/classifier/aspp/project/project.2/Relu_output_0': {
+    type: 'float32',
+    dims: [1, 4, 3, 3],
+    data: Float32Array.from({ length: 36 }, (_, i) => Math.sin(i) * 10),
+  },
   mask: { type: 'int64', dims: [2, 3], data: Float64Array.from([0, 20, 3, -1, 2 ** 40, 7]) },
   scalar: { type: 'float32', dims: [], data: Float32Array.from([0.5]) },
   vector: { type: 'float32', dims: [4], data: Float32Array.from([1, 2, 3, 4]) },
@@ -49,7 +53,10 @@ describe('.npz', () => {
 
   for (const file of ['savez.npz', 'savez_compressed.npz']) {
     it(`reads ${file} written by NumPy (ZIP64 entries)`, () => {
-      const expected = JSON.parse(readFileSync(join(FIXTURES, 'npz_values.json'), 'utf8')) as Record<string, { dtype: string; shape: number[]; values: number[] }>;
+      const expected = JSON.parse(readFileSync(join(FIXTURES, 'npz_values.json'), 'utf8')) as Record<
+        string,
+        { dtype: string; shape: number[]; values: number[] }
+      >;
       const arrays = decodeNpz(readFileSync(join(FIXTURES, file)), file);
       expect([...arrays.keys()].sort()).toEqual(Object.keys(expected).sort());
       for (const [name, { dtype, shape, values }] of Object.entries(expected)) {

@@ -8,7 +8,16 @@ import { modelFromBytes } from '../src/model/from-bytes.js';
 import { graphFromModel } from '../src/model/from-onnx.js';
 import type { Graph, HostTensor } from '../src/model/graph.js';
 import { decodeModel, decodeTensor, encodeModel } from '../src/onnx/decode.js';
-import { AttributeType, DataLocation, DataType, type GraphProto, type ModelProto, type NodeProto, type TensorProto, type ValueInfoProto } from '../src/onnx/schema.js';
+import {
+  AttributeType,
+  DataLocation,
+  DataType,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from '../src/onnx/schema.js';
 import { tensorFromProto } from '../src/model/tensor-proto.js';
 
 const SOURCE = 'mem.onnx';
@@ -67,7 +76,10 @@ function expectModelError(run: () => unknown, ...fragments: string[]): void {
 }
 
 async function expectModelErrorAsync(run: () => Promise<unknown>, ...fragments: string[]): Promise<void> {
-  const error = await run().then(() => undefined, (e: unknown) => e);
+  const error = await run().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(error).toBeInstanceOf(ModelError);
   for (const f of fragments) expect((error as Error).message).toContain(f);
 }
@@ -138,9 +150,7 @@ describe('tensor data fields', () => {
 
   it('reads int64 and uint64 raw_data sentinels', () => {
     const signed = new BigInt64Array([2n ** 63n - 1n, -(2n ** 63n), -1n, 2n ** 53n + 1n, -(2n ** 40n) - 3n]);
-    expect([...loadTensor({ data_type: DataType.INT64, dims: [5], raw_data: rawOf(signed) }).data]).toEqual(
-      [2 ** 63, -(2 ** 63), -1, 2 ** 53, -(2 ** 40) - 3],
-    );
+    expect([...loadTensor({ data_type: DataType.INT64, dims: [5], raw_data: rawOf(signed) }).data]).toEqual([2 ** 63, -(2 ** 63), -1, 2 ** 53, -(2 ** 40) - 3]);
     const unsigned = new BigUint64Array([2n ** 64n - 1n, 2n ** 32n + 7n]);
     expect([...loadTensor({ data_type: DataType.UINT64, dims: [2], raw_data: rawOf(unsigned) }).data]).toEqual([2 ** 64, 2 ** 32 + 7]);
   });
@@ -201,12 +211,21 @@ describe('tensor data fields', () => {
   });
 
   it('refuses inconsistent or unsupported tensors, naming the tensor', () => {
-    expectModelError(() => loadTensor({ data_type: DataType.FLOAT, dims: [2, 3], float_data: [1, 2] }), SOURCE, "tensor 'w'", 'float_data holds 2 values, expected 6');
+    expectModelError(
+      () => loadTensor({ data_type: DataType.FLOAT, dims: [2, 3], float_data: [1, 2] }),
+      SOURCE,
+      "tensor 'w'",
+      'float_data holds 2 values, expected 6',
+    );
     expectModelError(() => loadTensor({ data_type: DataType.FLOAT, dims: [3], raw_data: new Uint8Array(11) }), "tensor 'w'", '11 bytes');
     expectModelError(() => loadTensor({ data_type: DataType.FLOAT, dims: [-1] }), "tensor 'w'", 'non-negative');
     expectModelError(() => loadTensor({ data_type: DataType.FLOAT, dims: [65536, 65536] }), "tensor 'w'", '2^31');
     expectModelError(() => loadTensor({ data_type: DataType.FLOAT, dims: [2 ** 40, 0] }), "tensor 'w'", '2^31');
-    expectModelError(() => loadTensor({ data_type: DataType.STRING, dims: [1], string_data: [new Uint8Array([104])] }), "tensor 'w'", 'string tensors are not supported');
+    expectModelError(
+      () => loadTensor({ data_type: DataType.STRING, dims: [1], string_data: [new Uint8Array([104])] }),
+      "tensor 'w'",
+      'string tensors are not supported',
+    );
     expectModelError(() => loadTensor({ data_type: DataType.FLOAT8E4M3FN, dims: [1], raw_data: new Uint8Array(1) }), "tensor 'w'", 'FLOAT8E4M3FN');
     expectModelError(() => loadTensor({ dims: [1], float_data: [1] }), "tensor 'w'", 'UNDEFINED');
     expectModelError(() => loadTensor({ data_type: DataType.FLOAT, dims: [1], float_data: [1], raw_data: new Uint8Array(4) }), 'both raw_data and float_data');
@@ -287,7 +306,9 @@ describe('external data', () => {
     writeFileSync(join(dir, 'short.bin'), new Uint8Array(12));
     await expectModelErrorAsync(
       () => readModelFile(writeModel(dir, externalTensor('short.bin', [4], { offset: '0', length: '16' }))),
-      "tensor 'weights'", join(dir, 'short.bin'), '12 bytes',
+      "tensor 'weights'",
+      join(dir, 'short.bin'),
+      '12 bytes',
     );
     await expectModelErrorAsync(() => readModelFile(writeModel(dir, externalTensor('short.bin', [4]))), "tensor 'weights'", 'short.bin', 'need 16');
     await expectModelErrorAsync(() => readModelFile(writeModel(dir, externalTensor('short.bin', [1], { offset: '20' }))), "tensor 'weights'", 'short.bin');
@@ -316,9 +337,19 @@ describe('external data', () => {
     expect(graph.source).toBe(SOURCE);
     expect([...modelFromBytes(bytes(externalTensor('model.onnx.data', [1], { offset: '20' })), SOURCE, files).initializers.get('weights')!.data]).toEqual([9]);
 
-    expectModelError(() => modelFromBytes(bytes(externalTensor('../model.onnx.data', [1])), SOURCE, files), SOURCE, "tensor 'weights'", "'../model.onnx.data' was not given", "given: 'model.onnx.data'");
+    expectModelError(
+      () => modelFromBytes(bytes(externalTensor('../model.onnx.data', [1])), SOURCE, files),
+      SOURCE,
+      "tensor 'weights'",
+      "'../model.onnx.data' was not given",
+      "given: 'model.onnx.data'",
+    );
     expectModelError(() => modelFromBytes(bytes(externalTensor('other.bin', [1])), SOURCE, new Map()), "'other.bin' was not given (given: none)");
-    expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [4], { offset: '16', length: '16' })), SOURCE, files), "'model.onnx.data' is 24 bytes", 'too short for 16 bytes at offset 16');
+    expectModelError(
+      () => modelFromBytes(bytes(externalTensor('model.onnx.data', [4], { offset: '16', length: '16' })), SOURCE, files),
+      "'model.onnx.data' is 24 bytes",
+      'too short for 16 bytes at offset 16',
+    );
     expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [4], { offset: '16' })), SOURCE, files), 'holds 8 bytes', 'need 16');
     expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [1], { offset: '28' })), SOURCE, files), 'too short for offset 28');
     expectModelError(() => modelFromBytes(bytes(externalTensor('model.onnx.data', [1])), SOURCE), 'no external data was given', 'modelFromBytes');
@@ -326,7 +357,10 @@ describe('external data', () => {
 
   it('reports a missing model file as an InputError naming the path', async () => {
     const file = join(tempDir(), 'nope.onnx');
-    const error = await readModelFile(file).then(() => undefined, (e: unknown) => e);
+    const error = await readModelFile(file).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(error).toBeInstanceOf(InputError);
     expect((error as Error).message).toContain(file);
   });
@@ -389,39 +423,56 @@ describe('graph construction', () => {
     expectModelError(() => load(withAttr([{ name: 'then_branch', type: AttributeType.GRAPH, g: { name: 'g' } }])), "node 'branch'", 'then_branch', 'subgraph');
     expectModelError(() => load(withAttr([{ name: 'tp', type: AttributeType.TYPE_PROTO, tp: {} }])), "node 'branch'", 'TYPE_PROTO');
     expectModelError(() => load(withAttr([{ name: 'old', f: 1 }])), "'old'", 'no type');
-    expectModelError(() => load(withAttr([{ name: 'a', type: AttributeType.INT }, { name: 'a', type: AttributeType.INT }])), "attribute 'a' twice");
-    expectModelError(() => load(withAttr([{ name: 't', type: AttributeType.TENSOR, t: { data_type: DataType.STRING, dims: [0] } }])), "node 'branch' (If) attribute 't'", 'string');
+    expectModelError(
+      () =>
+        load(
+          withAttr([
+            { name: 'a', type: AttributeType.INT },
+            { name: 'a', type: AttributeType.INT },
+          ]),
+        ),
+      "attribute 'a' twice",
+    );
+    expectModelError(
+      () => load(withAttr([{ name: 't', type: AttributeType.TENSOR, t: { data_type: DataType.STRING, dims: [0] } }])),
+      "node 'branch' (If) attribute 't'",
+      'string',
+    );
   });
 
   it('names unnamed nodes <opType>_<index> and suffixes duplicates', () => {
-    const graph = load(modelOf({
-      input: [tensorInfo('x')],
-      output: [tensorInfo('e')],
-      node: [
-        { name: 'dup', op_type: 'Relu', input: ['x'], output: ['a'] },
-        { name: 'dup', op_type: 'Relu', input: ['a'], output: ['b'] },
-        { op_type: 'Relu', input: ['b'], output: ['c'] },
-        { name: 'Relu_2', op_type: 'Sigmoid', input: ['c'], output: ['d'] },
-        { name: 'dup', op_type: 'Relu', input: ['d'], output: ['e'] },
-      ],
-    }));
+    const graph = load(
+      modelOf({
+        input: [tensorInfo('x')],
+        output: [tensorInfo('e')],
+        node: [
+          { name: 'dup', op_type: 'Relu', input: ['x'], output: ['a'] },
+          { name: 'dup', op_type: 'Relu', input: ['a'], output: ['b'] },
+          { op_type: 'Relu', input: ['b'], output: ['c'] },
+          { name: 'Relu_2', op_type: 'Sigmoid', input: ['c'], output: ['d'] },
+          { name: 'dup', op_type: 'Relu', input: ['d'], output: ['e'] },
+        ],
+      }),
+    );
     const names = graph.nodes.map((n) => n.name);
     expect(names).toEqual(['dup', 'dup_1', 'Relu_2_1', 'Relu_2', 'dup_2']);
     expect(new Set(names).size).toBe(names.length);
   });
 
   it('sorts unsorted nodes topologically and keeps sorted files in order', () => {
-    const graph = load(modelOf({
-      input: [tensorInfo('x')],
-      output: [tensorInfo('z'), tensorInfo('w')],
-      node: [
-        { name: 'last', op_type: 'Add', input: ['y', 'b'], output: ['z'] },
-        { name: 'middle', op_type: 'Relu', input: ['a'], output: ['y'] },
-        { name: 'first', op_type: 'Neg', input: ['x'], output: ['a'] },
-        { name: 'side', op_type: 'Abs', input: ['x'], output: ['b', ''] },
-        { name: 'free', op_type: 'Abs', input: ['x', ''], output: ['w'] },
-      ],
-    }));
+    const graph = load(
+      modelOf({
+        input: [tensorInfo('x')],
+        output: [tensorInfo('z'), tensorInfo('w')],
+        node: [
+          { name: 'last', op_type: 'Add', input: ['y', 'b'], output: ['z'] },
+          { name: 'middle', op_type: 'Relu', input: ['a'], output: ['y'] },
+          { name: 'first', op_type: 'Neg', input: ['x'], output: ['a'] },
+          { name: 'side', op_type: 'Abs', input: ['x'], output: ['b', ''] },
+          { name: 'free', op_type: 'Abs', input: ['x', ''], output: ['w'] },
+        ],
+      }),
+    );
     expect(graph.nodes.map((n) => n.name)).toEqual(['first', 'middle', 'side', 'last', 'free']);
     expect(load(smallModel()).nodes.map((n) => n.name)).toEqual(['relu', 'add', 'Transpose_2']);
   });
@@ -436,47 +487,81 @@ describe('graph construction', () => {
   });
 
   it('refuses cycles, naming a node in the cycle', () => {
-    expectModelError(() => load(modelOf({
-      input: [tensorInfo('x')],
-      output: [tensorInfo('y')],
-      node: [
-        { name: 'entry', op_type: 'Add', input: ['x', 'c'], output: ['a'] },
-        { name: 'loop1', op_type: 'Relu', input: ['a'], output: ['b'] },
-        { name: 'loop2', op_type: 'Relu', input: ['b'], output: ['c'] },
-        { name: 'exit', op_type: 'Relu', input: ['c'], output: ['y'] },
-      ],
-    })), SOURCE, 'cycle', "'loop1'", "'loop2'", "'entry'");
-    expectModelError(() => load(modelOf({ output: [tensorInfo('a')], node: [{ name: 'self', op_type: 'Relu', input: ['a'], output: ['a'] }] })), "'self'", 'cycle');
+    expectModelError(
+      () =>
+        load(
+          modelOf({
+            input: [tensorInfo('x')],
+            output: [tensorInfo('y')],
+            node: [
+              { name: 'entry', op_type: 'Add', input: ['x', 'c'], output: ['a'] },
+              { name: 'loop1', op_type: 'Relu', input: ['a'], output: ['b'] },
+              { name: 'loop2', op_type: 'Relu', input: ['b'], output: ['c'] },
+              { name: 'exit', op_type: 'Relu', input: ['c'], output: ['y'] },
+            ],
+          }),
+        ),
+      SOURCE,
+      'cycle',
+      "'loop1'",
+      "'loop2'",
+      "'entry'",
+    );
+    expectModelError(
+      () => load(modelOf({ output: [tensorInfo('a')], node: [{ name: 'self', op_type: 'Relu', input: ['a'], output: ['a'] }] })),
+      "'self'",
+      'cycle',
+    );
   });
 
   it('refuses an input that nothing produces, naming the node and the tensor', () => {
     expectModelError(
-      () => load(modelOf({ input: [tensorInfo('x')], output: [tensorInfo('y')], node: [{ name: 'add', op_type: 'Add', input: ['x', 'ghost'], output: ['y'] }] })),
-      SOURCE, "node 'add'", "'ghost'",
+      () =>
+        load(modelOf({ input: [tensorInfo('x')], output: [tensorInfo('y')], node: [{ name: 'add', op_type: 'Add', input: ['x', 'ghost'], output: ['y'] }] })),
+      SOURCE,
+      "node 'add'",
+      "'ghost'",
     );
     expectModelError(() => load(modelOf({ input: [tensorInfo('x')], output: [tensorInfo('nowhere')] })), "graph output 'nowhere'");
   });
 
   it('refuses a tensor produced twice', () => {
-    const twice = (extra: Partial<GraphProto>): ModelProto => modelOf({
-      input: [tensorInfo('x')],
-      output: [tensorInfo('y')],
-      node: [
-        { name: 'one', op_type: 'Relu', input: ['x'], output: ['y'] },
-        { name: 'two', op_type: 'Neg', input: ['x'], output: ['y'] },
-      ],
-      ...extra,
-    });
+    const twice = (extra: Partial<GraphProto>): ModelProto =>
+      modelOf({
+        input: [tensorInfo('x')],
+        output: [tensorInfo('y')],
+        node: [
+          { name: 'one', op_type: 'Relu', input: ['x'], output: ['y'] },
+          { name: 'two', op_type: 'Neg', input: ['x'], output: ['y'] },
+        ],
+        ...extra,
+      });
     expectModelError(() => load(twice({})), "tensor 'y'", "node 'one'", "node 'two'");
     expectModelError(() => load(twice({ node: [{ name: 'shadow', op_type: 'Relu', input: ['x'], output: ['x'] }] })), "tensor 'x'", 'graph input');
-    expectModelError(() => load(twice({
-      node: [{ name: 'one', op_type: 'Relu', input: ['x'], output: ['y'] }],
-      initializer: [{ name: 'y', data_type: DataType.FLOAT, dims: [1], float_data: [0] }],
-    })), "tensor 'y'", 'initializer');
-    expectModelError(() => load(twice({
-      node: [],
-      initializer: [{ name: 'y', data_type: DataType.FLOAT, float_data: [0] }, { name: 'y', data_type: DataType.FLOAT, float_data: [1] }],
-    })), "initializer 'y' appears twice");
+    expectModelError(
+      () =>
+        load(
+          twice({
+            node: [{ name: 'one', op_type: 'Relu', input: ['x'], output: ['y'] }],
+            initializer: [{ name: 'y', data_type: DataType.FLOAT, dims: [1], float_data: [0] }],
+          }),
+        ),
+      "tensor 'y'",
+      'initializer',
+    );
+    expectModelError(
+      () =>
+        load(
+          twice({
+            node: [],
+            initializer: [
+              { name: 'y', data_type: DataType.FLOAT, float_data: [0] },
+              { name: 'y', data_type: DataType.FLOAT, float_data: [1] },
+            ],
+          }),
+        ),
+      "initializer 'y' appears twice",
+    );
   });
 
   it('checks the default-domain opset', () => {
@@ -485,7 +570,10 @@ describe('graph construction', () => {
     expectModelError(() => load(modelOf(smallModel().graph!, 6)), SOURCE, 'opset 6');
     expectModelError(() => load(modelOf(smallModel().graph!, 23)), 'opset 23');
     const aliased = smallModel();
-    aliased.opset_import = [{ domain: 'com.microsoft', version: 1 }, { domain: 'ai.onnx', version: 13 }];
+    aliased.opset_import = [
+      { domain: 'com.microsoft', version: 1 },
+      { domain: 'ai.onnx', version: 13 },
+    ];
     expect(load(aliased).opset).toBe(13);
     const none = smallModel();
     none.opset_import = [{ domain: 'com.microsoft', version: 1 }];

@@ -71,7 +71,11 @@ describe('Pad', () => {
   for (const mode of ['reflect', 'edge', 'wrap'] as const) {
     it(`${mode} mode, pad widths up to the dim size minus one, and beyond`, async () => {
       const x = randomTensor([1, 2, 5, 7], mode.length);
-      for (const pads of [[0, 0, 4, 6, 0, 0, 3, 5], [0, 1, 1, 0, 0, 0, 2, 1], [0, 0, 9, 13, 0, 0, 6, 15]]) {
+      for (const pads of [
+        [0, 0, 4, 6, 0, 0, 3, 5],
+        [0, 1, 1, 0, 0, 0, 2, 1],
+        [0, 0, 9, 13, 0, 0, 6, 15],
+      ]) {
         const [y] = await runNode({ op: 'Pad', attrs: { mode }, inputs: [x, ints(pads)] });
         const ref = padRef(x, pads, mode);
         expect(y!.dims).toEqual(ref.dims);
@@ -83,7 +87,10 @@ describe('Pad', () => {
   it('at f16: copies exactly, and fills with the value rounded to float16 (infinity: the largest finite, 65504)', async () => {
     const x = randomTensor([1, 2, 5, 7], 3);
     const pads = [0, 1, 2, 1, 0, 0, 3, 2];
-    for (const [value, fill] of [[0.1, 0.1], [-Infinity, -65504]]) {
+    for (const [value, fill] of [
+      [0.1, 0.1],
+      [-Infinity, -65504],
+    ]) {
       const [y] = await runNode({ op: 'Pad', inputs: [x, ints(pads), { constant: tensor([], [value!]) }] }, 'f16');
       expect(Array.from(y!.data)).toEqual(roundToFloat16(padRef(x, pads, 'constant', fill).data));
     }
@@ -94,7 +101,10 @@ describe('Pad', () => {
   it('negative pads crop, before the other side is extended', async () => {
     const x = randomTensor([2, 5, 7], 20);
     for (const mode of ['constant', 'reflect', 'edge', 'wrap'] as const) {
-      for (const pads of [[0, -1, -2, 0, -2, -3], [0, -3, 2, 0, 3, -1]]) {
+      for (const pads of [
+        [0, -1, -2, 0, -2, -3],
+        [0, -3, 2, 0, 3, -1],
+      ]) {
         const [y] = await runNode({ op: 'Pad', attrs: { mode }, inputs: [x, ints(pads)] });
         const ref = padRef(x, pads, mode);
         expect(y!.dims).toEqual(ref.dims);

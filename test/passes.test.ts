@@ -99,7 +99,12 @@ describe('graph passes', () => {
 
   it("runs a residual that is the conv's own input, y = relu(x + conv(x)), fused, binding a copy of x", async () => {
     const node = (opType: string, inputs: string[], output: string, attrs: Record<string, number[]> = {}): Node => ({
-      name: output, opType, domain: '', inputs, outputs: [output], attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
+      name: output,
+      opType,
+      domain: '',
+      inputs,
+      outputs: [output],
+      attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
     });
     const graph: Graph = {
       nodes: [node('Conv', ['x', 'w'], 'c', { pads: [1, 1, 1, 1] }), node('Add', ['c', 'x'], 's'), node('Relu', ['s'], 'y')],

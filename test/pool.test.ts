@@ -75,12 +75,38 @@ const cases: Case[] = [
   { name: 'asymmetric kernel, strides and pads', dims: [2, 2, 13, 11], geometry: { kernel: [3, 2], strides: [2, 1], pads: [1, 0, 2, 1] }, out: [7, 11] },
   { name: 'dilations', dims: [1, 2, 11, 13], geometry: { kernel: [3, 3], dilations: [2, 2] }, out: [7, 9] },
   // (9 + 2 - 2) / 2 rounds up to 5 windows + 1, but the 6th would start in the end padding.
-  { name: 'ceil_mode dropping a window that starts in the end padding', dims: [1, 2, 9, 9], geometry: { kernel: [2, 2], strides: [2, 2], pads: [1, 1, 1, 1] }, attrs: { ceil_mode: 1 }, out: [5, 5] },
+  {
+    name: 'ceil_mode dropping a window that starts in the end padding',
+    dims: [1, 2, 9, 9],
+    geometry: { kernel: [2, 2], strides: [2, 2], pads: [1, 1, 1, 1] },
+    attrs: { ceil_mode: 1 },
+    out: [5, 5],
+  },
   // The last window (start 7: taps 7, 8, 9) runs past the end padding at 9.
-  { name: 'ceil_mode with a window past the end padding', dims: [1, 2, 8, 8], geometry: { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] }, attrs: { ceil_mode: 1 }, out: [5, 5] },
+  {
+    name: 'ceil_mode with a window past the end padding',
+    dims: [1, 2, 8, 8],
+    geometry: { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] },
+    attrs: { ceil_mode: 1 },
+    out: [5, 5],
+  },
   { name: 'ceil_mode without padding', dims: [1, 1, 10, 10], geometry: { kernel: [3, 3], strides: [2, 2] }, attrs: { ceil_mode: 1 }, out: [5, 5] },
-  { name: 'auto_pad SAME_UPPER', dims: [1, 2, 11, 10], geometry: { kernel: [3, 3], strides: [2, 2] }, attrs: { auto_pad: 'SAME_UPPER' }, out: [6, 5], refPads: [1, 0, 1, 1] },
-  { name: 'auto_pad SAME_LOWER', dims: [1, 2, 11, 10], geometry: { kernel: [3, 3], strides: [2, 2] }, attrs: { auto_pad: 'SAME_LOWER' }, out: [6, 5], refPads: [1, 1, 1, 0] },
+  {
+    name: 'auto_pad SAME_UPPER',
+    dims: [1, 2, 11, 10],
+    geometry: { kernel: [3, 3], strides: [2, 2] },
+    attrs: { auto_pad: 'SAME_UPPER' },
+    out: [6, 5],
+    refPads: [1, 0, 1, 1],
+  },
+  {
+    name: 'auto_pad SAME_LOWER',
+    dims: [1, 2, 11, 10],
+    geometry: { kernel: [3, 3], strides: [2, 2] },
+    attrs: { auto_pad: 'SAME_LOWER' },
+    out: [6, 5],
+    refPads: [1, 1, 1, 0],
+  },
   { name: 'auto_pad VALID', dims: [1, 2, 11, 10], geometry: { kernel: [3, 3], strides: [2, 2] }, attrs: { auto_pad: 'VALID' }, out: [5, 4] },
   { name: '1-D', dims: [2, 3, 19], geometry: { kernel: [3], strides: [2], pads: [1, 1] }, out: [10] },
   { name: '3-D', dims: [1, 2, 7, 6, 5], geometry: { kernel: [2, 3, 2], pads: [0, 1, 1, 1, 1, 0] }, out: [7, 6, 5] },
@@ -112,7 +138,11 @@ describe('MaxPool and AveragePool', () => {
   });
 
   it('MaxPool on an integer tensor', async () => {
-    const x = tensor([1, 2, 7, 9], Array.from(random(126, 5), (v) => Math.round(v * 100)), 'int32');
+    const x = tensor(
+      [1, 2, 7, 9],
+      Array.from(random(126, 5), (v) => Math.round(v * 100)),
+      'int32',
+    );
     const g: Geometry = { kernel: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1] };
     const [y] = await runNode({ op: 'MaxPool', attrs: attrsOf(g), inputs: [x] });
     expect(y!.type).toBe('int32');
@@ -143,7 +173,11 @@ describe('GlobalAveragePool and GlobalMaxPool', () => {
   };
   for (const op of ['GlobalAveragePool', 'GlobalMaxPool']) {
     // 9x11 planes take a thread each, 33x33 planes a workgroup each.
-    for (const dims of [[2, 19, 9, 11], [1, 5, 33, 33], [2, 3, 5, 4, 7]]) {
+    for (const dims of [
+      [2, 19, 9, 11],
+      [1, 5, 33, 33],
+      [2, 3, 5, 4, 7],
+    ]) {
       it(`${op} on [${dims}]`, async () => {
         const x = randomTensor(dims, dims[1]! + op.length);
         for (const precision of PRECISIONS) {

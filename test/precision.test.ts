@@ -79,7 +79,9 @@ describe('Cast on the GPU', () => {
 
   it('refuses casts of run-time tensors to integers, pointing at load-time evaluation', async () => {
     const graph = nodeGraph({ op: 'Cast', attrs: { to: 7 }, inputs: [randomTensor([4], 1)] });
-    await expect(Session.create(await gpu(), graph)).rejects.toThrow(/a cast of float32 to int64 is evaluated only at load time, but input 'in0' is computed at run time/);
+    await expect(Session.create(await gpu(), graph)).rejects.toThrow(
+      /a cast of float32 to int64 is evaluated only at load time, but input 'in0' is computed at run time/,
+    );
   });
 });
 
@@ -205,7 +207,7 @@ describe('a float16 model (model.half() exported)', () => {
 });
 
 describe('--precision on the command line', () => {
-  it('segscope run --precision f16 reports it and writes float32 logits within 2e-3 of f32, keeping 99.5% of the pixels\' class', async () => {
+  it("segscope run --precision f16 reports it and writes float32 logits within 2e-3 of f32, keeping 99.5% of the pixels' class", async () => {
     const dirs = ['f32', 'f16'].map(() => mkdtempSync(join(tmpdir(), 'segscope-precision-')));
     const runs = await Promise.all(['f32', 'f16'].map((p, k) => segscope('run', MODEL, '--input', INPUT, '--precision', p, '--dump-dir', dirs[k]!, '--json')));
     for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
@@ -223,7 +225,9 @@ describe('--precision on the command line', () => {
     const image = join(ROOT, 'test/fixtures/images/rgb.png');
     const outs = ['f32', 'f16'].map(() => mkdtempSync(join(tmpdir(), 'segscope-precision-')));
     const runs = await Promise.all(
-      ['f32', 'f16'].map((p, k) => segscope('vis', MODEL, image, '--layer', 'classifier.aspp.project', '--input-size', '65x65', '--precision', p, '--out', outs[k]!, '--json')),
+      ['f32', 'f16'].map((p, k) =>
+        segscope('vis', MODEL, image, '--layer', 'classifier.aspp.project', '--input-size', '65x65', '--precision', p, '--out', outs[k]!, '--json'),
+      ),
     );
     for (const r of runs) expect([errors(r.stderr), r.code]).toEqual([[], 0]);
     const files = (k: number) => (JSON.parse(runs[k]!.stdout) as { images: { files: { file: string }[] }[] }).images[0]!.files.map((f) => f.file);
@@ -231,7 +235,8 @@ describe('--precision on the command line', () => {
     // Each coloured pixel back to its JET level (0-255): float16 moves a normalised value by at most one level, on few pixels.
     const jet = colormap('jet');
     const levelOf = new Map(Array.from({ length: 256 }, (_, v) => [(jet[3 * v]! << 16) | (jet[3 * v + 1]! << 8) | jet[3 * v + 2]!, v]));
-    const levels = ({ data }: { data: Uint8Array }) => Array.from({ length: data.length / 3 }, (_, p) => levelOf.get((data[3 * p]! << 16) | (data[3 * p + 1]! << 8) | data[3 * p + 2]!)!);
+    const levels = ({ data }: { data: Uint8Array }) =>
+      Array.from({ length: data.length / 3 }, (_, p) => levelOf.get((data[3 * p]! << 16) | (data[3 * p + 1]! << 8) | data[3 * p + 2]!)!);
     for (const file of files(0).filter((f) => /_(max|mean)\.png$/.test(f))) {
       const [full, half] = (await Promise.all(outs.map((d) => readImage(join(d, file))))).map(levels);
       expect(full!.every((v) => v !== undefined) && half!.every((v) => v !== undefined), `${file}: every pixel a JET colour`).toBe(true);

@@ -65,7 +65,7 @@ describe('profiling a session with timestamp queries', async () => {
     session.destroy();
   });
 
-  it.runIf(timed)('reports a Conv with BatchNorm folded in under the Conv, with the Conv\'s FLOPs', async () => {
+  it.runIf(timed)("reports a Conv with BatchNorm folded in under the Conv, with the Conv's FLOPs", async () => {
     const { graph, session, x } = await open('deeplabv3plus_bn.onnx');
     const nodes = (await profileNodes(session, { input: x }, 1))!;
     expect(nodes.some((n) => n.opType === 'BatchNormalization' || n.node.includes('::'))).toBe(false);

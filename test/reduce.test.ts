@@ -121,7 +121,6 @@ describe('reductions', () => {
   });
 });
 
-
 /** Index of the best value along `axis`; the first or the last of equal ones. */
 function argRef(x: HostTensor, axis: number, better: (a: number, b: number) => boolean, last: boolean): number[] {
   const inner = x.dims.slice(axis + 1).reduce((a, b) => a * b, 1);
@@ -153,11 +152,17 @@ describe('ArgMax and ArgMin', () => {
     }
   });
 
-  for (const [op, better] of [['ArgMax', gt], ['ArgMin', lt]] as const) {
+  for (const [op, better] of [
+    ['ArgMax', gt],
+    ['ArgMin', lt],
+  ] as const) {
     for (const last of [0, 1]) {
       it(`${op} breaks ties toward the ${last ? 'last' : 'first'} index`, async () => {
         // Few distinct values, so ties are common.
-        const x = tensor([4, 7, 5], Array.from(random(140, 10 + last), (v) => Math.round(v * 2)));
+        const x = tensor(
+          [4, 7, 5],
+          Array.from(random(140, 10 + last), (v) => Math.round(v * 2)),
+        );
         const [y] = await runNode({ op, attrs: { axis: -2, keepdims: 0, select_last_index: last }, inputs: [x] });
         expect(y!.dims).toEqual([4, 5]);
         expect(Array.from(y!.data)).toEqual(argRef(x, 1, better, last === 1));

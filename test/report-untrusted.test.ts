@@ -36,7 +36,19 @@ describe.skipIf(noBrowser)('an untrusted model through vis --report, in Chromium
     const model = hostileModel(dir);
     const out = join(dir, 'a', 'out');
     mkdirSync(out, { recursive: true });
-    const { code, stdout, stderr } = await segscope('vis', model, join(ROOT, 'test/fixtures/images/rgb.png'), '--layer', '*__pwned*', '--input-size', '65x65', '--out', out, '--report', '--json');
+    const { code, stdout, stderr } = await segscope(
+      'vis',
+      model,
+      join(ROOT, 'test/fixtures/images/rgb.png'),
+      '--layer',
+      '*__pwned*',
+      '--input-size',
+      '65x65',
+      '--out',
+      out,
+      '--report',
+      '--json',
+    );
     expect(errors(stderr)).toEqual([]);
     expect(code).toBe(0);
     const summary = JSON.parse(stdout) as { images: { files: { file: string; tensor?: string }[] }[] };

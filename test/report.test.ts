@@ -114,7 +114,7 @@ describe('escaping', () => {
 
 describe('file references', () => {
   it('percent-encodes each path segment', () => {
-    expect(fileUrl(`a b#c?d%e"f'g.png`)).toBe('a%20b%23c%3Fd%25e%22f\'g.png');
+    expect(fileUrl(`a b#c?d%e"f'g.png`)).toBe("a%20b%23c%3Fd%25e%22f'g.png");
     expect(fileUrl('thumbs/x y.png')).toBe('thumbs/x%20y.png');
     expect(fileUrl('javascript:alert(1)')).toBe('javascript%3Aalert(1)'); // a relative name, not a scheme
   });
@@ -207,7 +207,14 @@ describe('layout', () => {
         seconds: 125,
       }),
     );
-    for (const text of ['deeplabv3plus.onnx', 'lavapipe (Vulkan, CPU)', '513 × 513 (H × W)', '2 min 5 s', '1 processed, 1 failed', 'photos/broken.jpg: cannot decode']) {
+    for (const text of [
+      'deeplabv3plus.onnx',
+      'lavapipe (Vulkan, CPU)',
+      '513 × 513 (H × W)',
+      '2 min 5 s',
+      '1 processed, 1 failed',
+      'photos/broken.jpg: cannot decode',
+    ]) {
       expect(page).toContain(text);
     }
     expect(page).toContain('segscope vis deeplabv3plus.onnx photos/ --report');
@@ -352,7 +359,16 @@ describe.skipIf(noBrowser)('the report in chromium', () => {
       expect(problems).toEqual([]);
 
       const text = (await page.textContent('body'))!;
-      for (const label of ['Input', 'Ground truth', 'Prediction', 'aspp.project', '<img src=x onerror="window.__pwned=1">', '/decoder/low/Relu_output_0 "&\'', 'max', 'mean']) {
+      for (const label of [
+        'Input',
+        'Ground truth',
+        'Prediction',
+        'aspp.project',
+        '<img src=x onerror="window.__pwned=1">',
+        '/decoder/low/Relu_output_0 "&\'',
+        'max',
+        'mean',
+      ]) {
         expect(text).toContain(label);
       }
       for (const image of data.images) expect(text).toContain(image.image);
@@ -367,7 +383,10 @@ describe.skipIf(noBrowser)('the report in chromium', () => {
         expect(thumb).toContain('/thumbs/');
         const full = fileURLToPath(href);
         expect(existsSync(full), full).toBe(true);
-        expect(data.images.flatMap((i) => i.files).some((f) => join(out, f.file) === full), full).toBe(true);
+        expect(
+          data.images.flatMap((i) => i.files).some((f) => join(out, f.file) === full),
+          full,
+        ).toBe(true);
       }
 
       // The column headers stay in view while scrolling through the rows.

@@ -162,14 +162,24 @@ describe('Resize as PyTorch exports F.interpolate', () => {
 
   it('bilinear align_corners=False of [[1,2],[3,4]] to 4x4 starts [1, 1.25, 1.75, 2]', async () => {
     for (const transform of ['pytorch_half_pixel', 'half_pixel']) {
-      const [y] = await runNode({ op: 'Resize', attrs: { mode: 'linear', coordinate_transformation_mode: transform }, inputs: [x, null, f32s([1, 1, 2, 2])], opset: 13 });
+      const [y] = await runNode({
+        op: 'Resize',
+        attrs: { mode: 'linear', coordinate_transformation_mode: transform },
+        inputs: [x, null, f32s([1, 1, 2, 2])],
+        opset: 13,
+      });
       expect(Array.from(y!.data.slice(0, 4))).toEqual([1, 1.25, 1.75, 2]);
       expect(Array.from(y!.data.slice(12))).toEqual([3, 3.25, 3.75, 4]);
     }
   });
 
   it('bilinear align_corners=True of [[1,2],[3,4]] to 4x4 starts [1, 1.3333, 1.6667, 2]', async () => {
-    const [y] = await runNode({ op: 'Resize', attrs: { mode: 'linear', coordinate_transformation_mode: 'align_corners' }, inputs: [x, null, null, i64([1, 1, 4, 4])], opset: 13 });
+    const [y] = await runNode({
+      op: 'Resize',
+      attrs: { mode: 'linear', coordinate_transformation_mode: 'align_corners' },
+      inputs: [x, null, null, i64([1, 1, 4, 4])],
+      opset: 13,
+    });
     expect(relL2(y!.data.slice(0, 4), [1, 4 / 3, 5 / 3, 2])).toBeLessThan(1e-6);
   });
 
@@ -179,7 +189,11 @@ describe('Resize as PyTorch exports F.interpolate', () => {
     const empty = { constant: tensor([0], []) };
     const [y] = await runNode({ op: 'Resize', attrs, inputs: [input, empty, empty, i64([1, 3, 18, 33])], opset: 11 });
     const [z] = await runNode({ op: 'Resize', attrs, inputs: [input, null, f32s([1, 1, 2, 3])], opset: 11 });
-    const ref = resizeRef(input, [bySizes(1, 1), bySizes(3, 3), bySizes(9, 18), bySizes(11, 33)], { mode: 'nearest', transform: 'asymmetric', nearest: 'floor' });
+    const ref = resizeRef(input, [bySizes(1, 1), bySizes(3, 3), bySizes(9, 18), bySizes(11, 33)], {
+      mode: 'nearest',
+      transform: 'asymmetric',
+      nearest: 'floor',
+    });
     expect(relL2(y!.data, ref)).toBe(0);
     expect(relL2(z!.data, ref)).toBe(0);
   });
@@ -217,16 +231,21 @@ describe('Resize variants', () => {
         inputs: [x, null, null, i64([20, 16])],
         opset: 18,
       });
-      const axes = policy === 'stretch'
-        ? [bySizes(1, 1), bySizes(2, 2), bySizes(9, 20), bySizes(12, 16)]
-        : [bySizes(1, 1), bySizes(2, 2), { input: 9, output: out[0]!, scale, length: 9 * scale }, { input: 12, output: out[1]!, scale, length: 12 * scale }];
+      const axes =
+        policy === 'stretch'
+          ? [bySizes(1, 1), bySizes(2, 2), bySizes(9, 20), bySizes(12, 16)]
+          : [bySizes(1, 1), bySizes(2, 2), { input: 9, output: out[0]!, scale, length: 9 * scale }, { input: 12, output: out[1]!, scale, length: 12 * scale }];
       expect(y!.dims).toEqual([1, 2, ...out]);
       expect(relL2(y!.data, resizeRef(x, axes, o))).toBeLessThan(1e-5);
     }
   });
 
   it('nearest resizes integer tensors and 1-D/3-D tensors', async () => {
-    const ints = tensor([2, 5, 3], Array.from(random(30, 9), (v) => Math.round(v * 1000)), 'int32');
+    const ints = tensor(
+      [2, 5, 3],
+      Array.from(random(30, 9), (v) => Math.round(v * 1000)),
+      'int32',
+    );
     const [y] = await runNode({ op: 'Resize', attrs: { mode: 'nearest' }, inputs: [ints, null, null, i64([2, 11, 7])], opset: 13 });
     expect(y!.type).toBe('int32');
     expect(Array.from(y!.data)).toEqual(resizeRef(ints, [bySizes(2, 2), bySizes(5, 11), bySizes(3, 7)], { mode: 'nearest', transform: 'half_pixel' }));

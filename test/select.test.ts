@@ -45,9 +45,7 @@ describe('tensor patterns', () => {
     expect(globbed).toHaveLength(5);
     // Four atrous/1x1 branches and the image-pooling branch's Conv.
     expect(resolvePattern(typed, /aspp\/convs\.\d\/convs\.\d\.\d\/Conv_output/g)).toHaveLength(5);
-    expect(resolvePattern(typed, '/layer4.*Relu_output/')).toEqual(
-      resolvePattern(typed, '/backbone/layer4/*Relu_output_0'),
-    );
+    expect(resolvePattern(typed, '/layer4.*Relu_output/')).toEqual(resolvePattern(typed, '/backbone/layer4/*Relu_output_0'));
     // Several patterns: union without repeats.
     expect(resolvePatterns(typed, [ASPP_OUT, 'classifier.aspp.project', '/classifier/project/*'])).toHaveLength(3);
   });
@@ -63,14 +61,18 @@ describe('tensor patterns', () => {
     const typed = await typedFixture('deeplabv3plus_os16.onnx');
     expect(resolvePattern(typed, 'aspp.project')).toEqual([ASPP_OUT]);
     expect(resolvePattern(typed, 'aspp.convs.1')).toEqual(resolvePattern(typed, 'classifier.aspp.convs.1'));
-    expect(() => resolvePattern(typed, 'project')).toThrow(/module 'project' is ambiguous: 'classifier.project', 'classifier.aspp.project'. Give the full path/);
+    expect(() => resolvePattern(typed, 'project')).toThrow(
+      /module 'project' is ambiguous: 'classifier.project', 'classifier.aspp.project'. Give the full path/,
+    );
     // A tail is whole path segments: 'spp.project' is no module's tail.
     expect(() => resolvePattern(typed, 'spp.project')).toThrow(/no tensor matches 'spp.project'/);
   });
 
   it('names the closest tensors and modules and how to list them when nothing matches', async () => {
     const typed = await typedFixture('deeplabv3plus_os16.onnx');
-    expect(() => resolvePattern(typed, 'classifier.aspp.projekt')).toThrow(/no tensor matches 'classifier.aspp.projekt'. Closest names: 'classifier.aspp.project', .*segscope layers/);
+    expect(() => resolvePattern(typed, 'classifier.aspp.projekt')).toThrow(
+      /no tensor matches 'classifier.aspp.projekt'. Closest names: 'classifier.aspp.project', .*segscope layers/,
+    );
     // A mistyped tail suggests the full module path first, not short unrelated names.
     expect(() => resolvePattern(typed, 'aspp.projekt')).toThrow(/Closest names: 'classifier.aspp.project', /);
     expect(() => resolvePattern(typed, /nothing-like-this/)).toThrow(InputError);
@@ -79,7 +81,12 @@ describe('tensor patterns', () => {
 
   it('handles names with /, ., : and non-ASCII characters', () => {
     const node = (name: string, inputs: string[], outputs: string[]): Node => ({
-      name, opType: 'Relu', domain: '', inputs, outputs, attrs: new Attrs(new Map(), name),
+      name,
+      opType: 'Relu',
+      domain: '',
+      inputs,
+      outputs,
+      attrs: new Attrs(new Map(), name),
     });
     const graph: Graph = {
       nodes: [node('encodeur/étape:1', ['x'], ['caractéristiques:1.0/ü']), node('tête.0', ['caractéristiques:1.0/ü'], ['y'])],

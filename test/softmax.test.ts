@@ -20,7 +20,6 @@ function softmaxRef(x: HostTensor, length: number, inner: number, log: boolean):
   return out;
 }
 
-
 describe('Softmax and LogSoftmax', () => {
   for (const op of ['Softmax', 'LogSoftmax']) {
     const log = op === 'LogSoftmax';

@@ -81,7 +81,14 @@ type ConvTensor = 'x' | 'r' | 'y';
  * session stores as float16 (a graph input, or an output no node reads,
  * stays float32).
  */
-function residualConvGraph(x: HostTensor, w: HostTensor, bias: HostTensor, r: HostTensor, attrs: Record<string, number[]>, halved: readonly ConvTensor[]): Graph {
+function residualConvGraph(
+  x: HostTensor,
+  w: HostTensor,
+  bias: HostTensor,
+  r: HostTensor,
+  attrs: Record<string, number[]>,
+  halved: readonly ConvTensor[],
+): Graph {
   const graph = nodeGraph({ op: 'Conv', attrs, inputs: [x, { constant: w }, { constant: bias }] });
   const node = (name: string, opType: string, inputs: string[], output: string, attrs = new Map<string, AttrValue>()): Node => ({
     name,
@@ -257,7 +264,14 @@ describe('split nodes on the GPU', () => {
       expect(outputs.get(graph.outputs[0]!.name)!.data).toEqual(expected);
 
       // At f16, with the concat's output cast to float32 after it: it reads its float32 graph inputs and writes float16, in windows of each width.
-      const cast = { ...graph.nodes[0]!, name: 'cast', opType: 'Cast', inputs: ['out0'], outputs: ['y'], attrs: new Attrs(new Map([['to', 1]]), "Cast node 'cast'") };
+      const cast = {
+        ...graph.nodes[0]!,
+        name: 'cast',
+        opType: 'Cast',
+        inputs: ['out0'],
+        outputs: ['y'],
+        attrs: new Attrs(new Map([['to', 1]]), "Cast node 'cast'"),
+      };
       const mixed = { ...graph, nodes: [graph.nodes[0]!, cast], outputs: [{ name: 'y', type: 'float32' as const }] };
       const half = await runSplit(mixed, { in0: x, in1: y }, 1024, 'f16');
       expect(inspect(half.plan, graph.nodes[0]!.name).kernels).toBeGreaterThan(2);
@@ -292,10 +306,16 @@ describe('split nodes on the GPU', () => {
     const { outputs } = await session.run({ [input]: x });
     const plan = await session.plan();
     session.destroy();
-    const split = new Set(plan.kernels.filter((k, i) => plan.kernels.some((o, j) => j !== i && o.node === k.node && o.kernel.label === k.kernel.label)).map((k) => k.node.opType));
+    const split = new Set(
+      plan.kernels.filter((k, i) => plan.kernels.some((o, j) => j !== i && o.node === k.node && o.kernel.label === k.kernel.label)).map((k) => k.node.opType),
+    );
     expect([...split].sort()).toEqual(['Concat', 'Conv', 'Resize']);
     expect(inspect(plan, '').largest).toBeLessThanOrEqual(maxBindingBytes);
-    const reference = await runOrt(path, { [input]: x }, graph.outputs.map((o) => o.name));
+    const reference = await runOrt(
+      path,
+      { [input]: x },
+      graph.outputs.map((o) => o.name),
+    );
     for (const o of graph.outputs) expect(relL2(outputs.get(o.name)!.data, reference.get(o.name)!.data), o.name).toBeLessThanOrEqual(1e-4);
   });
 

@@ -54,7 +54,12 @@ describe('Transpose', () => {
 
   it('rejects a perm that is not a permutation of the axes with ModelError', async () => {
     const x = randomTensor([2, 3, 5], 20);
-    for (const perm of [[0, 1], [0, 1, 1], [0, 1, 3], [2, 1, -1]]) {
+    for (const perm of [
+      [0, 1],
+      [0, 1, 1],
+      [0, 1, 3],
+      [2, 1, -1],
+    ]) {
       await expect(runNode({ op: 'Transpose', attrs: { perm }, inputs: [x] })).rejects.toThrow(ModelError);
     }
   });

@@ -44,7 +44,9 @@ async function writeImage(path: string): Promise<void> {
     const [y, x] = [Math.floor(p / SIZE), p % SIZE];
     rgb.set([(x * 7) & 255, (y * 7) & 255, ((x - y) * 5 + 128) & 255], 3 * p);
   }
-  await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(path);
+  await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } })
+    .png()
+    .toFile(path);
 }
 
 /** onnxruntime's outputs for an image, fed as segscope feeds it (ImageNet normalisation, no metadata). */
@@ -70,7 +72,10 @@ async function expectBinaryPictures(dir: string, files: OutputFile[], p: ArrayLi
   const foreground: boolean[] = [];
   for (let i = 0; i < PLANE; i++) {
     const colour = [...mask.subarray(4 * i, 4 * i + 4)];
-    expect([[0, 0, 0, 255], [255, 255, 255, 255]]).toContainEqual(colour);
+    expect([
+      [0, 0, 0, 255],
+      [255, 255, 255, 255],
+    ]).toContainEqual(colour);
     foreground.push(colour[0] === 255);
     if (Math.abs(p[i]! - 0.5) > 1e-5) expect(foreground[i], `pixel ${i}, p ${p[i]}`).toBe(p[i]! >= 0.5);
     const [r, g, b] = grey.subarray(4 * i, 4 * i + 3);
@@ -86,7 +91,10 @@ describe('the binary fixtures', () => {
   it('compute what onnxruntime computes, every output, at two input sizes', async () => {
     for (const file of [SIGMOID, AUX]) {
       const model = await loadModel(file, { gpu: await gpu() });
-      for (const [h, w] of [[SIZE, SIZE], [41, 29]] as const) {
+      for (const [h, w] of [
+        [SIZE, SIZE],
+        [41, 29],
+      ] as const) {
         const session = await model.session({ input: [1, 3, h, w] });
         const x: HostTensor = { type: 'float32', dims: [1, 3, h, w], data: Float32Array.from({ length: 3 * h * w }, (_, i) => Math.sin(i * 0.37) * 2) };
         try {
@@ -117,9 +125,25 @@ function runSigmoid() {
       const d = Math.floor(p / SIZE) + (p % SIZE);
       return d < SIZE ? 255 : d === SIZE ? 128 : d === SIZE + 1 ? 127 : 0;
     });
-    await sharp(mask, { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toFile(join(dir, 'labels', 'a.png'));
+    await sharp(mask, { raw: { width: SIZE, height: SIZE, channels: 1 } })
+      .png()
+      .toFile(join(dir, 'labels', 'a.png'));
     const out = join(dir, 'out');
-    const { code, stdout, stderr } = await segscope('vis', SIGMOID, join(dir, 'images'), '--labels', join(dir, 'labels'), '--layer', 'encoder', '--input-size', `${SIZE}x${SIZE}`, '--out', out, '--report', '--json');
+    const { code, stdout, stderr } = await segscope(
+      'vis',
+      SIGMOID,
+      join(dir, 'images'),
+      '--labels',
+      join(dir, 'labels'),
+      '--layer',
+      'encoder',
+      '--input-size',
+      `${SIZE}x${SIZE}`,
+      '--out',
+      out,
+      '--report',
+      '--json',
+    );
     expect(errors(stderr)).toEqual([]);
     expect(code).toBe(0);
     return { dir, out, summary: JSON.parse(stdout) as Summary };
@@ -185,7 +209,21 @@ describe('segscope vis on a binary output', () => {
     await expectBinaryPictures(out, summary.images[0]!.files, Array.from(ort.get('logit')!.data, sigmoid));
 
     const auxOut = join(dir, 'aux');
-    const aux = await segscope('vis', AUX, image, '--output', 'aux', '--layer', 'encoder', '--reduce', 'max', '--input-size', `${SIZE}x${SIZE}`, '--out', auxOut);
+    const aux = await segscope(
+      'vis',
+      AUX,
+      image,
+      '--output',
+      'aux',
+      '--layer',
+      'encoder',
+      '--reduce',
+      'max',
+      '--input-size',
+      `${SIZE}x${SIZE}`,
+      '--out',
+      auxOut,
+    );
     expect([errors(aux.stderr), aux.code]).toEqual([[], 0]);
     expect(aux.stdout.split('\n')[1]).toBe("prediction from 'aux', argmax of 3 classes");
     expect(existsSync(join(auxOut, 'a_probability.png'))).toBe(false);
@@ -204,7 +242,11 @@ describe('segscope vis on a binary output', () => {
   });
 
   it.each([
-    ['an unknown --output', [AUX, 'IMAGE', '--layer', 'encoder', '--output', 'nope'], /^segscope: output 'nope' is not an output of .*binary_aux\.onnx; its outputs are 'logit', 'aux'$/],
+    [
+      'an unknown --output',
+      [AUX, 'IMAGE', '--layer', 'encoder', '--output', 'nope'],
+      /^segscope: output 'nope' is not an output of .*binary_aux\.onnx; its outputs are 'logit', 'aux'$/,
+    ],
     ['--output with --tensor', ['--tensor', 'x.npy', '--output', 'aux'], /^segscope: --output applies to model runs on images, not to --tensor$/],
   ])('%s: one line, exit 1', async (_, args, message) => {
     const dir = tmp();
@@ -240,7 +282,14 @@ describe('Visualizer on a binary output', () => {
     expect(unknown).toBeInstanceOf(InputError);
     expect(unknown.message).toMatch(/^output 'nope' is not an output of .*binary_aux\.onnx; its outputs are 'logit', 'aux'$/);
     // Relu then Flatten: a [1,48] output.
-    const node = (opType: string, input: string, output: string) => ({ name: opType, opType, domain: '', inputs: [input], outputs: [output], attrs: new Attrs(new Map(), opType) });
+    const node = (opType: string, input: string, output: string) => ({
+      name: opType,
+      opType,
+      domain: '',
+      inputs: [input],
+      outputs: [output],
+      attrs: new Attrs(new Map(), opType),
+    });
     const flat: Graph = {
       nodes: [node('Relu', 'input', 'r'), node('Flatten', 'r', 'flat')],
       inputs: [{ name: 'input', type: 'float32', dims: [1, 3, 4, 4] }],

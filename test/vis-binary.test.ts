@@ -19,7 +19,7 @@ const f32 = Math.fround;
 /** The stage's rule written plainly: foreground where p >= 0.5 (a logit: x >= 0), NaN background with p = 0; grey floor(255·p) in float32, clamped. */
 function cpuBinary(x: Float32Array, values: BinaryValues): { classes: number[]; grey: number[] } {
   const p = Array.from(x, (v) => (Number.isNaN(v) ? 0 : values === 'logit' ? 1 / (1 + Math.exp(-v)) : v));
-  const classes = Array.from(x, (v) => (values === 'logit' ? v >= 0 : v >= 0.5) ? 1 : 0);
+  const classes = Array.from(x, (v) => ((values === 'logit' ? v >= 0 : v >= 0.5) ? 1 : 0));
   return { classes, grey: p.map((v) => Math.min(255, Math.max(0, Math.floor(f32(255 * f32(v)))))) };
 }
 
@@ -96,7 +96,9 @@ describe('binaryMask', () => {
 /** A graph of `nodes` from 'input' [1,3,8,8] to the output 'y'. */
 function graphOf(nodes: [op: string, inputs: string[], output: string][], metadata: Record<string, string> = {}): Graph {
   return {
-    nodes: nodes.map(([opType, inputs, output]): Node => ({ name: output, opType, domain: '', inputs, outputs: [output], attrs: new Attrs(new Map(), opType) })),
+    nodes: nodes.map(
+      ([opType, inputs, output]): Node => ({ name: output, opType, domain: '', inputs, outputs: [output], attrs: new Attrs(new Map(), opType) }),
+    ),
     inputs: [{ name: 'input', type: 'float32', dims: [1, 3, 8, 8] }],
     outputs: [{ name: 'y', type: 'float32' }],
     initializers: new Map(),
@@ -108,15 +110,43 @@ function graphOf(nodes: [op: string, inputs: string[], output: string][], metada
 
 describe('a [N,1,H,W] output', () => {
   it.each<[string, BinaryValues, [string, string[], string][]]>([
-    ['a Sigmoid', 'probability', [['Conv', ['input', 'w'], 'c'], ['Sigmoid', ['c'], 'y']]],
-    ['a Sigmoid through Reshape and Identity', 'probability', [['Sigmoid', ['input'], 's'], ['Reshape', ['s', 'shape'], 'r'], ['Identity', ['r'], 'y']]],
+    [
+      'a Sigmoid',
+      'probability',
+      [
+        ['Conv', ['input', 'w'], 'c'],
+        ['Sigmoid', ['c'], 'y'],
+      ],
+    ],
+    [
+      'a Sigmoid through Reshape and Identity',
+      'probability',
+      [
+        ['Sigmoid', ['input'], 's'],
+        ['Reshape', ['s', 'shape'], 'r'],
+        ['Identity', ['r'], 'y'],
+      ],
+    ],
     [
       'a Sigmoid through Flatten, Unsqueeze, Squeeze and Dropout',
       'probability',
-      [['Sigmoid', ['input'], 's'], ['Flatten', ['s'], 'f'], ['Unsqueeze', ['f', 'axes'], 'u'], ['Squeeze', ['u', 'axes'], 'q'], ['Dropout', ['q'], 'y']],
+      [
+        ['Sigmoid', ['input'], 's'],
+        ['Flatten', ['s'], 'f'],
+        ['Unsqueeze', ['f', 'axes'], 'u'],
+        ['Squeeze', ['u', 'axes'], 'q'],
+        ['Dropout', ['q'], 'y'],
+      ],
     ],
     ['a Conv', 'logit', [['Conv', ['input', 'w'], 'y']]],
-    ['a Sigmoid then a Mul', 'logit', [['Sigmoid', ['input'], 's'], ['Mul', ['s', 'k'], 'y']]],
+    [
+      'a Sigmoid then a Mul',
+      'logit',
+      [
+        ['Sigmoid', ['input'], 's'],
+        ['Mul', ['s', 'k'], 'y'],
+      ],
+    ],
     ['a HardSigmoid', 'logit', [['HardSigmoid', ['input'], 'y']]],
   ])('made by %s holds a %s', (_, values, nodes) => {
     expect(predictionOf(graphOf(nodes), {}, 'y', [1, 1, 8, 8])).toEqual({

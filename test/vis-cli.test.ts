@@ -17,7 +17,10 @@ interface Summary {
   inputSize: number[];
   size: number[];
   layers: { pattern: string; tensors: { name: string; shape: number[] }[] }[];
-  images: { image: string; files: { file: string; kind: string; layer?: string; reduce?: string; shape?: number[]; range?: [number, number]; width: number; height: number }[] }[];
+  images: {
+    image: string;
+    files: { file: string; kind: string; layer?: string; reduce?: string; shape?: number[]; range?: [number, number]; width: number; height: number }[];
+  }[];
   failed: string[];
 }
 
@@ -53,7 +56,27 @@ describe('segscope vis', () => {
     copyFileSync(ONE, join(dir, 'photos', 'a.jpg'));
     copyFileSync(RGB, join(dir, 'photos', 'notes.txt'));
     const out = join(dir, 'out');
-    const folder = await segscope('vis', MODEL, join(dir, 'photos'), '--layer', ASPP, '--input-size', '65x65', '--size', '20x30', '--reduce', 'channel:3', '--overlay', '0.5', '--grid', '4', '--out', out, '--json', '--quiet');
+    const folder = await segscope(
+      'vis',
+      MODEL,
+      join(dir, 'photos'),
+      '--layer',
+      ASPP,
+      '--input-size',
+      '65x65',
+      '--size',
+      '20x30',
+      '--reduce',
+      'channel:3',
+      '--overlay',
+      '0.5',
+      '--grid',
+      '4',
+      '--out',
+      out,
+      '--json',
+      '--quiet',
+    );
     expect(errors(folder.stderr)).toEqual([]);
     expect(folder.code).toBe(0);
     const s = JSON.parse(folder.stdout) as Summary;
@@ -65,7 +88,22 @@ describe('segscope vis', () => {
     expect((await readImage(join(out, grid.file))).width).toBe(grid.width);
 
     const out2 = join(dir, 'out2');
-    const glob = await segscope('vis', MODEL, join(dir, 'photos', '*.png'), '--layer', '/backbone.*Relu_output_0$/', '--input-size', '33x33', '--normalize', 'shared', '--reduce', 'mean', '--out', out2, '--json');
+    const glob = await segscope(
+      'vis',
+      MODEL,
+      join(dir, 'photos', '*.png'),
+      '--layer',
+      '/backbone.*Relu_output_0$/',
+      '--input-size',
+      '33x33',
+      '--normalize',
+      'shared',
+      '--reduce',
+      'mean',
+      '--out',
+      out2,
+      '--json',
+    );
     expect(errors(glob.stderr)).toEqual([]);
     expect(glob.code).toBe(0);
     const g = JSON.parse(glob.stdout) as Summary;
@@ -125,7 +163,13 @@ describe('segscope vis says how it fed the model', () => {
     expect(defaults.line).toBe(
       'input 65x65 (option), (x/255 - mean)/std, mean [0.485, 0.456, 0.406] (default (ImageNet)), std [0.229, 0.224, 0.225] (default (ImageNet))',
     );
-    expect(defaults.input).toEqual({ sizeFrom: 'option', mean: [0.485, 0.456, 0.406], meanFrom: 'default (ImageNet)', std: [0.229, 0.224, 0.225], stdFrom: 'default (ImageNet)' });
+    expect(defaults.input).toEqual({
+      sizeFrom: 'option',
+      mean: [0.485, 0.456, 0.406],
+      meanFrom: 'default (ImageNet)',
+      std: [0.229, 0.224, 0.225],
+      stdFrom: 'default (ImageNet)',
+    });
     // (x - 128) / 256 on 0..255 pixels, as the flags take it: mean 128/255, std 256/255.
     const scaled = await run('--input-size', '33x33', '--mean', '0.50196,0.50196,0.50196', '--std', '1.00392,1.00392,1.00392');
     expect(scaled.line).toBe('input 33x33 (option), (x/255 - mean)/std, mean [0.502, 0.502, 0.502] (option), std [1.0039, 1.0039, 1.0039] (option)');

@@ -182,7 +182,19 @@ describe('panel', () => {
 
   it('defaults to a 4-pixel white gap and takes a single image as is', async () => {
     const strip = await panel(gpu, [own(uploadImage(gpu, a, 5, h)), own(uploadImage(gpu, a, 5, h))]);
-    expect(Array.from(strip.rgba)).toEqual(Array.from(panelRef([{ rgba: a, width: 5 }, { rgba: a, width: 5 }], h, 4, [255, 255, 255, 255])));
+    expect(Array.from(strip.rgba)).toEqual(
+      Array.from(
+        panelRef(
+          [
+            { rgba: a, width: 5 },
+            { rgba: a, width: 5 },
+          ],
+          h,
+          4,
+          [255, 255, 255, 255],
+        ),
+      ),
+    );
     const one = await panel(gpu, [own(uploadImage(gpu, a, 5, h))], { gap: 7 });
     expect([one.width, one.height]).toEqual([5, h]);
     expect(Array.from(one.rgba)).toEqual(Array.from(a));
@@ -195,7 +207,12 @@ describe('panel', () => {
     await expect(panel(gpu, [im, short])).rejects.toThrow(/every image must be 9 pixels high \(as image 0, 5x9\), but image 1 is 5x8/);
     await expect(panel(gpu, [])).rejects.toThrow(/no images/);
     for (const gap of [-1, 1.5, Number.NaN]) await expect(panel(gpu, [im], { gap })).rejects.toThrow(/gap must be a non-negative integer/);
-    for (const background of [[0, 0], [0, 0, 256], [0, 0, 0, -1], [0.5, 0, 0]]) {
+    for (const background of [
+      [0, 0],
+      [0, 0, 256],
+      [0, 0, 0, -1],
+      [0.5, 0, 0],
+    ]) {
       await expect(panel(gpu, [im], { background })).rejects.toThrow(/background must be/);
     }
   });

@@ -167,13 +167,22 @@ describe('channelGrid', () => {
     expect(readLabel(image, ...origin(5), 14, 18)).toEqual(labelBitmap('17', 2));
     for (const k of [0, 5, 9]) {
       const [oy, ox] = origin(k);
-      expect(readLabel(image, oy, ox + 18, 14, 2).flat().every((v) => v === 0)).toBe(true);
-      expect(readLabel(image, oy + 14, ox, 2, 18).flat().every((v) => v === 0)).toBe(true);
+      expect(
+        readLabel(image, oy, ox + 18, 14, 2)
+          .flat()
+          .every((v) => v === 0),
+      ).toBe(true);
+      expect(
+        readLabel(image, oy + 14, ox, 2, 18)
+          .flat()
+          .every((v) => v === 0),
+      ).toBe(true);
     }
     // Away from the labels, the tiles equal the unlabelled montage.
     const plain = (await channelGrid(gpu, upload(dims, x), { channels: [12, 21], columns: 5, gap: 1, labels: false, lut: LUT }))[0]!;
     let differ = 0;
-    for (let p = 0; p < image.width * image.height; p++) if (image.rgba[p * 4] !== plain.rgba[p * 4] || image.rgba[p * 4 + 1] !== plain.rgba[p * 4 + 1]) differ++;
+    for (let p = 0; p < image.width * image.height; p++)
+      if (image.rgba[p * 4] !== plain.rgba[p * 4] || image.rgba[p * 4 + 1] !== plain.rgba[p * 4 + 1]) differ++;
     expect(differ).toBeGreaterThan(0);
     expect(differ).toBeLessThanOrEqual(10 * 14 * 18);
     // Default scale on small tiles is 1: a single-digit label is 5 x 7 pixels.
@@ -189,7 +198,7 @@ describe('channelGrid', () => {
       [0.5, 2, 1.5, 9, 3, 0.1, 4, 0, 6, 5],
       [7, 1, 2, 3, 4, 5, 6, 8, 0.2, 9],
     ];
-    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let p = 0; p < H * W; p++) x[((n * C + c) * H * W) + p]! += offsets[n]![c]!;
+    for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let p = 0; p < H * W; p++) x[(n * C + c) * H * W + p]! += offsets[n]![c]!;
     for (let p = 0; p < H * W; p++) x[(0 * C + 7) * H * W + p] = x[(0 * C + 3) * H * W + p]!;
     const t = upload([N, C, H, W], x);
     const cpuMeans = Array.from({ length: N }, (_, n) =>
@@ -199,7 +208,13 @@ describe('channelGrid', () => {
     expect(Array.from(means).every((m, i) => Math.abs(m - cpuMeans[Math.floor(i / C)]![i % C]!) < 1e-5)).toBe(true);
 
     const images = await channelGrid(gpu, t, { channels: { top: 4 }, labels: false, lut: LUT, gap: 1 });
-    const expected = cpuMeans.map((m) => m.map((v, c) => [v, c] as const).sort((a, b) => b[0] - a[0] || a[1] - b[1]).slice(0, 4).map(([, c]) => c));
+    const expected = cpuMeans.map((m) =>
+      m
+        .map((v, c) => [v, c] as const)
+        .sort((a, b) => b[0] - a[0] || a[1] - b[1])
+        .slice(0, 4)
+        .map(([, c]) => c),
+    );
     expect(expected[0]).toEqual([3, 7, 8, 9]);
     expect(expected[1]).toEqual([9, 7, 0, 6]);
     for (let n = 0; n < N; n++) {

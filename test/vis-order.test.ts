@@ -23,7 +23,17 @@ function tap(o: number, input: number, output: number, mode: string, ac: boolean
 }
 
 /** reduce(resize(x)) at output pixel (oy, ox) of batch index n, on the CPU in float64. */
-function cpuReduceResizedAt(x: Float32Array, [, C, h, w]: number[], [H, W]: number[], mode: string, ac: boolean, reduction: string, n: number, oy: number, ox: number): number {
+function cpuReduceResizedAt(
+  x: Float32Array,
+  [, C, h, w]: number[],
+  [H, W]: number[],
+  mode: string,
+  ac: boolean,
+  reduction: string,
+  n: number,
+  oy: number,
+  ox: number,
+): number {
   const a = tap(oy, h!, H!, mode, ac);
   const b = tap(ox, w!, W!, mode, ac);
   const v = Array.from({ length: C! }, (_, c) => {
@@ -132,7 +142,9 @@ describe('upsample-first at Cityscapes size', () => {
     const t0 = performance.now();
     const [image] = await featureMap(gpu, x, { reduce: 'max', order: 'upsample-first', size: [1024, 2048], keepNormalized: true });
     const ms = performance.now() - t0;
-    console.log(`upsample-first max [1,256,129,257] -> 1024x2048 on ${gpu.description}: ${(ms / 1000).toFixed(2)} s (featureMap: fused kernel, range, normalise, colour, read-back)`);
+    console.log(
+      `upsample-first max [1,256,129,257] -> 1024x2048 on ${gpu.description}: ${(ms / 1000).toFixed(2)} s (featureMap: fused kernel, range, normalise, colour, read-back)`,
+    );
     expect([image!.width, image!.height, image!.rgba.length]).toEqual([2048, 1024, 2048 * 1024 * 4]);
 
     // The range over the whole picture, and the map normalised by the CPU's own range on 2000 pixels, corners and edges included.

@@ -42,8 +42,12 @@ async function writeScene(dir: string, name: string, seed: number): Promise<Uint
       mask[p] = y < 10 ? 255 : x + seed * 7 < 30 ? 0 : y < 40 ? 15 : 7;
     }
   }
-  await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(join(dir, 'images', `${name}.png`));
-  await sharp(mask, { raw: { width: SIZE, height: SIZE, channels: 1 } }).png().toFile(join(dir, 'labels', `${name}.png`));
+  await sharp(rgb, { raw: { width: SIZE, height: SIZE, channels: 3 } })
+    .png()
+    .toFile(join(dir, 'images', `${name}.png`));
+  await sharp(mask, { raw: { width: SIZE, height: SIZE, channels: 1 } })
+    .png()
+    .toFile(join(dir, 'labels', `${name}.png`));
   return mask;
 }
 
@@ -56,7 +60,18 @@ describe('segscope vis: content', () => {
     expect(refs.map((r) => r.reduce).sort()).toEqual(['max', 'mean']);
     const size = refs[0]!.size;
     const out = join(dir, 'out');
-    const { code, stdout, stderr } = await segscope('vis', '--tensor', join(dir, 'aspp.npy'), '--reduce', 'max,mean', '--size', size.join('x'), '--out', out, '--json');
+    const { code, stdout, stderr } = await segscope(
+      'vis',
+      '--tensor',
+      join(dir, 'aspp.npy'),
+      '--reduce',
+      'max,mean',
+      '--size',
+      size.join('x'),
+      '--out',
+      out,
+      '--json',
+    );
     expect(errors(stderr)).toEqual([]);
     expect(code).toBe(0);
     const summary = JSON.parse(stdout) as { images: { files: { file: string; reduce: string; range: [number, number] }[] }[] };
@@ -76,9 +91,25 @@ describe('segscope vis: content', () => {
     mkdirSync(join(dir, 'images'));
     mkdirSync(join(dir, 'labels'));
     const masks = [await writeScene(dir, 'a', 0), await writeScene(dir, 'b', 1)];
-    await sharp(Buffer.alloc(SIZE * SIZE * 3, 90), { raw: { width: SIZE, height: SIZE, channels: 3 } }).png().toFile(join(dir, 'images', 'c.png')); // no mask
+    await sharp(Buffer.alloc(SIZE * SIZE * 3, 90), { raw: { width: SIZE, height: SIZE, channels: 3 } })
+      .png()
+      .toFile(join(dir, 'images', 'c.png')); // no mask
     const out = join(dir, 'out');
-    const { code, stdout, stderr } = await segscope('vis', MODEL, join(dir, 'images'), '--labels', join(dir, 'labels'), '--layer', ASPP, '--input-size', `${SIZE}x${SIZE}`, '--out', out, '--report', '--json');
+    const { code, stdout, stderr } = await segscope(
+      'vis',
+      MODEL,
+      join(dir, 'images'),
+      '--labels',
+      join(dir, 'labels'),
+      '--layer',
+      ASPP,
+      '--input-size',
+      `${SIZE}x${SIZE}`,
+      '--out',
+      out,
+      '--report',
+      '--json',
+    );
     expect(errors(stderr)).toEqual([`segscope: no mask in ${join(dir, 'labels')} for 1 image: c.png`]);
     expect(code).toBe(0);
     const summary = JSON.parse(stdout) as {
@@ -137,7 +168,8 @@ describe('segscope vis: content', () => {
           fp[predicted[p]!]++;
         }
       }
-      const iou = (t: number[], f: number[], n: number[]) => t.map((v, k) => (v + f[k]! + n[k]! ? v / (v + f[k]! + n[k]!) : null)).filter((v): v is number => v !== null);
+      const iou = (t: number[], f: number[], n: number[]) =>
+        t.map((v, k) => (v + f[k]! + n[k]! ? v / (v + f[k]! + n[k]!) : null)).filter((v): v is number => v !== null);
       const mean = (v: number[]) => v.reduce((a, b) => a + b, 0) / v.length;
       expect(entry.metrics!.pixelAccuracy).toBeCloseTo(correct / counted, 12);
       expect(entry.metrics!.meanIoU).toBeCloseTo(mean(iou(tp, fp, fn)), 12);
@@ -188,7 +220,11 @@ function unsupportedModel(): Uint8Array {
 
 describe('segscope vis: errors are one line naming the fault, exit 1', () => {
   it.each<[string, (dir: string) => { args: string[]; env?: Record<string, string> }, RegExp]>([
-    ['a missing model', () => ({ args: ['vis', 'missing.onnx', join(ROOT, 'test/fixtures/images/rgb.png'), '--layer', ASPP] }), /^segscope: cannot read model file 'missing\.onnx'/],
+    [
+      'a missing model',
+      () => ({ args: ['vis', 'missing.onnx', join(ROOT, 'test/fixtures/images/rgb.png'), '--layer', ASPP] }),
+      /^segscope: cannot read model file 'missing\.onnx'/,
+    ],
     [
       'a file that is not ONNX',
       () => ({ args: ['vis', join(ROOT, 'test/fixtures/images/rgb.png'), join(ROOT, 'test/fixtures/images/rgb.png'), '--layer', ASPP] }),
@@ -214,7 +250,11 @@ describe('segscope vis: errors are one line naming the fault, exit 1', () => {
       /^segscope: no WebGPU adapter found\. Tried: metal \(core\): no adapter\. Install a GPU driver .*apt-get install -t bookworm-backports mesa-vulkan-drivers/,
     ],
     ['--tensor with a model', () => ({ args: ['vis', MODEL, '--tensor', 'x.npy'] }), /^segscope: vis --tensor draws saved tensors without a model/],
-    ['--labels with --tensor', () => ({ args: ['vis', '--tensor', 'x.npy', '--labels', 'masks'] }), /^segscope: --labels applies to model runs on images, not to --tensor$/],
+    [
+      '--labels with --tensor',
+      () => ({ args: ['vis', '--tensor', 'x.npy', '--labels', 'masks'] }),
+      /^segscope: --labels applies to model runs on images, not to --tensor$/,
+    ],
     ['a missing --tensor file', () => ({ args: ['vis', '--tensor', 'missing.npy'] }), /^segscope: --tensor: cannot read 'missing\.npy' \(ENOENT\)$/],
   ])('%s', async (_, setup, message) => {
     const { args, env } = setup(tmp());
@@ -233,7 +273,9 @@ describe('segscope vis: errors are one line naming the fault, exit 1', () => {
     writeFileSync(good, readFileSync(join(ROOT, 'test/fixtures/images/rgb.png')));
     const out = join(dir, 'out');
     const { code, stderr } = await segscope('vis', MODEL, join(dir, 'images'), '--layer', ASPP, '--input-size', '33x33', '--out', out, '--quiet');
-    expect(errors(stderr)).toEqual([`segscope: 1 problem: ${join(dir, 'images', 'broken.png')}: not a JPEG, PNG or WebP image: it starts with bytes 6e 6f 74 20 61 20 70 6e`]);
+    expect(errors(stderr)).toEqual([
+      `segscope: 1 problem: ${join(dir, 'images', 'broken.png')}: not a JPEG, PNG or WebP image: it starts with bytes 6e 6f 74 20 61 20 70 6e`,
+    ]);
     expect(code).toBe(1);
     expect(readdirSync(out).sort()).toEqual(['good_classifier.aspp.project_max.png', 'good_classifier.aspp.project_mean.png', 'good_prediction.png']);
   });
@@ -245,7 +287,26 @@ describe('segscope vis: interrupted', () => {
     mkdirSync(join(dir, 'images'));
     for (let i = 0; i < 40; i++) copyFileSync(join(ROOT, 'test/fixtures/images/rgb.png'), join(dir, 'images', `${String(i).padStart(2, '0')}.png`));
     const out = join(dir, 'out');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'vis', MODEL, join(dir, 'images'), '--layer', ASPP, '--input-size', '33x33', '--grid', '8', '--out', out], { cwd: ROOT, stdio: 'ignore' });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        join(ROOT, 'src/cli/main.ts'),
+        'vis',
+        MODEL,
+        join(dir, 'images'),
+        '--layer',
+        ASPP,
+        '--input-size',
+        '33x33',
+        '--grid',
+        '8',
+        '--out',
+        out,
+      ],
+      { cwd: ROOT, stdio: 'ignore' },
+    );
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
     const started = () => {
       try {

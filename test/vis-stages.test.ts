@@ -147,10 +147,22 @@ describe('reduceChannels', () => {
 
 describe('resize', () => {
   const cases: [number[], [number, number]][] = [
-    [[1, 3, 5, 7], [13, 17]],
-    [[2, 2, 9, 4], [5, 11]], // down in H, up in W
-    [[1, 1, 6, 6], [6, 6]], // same size: a copy
-    [[1, 2, 1, 5], [3, 1]], // degenerate axes
+    [
+      [1, 3, 5, 7],
+      [13, 17],
+    ],
+    [
+      [2, 2, 9, 4],
+      [5, 11],
+    ], // down in H, up in W
+    [
+      [1, 1, 6, 6],
+      [6, 6],
+    ], // same size: a copy
+    [
+      [1, 2, 1, 5],
+      [3, 1],
+    ], // degenerate axes
   ];
   for (const [dims, size] of cases) {
     for (const [mode, ac] of [
@@ -159,7 +171,12 @@ describe('resize', () => {
       ['nearest', false],
     ] as const) {
       it(`${mode}${mode === 'bilinear' ? ` align_corners=${ac}` : ''} [${dims}] -> ${size.join('x')} equals the CPU reference`, async () => {
-        const data = random(dims.reduce((a, b) => a * b), 41, -3, 3);
+        const data = random(
+          dims.reduce((a, b) => a * b),
+          41,
+          -3,
+          3,
+        );
         const y = resize(gpu, upload(dims, data), { size, mode, alignCorners: ac });
         expect(y.dims).toEqual([dims[0], dims[1], ...size]);
         const d = maxAbsDiff(await read(y), cpuResize(data, dims, size, mode, ac));
@@ -263,15 +280,30 @@ describe('normalize', () => {
   it('a fixed range, and a range shared by several maps (least low, greatest high)', async () => {
     const x = upload(dims, data);
     const fixed = await read(normalize(gpu, x, { range: [-1, 2] }));
-    expect(maxAbsDiff(fixed, Array.from(data, (v) => Math.min(Math.max((v + 1) / 3, 0), 1)))).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        fixed,
+        Array.from(data, (v) => Math.min(Math.max((v + 1) / 3, 0), 1)),
+      ),
+    ).toBeLessThan(1e-6);
 
     const other = random(2 * 5 * 5, 9, 3, 20);
     const z = upload([2, 1, 5, 5], other);
     const [nx, nz] = normalizeShared(gpu, [x, z], 'minmax');
     const lo = Math.min(...data, ...other);
     const hi = Math.max(...data, ...other);
-    expect(maxAbsDiff(await read(nx!), Array.from(data, (v) => (v - lo) / (hi - lo)))).toBeLessThan(1e-6);
-    expect(maxAbsDiff(await read(nz!), Array.from(other, (v) => (v - lo) / (hi - lo)))).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        await read(nx!),
+        Array.from(data, (v) => (v - lo) / (hi - lo)),
+      ),
+    ).toBeLessThan(1e-6);
+    expect(
+      maxAbsDiff(
+        await read(nz!),
+        Array.from(other, (v) => (v - lo) / (hi - lo)),
+      ),
+    ).toBeLessThan(1e-6);
 
     const batch = new CommandBatch(gpu);
     const shared = keep(combineRanges(gpu, [keep(valueRange(gpu, x, 'minmax', { batch })), keep(valueRange(gpu, z, 'minmax', { batch }))], { batch }));
@@ -337,7 +369,12 @@ describe('featureMap', () => {
       expect([img.width, img.height, img.rgba.length]).toEqual([13, 11, 143 * 4]);
       expect(img.range[0]).toBeCloseTo(lo, 5);
       expect(img.range[1]).toBeCloseTo(hi, 5);
-      expect(maxAbsDiff(img.normalized!, Array.from(m, (v) => (v - lo) / (hi - lo)))).toBeLessThan(1e-5);
+      expect(
+        maxAbsDiff(
+          img.normalized!,
+          Array.from(m, (v) => (v - lo) / (hi - lo)),
+        ),
+      ).toBeLessThan(1e-5);
       img.normalized!.forEach((v, p) => {
         const level = Math.min(Math.floor(Math.fround(255 * v)), 255);
         expect([...img.rgba.subarray(p * 4, p * 4 + 4)]).toEqual([lut[level * 3], lut[level * 3 + 1], lut[level * 3 + 2], 255]);
@@ -391,9 +428,22 @@ describe('featureMap', () => {
     const [lo, hi] = [Math.min(...up), Math.max(...up)];
     expect(image!.range[0]).toBeCloseTo(lo, 5);
     expect(image!.range[1]).toBeCloseTo(hi, 5); // the slot's tail beyond the tensor is not read
-    expect(maxAbsDiff(image!.normalized!, Array.from(up, (v) => (v - lo) / (hi - lo)))).toBeLessThan(1e-5);
+    expect(
+      maxAbsDiff(
+        image!.normalized!,
+        Array.from(up, (v) => (v - lo) / (hi - lo)),
+      ),
+    ).toBeLessThan(1e-5);
     expect(image!.rgba.length).toBe(65 * 65 * 4);
-    const constant = new CapturedTensor('w', 'float32', [1, 1, 2, 2], undefined, gpu, { type: 'float32', dims: [1, 1, 2, 2], data: new Float32Array(4) }, () => false);
+    const constant = new CapturedTensor(
+      'w',
+      'float32',
+      [1, 1, 2, 2],
+      undefined,
+      gpu,
+      { type: 'float32', dims: [1, 1, 2, 2], data: new Float32Array(4) },
+      () => false,
+    );
     await expect(featureMap(gpu, constant)).rejects.toThrow(/no GPU buffer/);
   });
 

@@ -14,7 +14,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { launchBrowser } from '../test/helpers/browser.js';
 
-const { values } = parseArgs({ options: { show: { type: 'string', default: 'street.png,scene_2.png' }, out: { type: 'string', default: 'docs/demo-report.png' } } });
+const { values } = parseArgs({
+  options: { show: { type: 'string', default: 'street.png,scene_2.png' }, out: { type: 'string', default: 'docs/demo-report.png' } },
+});
 const root = join(import.meta.dirname, '..');
 const dir = mkdtempSync(join(tmpdir(), 'segscope-figure-'));
 execFileSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'demo', '--out', dir, '--quiet'], { cwd: root, stdio: 'inherit' });

@@ -225,7 +225,9 @@ const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const shape = (dims: readonly number[]) => `[${dims.join(',')}]`;
 
 function renderText(r: BenchResult): string {
-  const inputs = Object.entries(r.inputs).map(([name, dims]) => `${name} ${shape(dims)}`).join(', ');
+  const inputs = Object.entries(r.inputs)
+    .map(([name, dims]) => `${name} ${shape(dims)}`)
+    .join(', ');
   const out = [
     `${basename(r.model)}: ${inputs} on ${r.adapter}, precision ${r.precision}`,
     `build ${ms(r.build_ms)} ms; ${r.runs} run${r.runs > 1 ? 's' : ''} after ${r.warmup} warm-up: median ${ms(r.median_ms)} ms, min ${ms(r.min_ms)}, mean ${ms(r.mean_ms)}; ` +
@@ -241,7 +243,11 @@ function renderText(r: BenchResult): string {
     if (r.rest?.nodes) rows.push(['', '', '', ms(r.rest.ms), r.rest.share_pct.toFixed(1), '', '', `${r.rest.nodes} other nodes`]);
     const right = new Set([0, 3, 4, 5, 6]);
     const widths = header.map((h, k) => Math.max(h.length, ...rows.map((cells) => cells[k]!.length)));
-    const line = (cells: string[]) => cells.map((c, k) => (right.has(k) ? c.padStart(widths[k]!) : c.padEnd(widths[k]!))).join('  ').trimEnd();
+    const line = (cells: string[]) =>
+      cells
+        .map((c, k) => (right.has(k) ? c.padStart(widths[k]!) : c.padEnd(widths[k]!)))
+        .join('  ')
+        .trimEnd();
     out.push(line(header), ...rows.map(line));
   }
   for (const v of r.vs_f32 ?? []) {
@@ -250,7 +256,9 @@ function renderText(r: BenchResult): string {
   }
   if (r.vs_ort) {
     const peer = (name: string, p: Peer) =>
-      'error' in p ? `${name} failed: ${p.error}` : `${name} median ${ms(p.median_ms)} ms (segscope/ORT ${p.ratio.toFixed(2)}x: ${p.ratio < 1 ? 'faster' : 'slower'})`;
+      'error' in p
+        ? `${name} failed: ${p.error}`
+        : `${name} median ${ms(p.median_ms)} ms (segscope/ORT ${p.ratio.toFixed(2)}x: ${p.ratio < 1 ? 'faster' : 'slower'})`;
     out.push(`onnxruntime-node ${peer('CPU', r.vs_ort.cpu)}; ${peer('WebGPU', r.vs_ort.webgpu)}`);
   }
   return out.join('\n');

@@ -9,10 +9,14 @@ const SAMPLES = join(WEIGHTS, 'samples');
 const DEMO_ARGS = [
   DEFAULT_MODEL,
   SAMPLES,
-  '--labels', join(SAMPLES, 'labels'),
-  '--layer', 'classifier.aspp.project',
-  '--layer', 'classifier.project',
-  '--reduce', 'max,mean',
+  '--labels',
+  join(SAMPLES, 'labels'),
+  '--layer',
+  'classifier.aspp.project',
+  '--layer',
+  'classifier.project',
+  '--reduce',
+  'max,mean',
   '--report',
 ];
 const DEFAULT_OUT = ['--out', 'segscope-demo'];

@@ -65,7 +65,9 @@ export async function layersCommand(argv: string[]): Promise<void> {
   if (values.json) {
     const nodes = keep ? summary.nodes.filter(keep.node) : summary.nodes;
     const modules = keep ? summary.modules.filter(keep.module) : summary.modules;
-    return void console.log(JSON.stringify({ model: modelPath, inputs: summary.inputs, outputs: summary.outputs, nodes, modules, totals: summary.totals }, null, 2));
+    return void console.log(
+      JSON.stringify({ model: modelPath, inputs: summary.inputs, outputs: summary.outputs, nodes, modules, totals: summary.totals }, null, 2),
+    );
   }
   console.log(renderText(modelPath, summary, keep));
 }
@@ -161,7 +163,14 @@ function renderText(modelPath: string, summary: Summary, keep: Keep | undefined)
       if (m.nodeCount === 1 && only?.kind === 'node') {
         // A module of one node (conv1 -> Conv) is one row, as torchinfo shows a leaf module.
         const n = only.node;
-        rows.push([`${indent}${m.name}`, n.constant ? `${n.opType}*` : n.opType, n.outputs.map(shapeText).join(' '), num(n.params), num(n.macs), names(n.outputs)]);
+        rows.push([
+          `${indent}${m.name}`,
+          n.constant ? `${n.opType}*` : n.opType,
+          n.outputs.map(shapeText).join(' '),
+          num(n.params),
+          num(n.macs),
+          names(n.outputs),
+        ]);
         k++;
       } else {
         rows.push([`${indent}${m.name}`, '', m.outputs.map(shapeText).join(' '), num(m.params), num(m.macs), names(m.outputs)]);
@@ -175,18 +184,14 @@ function renderText(modelPath: string, summary: Summary, keep: Keep | undefined)
   const header = ['Layer (module / node)', 'Op', 'Output shape', 'Params', 'MACs', 'Output tensor'];
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
   const line = (cells: string[]) =>
-    cells.map((c, k) => (k === 3 || k === 4 ? c.padStart(widths[k]!) : c.padEnd(widths[k]!))).join('  ').trimEnd();
+    cells
+      .map((c, k) => (k === 3 || k === 4 ? c.padStart(widths[k]!) : c.padEnd(widths[k]!)))
+      .join('  ')
+      .trimEnd();
   const rule = '='.repeat(widths.slice(0, -1).reduce((a, w) => a + w + 2, header.at(-1)!.length));
   const { totals } = summary;
   const inputs = summary.inputs.map((i) => `${i.name} ${shapeText(i)}`).join(', ');
-  const out = [
-    `${modelPath}: input ${inputs}`,
-    rule,
-    line(header),
-    rule,
-    ...rows.map(line),
-    rule,
-  ];
+  const out = [`${modelPath}: input ${inputs}`, rule, line(header), rule, ...rows.map(line), rule];
   if (keep) {
     const modules = summary.modules.filter(keep.module).length;
     const nodes = summary.nodes.filter(keep.node).length;

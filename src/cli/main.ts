@@ -49,7 +49,10 @@ async function main(argv: string[]): Promise<number> {
 
 // Ctrl-C: files are written through a temporary name and a rename, so none is
 // half-written under its final name; the temporaries in flight are removed.
-for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   process.on(signal, () => {
     removePendingWrites();
     process.exit(code);

@@ -28,7 +28,10 @@ export class Progress {
     const filled = total > 0 ? Math.round((width * done) / total) : width;
     const elapsed = (now - this.phaseStart) / 1000;
     const eta = done > 0 && done < total ? ` ETA ${formatSeconds((elapsed / done) * (total - done))}` : '';
-    this.draw(`${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${eta}${detail ? ` ${detail}` : ''}`, done === 0 || done === total);
+    this.draw(
+      `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}${eta}${detail ? ` ${detail}` : ''}`,
+      done === 0 || done === total,
+    );
   }
 
   /** Ends the line so that later output starts on a fresh one. */

@@ -134,7 +134,8 @@ export async function visCommand(argv: string[]): Promise<void> {
   if (tensorMode && (positionals.length || values.layer.length)) {
     throw new InputError(`vis --tensor draws saved tensors without a model: give no MODEL, images or --layer with it`);
   }
-  if (!tensorMode && positionals.length < 2) throw new InputError(`vis takes a MODEL and at least one image, folder or glob, or --tensor FILE.npy. See 'segscope vis --help'`);
+  if (!tensorMode && positionals.length < 2)
+    throw new InputError(`vis takes a MODEL and at least one image, folder or glob, or --tensor FILE.npy. See 'segscope vis --help'`);
   const [modelPath, ...inputs] = positionals as [string, ...string[]];
   if (!tensorMode && !values.layer.length) throw new InputError(`vis needs at least one --layer PATTERN (list them with 'segscope layers ${modelPath}')`);
 

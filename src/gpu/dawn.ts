@@ -53,9 +53,7 @@ export async function openDawn(options: DawnOptions = {}): Promise<Gpu> {
   const failures: string[] = [];
   for (const attempt of attempts) {
     const label = attempt.backend || 'default backend';
-    const flags = [attempt.backend && `backend=${attempt.backend}`, adapterName && `adapter=${adapterName}`].filter(
-      (f): f is string => !!f,
-    );
+    const flags = [attempt.backend && `backend=${attempt.backend}`, adapterName && `adapter=${adapterName}`].filter((f): f is string => !!f);
     try {
       const instance = create(flags);
       const adapter = await instance.requestAdapter({ featureLevel: attempt.featureLevel });

@@ -41,7 +41,11 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com\d|lpt\d)$/i;
  * including case-only ones (macOS and Windows are case-insensitive).
  */
 export function safeFileName(name: string, extension: string, taken: Set<string>): string {
-  let base = name.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[._]+/, '').slice(0, 150) || 'tensor';
+  let base =
+    name
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^[._]+/, '')
+      .slice(0, 150) || 'tensor';
   if (WINDOWS_RESERVED.test(base)) base = `_${base}`;
   let file = `${base}${extension}`;
   for (let k = 2; taken.has(file.toLowerCase()); k++) file = `${base}-${k}${extension}`;

@@ -240,7 +240,14 @@ function describeMagic(b: Uint8Array): string {
 /** sharp's message, first distinct lines only (libvips repeats itself). */
 function sharpMessage(e: unknown): string {
   const text = e instanceof Error ? e.message : String(e);
-  const lines = [...new Set(text.split('\n').map((l) => l.trim()).filter(Boolean))];
+  const lines = [
+    ...new Set(
+      text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter(Boolean),
+    ),
+  ];
   return lines.slice(0, 3).join('; ') || 'unknown error';
 }
 
@@ -256,7 +263,9 @@ export async function encodePng(rgba: Uint8Array, width: number, height: number)
     throw new InputError(`a ${width}x${height} RGBA PNG needs ${width * height * 4} bytes, got ${rgba.length}`);
   }
   const input = Buffer.from(rgba.buffer, rgba.byteOffset, rgba.byteLength);
-  const png = await sharp(input, { raw: { width, height, channels: 4 }, limitInputPixels: false }).png().toBuffer();
+  const png = await sharp(input, { raw: { width, height, channels: 4 }, limitInputPixels: false })
+    .png()
+    .toBuffer();
   return new Uint8Array(png.buffer, png.byteOffset, png.byteLength);
 }
 

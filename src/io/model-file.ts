@@ -47,7 +47,7 @@ class ExternalDataFiles {
     const file = this.open(location);
     const end = externalDataEnd(file.path, file.size, offset, length);
     const bytes = new Uint8Array(end - offset);
-    for (let done = 0; done < bytes.length;) {
+    for (let done = 0; done < bytes.length; ) {
       const n = readSync(file.fd, bytes, done, bytes.length - done, offset + done);
       if (n === 0) throw new ModelError(`external data file '${file.path}' ended early while reading`);
       done += n;

@@ -24,7 +24,6 @@ const DESCR: Record<string, { bytes: number; type: ElemType; read: (v: DataView,
   '|b1': { bytes: 1, type: 'bool', read: (v, o) => v.getUint8(o) },
 };
 
-
 export function decodeNpy(bytes: Uint8Array, source: string): HostTensor {
   const fail = (why: string) => new InputError(`${source}: not a readable .npy file: ${why}`);
   if (bytes.length < 10 || MAGIC.some((b, i) => bytes[i] !== b)) throw fail('missing the \\x93NUMPY magic');
@@ -41,12 +40,17 @@ export function decodeNpy(bytes: Uint8Array, source: string): HostTensor {
   if (descr === undefined || fortran === undefined || shapeText === undefined) throw fail(`malformed header ${JSON.stringify(header.trim())}`);
   const kind = DESCR[descr === '<b1' ? '|b1' : descr];
   if (!kind) throw fail(`dtype '${descr}' is not supported (use float32, float64, float16, int64, int32, int16, int8, uint8 or bool)`);
-  if (fortran === 'True') throw fail("fortran_order arrays are not supported: save with np.ascontiguousarray");
-  const dims = shapeText.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  if (fortran === 'True') throw fail('fortran_order arrays are not supported: save with np.ascontiguousarray');
+  const dims = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   if (dims.some((d) => !Number.isSafeInteger(d) || d < 0)) throw fail(`bad shape (${shapeText})`);
   const n = sizeOf(dims);
   const offset = start + headerLength;
-  if (offset + n * kind.bytes > bytes.length) throw fail(`shape (${dims.join(', ')}) needs ${n * kind.bytes} data bytes, the file has ${bytes.length - offset}`);
+  if (offset + n * kind.bytes > bytes.length)
+    throw fail(`shape (${dims.join(', ')}) needs ${n * kind.bytes} data bytes, the file has ${bytes.length - offset}`);
   const data = isFloatType(kind.type) ? new Float32Array(n) : new Float64Array(n);
   for (let i = 0; i < n; i++) data[i] = kind.read(view, offset + i * kind.bytes);
   return { type: kind.type, dims, data };

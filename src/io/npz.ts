@@ -19,10 +19,7 @@ export interface EncodeNpzOptions {
 /** Entries get numpy's fixed timestamp (1980-01-01), so the same tensors always give the same bytes. */
 const MTIME = new Date(1980, 0, 1, 0, 0, 0);
 
-export function encodeNpz(
-  tensors: Readonly<Record<string, HostTensor>> | ReadonlyMap<string, HostTensor>,
-  options: EncodeNpzOptions = {},
-): Uint8Array {
+export function encodeNpz(tensors: Readonly<Record<string, HostTensor>> | ReadonlyMap<string, HostTensor>, options: EncodeNpzOptions = {}): Uint8Array {
   const entries = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors as Record<string, HostTensor>);
   const files: Zippable = Object.create(null) as Zippable;
   const level = options.compress === false ? 0 : 6;
@@ -56,7 +53,8 @@ export function decodeNpz(bytes: Uint8Array, source: string, options: DecodeNpzO
         if (!f.name.endsWith('.npy')) return false;
         total += f.originalSize;
         if (total > maxBytes) throw fail(`its arrays need more than ${maxBytes} bytes uncompressed (maxBytes)`);
-        if (f.compression !== 0 && f.compression !== 8) throw fail(`entry '${f.name}' uses compression method ${f.compression}; only stored and deflate are supported`);
+        if (f.compression !== 0 && f.compression !== 8)
+          throw fail(`entry '${f.name}' uses compression method ${f.compression}; only stored and deflate are supported`);
         return true;
       },
     });

@@ -95,8 +95,12 @@ ${stage('As', bk * bm4, bm4, 'loadA', 'm0')}
 ${stage('Bs', bk * bn4, bn4, 'loadB', 'n0')}
     workgroupBarrier();
     for (var k = 0u; k < ${bk}u; k++) {
-${range(rm).map((i) => `      let a${i} = As[k * ${bm4}u + ${i * wy}u + ty];`).join('\n')}
-${range(rn).map((j) => `      let b${j} = Bs[k * ${bn4}u + ${j * wx}u + tx];`).join('\n')}
+${range(rm)
+  .map((i) => `      let a${i} = As[k * ${bm4}u + ${i * wy}u + ty];`)
+  .join('\n')}
+${range(rn)
+  .map((j) => `      let b${j} = Bs[k * ${bn4}u + ${j * wx}u + tx];`)
+  .join('\n')}
 ${fmas}
     }
     workgroupBarrier();

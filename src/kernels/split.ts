@@ -43,9 +43,7 @@ export interface Strided {
 export function splitUnits(count: number, tensors: readonly Strided[], limits: BindingLimits): [number, number][] | undefined {
   const runs: [number, number][] = [];
   for (let start = 0; start < count; ) {
-    const fit = Math.min(
-      ...tensors.map((t) => Math.floor((limits.maxBytes - ((t.baseBytes + start * t.unitBytes) % limits.offsetAlignment)) / t.unitBytes)),
-    );
+    const fit = Math.min(...tensors.map((t) => Math.floor((limits.maxBytes - ((t.baseBytes + start * t.unitBytes) % limits.offsetAlignment)) / t.unitBytes)));
     if (fit < 1) return undefined;
     const end = Math.min(count, start + fit);
     runs.push([start, end]);

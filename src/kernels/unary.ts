@@ -11,9 +11,12 @@ export function unaryKernel(label: string, expr: string, x: TensorType, out: Ten
     label,
     wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'Y', wgslType(out.type))}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }
   let x = ${fromStorage(x.type, 'X[i]')};
-  Y[i] = ${toStorage(out.type, expr)};`)}`,
+  Y[i] = ${toStorage(out.type, expr)};`,
+)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [
       { kind: 'input', index: 0 },

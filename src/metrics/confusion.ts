@@ -32,7 +32,9 @@ export class ConfusionMatrix {
       if (l === this.ignoreIndex) continue;
       const p = predicted[i]!;
       if (invalid(l) || invalid(p)) {
-        throw new InputError(`ConfusionMatrix.add: class ${invalid(l) ? l : p} at pixel ${i}, the model has ${K} classes (0..${K - 1}; ${this.ignoreIndex} is ignored)`);
+        throw new InputError(
+          `ConfusionMatrix.add: class ${invalid(l) ? l : p} at pixel ${i}, the model has ${K} classes (0..${K - 1}; ${this.ignoreIndex} is ignored)`,
+        );
       }
       this.counts[l * K + p]!++;
     }

@@ -62,9 +62,7 @@ export function broadcastDims(node: Node, shapes: readonly (readonly number[])[]
       const k = s[s.length - rank + i] ?? 1;
       if (k === d || k === 1) continue;
       if (d !== 1) {
-        throw new ModelError(
-          `${node.opType} node '${node.name}': shapes ${shapes.map((s) => `[${s.join(',')}]`).join(' and ')} do not broadcast`,
-        );
+        throw new ModelError(`${node.opType} node '${node.name}': shapes ${shapes.map((s) => `[${s.join(',')}]`).join(' and ')} do not broadcast`);
       }
       d = k;
     }

@@ -17,8 +17,19 @@ export const FOLDS_FROM_TYPE = new Set(['Shape', 'Size']);
 
 /** ONNX TensorProto.DataType codes (Cast's `to`) and the element types they name. */
 export const ONNX_TYPE_CODES: Record<number, ElemType> = {
-  1: 'float32', 2: 'uint8', 3: 'int8', 4: 'uint16', 5: 'int16', 6: 'int32', 7: 'int64',
-  9: 'bool', 10: 'float16', 11: 'float64', 12: 'uint32', 13: 'uint64', 16: 'bfloat16',
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  4: 'uint16',
+  5: 'int16',
+  6: 'int32',
+  7: 'int64',
+  9: 'bool',
+  10: 'float16',
+  11: 'float64',
+  12: 'uint32',
+  13: 'uint64',
+  16: 'bfloat16',
 };
 
 function knownValue(node: Node, x: TypedInput | undefined, what: string): HostTensor {
@@ -38,7 +49,9 @@ const MAX_FOLDED = 2 ** 24;
 function checkFoldSize(node: Node, dims: readonly number[]): void {
   const n = sizeOf(dims);
   if (!(n <= MAX_FOLDED)) {
-    throw new ModelError(`${node.opType} node '${node.name}': folding it would create ${n} elements ([${dims.join(',')}]) at load time; segscope folds at most 2^24`);
+    throw new ModelError(
+      `${node.opType} node '${node.name}': folding it would create ${n} elements ([${dims.join(',')}]) at load time; segscope folds at most 2^24`,
+    );
   }
 }
 
@@ -97,7 +110,10 @@ function broadcastIndexer(inDims: readonly number[], outDims: readonly number[])
 function elementwise(resultType: (inputs: TypedInput[]) => ElemType, f: (...v: number[]) => number): Evaluator {
   return (node, inputs) => {
     const values = inputs.map((x, i) => knownValue(node, x, `input ${i}`));
-    const dims = broadcastDims(node, values.map((v) => v.dims));
+    const dims = broadcastDims(
+      node,
+      values.map((v) => v.dims),
+    );
     // Folding weights (a Mul by a scale) may be large; only broadcasting can grow a tensor past its inputs.
     if (values.every((v) => v.data.length < sizeOf(dims))) checkFoldSize(node, dims);
     const index = values.map((v) => broadcastIndexer(v.dims, dims));
@@ -109,8 +125,10 @@ function elementwise(resultType: (inputs: TypedInput[]) => ElemType, f: (...v: n
 
 const sameType = (inputs: TypedInput[]) => inputs[0]!.type;
 const boolType = () => 'bool' as const;
-const arithmetic = (f: (a: number, b: number, integer: boolean) => number): Evaluator => (node, inputs, opset) =>
-  elementwise(sameType, (a, b) => f(a, b, !isFloatType(inputs[0]!.type)))(node, inputs, opset);
+const arithmetic =
+  (f: (a: number, b: number, integer: boolean) => number): Evaluator =>
+  (node, inputs, opset) =>
+    elementwise(sameType, (a, b) => f(a, b, !isFloatType(inputs[0]!.type)))(node, inputs, opset);
 
 /** Copies the sub-block [starts, starts+sizes) with `steps` out of a row-major tensor. */
 function slice(x: HostTensor, starts: number[], steps: number[], outDims: number[]): HostTensor {
@@ -138,7 +156,9 @@ const evaluateSlice: Evaluator = (node, inputs, opset) => {
   const axes = (opset < 10 ? node.attrs.ints('axes', []) : opt(3)) ?? [];
   const stepsIn = (opset < 10 ? undefined : opt(4)) ?? starts.map(() => 1);
   if (ends.length !== starts.length || (axes.length && axes.length !== starts.length) || stepsIn.length !== starts.length) {
-    throw new ModelError(`Slice node '${node.name}': starts, ends, axes and steps have lengths ${starts.length}, ${ends.length}, ${axes.length}, ${stepsIn.length}`);
+    throw new ModelError(
+      `Slice node '${node.name}': starts, ends, axes and steps have lengths ${starts.length}, ${ends.length}, ${axes.length}, ${stepsIn.length}`,
+    );
   }
   const axisList = axes.length ? axes.map((a) => axis(node, a, rank)) : starts.map((_, i) => i);
   const begin = x.dims.map(() => 0);
@@ -196,7 +216,10 @@ const evaluateConcat: Evaluator = (node, inputs) => {
 const evaluateTranspose: Evaluator = (node, inputs) => {
   const x = knownValue(node, inputs[0], 'data');
   const rank = x.dims.length;
-  const perm = node.attrs.ints('perm', x.dims.map((_, i) => rank - 1 - i));
+  const perm = node.attrs.ints(
+    'perm',
+    x.dims.map((_, i) => rank - 1 - i),
+  );
   const outDims = perm.map((p) => x.dims[p]!);
   const inStrides = x.dims.map((_, d) => sizeOf(x.dims.slice(d + 1)));
   const out = new Array<number>(sizeOf(outDims));
@@ -259,14 +282,26 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
     const [s, l, d] = [start, limit, delta].map((x, i) => knownValue(node, x, `input ${i}`).data[0]!) as [number, number, number];
     const n = Math.max(Math.ceil((l - s) / d), 0);
     checkFoldSize(node, [n]);
-    return [cast(start!.type, [n], Array.from({ length: n }, (_, i) => s + i * d))];
+    return [
+      cast(
+        start!.type,
+        [n],
+        Array.from({ length: n }, (_, i) => s + i * d),
+      ),
+    ];
   },
   Expand: (node, [x, shape]) => {
     const v = knownValue(node, x, 'input');
     const dims = broadcastDims(node, [v.dims, ints(node, shape, 'shape')]);
     checkFoldSize(node, dims);
     const index = broadcastIndexer(v.dims, dims);
-    return [cast(v.type, dims, Array.from({ length: sizeOf(dims) }, (_, i) => v.data[index(i)]!))];
+    return [
+      cast(
+        v.type,
+        dims,
+        Array.from({ length: sizeOf(dims) }, (_, i) => v.data[index(i)]!),
+      ),
+    ];
   },
   Reshape: (node, [x, shape]) => {
     const v = knownValue(node, x, 'data');
@@ -285,8 +320,7 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
   Mul: arithmetic((a, b) => a * b),
   Div: arithmetic((a, b, integer) => (integer ? Math.trunc(a / b) : a / b)),
   // fmod=0: the remainder takes the divisor's sign (Python); fmod=1: the dividend's (C fmod).
-  Mod: (node, inputs, opset) =>
-    arithmetic((a, b) => (node.attrs.int('fmod', 0) ? a % b : a - Math.floor(a / b) * b))(node, inputs, opset),
+  Mod: (node, inputs, opset) => arithmetic((a, b) => (node.attrs.int('fmod', 0) ? a % b : a - Math.floor(a / b) * b))(node, inputs, opset),
   Min: elementwise(sameType, Math.min),
   Max: elementwise(sameType, Math.max),
   Neg: elementwise(sameType, (a) => -a),
@@ -300,5 +334,8 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
   Not: elementwise(boolType, (a) => +!a),
   And: elementwise(boolType, (a, b) => +(a && b)),
   Or: elementwise(boolType, (a, b) => +(a || b)),
-  Where: elementwise((inputs) => inputs[1]!.type, (c, a, b) => (c ? a : b)),
+  Where: elementwise(
+    (inputs) => inputs[1]!.type,
+    (c, a, b) => (c ? a : b),
+  ),
 };

@@ -5,7 +5,16 @@
  * nothing in the format guarantees it.
  */
 import { ModelError } from '../errors.js';
-import { AttributeType, DataType, enumName, type AttributeProto, type GraphProto, type ModelProto, type NodeProto, type ValueInfoProto } from '../onnx/schema.js';
+import {
+  AttributeType,
+  DataType,
+  enumName,
+  type AttributeProto,
+  type GraphProto,
+  type ModelProto,
+  type NodeProto,
+  type ValueInfoProto,
+} from '../onnx/schema.js';
 import { elemTypeOf, tensorFromProto, type ExternalDataReader, type TensorContext } from './tensor-proto.js';
 import { Attrs, type AttrValue, type Dim, type Graph, type HostTensor, type Node, type ValueInfo } from './graph.js';
 
@@ -98,9 +107,7 @@ export function graphFromModel(model: ModelProto, opts: GraphOptions): Graph {
 
 /** Nodes bind to the highest imported version of their domain's opset. */
 function defaultOpset(model: ModelProto, fail: (problem: string) => never): number {
-  const versions = (model.opset_import ?? [])
-    .filter((o) => !o.domain || o.domain === 'ai.onnx')
-    .map((o) => o.version ?? 0);
+  const versions = (model.opset_import ?? []).filter((o) => !o.domain || o.domain === 'ai.onnx').map((o) => o.version ?? 0);
   if (versions.length === 0) return fail("the model imports no opset for the default domain ('' / 'ai.onnx')");
   const opset = Math.max(...versions);
   if (opset < MIN_OPSET || opset > MAX_OPSET) {
@@ -159,13 +166,20 @@ function nodeFromProto(p: NodeProto, name: string, ctx: TensorContext, fail: (pr
 function attrValue(a: AttributeProto, where: string, ctx: TensorContext, fail: (problem: string) => never): AttrValue {
   const type = a.type ?? AttributeType.UNDEFINED;
   switch (type) {
-    case AttributeType.FLOAT: return a.f ?? 0;
-    case AttributeType.INT: return a.i ?? 0;
-    case AttributeType.STRING: return utf8.decode(a.s ?? new Uint8Array(0));
-    case AttributeType.TENSOR: return tensorFromProto(a.t ?? fail(`${where} has type TENSOR but no tensor`), ctx, where);
-    case AttributeType.FLOATS: return [...(a.floats ?? [])];
-    case AttributeType.INTS: return [...(a.ints ?? [])];
-    case AttributeType.STRINGS: return (a.strings ?? []).map((s) => utf8.decode(s));
+    case AttributeType.FLOAT:
+      return a.f ?? 0;
+    case AttributeType.INT:
+      return a.i ?? 0;
+    case AttributeType.STRING:
+      return utf8.decode(a.s ?? new Uint8Array(0));
+    case AttributeType.TENSOR:
+      return tensorFromProto(a.t ?? fail(`${where} has type TENSOR but no tensor`), ctx, where);
+    case AttributeType.FLOATS:
+      return [...(a.floats ?? [])];
+    case AttributeType.INTS:
+      return [...(a.ints ?? [])];
+    case AttributeType.STRINGS:
+      return (a.strings ?? []).map((s) => utf8.decode(s));
     case AttributeType.GRAPH:
     case AttributeType.GRAPHS:
       return fail(`${where} holds a subgraph; control flow (If, Loop, Scan) is not supported`);
@@ -189,8 +203,15 @@ function valueInfo(v: ValueInfoProto, what: string, fail: (problem: string) => n
   const t = v.type;
   const tensor = t?.tensor_type;
   if (!tensor) {
-    const kind = t?.sequence_type ? 'a sequence' : t?.map_type ? 'a map' : t?.optional_type ? 'an optional'
-      : t?.sparse_tensor_type ? 'a sparse tensor' : undefined;
+    const kind = t?.sequence_type
+      ? 'a sequence'
+      : t?.map_type
+        ? 'a map'
+        : t?.optional_type
+          ? 'an optional'
+          : t?.sparse_tensor_type
+            ? 'a sparse tensor'
+            : undefined;
     return fail(kind ? `${what} is ${kind}; only dense tensors are supported` : `${what} has no tensor type`);
   }
   const elemType = tensor.elem_type ?? 0;
@@ -214,7 +235,9 @@ function valueInfo(v: ValueInfoProto, what: string, fail: (problem: string) => n
  * nodes cannot overflow the call stack.
  */
 function topologicalOrder(nodes: readonly Node[], producer: ReadonlyMap<string, number>, fail: (problem: string) => never): Node[] {
-  const UNSEEN = 0, ON_PATH = 1, DONE = 2;
+  const UNSEEN = 0,
+    ON_PATH = 1,
+    DONE = 2;
   const state = new Uint8Array(nodes.length);
   const order: Node[] = [];
   for (let root = 0; root < nodes.length; root++) {
@@ -237,7 +260,10 @@ function topologicalOrder(nodes: readonly Node[], producer: ReadonlyMap<string, 
       if (from === undefined || state[from] === DONE) continue;
       if (state[from] === ON_PATH) {
         // Along the path each node reads from the next; list the cycle in data-flow order, from `from`.
-        const cycle = path.slice(path.findIndex(([i]) => i === from) + 1).reverse().map(([i]) => `'${nodes[i].name}'`);
+        const cycle = path
+          .slice(path.findIndex(([i]) => i === from) + 1)
+          .reverse()
+          .map(([i]) => `'${nodes[i].name}'`);
         const name = `'${nodes[from].name}'`;
         fail(`node ${name} is part of a cycle: ${[name, ...cycle, name].join(' → ')}`);
       }

@@ -2,12 +2,22 @@ import { ModelError } from '../errors.js';
 
 /** ONNX element types, by the names numpy/PyTorch use. */
 export type ElemType =
-  | 'float32' | 'float16' | 'float64' | 'bfloat16'
-  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'int64' | 'uint64'
-  | 'bool' | 'string';
+  | 'float32'
+  | 'float16'
+  | 'float64'
+  | 'bfloat16'
+  | 'int8'
+  | 'uint8'
+  | 'int16'
+  | 'uint16'
+  | 'int32'
+  | 'uint32'
+  | 'int64'
+  | 'uint64'
+  | 'bool'
+  | 'string';
 
-export const isFloatType = (t: ElemType): boolean =>
-  t === 'float32' || t === 'float16' || t === 'float64' || t === 'bfloat16';
+export const isFloatType = (t: ElemType): boolean => t === 'float32' || t === 'float16' || t === 'float64' || t === 'bfloat16';
 
 /**
  * Whether tensors of types `a` and `b` may meet where ONNX asks for one type

@@ -23,11 +23,7 @@ export interface TypedGraph {
  * subgraphs), every other node gets its output types from its GPU shape rule.
  * Every unsupported op in the graph is reported at once, before anything runs.
  */
-export function inferTypes(
-  graph: Graph,
-  inputDims: ReadonlyMap<string, readonly number[]>,
-  ruleFor: (opType: string) => ShapeRule | undefined,
-): TypedGraph {
+export function inferTypes(graph: Graph, inputDims: ReadonlyMap<string, readonly number[]>, ruleFor: (opType: string) => ShapeRule | undefined): TypedGraph {
   const types = new Map<string, TensorType>();
   const values = new Map<string, HostTensor>();
   for (const [name, t] of graph.initializers) {
@@ -132,9 +128,7 @@ function resolveInput(graph: Graph, input: Graph['inputs'][number], given: Reado
   const dims = given.get(input.name);
   if (!dims) {
     if (declared?.every((d): d is number => typeof d === 'number' && d >= 0)) return declared;
-    throw new InputError(
-      `input '${input.name}' of ${graph.source || 'model'} has shape [${declared?.join(',') ?? '?'}]: give its concrete shape`,
-    );
+    throw new InputError(`input '${input.name}' of ${graph.source || 'model'} has shape [${declared?.join(',') ?? '?'}]: give its concrete shape`);
   }
   if (dims.some((d) => !Number.isInteger(d) || d < 0)) {
     throw new InputError(`input '${input.name}': shape [${dims.join(',')}] must be non-negative integers`);

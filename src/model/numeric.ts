@@ -17,9 +17,13 @@ function float16Table(): Float32Array {
       const exponent = (bits >> 10) & 0x1f;
       const fraction = bits & 0x3ff;
       halfTable[bits] =
-        exponent === 0 ? sign * fraction * 2 ** -24 // zero and subnormals
-        : exponent === 31 ? (fraction ? NaN : sign * Infinity)
-        : sign * (1024 + fraction) * 2 ** (exponent - 25);
+        exponent === 0
+          ? sign * fraction * 2 ** -24 // zero and subnormals
+          : exponent === 31
+            ? fraction
+              ? NaN
+              : sign * Infinity
+            : sign * (1024 + fraction) * 2 ** (exponent - 25);
     }
   }
   return halfTable;
@@ -47,17 +51,19 @@ export function float32ToFloat16(values: ArrayLike<number>, out: Uint16Array<Arr
     const mantissa = x & 0x7fffff;
     let h: number;
     if (exponent === 0xff) h = sign | 0x7c00 | (mantissa ? 0x200 : 0);
-    else if (exponent > 142) h = sign | 0x7c00; // 2^16 and up: past 65504 even after rounding
-    else if (exponent < 102) h = sign; // below half the smallest subnormal, 2^-25
+    else if (exponent > 142)
+      h = sign | 0x7c00; // 2^16 and up: past 65504 even after rounding
+    else if (exponent < 102)
+      h = sign; // below half the smallest subnormal, 2^-25
     else {
       // Normal halves keep 10 mantissa bits; subnormals fewer, counted from 2^-24.
       const shift = exponent > 112 ? 13 : 126 - exponent;
       const full = exponent > 112 ? mantissa : mantissa | 0x800000;
-      const base = exponent > 112 ? ((exponent - 112) << 10) : 0;
+      const base = exponent > 112 ? (exponent - 112) << 10 : 0;
       let kept = (full >>> shift) + base;
       const rest = full & ((1 << shift) - 1);
       const half = 1 << (shift - 1);
-      if (rest > half || (rest === half && (kept & 1))) kept++; // a carry into the exponent is still right
+      if (rest > half || (rest === half && kept & 1)) kept++; // a carry into the exponent is still right
       h = sign | kept;
     }
     out[i] = h;

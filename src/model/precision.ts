@@ -40,14 +40,10 @@ export function storeFloatsAs(typed: TypedGraph, keep: ReadonlySet<string>, prec
   const { graph, values, nodes } = typed;
   const read = new Set(nodes.flatMap((n) => n.inputs));
   const { root } = resolveAliases(typed, isAlias);
-  const float32Roots = new Set(
-    [...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name).filter((o) => !read.has(o))].map(root),
-  );
+  const float32Roots = new Set([...graph.inputs.map((i) => i.name), ...graph.outputs.map((o) => o.name).filter((o) => !read.has(o))].map(root));
   for (const [name, t] of types) if (isFloatType(t.type) && !float32Roots.has(root(name))) types.set(name, { ...t, type: 'float16' });
 
-  const twinned = new Set(
-    [...keep, ...graph.outputs.map((o) => o.name)].filter((t) => types.get(t)?.type === 'float16' && !values.has(t)),
-  );
+  const twinned = new Set([...keep, ...graph.outputs.map((o) => o.name)].filter((t) => types.get(t)?.type === 'float16' && !values.has(t)));
   const twin = (name: string) => (twinned.has(name) ? `${name}::f16` : name);
   const planned: Node[] = [];
   for (const node of nodes) {

@@ -81,9 +81,26 @@ export interface Summary {
  * tensors: the index of the first configuration input.
  */
 const CONFIG_FROM: Readonly<Record<string, number>> = {
-  Resize: 1, Upsample: 1, Reshape: 1, Expand: 1, Tile: 1, Slice: 1, Pad: 1, Clip: 1,
-  Squeeze: 1, Unsqueeze: 1, Split: 1, TopK: 1, ConstantOfShape: 0, Range: 0,
-  ReduceMean: 1, ReduceSum: 1, ReduceMax: 1, ReduceMin: 1, ReduceProd: 1, ReduceL2: 1,
+  Resize: 1,
+  Upsample: 1,
+  Reshape: 1,
+  Expand: 1,
+  Tile: 1,
+  Slice: 1,
+  Pad: 1,
+  Clip: 1,
+  Squeeze: 1,
+  Unsqueeze: 1,
+  Split: 1,
+  TopK: 1,
+  ConstantOfShape: 0,
+  Range: 0,
+  ReduceMean: 1,
+  ReduceSum: 1,
+  ReduceMax: 1,
+  ReduceMin: 1,
+  ReduceProd: 1,
+  ReduceL2: 1,
 };
 
 /** A row of the module tree: a module header or a node, with its indentation depth. */
@@ -150,7 +167,11 @@ export function summarize(typed: TypedGraph, graph: Graph): Summary {
     summary.nodeCount = members.length;
     summary.params = countOf(new Set(members.flatMap((i) => nodeParams(graph.nodes[i]!))));
     summary.macs = members.reduce((a, i) => a + nodes[i]!.macs, 0);
-    summary.outputs = tensorsLeaving(graph, (n) => n.name.startsWith(summary.scope), (t) => typed.values.has(t)).map(tensor);
+    summary.outputs = tensorsLeaving(
+      graph,
+      (n) => n.name.startsWith(summary.scope),
+      (t) => typed.values.has(t),
+    ).map(tensor);
   }
 
   let activationBytes = 0;
@@ -273,10 +294,8 @@ export function treeRows(summary: Summary, keep?: { module(m: ModuleSummary): bo
     const parent = parentScope(m.scope);
     add(byScope.has(parent) ? parent : '', firstNode.get(m.scope) ?? 0, () => moduleRows(m));
   }
-  const expand = (scope: string): TreeRow[] =>
-    (items.get(scope) ?? []).sort((a, b) => a.first - b.first).flatMap((item) => item.row());
-  const nodeRows = (node: NodeSummary, parentDepth: number): TreeRow[] =>
-    !keep || keep.node(node) ? [{ kind: 'node', node, depth: parentDepth + 1 }] : [];
+  const expand = (scope: string): TreeRow[] => (items.get(scope) ?? []).sort((a, b) => a.first - b.first).flatMap((item) => item.row());
+  const nodeRows = (node: NodeSummary, parentDepth: number): TreeRow[] => (!keep || keep.node(node) ? [{ kind: 'node', node, depth: parentDepth + 1 }] : []);
   const moduleRows = (m: ModuleSummary): TreeRow[] => {
     const inside = expand(m.scope);
     const kept = !keep || keep.module(m);

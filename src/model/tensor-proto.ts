@@ -82,9 +82,7 @@ export function tensorFromProto(t: TensorProto, ctx: TensorContext, label = `ten
     fail(`sets both raw_data and ${info.field}`);
   }
 
-  const data = raw?.length
-    ? fromRaw(raw, dataType, info, count, fail)
-    : fromTypedField(t[info.field] ?? [], dataType, info, count, fail);
+  const data = raw?.length ? fromRaw(raw, dataType, info, count, fail) : fromTypedField(t[info.field] ?? [], dataType, info, count, fail);
   const type: ElemType = data instanceof Float32Array ? 'float32' : info.type;
   return { type, dims: [...dims], data };
 }
@@ -107,7 +105,9 @@ function readExternalData(t: TensorProto, ctx: TensorContext, expectedBytes: num
   const offset = externalInt(keys.get('offset'), 'offset', fail) ?? 0;
   const length = externalInt(keys.get('length'), 'length', fail);
   if (!ctx.readExternal) {
-    return fail(`stores its data in external file '${location}', but no external data was given (pass its files to modelFromBytes, or load the model from a file)`);
+    return fail(
+      `stores its data in external file '${location}', but no external data was given (pass its files to modelFromBytes, or load the model from a file)`,
+    );
   }
   let bytes: Uint8Array;
   try {
@@ -140,32 +140,57 @@ function fromRaw(raw: Uint8Array, dataType: number, info: ElemInfo, count: numbe
   bytes.set(raw);
   const { buffer } = bytes;
   switch (dataType) {
-    case DataType.FLOAT: return new Float32Array(buffer);
-    case DataType.DOUBLE: return Float32Array.from(new Float64Array(buffer));
-    case DataType.FLOAT16: return float16ToFloat32(new Uint16Array(buffer));
-    case DataType.BFLOAT16: return bfloatBitsToFloat32(new Uint16Array(buffer));
-    case DataType.UINT8: return Float64Array.from(new Uint8Array(buffer));
-    case DataType.INT8: return Float64Array.from(new Int8Array(buffer));
-    case DataType.UINT16: return Float64Array.from(new Uint16Array(buffer));
-    case DataType.INT16: return Float64Array.from(new Int16Array(buffer));
-    case DataType.INT32: return Float64Array.from(new Int32Array(buffer));
-    case DataType.UINT32: return Float64Array.from(new Uint32Array(buffer));
-    case DataType.BOOL: return Float64Array.from(new Uint8Array(buffer), (b) => (b !== 0 ? 1 : 0));
-    case DataType.INT64: return words64ToFloat64(new Uint32Array(buffer), true);
-    case DataType.UINT64: return words64ToFloat64(new Uint32Array(buffer), false);
-    default: return fail(`raw_data of type ${enumName(DataType, dataType)} is not supported`);
+    case DataType.FLOAT:
+      return new Float32Array(buffer);
+    case DataType.DOUBLE:
+      return Float32Array.from(new Float64Array(buffer));
+    case DataType.FLOAT16:
+      return float16ToFloat32(new Uint16Array(buffer));
+    case DataType.BFLOAT16:
+      return bfloatBitsToFloat32(new Uint16Array(buffer));
+    case DataType.UINT8:
+      return Float64Array.from(new Uint8Array(buffer));
+    case DataType.INT8:
+      return Float64Array.from(new Int8Array(buffer));
+    case DataType.UINT16:
+      return Float64Array.from(new Uint16Array(buffer));
+    case DataType.INT16:
+      return Float64Array.from(new Int16Array(buffer));
+    case DataType.INT32:
+      return Float64Array.from(new Int32Array(buffer));
+    case DataType.UINT32:
+      return Float64Array.from(new Uint32Array(buffer));
+    case DataType.BOOL:
+      return Float64Array.from(new Uint8Array(buffer), (b) => (b !== 0 ? 1 : 0));
+    case DataType.INT64:
+      return words64ToFloat64(new Uint32Array(buffer), true);
+    case DataType.UINT64:
+      return words64ToFloat64(new Uint32Array(buffer), false);
+    default:
+      return fail(`raw_data of type ${enumName(DataType, dataType)} is not supported`);
   }
 }
 
-function fromTypedField(values: readonly number[], dataType: number, info: ElemInfo, count: number, fail: (problem: string) => never): Float32Array | Float64Array {
+function fromTypedField(
+  values: readonly number[],
+  dataType: number,
+  info: ElemInfo,
+  count: number,
+  fail: (problem: string) => never,
+): Float32Array | Float64Array {
   if (values.length !== count) fail(`${info.field} holds ${values.length} values, expected ${count}`);
   switch (dataType) {
     case DataType.FLOAT:
-    case DataType.DOUBLE: return Float32Array.from(values);
-    case DataType.FLOAT16: return float16ToFloat32(values);
-    case DataType.BFLOAT16: return bfloatBitsToFloat32(Uint16Array.from(values, (v) => v & 0xffff));
-    case DataType.BOOL: return Float64Array.from(values, (v) => (v !== 0 ? 1 : 0));
-    default: return Float64Array.from(values);
+    case DataType.DOUBLE:
+      return Float32Array.from(values);
+    case DataType.FLOAT16:
+      return float16ToFloat32(values);
+    case DataType.BFLOAT16:
+      return bfloatBitsToFloat32(Uint16Array.from(values, (v) => v & 0xffff));
+    case DataType.BOOL:
+      return Float64Array.from(values, (v) => (v !== 0 ? 1 : 0));
+    default:
+      return Float64Array.from(values);
   }
 }
 

@@ -48,6 +48,4 @@ function activationOp(expr: Activation): OpImpl {
   };
 }
 
-export const activationOps: Record<string, OpImpl> = Object.fromEntries(
-  Object.entries(activations).map(([op, expr]) => [op, activationOp(expr)]),
-);
+export const activationOps: Record<string, OpImpl> = Object.fromEntries(Object.entries(activations).map(([op, expr]) => [op, activationOp(expr)]));

@@ -75,10 +75,13 @@ function coefficientKernel(stats: OpInput[], eps: number): Kernel {
     label: 'batchnorm_coefficients',
     wgsl: `${STATS.map((s, k) => storage(k, `S_${s}`, wgslType(stats[k]!.type))).join('\n')}
 ${storage(4, 'AB', 'f32')}
-${flatMain(64, `  if (i >= ${channels}u) { return; }
+${flatMain(
+  64,
+  `  if (i >= ${channels}u) { return; }
   let a = ${scale} / sqrt(${variance} + ${f32(eps)});
   AB[i] = a;
-  AB[${channels}u + i] = ${bias} - ${mean} * a;`)}`,
+  AB[${channels}u + i] = ${bias} - ${mean} * a;`,
+)}`,
     workgroups: grid(channels, 64),
     bindings: [...STATS.map((_, k): KernelBinding => ({ kind: 'input', index: k + 1 })), { kind: 'scratch', id: 0, bytes: 8 * channels }],
   };
@@ -93,7 +96,13 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
   const values = stats.map((s) => s.value);
   const known = values.every((v) => v !== undefined);
   const ab: KernelBinding = known
-    ? { kind: 'param', data: coefficients(values.map((v) => Float32Array.from(v!.data)), eps) }
+    ? {
+        kind: 'param',
+        data: coefficients(
+          values.map((v) => Float32Array.from(v!.data)),
+          eps,
+        ),
+      }
     : { kind: 'scratch', id: 0, bytes: 8 * channels };
   // The channel of element i of [N, C, inner]: stride 1 along C, 0 elsewhere.
   const channel = stridedIndex(collapseAxes([dims[0]!, channels, sizeOf(dims.slice(2))], [0, 1, 0]));
@@ -103,9 +112,12 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
     wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'AB', 'f32')}
 ${storage(2, 'Y', wgslType(out!.type))}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }
   let c = ${channel};
-  Y[i] = ${toStorage(out!.type, `${fromStorage(x.type, 'X[i]')} * AB[c] + AB[${channels}u + c]`)};`)}`,
+  Y[i] = ${toStorage(out!.type, `${fromStorage(x.type, 'X[i]')} * AB[c] + AB[${channels}u + c]`)};`,
+)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [{ kind: 'input', index: 0 }, ab, { kind: 'output', index: 0 }],
   };

@@ -70,7 +70,8 @@ export const castOps: Record<string, OpImpl> = {
       const count = sizeOf(out!.dims);
       const elements = (type: ElemType): Strided => ({ unitBytes: gpuElementBytes(type), baseBytes: 0, elementBytes: gpuElementBytes(type) });
       const [from, to] = [elements(x!.type), elements(out!.type)];
-      const runs = count * Math.max(from.unitBytes, to.unitBytes) <= limits.maxBytes ? [[0, count] as [number, number]] : splitUnits(count, [from, to], limits)!;
+      const runs =
+        count * Math.max(from.unitBytes, to.unitBytes) <= limits.maxBytes ? [[0, count] as [number, number]] : splitUnits(count, [from, to], limits)!;
       return runs.map((run): Kernel => {
         const [input, output] = [runWindow(from, run, limits), runWindow(to, run, limits)];
         const n = run[1] - run[0];
@@ -79,9 +80,12 @@ export const castOps: Record<string, OpImpl> = {
           wgsl: `${storage(0, 'X', wgslType(x!.type))}
 ${storage(1, 'Y', wgslType(out!.type))}
 ${rounding?.wgsl ?? ''}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }
   let x = ${fromStorage(x!.type, `X[${shifted(input.shift)}i]`)};
-  Y[${shifted(output.shift)}i] = ${toStorage(out!.type, rounding ? `${rounding.name}(x)` : 'x')};`)}`,
+  Y[${shifted(output.shift)}i] = ${toStorage(out!.type, rounding ? `${rounding.name}(x)` : 'x')};`,
+)}`,
           workgroups: grid(n, WORKGROUP),
           bindings: [
             { kind: 'input', index: 0, ...(runs.length > 1 ? { window: input.window } : {}) },

@@ -18,8 +18,7 @@ import { collapseAxes, converted, flatMain, gpuElementBytes, grid, storage, stri
 const WORKGROUP = 256;
 
 /** The concatenation axis, normalised; the attribute is required from opset 4 (default 1 before). */
-const concatAxis = (node: Node, rank: number, opset: number): number =>
-  axis(node, node.attrs.int('axis', opset < 4 ? 1 : undefined), rank);
+const concatAxis = (node: Node, rank: number, opset: number): number => axis(node, node.attrs.int('axis', opset < 4 ? 1 : undefined), rank);
 
 function infer(node: Node, inputs: OpInput[], opset: number): TensorType[] {
   const where = `Concat node '${node.name}'`;
@@ -93,8 +92,11 @@ function copyKernel(
     label: 'concat_part',
     wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'Y', wgslType(out.type))}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  Y[${shifted(shift.y)}${target}] = ${converted(x.type, out.type, `X[${shifted(shift.x)}i]`)};`)}`,
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }
+  Y[${shifted(shift.y)}${target}] = ${converted(x.type, out.type, `X[${shifted(shift.x)}i]`)};`,
+)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [
       { kind: 'input', index, ...(windows ? { window: windows.x } : {}) },

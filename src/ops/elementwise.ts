@@ -48,7 +48,10 @@ function reads(inputs: OpInput[], dims: number[][], indices: number[], out: Tens
     }
     const padded = [...new Array<number>(out.dims.length - dims[index]!.length).fill(1), ...dims[index]!];
     const own = strides(padded);
-    const view = collapseAxes(out.dims, padded.map((d, a) => (d === 1 ? 0 : own[a]!)));
+    const view = collapseAxes(
+      out.dims,
+      padded.map((d, a) => (d === 1 ? 0 : own[a]!)),
+    );
     const name = `X${r.bindings.length}`;
     r.decls.push(storage(r.bindings.length, name, wgslType(x.type)));
     r.values.push(fromStorage(x.type, `${name}[${stridedIndex(view)}]`));
@@ -89,8 +92,11 @@ function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers 
     wgsl: `${r.decls.join('\n')}
 ${storage(r.bindings.length, 'Y', wgslType(out.type))}${tap ? `\n${storage(r.bindings.length + 1, 'S', wgslType(tap.type))}` : ''}
 ${helpers}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }${tapped}
-  Y[i] = ${toStorage(out.type, wrapInteger(out.type, expr))};`)}`,
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }${tapped}
+  Y[i] = ${toStorage(out.type, wrapInteger(out.type, expr))};`,
+)}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [...r.bindings, { kind: 'output', index: 0 }, ...(tap ? [{ kind: 'output', index: tap.index } as const] : [])],
   };

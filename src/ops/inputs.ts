@@ -6,9 +6,7 @@ import type { OpInput } from './types.js';
 export function constInts(node: Node, inputs: OpInput[], index: number): number[] {
   const v = inputs[index]?.value;
   if (!v) {
-    throw new ModelError(
-      `${node.opType} node '${node.name}': input ${index} ('${inputs[index]?.name ?? ''}') must be known at load time`,
-    );
+    throw new ModelError(`${node.opType} node '${node.name}': input ${index} ('${inputs[index]?.name ?? ''}') must be known at load time`);
   }
   return Array.from(v.data);
 }

@@ -8,7 +8,6 @@ import { f32, fromStorage, storage, strides, toStorage, wgslType } from '../kern
 import { checkAttrs, requireFloat } from './attrs.js';
 import type { OpImpl, OpInput } from './types.js';
 
-
 /** WGSL expression for the element offset of batch `z` of an operand with per-batch-axis `strides` (0 where broadcast). */
 function batchOffset(batch: readonly number[], operandStrides: readonly number[]): string {
   const inner = strides(batch);

@@ -123,8 +123,7 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: numb
   // Innermost axis first: peel its coordinate off the flat index.
   const body = axes.map((ax, k) => {
     const c = `c${k}`;
-    const peel =
-      k === 0 ? `  let ${c} = r;` : `  let ${c} = r % ${ax.size}u;\n  r = r / ${ax.size}u;`;
+    const peel = k === 0 ? `  let ${c} = r;` : `  let ${c} = r % ${ax.size}u;\n  r = r / ${ax.size}u;`;
     if (!ax.padded) return `${peel}\n  src += ${c} * ${ax.stride}u;`;
     const s = `s${k}`;
     return `${peel}
@@ -137,11 +136,14 @@ ${mapInto(s, ax.kept, spec, fill)}
       label: `pad_${spec.mode}`,
       wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'Y', wgslType(out!.type))}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }
   var r = i;
   var src = 0u;
 ${body.reverse().join('\n')}
-  Y[i] = ${converted(x.type, out!.type, 'X[src]')};`)}`,
+  Y[i] = ${converted(x.type, out!.type, 'X[src]')};`,
+)}`,
       workgroups: grid(n, WORKGROUP),
       bindings: [
         { kind: 'input', index: 0 },

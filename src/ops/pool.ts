@@ -68,7 +68,8 @@ function windows(node: Node, dims: readonly number[]): Window[] {
         // As onnxruntime: a window must hold at least one real value.
         if (padBegin >= k || padEnd >= k) throw new ModelError(`${where}: pads [${pads}] must be smaller than kernel_shape [${kernel}]`);
         const span = size + padBegin + padEnd - extent;
-        if (span < 0) throw new ModelError(`${where}: kernel extent ${extent} is larger than the padded input (${size + padBegin + padEnd}) on spatial axis ${a}`);
+        if (span < 0)
+          throw new ModelError(`${where}: kernel extent ${extent} is larger than the padded input (${size + padBegin + padEnd}) on spatial axis ${a}`);
         let output = (ceil ? Math.ceil(span / s) : Math.floor(span / s)) + 1;
         // ceil_mode: the last window must start inside the input or its left padding.
         if (ceil && (output - 1) * s >= size + padBegin) output--;
@@ -133,12 +134,15 @@ ${includePad ? '' : `  if (p${a} < 0) { continue; }\n`}${body.replace(/^/gm, '  
     label,
     wgsl: `${storage(0, 'X', type)}
 ${storage(1, 'Y', wgslType(out.type))}
-${flatMain(THREADS, `  if (i >= ${n}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${n}u) { return; }
 ${coordinates}
   let plane = ${plane};
   var acc = ${init};${average ? '\n  var count = 0.0f;' : ''}
 ${loops.replace(/^/gm, '  ')}
-  Y[i] = ${toStorage(out.type, average ? 'acc / count' : 'acc')};`)}`,
+  Y[i] = ${toStorage(out.type, average ? 'acc / count' : 'acc')};`,
+)}`,
     workgroups: grid(n, THREADS),
     bindings: [
       { kind: 'input', index: 0 },
@@ -147,8 +151,7 @@ ${loops.replace(/^/gm, '  ')}
   };
 }
 
-const windowLabel = (op: string, wins: Window[]) =>
-  `${op}${wins.map((w) => w.kernel).join('x')}_s${wins.map((w) => w.stride).join('x')}`;
+const windowLabel = (op: string, wins: Window[]) => `${op}${wins.map((w) => w.kernel).join('x')}_s${wins.map((w) => w.stride).join('x')}`;
 
 function windowPool(pooling: (node: Node) => Pooling, acceptsIntegers: boolean): OpImpl {
   return {

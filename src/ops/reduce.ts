@@ -37,7 +37,10 @@ export const reducers = {
   ReduceMin: folding(f32(Infinity), (a, b) => `min(${a}, ${b})`),
   ReduceProd: folding('1.0f', (a, b) => `${a} * ${b}`),
   ReduceL1: summing((x) => `abs(${x})`),
-  ReduceL2: summing((x) => `${x} * ${x}`, (acc) => `sqrt(${acc})`),
+  ReduceL2: summing(
+    (x) => `${x} * ${x}`,
+    (acc) => `sqrt(${acc})`,
+  ),
   ReduceSumSquare: summing((x) => `${x} * ${x}`),
   ReduceLogSum: summing(same, (acc) => `log(${acc})`),
 } satisfies Record<string, Reducer>;
@@ -54,8 +57,14 @@ export function reduceKernel(label: string, reducer: Reducer, x: TensorType, out
   // Outputs walk the kept axes, each output's values the reduced ones; neighbouring
   // axes merge, so ReduceMean over [2,3] of NCHW reads N·C contiguous planes.
   const inputStrides = strides(dims);
-  const kept = collapseAxes(dims.map((d, a) => (axes.includes(a) ? 1 : d)), inputStrides);
-  const folded = collapseAxes(dims.map((d, a) => (axes.includes(a) ? d : 1)), inputStrides);
+  const kept = collapseAxes(
+    dims.map((d, a) => (axes.includes(a) ? 1 : d)),
+    inputStrides,
+  );
+  const folded = collapseAxes(
+    dims.map((d, a) => (axes.includes(a) ? d : 1)),
+    inputStrides,
+  );
   const count = sizeOf(folded.dims);
   const outputs = sizeOf(kept.dims);
   const { init, map, combine, finish } = reducer;
@@ -71,14 +80,17 @@ ${storage(1, 'Y', wgslType(out.type))}`;
     return {
       label: `${label}_thread`,
       wgsl: `${header}
-${flatMain(THREADS, `  if (i >= ${outputs}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${outputs}u) { return; }
   let base = ${stridedIndex(kept, 'i')};
   var acc = ${init};
   for (var k = 0u; k < ${count}u; k++) {
     let x = ${load};
     acc = ${combine('acc', map('x'))};
   }
-  Y[i] = ${result};`)}`,
+  Y[i] = ${result};`,
+)}`,
       workgroups: grid(outputs, THREADS),
       bindings,
     };
@@ -180,7 +192,9 @@ function argOp(better: '>' | '<'): OpImpl {
           label: `${node.opType.toLowerCase()}_${length}`,
           wgsl: `${storage(0, 'X', wgslType(x!.type))}
 ${storage(1, 'Y', 'i32')}
-${flatMain(THREADS, `  if (i >= ${n}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${n}u) { return; }
   let base = ${stridedIndex(collapseAxes([n / inner, inner], [length * inner, 1]))};
   var best = X[base];
   var index = 0u;
@@ -191,7 +205,8 @@ ${flatMain(THREADS, `  if (i >= ${n}u) { return; }
       index = k;
     }
   }
-  Y[i] = i32(index);`)}`,
+  Y[i] = i32(index);`,
+)}`,
           workgroups: grid(n, THREADS),
           bindings: [
             { kind: 'input', index: 0 },

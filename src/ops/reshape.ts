@@ -11,7 +11,6 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
 
 const same = (x: OpInput, dims: number[]): TensorType[] => [{ type: x.type, dims }];
 
-
 /** Axes from the attribute (opset < 13) or the optional second input (opset ≥ 13). */
 const axesOf = (node: Node, inputs: OpInput[]): number[] | undefined =>
   node.attrs.has('axes') ? node.attrs.ints('axes') : inputs[1]?.name ? constInts(node, inputs, 1) : undefined;
@@ -19,9 +18,7 @@ const axesOf = (node: Node, inputs: OpInput[]): number[] | undefined =>
 const alias = (infer: OpImpl['infer']): OpImpl => ({ alias: true, infer });
 
 export const reshapeOps: Record<string, OpImpl> = {
-  Reshape: alias((node, inputs) =>
-    same(inputs[0]!, reshapeDims(node, inputs[0]!.dims, constInts(node, inputs, 1), node.attrs.int('allowzero', 0) === 1)),
-  ),
+  Reshape: alias((node, inputs) => same(inputs[0]!, reshapeDims(node, inputs[0]!.dims, constInts(node, inputs, 1), node.attrs.int('allowzero', 0) === 1))),
   Flatten: alias((node, [x]) => same(x!, flattenDims(node, x!.dims, node.attrs.int('axis', 1)))),
   Squeeze: alias((node, inputs) => same(inputs[0]!, squeezeDims(node, inputs[0]!.dims, axesOf(node, inputs)))),
   Unsqueeze: alias((node, inputs) => {

@@ -130,7 +130,10 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   const coordinates = axisCoordinates(out.dims);
   const resizedCoordinates = resized.map(({ a }) => `  let o${a} = ${coordinates[a]};`).join('\n');
   // Axes left as they are address the input at their own coordinate.
-  const copied = collapseAxes(out.dims, inputStrides.map((s, a) => (resized.some((r) => r.a === a) ? 0 : s)));
+  const copied = collapseAxes(
+    out.dims,
+    inputStrides.map((s, a) => (resized.some((r) => r.a === a) ? 0 : s)),
+  );
   let body: string;
   if (gather) {
     const terms = resized.map(({ a, offset }) => ` + u32(IDX[${offset}u + o${a}]) * ${inputStrides[a]}u`).join('');
@@ -169,10 +172,13 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   return {
     label: `resize_${f.mode}_${resized.map((r) => `${axes[r.a]!.input}to${axes[r.a]!.output}`).join('_') || 'copy'}`,
     wgsl: `${declarations.join('\n')}
-${flatMain(THREADS, `  if (i >= ${n}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${n}u) { return; }
 ${resizedCoordinates}
   let q = ${shifted(part?.x.shift)}${stridedIndex(copied)};
-${body}`)}`,
+${body}`,
+)}`,
     workgroups: grid(n, THREADS),
     bindings,
   };
@@ -281,7 +287,12 @@ function resizePlan(node: Node, inputs: OpInput[]): Plan {
     a: attrs.float('cubic_coeff_a', -0.75),
     excludeOutside: exclude === 1,
   };
-  const resized = attrs.ints('axes', dims.map((_, a) => a)).map((a) => normaliseAxis(node, a, dims.length));
+  const resized = attrs
+    .ints(
+      'axes',
+      dims.map((_, a) => a),
+    )
+    .map((a) => normaliseAxis(node, a, dims.length));
   if (new Set(resized).size !== resized.length) throw new ModelError(`${where(node)}: repeated axes [${attrs.ints('axes')}]`);
   const policy = oneOf(node, 'keep_aspect_ratio_policy', attrs.string('keep_aspect_ratio_policy', 'stretch'), ['stretch', 'not_larger', 'not_smaller']);
   if (given(inputs, 2) && given(inputs, 3)) throw new ModelError(`${where(node)}: give scales or sizes, not both`);
@@ -304,7 +315,15 @@ function legacyPlan(node: Node, inputs: OpInput[], scales: number[]): Plan {
     a: 0,
     excludeOutside: false,
   };
-  return { f, axes: scaledAxes(node, dims, scales, dims.map((_, a) => a)) };
+  return {
+    f,
+    axes: scaledAxes(
+      node,
+      dims,
+      scales,
+      dims.map((_, a) => a),
+    ),
+  };
 }
 
 function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan): OpImpl {

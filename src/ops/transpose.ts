@@ -11,7 +11,10 @@ const WORKGROUP = 256;
 
 /** The permutation of the node (default: reversed axes), checked against the rank. */
 function permutation(node: Node, rank: number): number[] {
-  const perm = node.attrs.ints('perm', Array.from({ length: rank }, (_, a) => rank - 1 - a));
+  const perm = node.attrs.ints(
+    'perm',
+    Array.from({ length: rank }, (_, a) => rank - 1 - a),
+  );
   const seen = new Set(perm);
   if (perm.length !== rank || seen.size !== rank || perm.some((p) => !Number.isInteger(p) || p < 0 || p >= rank)) {
     throw new ModelError(`Transpose node '${node.name}': perm [${perm}] is not a permutation of the ${rank} axes of the input`);
@@ -25,15 +28,21 @@ export const transposeOps: Record<string, OpImpl> = {
     kernels: (node: Node, [x]: OpInput[], [out]: TensorType[]): Kernel[] => {
       const inStrides = strides(x!.dims);
       const perm = permutation(node, x!.dims.length);
-      const source = collapseAxes(out!.dims, perm.map((p) => inStrides[p]!));
+      const source = collapseAxes(
+        out!.dims,
+        perm.map((p) => inStrides[p]!),
+      );
       const n = sizeOf(out!.dims);
       return [
         {
           label: `transpose_${source.dims.length}d`,
           wgsl: `${storage(0, 'X', wgslType(x!.type))}
 ${storage(1, 'Y', wgslType(out!.type))}
-${flatMain(WORKGROUP, `  if (i >= ${n}u) { return; }
-  Y[i] = ${converted(x!.type, out!.type, `X[${stridedIndex(source)}]`)};`)}`,
+${flatMain(
+  WORKGROUP,
+  `  if (i >= ${n}u) { return; }
+  Y[i] = ${converted(x!.type, out!.type, `X[${stridedIndex(source)}]`)};`,
+)}`,
           workgroups: grid(n, WORKGROUP),
           bindings: [
             { kind: 'input', index: 0 },

@@ -207,7 +207,10 @@ ${summary(data)}
 <main>
 <table>
 <thead>
-${headerRows(fixed.map((c) => c.title), layers)}
+${headerRows(
+  fixed.map((c) => c.title),
+  layers,
+)}
 </thead>
 <tbody>
 ${data.images.map((image) => imageRow(image, fixed, columns, thumbs))}
@@ -283,7 +286,8 @@ function headerRows(fixed: string[], layers: LayerGroup[]): Html {
     (l) => html`<th class="layer" colspan="${l.tensors.reduce((n, t) => n + t.columns.length, 0)}">${l.layer}</th>`,
   )}</tr>
 <tr>${tensors.map(
-    (t) => html`<th class="tensor" colspan="${t.columns.length}"><code>${t.tensor}</code>${t.shape ? html`<span class="shape">${shape(t.shape)}</span>` : ''}</th>`,
+    (t) =>
+      html`<th class="tensor" colspan="${t.columns.length}"><code>${t.tensor}</code>${t.shape ? html`<span class="shape">${shape(t.shape)}</span>` : ''}</th>`,
   )}</tr>
 <tr>${tensors.flatMap((t) => t.columns.map((c) => html`<th class="reduce">${c.reduce}</th>`))}</tr>`;
 }

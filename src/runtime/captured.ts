@@ -42,7 +42,12 @@ export class CapturedTensor {
     if (this.stale()) {
       throw new InputError(`captured tensor '${this.name}' was overwritten by a later run of its session: read it before running again`);
     }
-    const [raw] = await readBack(this.gpu, this.gpu.device.createCommandEncoder(), [{ buffer: this.buffer!, offset: this.offset, bytes: this.size * 4 }], this.staging);
+    const [raw] = await readBack(
+      this.gpu,
+      this.gpu.device.createCommandEncoder(),
+      [{ buffer: this.buffer!, offset: this.offset, bytes: this.size * 4 }],
+      this.staging,
+    );
     const float = isFloatType(this.type);
     const data = float ? new Float32Array(raw!) : Float64Array.from(new Int32Array(raw!));
     return { type: float ? 'float32' : this.type, dims: [...this.dims], data };

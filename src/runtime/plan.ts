@@ -59,12 +59,7 @@ export function toGpuArray(t: HostTensor, type: ElemType = t.type): GpuArray {
  * must stay readable after a run (graph outputs are always kept). Ops split
  * nodes whose tensors exceed `limits` where they can.
  */
-export function buildPlan(
-  typed: TypedGraph,
-  impls: ReadonlyMap<string, OpImpl>,
-  keep: ReadonlySet<string>,
-  device: PlanDevice = NO_LIMITS,
-): Plan {
+export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>, keep: ReadonlySet<string>, device: PlanDevice = NO_LIMITS): Plan {
   const binding = bindingLimits(device);
   const target = { limits: binding, cpuSubgroupSize: device.cpuSubgroupSize };
   const { graph, types } = typed;
@@ -124,27 +119,31 @@ export function buildPlan(
     bytes: b.window?.bytes ?? bytesOf(type),
   });
   const kernels = steps.flatMap(({ node, kernels }) =>
-    kernels.map((kernel, k): PlannedKernel => ({
-      node,
-      kernel,
-      buffers: kernel.bindings.map((b, i): BufferRef => {
-        switch (b.kind) {
-          case 'input': {
-            const name = node.inputs[b.index]!;
-            const value = values.get(name);
-            return value ? { kind: 'upload', data: toGpuArray(value, types.get(name)!.type), key: `const:${name}` } : slotRef(placeOf.get(root(name))!, types.get(name)!, b);
+    kernels.map(
+      (kernel, k): PlannedKernel => ({
+        node,
+        kernel,
+        buffers: kernel.bindings.map((b, i): BufferRef => {
+          switch (b.kind) {
+            case 'input': {
+              const name = node.inputs[b.index]!;
+              const value = values.get(name);
+              return value
+                ? { kind: 'upload', data: toGpuArray(value, types.get(name)!.type), key: `const:${name}` }
+                : slotRef(placeOf.get(root(name))!, types.get(name)!, b);
+            }
+            case 'output':
+              return slotRef(placeOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
+            case 'scratch':
+              return { kind: 'slot', ...placeOf.get(`${node.name}#scratch${b.id}`)!, bytes: b.bytes };
+            case 'param':
+              return { kind: 'upload', data: b.data, key: `param:${node.name}:${k}:${i}` };
+            default:
+              throw new Error(`unknown binding kind in ${node.name}`);
           }
-          case 'output':
-            return slotRef(placeOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
-          case 'scratch':
-            return { kind: 'slot', ...placeOf.get(`${node.name}#scratch${b.id}`)!, bytes: b.bytes };
-          case 'param':
-            return { kind: 'upload', data: b.data, key: `param:${node.name}:${k}:${i}` };
-          default:
-            throw new Error(`unknown binding kind in ${node.name}`);
-        }
+        }),
       }),
-    })),
+    ),
   );
   return { kernels, slotBytes, liveBytes, placement };
 }
@@ -174,8 +173,11 @@ function withRepeatsCopied(kernel: Kernel, tensorOf: (b: InputBinding) => string
       label: 'copy_repeated_input',
       wgsl: `${storage(0, 'X', 'u32')}
 ${storage(1, 'Y', 'u32')}
-${flatMain(COPY_WORKGROUP, `  if (i >= ${words}u) { return; }
-  Y[i] = X[i];`)}`,
+${flatMain(
+  COPY_WORKGROUP,
+  `  if (i >= ${words}u) { return; }
+  Y[i] = X[i];`,
+)}`,
       workgroups: grid(words, COPY_WORKGROUP),
       bindings: [b, scratch],
     });

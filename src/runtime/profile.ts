@@ -41,8 +41,6 @@ export interface PlanMemory {
   totalBytes: number;
 }
 
-
-
 /**
  * Profiles `runs` runs of the session on `feeds` and returns every node that
  * dispatches kernels, slowest first. Null when the device cannot time
@@ -88,7 +86,16 @@ function aggregate(session: Session, samples: readonly KernelTime[][]): NodeProf
     .map(([node, r]): NodeProfile => {
       const ms = timeStats(r.perRun).median;
       const flops = flopsOf.get(node) ?? 0;
-      return { node, opType: r.opType, kernels: r.kernels, outputShape: r.outputShape, ms, share: total > 0 ? (100 * ms) / total : 0, flops, gflops: ms > 0 ? flops / ms / 1e6 : 0 };
+      return {
+        node,
+        opType: r.opType,
+        kernels: r.kernels,
+        outputShape: r.outputShape,
+        ms,
+        share: total > 0 ? (100 * ms) / total : 0,
+        flops,
+        gflops: ms > 0 ? flops / ms / 1e6 : 0,
+      };
     })
     .sort((a, b) => b.ms - a.ms);
 }

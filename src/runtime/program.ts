@@ -67,7 +67,9 @@ export async function compileProgram(
   return checked(gpu, `compiling ${source}`, async () => {
     const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
     const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
-    const pipelines = plan.kernels.map(({ node, kernel }) => computePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`));
+    const pipelines = plan.kernels.map(({ node, kernel }) =>
+      computePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`),
+    );
     // A refused shader stops here, named, before bind groups are made from it.
     await pipelinesValidated(device);
     const encoded = plan.kernels.map(({ kernel, buffers }, k): Encoded => {

@@ -20,7 +20,10 @@ export type TensorPattern = string | RegExp;
 
 /** A glob as an anchored RegExp. */
 export function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`, 's');
 }
 
@@ -116,9 +119,7 @@ export function closestNames(names: Iterable<string>, pattern: string, count = 5
 
 function noMatch(names: string[], pattern: string): InputError {
   const close = closestNames(names, pattern);
-  return new InputError(
-    `no tensor matches '${pattern}'. Closest names: ${close.map((n) => `'${n}'`).join(', ')}. List them all with 'segscope layers MODEL'`,
-  );
+  return new InputError(`no tensor matches '${pattern}'. Closest names: ${close.map((n) => `'${n}'`).join(', ')}. List them all with 'segscope layers MODEL'`);
 }
 
 /** Levenshtein distance. */

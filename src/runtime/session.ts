@@ -183,7 +183,8 @@ export class Session {
     const captureNames = this.resolve(options.capture ?? this.defaultCapture);
     const wanted = options.outputs ?? this.outputNames;
     const unknown = wanted.filter((name) => !this.outputNames.includes(name));
-    if (unknown.length) throw new InputError(`outputs: ${unknown.map((n) => `'${n}'`).join(', ')} not among the graph outputs (${this.outputNames.join(', ')})`);
+    if (unknown.length)
+      throw new InputError(`outputs: ${unknown.map((n) => `'${n}'`).join(', ')} not among the graph outputs (${this.outputNames.join(', ')})`);
     // Earlier captures go stale now: building this run's program may free their buffers.
     const run = ++this.runs;
     const program = await this.program(captureNames);

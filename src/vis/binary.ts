@@ -70,14 +70,17 @@ ${storage(2, 'CLS', 'u32', 'read_write')}
 ${storage(3, 'P', 'f32', 'read_write')}
 ${storage(4, 'PAL', 'u32', 'read')}
 ${IS_NAN}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let x = X[i];
   let nan = isNan(x);
 ${PROBABILITY[options.values]}
   let k = select(0u, 1u, foreground);
   CLS[i] = k;
   RGBA[i] = PAL[k];
-  P[i] = select(p, 0.0f, nan);`)}`;
+  P[i] = select(p, 0.0f, nan);`,
+)}`;
   return record(gpu, stage, (batch) => {
     const rgba = batch.buffer(total * 4, 'binary mask rgba');
     const classes = batch.buffer(total * 4, 'binary mask classes');

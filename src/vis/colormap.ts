@@ -117,9 +117,28 @@ type Ramp = readonly (readonly [number, number])[];
 
 /** GNU Octave's jet (jet.m): the red, green and blue control points. */
 const OCTAVE_JET: readonly [Ramp, Ramp, Ramp] = [
-  [[0, 0], [3 / 8, 0], [5 / 8, 1], [7 / 8, 1], [1, 0.5]],
-  [[0, 0], [1 / 8, 0], [3 / 8, 1], [5 / 8, 1], [7 / 8, 0], [1, 0]],
-  [[0, 0.5], [1 / 8, 1], [3 / 8, 1], [5 / 8, 0], [1, 0]],
+  [
+    [0, 0],
+    [3 / 8, 0],
+    [5 / 8, 1],
+    [7 / 8, 1],
+    [1, 0.5],
+  ],
+  [
+    [0, 0],
+    [1 / 8, 0],
+    [3 / 8, 1],
+    [5 / 8, 1],
+    [7 / 8, 0],
+    [1, 0],
+  ],
+  [
+    [0, 0.5],
+    [1 / 8, 1],
+    [3 / 8, 1],
+    [5 / 8, 0],
+    [1, 0],
+  ],
 ];
 
 /** A ramp's value at x, in double precision (Octave's arithmetic). */
@@ -200,8 +219,27 @@ export type PaletteName = (typeof PALETTES)[number];
 export const IGNORE_INDEX = 255;
 
 const VOC_CLASSES = [
-  'background', 'aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
-  'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa', 'train', 'tvmonitor',
+  'background',
+  'aeroplane',
+  'bicycle',
+  'bird',
+  'boat',
+  'bottle',
+  'bus',
+  'car',
+  'cat',
+  'chair',
+  'cow',
+  'diningtable',
+  'dog',
+  'horse',
+  'motorbike',
+  'person',
+  'pottedplant',
+  'sheep',
+  'sofa',
+  'train',
+  'tvmonitor',
 ] as const;
 
 /** Cityscapes train ids 0..18: name and colour (cityscapesScripts helpers/labels.py). */

@@ -24,7 +24,8 @@ function checkImages(gpu: Gpu, im: GpuImages, what: string): number {
   const bytes = im.count * im.height * im.width * 4;
   if (im.buffer.size < bytes) throw new InputError(`${what}: buffer of ${im.buffer.size} bytes is too small for ${describe(im)} RGBA (${bytes} bytes)`);
   const limit = gpu.limits.maxStorageBufferBindingSize;
-  if (bytes > limit) throw new GpuError(`${what}: ${describe(im)} RGBA (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
+  if (bytes > limit)
+    throw new GpuError(`${what}: ${describe(im)} RGBA (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
   return bytes;
 }
 
@@ -41,7 +42,10 @@ export function uploadImage(gpu: Gpu, pixels: Uint8Array, width: number, height:
     throw new InputError(`uploadImage: a ${width}x${height} image needs ${n * 3} (RGB) or ${n * 4} (RGBA) bytes, got ${pixels.length}`);
   }
   const limit = gpu.limits.maxStorageBufferBindingSize;
-  if (n * 4 > limit) throw new GpuError(`uploadImage: ${width}x${height} RGBA (${n * 4} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
+  if (n * 4 > limit)
+    throw new GpuError(
+      `uploadImage: ${width}x${height} RGBA (${n * 4} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`,
+    );
   const packed = new Uint32Array(n);
   if (channels === 4) {
     packed.set(new Uint32Array(new Uint8Array(pixels).buffer)); // a copy starting at offset 0, little-endian R,G,B,A
@@ -83,11 +87,14 @@ ${storage(3, 'A', 'f32', 'read')}
 fn channels(p: u32) -> vec4f {
   return vec4f(f32(p & 255u), f32((p >> 8u) & 255u), f32((p >> 16u) & 255u), f32(p >> 24u));
 }
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let a = A[0];
   let v = (1.0f - a) * channels(B[${baseIndex}]) + a * channels(T[i]);
   let q = vec4u(clamp(floor(v + 0.5f), vec4f(0.0f), vec4f(255.0f)));
-  Y[i] = q.x | (q.y << 8u) | (q.z << 16u) | (q.w << 24u);`)}`;
+  Y[i] = q.x | (q.y << 8u) | (q.z << 16u) | (q.w << 24u);`,
+)}`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(bytes, 'overlay');
     const params = batch.upload(Float32Array.of(alpha), 'overlay alpha');
@@ -123,7 +130,9 @@ export async function panel(gpu: Gpu, images: readonly GpuImages[], options: Pan
   const height = images[0]!.height;
   const odd = images.findIndex((im) => im.height !== height);
   if (odd >= 0) {
-    throw new InputError(`panel: every image must be ${height} pixels high (as image 0, ${describe(images[0]!)}), but image ${odd} is ${describe(images[odd]!)}`);
+    throw new InputError(
+      `panel: every image must be ${height} pixels high (as image 0, ${describe(images[0]!)}), but image ${odd} is ${describe(images[odd]!)}`,
+    );
   }
   const tiles = images.reduce((n, im) => n + im.count, 0);
   const width = images.reduce((w, im) => w + im.count * im.width, 0) + gap * (tiles - 1);
@@ -137,9 +146,15 @@ export async function panel(gpu: Gpu, images: readonly GpuImages[], options: Pan
       if (gap > 0) {
         const fill = `${storage(0, 'Y', 'u32', 'read_write')}
 ${storage(1, 'P', 'u32', 'read')}
-${flatMain(THREADS, `  if (i >= ${height * width}u) { return; }
-  Y[i] = P[0];`)}`;
-        batch.dispatch({ label: `panel_fill_${height * width}`, wgsl: fill, workgroups: grid(height * width, THREADS) }, [out, batch.upload(Uint32Array.of(background), 'panel background')]);
+${flatMain(
+  THREADS,
+  `  if (i >= ${height * width}u) { return; }
+  Y[i] = P[0];`,
+)}`;
+        batch.dispatch({ label: `panel_fill_${height * width}`, wgsl: fill, workgroups: grid(height * width, THREADS) }, [
+          out,
+          batch.upload(Uint32Array.of(background), 'panel background'),
+        ]);
       }
       let x0 = 0;
       for (const im of images) {
@@ -148,13 +163,19 @@ ${flatMain(THREADS, `  if (i >= ${height * width}u) { return; }
         // Image n of this entry, pixel (y, x) lands at column x0 + n * (w + gap) + x of row y.
         const code = `${storage(0, 'X', 'u32', 'read')}
 ${storage(1, 'Y', 'u32', 'read_write')}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let n = i / ${pixels}u;
   let r = i % ${pixels}u;
   let y = r / ${im.width}u;
   let x = r % ${im.width}u;
-  Y[y * ${width}u + ${x0}u + n * ${im.width + gap}u + x] = X[i];`)}`;
-        batch.dispatch({ label: `panel_copy_${im.count}x${im.height}x${im.width}`, wgsl: code, workgroups: grid(total, THREADS) }, [{ buffer: im.buffer, bytes: total * 4 }, out]);
+  Y[y * ${width}u + ${x0}u + n * ${im.width + gap}u + x] = X[i];`,
+)}`;
+        batch.dispatch({ label: `panel_copy_${im.count}x${im.height}x${im.width}`, wgsl: code, workgroups: grid(total, THREADS) }, [
+          { buffer: im.buffer, bytes: total * 4 },
+          out,
+        ]);
         x0 += im.count * (im.width + gap);
       }
       const [picture] = await readRGBA(gpu, { buffer: out, count: 1, height, width }, batch);

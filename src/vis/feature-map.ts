@@ -50,7 +50,8 @@ export interface FeatureMapImage extends RgbaImage {
 /** The reduced, resized [N,1,H,W] map of `t` (recorded into `batch`; the caller owns it). */
 function reducedMap(gpu: Gpu, t: TensorLike, o: FeatureMapOptions, batch: CommandBatch): GpuTensor {
   const order = o.order ?? 'reduce-first';
-  if (order !== 'reduce-first' && order !== 'upsample-first') throw new InputError(`featureMap: unknown order '${String(order)}' (use 'reduce-first' or 'upsample-first')`);
+  if (order !== 'reduce-first' && order !== 'upsample-first')
+    throw new InputError(`featureMap: unknown order '${String(order)}' (use 'reduce-first' or 'upsample-first')`);
   // Reducing first reads a tensor larger than one binding in runs of channels; the fused upsample-first kernel cannot.
   const splits = order === 'reduce-first';
   const what = splits ? 'featureMap' : "featureMap (order 'upsample-first' reads the whole tensor at once; 'reduce-first' reads it in runs of channels)";

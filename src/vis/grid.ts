@@ -109,7 +109,9 @@ export function gridLayout(tiles: number, [h, w]: readonly [number, number], o: 
 export function channelRange(range: readonly [number, number], channels: number): number[] {
   const [from, to] = range;
   if (!Number.isSafeInteger(from) || !Number.isSafeInteger(to) || from < 0 || to < from || to >= channels) {
-    throw new InputError(`grid: channels [${from}, ${to}] are out of range: the tensor has C=${channels} channels (0..${channels - 1}); give integers 0 <= from <= to < C`);
+    throw new InputError(
+      `grid: channels [${from}, ${to}] are out of range: the tensor has C=${channels} channels (0..${channels - 1}); give integers 0 <= from <= to < C`,
+    );
   }
   return Array.from({ length: to - from + 1 }, (_, k) => from + k);
 }
@@ -200,7 +202,9 @@ export function channelMontage(
   const lists = channels.length === 1 ? Array.from({ length: N }, () => [...channels[0]!]) : channels.map((l) => [...l]);
   const K = lists[0]?.length ?? 0;
   if (lists.length !== N || K === 0 || lists.some((l) => l.length !== K)) {
-    throw new InputError(`grid: expected 1 or N=${N} non-empty channel lists of one length, got ${channels.length} lists of lengths ${channels.map((l) => l.length).join(', ')}`);
+    throw new InputError(
+      `grid: expected 1 or N=${N} non-empty channel lists of one length, got ${channels.length} lists of lengths ${channels.map((l) => l.length).join(', ')}`,
+    );
   }
   const bad = lists.flat().filter((c) => !Number.isSafeInteger(c) || c < 0 || c >= C);
   if (bad.length) throw new InputError(`grid: channels ${[...new Set(bad)].join(', ')} are out of range: the tensor has C=${C} channels (0..${C - 1})`);
@@ -215,15 +219,20 @@ export function channelMontage(
   const gather = `${storage(0, 'X', 'f32', 'read')}
 ${storage(1, 'Y', 'f32', 'read_write')}
 ${storage(2, 'CH', 'u32', 'read')}
-${flatMain(THREADS, `  if (i >= ${N * K * h * w}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${N * K * h * w}u) { return; }
   let tile = i / ${h * w}u;
-  Y[i] = X[((tile / ${K}u) * ${C}u + CH[tile]) * ${h * w}u + i % ${h * w}u];`)}`;
+  Y[i] = X[((tile / ${K}u) * ${C}u + CH[tile]) * ${h * w}u + i % ${h * w}u];`,
+)}`;
   const compose = `${storage(0, 'X', 'f32', 'read')}
 ${storage(1, 'Y', 'u32', 'read_write')}
 ${storage(2, 'CH', 'u32', 'read')}
 ${storage(3, 'LUT', 'u32', 'read')}
 ${LABEL_WGSL}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let n = i / ${H * W}u;
   let p = i % ${H * W}u;
   let y = p / ${W}u;
@@ -241,7 +250,8 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
       if (ink == 2u) { colour = 0xffffffffu; }
     }
   }
-  Y[i] = colour;`)}`;
+  Y[i] = colour;`,
+)}`;
   return record(gpu, stage, (batch) => {
     const ids = batch.upload(Uint32Array.from(lists.flat()), 'grid channels');
     const gathered = batch.temporary(N * K * h * w * 4, 'grid tiles');
@@ -255,7 +265,12 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
     const view = mode === 'tile' ? { buffer: tiles.buffer, dims: [N * K, 1, th, tw] } : tiles;
     const normalized = batch.adopt(normalize(gpu, view, options.method ?? 'minmax', { batch }).buffer);
     const out = batch.buffer(total * 4, 'grid');
-    batch.dispatch({ label: `grid_compose_${K}_${th}x${tw}`, wgsl: compose, workgroups: grid(total, THREADS) }, [normalized, out, ids, batch.upload(lut, 'grid LUT')]);
+    batch.dispatch({ label: `grid_compose_${K}_${th}x${tw}`, wgsl: compose, workgroups: grid(total, THREADS) }, [
+      normalized,
+      out,
+      ids,
+      batch.upload(lut, 'grid LUT'),
+    ]);
     return { buffer: out, count: N, height: H, width: W, layout, channels: lists };
   });
 }
@@ -289,14 +304,17 @@ export async function channelGrid(gpu: Gpu, t: TensorLike, options: ChannelGridO
     try {
       const [raw] = await batch.readAfterSubmit([{ buffer: images.buffer, bytes: N * H * W * 4 }]);
       const all = new Uint8Array(raw!);
-      return Array.from({ length: N }, (_, n): ChannelGridImage => ({
-        width: W,
-        height: H,
-        rgba: all.subarray(n * H * W * 4, (n + 1) * H * W * 4),
-        channels: images.channels[n]!,
-        layout: images.layout,
-        ...(means ? { means: means[n]! } : {}),
-      }));
+      return Array.from(
+        { length: N },
+        (_, n): ChannelGridImage => ({
+          width: W,
+          height: H,
+          rgba: all.subarray(n * H * W * 4, (n + 1) * H * W * 4),
+          channels: images.channels[n]!,
+          layout: images.layout,
+          ...(means ? { means: means[n]! } : {}),
+        }),
+      );
     } finally {
       images.buffer.destroy();
     }

@@ -18,6 +18,34 @@ export { readRGBA, toRGBA, type GpuImages, type RgbaImage } from './rgba.js';
 export * from './colormap.js';
 export { featureMap, featureMaps, type FeatureMapImage, type FeatureMapOptions, type ReductionOrder } from './feature-map.js';
 export { overlay, panel, uploadImage, type PanelOptions } from './compose.js';
-export { channelGrid, channelMeans, channelMontage, channelRange, gridLayout, topChannels, type ChannelGridImage, type ChannelGridOptions, type GpuGrid, type GridChannels, type GridLayout, type MontageOptions } from './grid.js';
-export { readClassMap, segmentation, segmentationMask, type GpuClassMap, type GpuSegmentation, type SegmentationImage, type SegmentationOptions } from './segmentation.js';
-export { binaryMask, binarySegmentation, type BinaryMaskOptions, type BinarySegmentationImage, type BinaryValues, type GpuBinarySegmentation } from './binary.js';
+export {
+  channelGrid,
+  channelMeans,
+  channelMontage,
+  channelRange,
+  gridLayout,
+  topChannels,
+  type ChannelGridImage,
+  type ChannelGridOptions,
+  type GpuGrid,
+  type GridChannels,
+  type GridLayout,
+  type MontageOptions,
+} from './grid.js';
+export {
+  readClassMap,
+  segmentation,
+  segmentationMask,
+  type GpuClassMap,
+  type GpuSegmentation,
+  type SegmentationImage,
+  type SegmentationOptions,
+} from './segmentation.js';
+export {
+  binaryMask,
+  binarySegmentation,
+  type BinaryMaskOptions,
+  type BinarySegmentationImage,
+  type BinaryValues,
+  type GpuBinarySegmentation,
+} from './binary.js';

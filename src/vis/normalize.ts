@@ -61,7 +61,8 @@ function checkNormalization(n: Normalization): void {
   }
   if (typeof n === 'object' && n && 'range' in n) {
     const [lo, hi] = n.range;
-    if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo <= hi)) throw new InputError(`normalize: range must be finite [lo, hi] with lo <= hi, got [${n.range.join(', ')}]`);
+    if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(lo <= hi))
+      throw new InputError(`normalize: range must be finite [lo, hi] with lo <= hi, got [${n.range.join(', ')}]`);
     return;
   }
   throw new InputError(`normalize: unknown normalisation ${JSON.stringify(n)} (use 'minmax', { percentile: [lo, hi] } or { range: [lo, hi] })`);
@@ -108,9 +109,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) l: u3
   const finish = `${storage(0, 'K', 'u32', 'read')}
 ${storage(1, 'R', 'f32', 'read_write')}
 ${KEYS}
-${flatMain(64, `  if (i >= ${count}u) { return; }
+${flatMain(
+  64,
+  `  if (i >= ${count}u) { return; }
   R[i * 2u] = -fromKey(K[i * 2u]);
-  R[i * 2u + 1u] = fromKey(K[i * 2u + 1u]);`)}`;
+  R[i * 2u + 1u] = fromKey(K[i * 2u + 1u]);`,
+)}`;
   batch.dispatch({ label: 'minmax_finish', wgsl: finish, workgroups: grid(count, 64) }, [keys, out]);
 }
 
@@ -142,7 +146,10 @@ function percentiles(batch: CommandBatch, t: TensorLike, count: number, size: nu
   const [lo, hi] = [percentileRank(size, p[0]), percentileRank(size, p[1])];
   const ranks = [lo.below, lo.above, hi.below, hi.above];
   // State per (map, target): key prefix found so far, rank left inside it.
-  const state = batch.upload(Uint32Array.from({ length: count * 8 }, (_, j) => (j % 2 ? ranks[(j >> 1) % 4]! : 0)), 'percentile state');
+  const state = batch.upload(
+    Uint32Array.from({ length: count * 8 }, (_, j) => (j % 2 ? ranks[(j >> 1) % 4]! : 0)),
+    'percentile state',
+  );
   const histograms = batch.temporary(4 * count * 4 * 256 * 4, 'percentile histograms');
   const readPrefixes = `  let s = n * 8u;
   let p0 = S[s];
@@ -188,7 +195,9 @@ ${readPrefixes}
   const pick = `${storage(0, 'S', 'u32', 'read_write')}
 ${storage(1, 'G', 'u32', 'read')}
 ${storage(2, 'P', 'u32', 'read')}
-${flatMain(64, `  if (i >= ${count}u) { return; }
+${flatMain(
+  64,
+  `  if (i >= ${count}u) { return; }
   let n = i;
 ${readPrefixes}
   var prefix = array<u32, 4>(p0, p1, p2, p3);
@@ -206,12 +215,18 @@ ${readPrefixes}
     next[t * 2u] = prefix[t] | (digit << P[0]);
     next[t * 2u + 1u] = rank - below;
   }
-  for (var j = 0u; j < 8u; j++) { S[s + j] = next[j]; }`)}`;
+  for (var j = 0u; j < 8u; j++) { S[s + j] = next[j]; }`,
+)}`;
   for (let d = 0; d < 4; d++) {
     const shift = 24 - 8 * d;
     const mask = d === 0 ? 0 : (0xffffffff << (32 - 8 * d)) >>> 0;
     const params = batch.upload(Uint32Array.from([shift, mask, d * count * 1024]), `percentile pass ${d}`);
-    batch.dispatch({ label: `percentile_histogram_${count}x${size}`, wgsl: histogram, workgroups: [chunks, count, 1] }, [binding(t), state, histograms, params]);
+    batch.dispatch({ label: `percentile_histogram_${count}x${size}`, wgsl: histogram, workgroups: [chunks, count, 1] }, [
+      binding(t),
+      state,
+      histograms,
+      params,
+    ]);
     batch.dispatch({ label: `percentile_select_${count}`, wgsl: pick, workgroups: grid(count, 64) }, [state, histograms, params]);
   }
   // NumPy's _lerp: a + (b - a)·t, or b - (b - a)·(1 - t) from t = 0.5 on; the weights come from W.
@@ -223,10 +238,13 @@ fn lerp(a: f32, b: f32, t: f32) -> f32 {
   let d = b - a;
   return select(a + d * t, b - d * (1.0f - t), t >= 0.5f);
 }
-${flatMain(64, `  if (i >= ${count}u) { return; }
+${flatMain(
+  64,
+  `  if (i >= ${count}u) { return; }
   let s = i * 8u;
   R[i * 2u] = lerp(fromKey(S[s]), fromKey(S[s + 2u]), W[0]);
-  R[i * 2u + 1u] = lerp(fromKey(S[s + 4u]), fromKey(S[s + 6u]), W[1]);`)}`;
+  R[i * 2u + 1u] = lerp(fromKey(S[s + 4u]), fromKey(S[s + 6u]), W[1]);`,
+)}`;
   const weights = batch.upload(Float32Array.from([lo.gamma, hi.gamma]), 'percentile weights');
   batch.dispatch({ label: `percentile_finish_${count}`, wgsl: finish, workgroups: grid(count, 64) }, [state, out, weights]);
 }
@@ -243,7 +261,12 @@ export function valueRange(gpu: Gpu, t: TensorLike, normalization: Normalization
     const out = batch.buffer(count * 8, 'value range');
     if (normalization === 'minmax') minMax(batch, t, count, size, out);
     else if ('percentile' in normalization) percentiles(batch, t, count, size, normalization.percentile, out);
-    else gpu.device.queue.writeBuffer(out, 0, Float32Array.from({ length: count * 2 }, (_, j) => normalization.range[j % 2]!));
+    else
+      gpu.device.queue.writeBuffer(
+        out,
+        0,
+        Float32Array.from({ length: count * 2 }, (_, j) => normalization.range[j % 2]!),
+      );
     return { buffer: out, count };
   });
 }
@@ -265,7 +288,9 @@ export function combineRanges(gpu: Gpu, ranges: readonly GpuRange[], options: St
     const out = batch.buffer(8, 'shared range');
     const code = `${storage(0, 'A', 'f32', 'read')}
 ${storage(1, 'R', 'f32', 'read_write')}
-${flatMain(1, `  if (i > 0u) { return; }
+${flatMain(
+  1,
+  `  if (i > 0u) { return; }
   var lo = A[0];
   var hi = A[1];
   for (var j = 1u; j < ${total}u; j++) {
@@ -273,7 +298,8 @@ ${flatMain(1, `  if (i > 0u) { return; }
     hi = max(hi, A[j * 2u + 1u]);
   }
   R[0] = lo;
-  R[1] = hi;`)}`;
+  R[1] = hi;`,
+)}`;
     batch.dispatch({ label: 'combine_ranges', wgsl: code, workgroups: [1, 1, 1] }, [all, out]);
     return { buffer: out, count: 1 };
   });
@@ -303,7 +329,9 @@ export function normalize(gpu: Gpu, t: TensorLike, normalization: Normalization 
     const code = `${storage(0, 'X', 'f32', 'read')}
 ${storage(1, 'Y', 'f32', 'read_write')}
 ${storage(2, 'R', 'f32', 'read')}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let n = ${n};
   let lo = R[n * 2u];
   let hi = R[n * 2u + 1u];
@@ -311,9 +339,14 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
   var y = 0.0f;
   // v >= hi is exactly 1, whatever the division's rounding (the recipe's maximum maps to 255).
   if (hi > lo) { y = select(clamp((v - lo) / (hi - lo), 0.0f, 1.0f), 1.0f, v >= hi); }
-  Y[i] = select(0.0f, y, y == y);`)}`;
+  Y[i] = select(0.0f, y, y == y);`,
+)}`;
     const out = batch.buffer(total * 4, 'normalized');
-    batch.dispatch({ label: `normalize_${count}x${size}_${range.count}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(t), out, { buffer: range.buffer, bytes: range.count * 8 }]);
+    batch.dispatch({ label: `normalize_${count}x${size}_${range.count}`, wgsl: code, workgroups: grid(total, THREADS) }, [
+      binding(t),
+      out,
+      { buffer: range.buffer, bytes: range.count * 8 },
+    ]);
     return { buffer: out, dims: [...t.dims] };
   });
 }

@@ -30,15 +30,22 @@ ${storage(2, 'T', 'u32', 'read')}
 ${samplerWgsl(g, 'T')}
 var<private> base: u32;
 fn at(c: u32) -> f32 { return interp(base + c * ${h * w}u); }
-${flatMain(THREADS, `  if (i >= ${N * HW}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${N * HW}u) { return; }
   let p = i % ${HW}u;
   setTaps(p / ${W}u, p % ${W}u);
   base = (i / ${HW}u) * ${C * h * w}u;
 ${reductionCode(r, C)}
-  Y[i] = r;`)}`;
+  Y[i] = r;`,
+)}`;
   return record(gpu, opts, (batch) => {
     const out = batch.buffer(N * HW * 4, `reduceResized ${reduction}`);
-    batch.dispatch({ label: `reduce_resized_${r.kind}_${C}x${h}x${w}_to_${H}x${W}`, wgsl: code, workgroups: grid(N * HW, THREADS) }, [binding(t), out, uploadTaps(batch, g)]);
+    batch.dispatch({ label: `reduce_resized_${r.kind}_${C}x${h}x${w}_to_${H}x${W}`, wgsl: code, workgroups: grid(N * HW, THREADS) }, [
+      binding(t),
+      out,
+      uploadTaps(batch, g),
+    ]);
     return { buffer: out, dims: [N, 1, H, W] };
   });
 }

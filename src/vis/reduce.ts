@@ -106,10 +106,13 @@ export function reduceChannels(gpu: Gpu, t: TensorLike, reduction: Reduction | s
 ${storage(1, 'Y', 'f32', 'read_write')}
 var<private> base: u32;
 fn at(c: u32) -> f32 { return X[base + c * ${HW}u]; }
-${flatMain(THREADS, `  if (i >= ${N * HW}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${N * HW}u) { return; }
   base = (i / ${HW}u) * ${C * HW}u + i % ${HW}u;
 ${reductionCode(r, C)}
-  Y[i] = r;`)}`;
+  Y[i] = r;`,
+)}`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(N * HW * 4, `reduce ${reduction}`);
     batch.dispatch({ label: label, wgsl: code, workgroups: grid(N * HW, THREADS) }, [binding(t), out]);
@@ -160,9 +163,12 @@ fn at(c: u32) -> f32 { return X[${shift}u + c * ${HW}u + p]; }`;
       const code = `${storage(0, 'X', 'f32', 'read')}
 ${storage(1, 'Y', 'f32', 'read_write')}
 ${at(shift)}
-${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${HW}u) { return; }
   p = i;
-  Y[${image * HW}u + p] = at(${r.index - run[0]}u);`)}`;
+  Y[${image * HW}u + p] = at(${r.index - run[0]}u);`,
+)}`;
       batch.dispatch({ label: `${label}_run`, wgsl: code, workgroups: grid(HW, THREADS) }, [window, out]);
     }
     return { buffer: out, dims: [N, 1, H, W] };
@@ -183,13 +189,16 @@ ${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
       ]);
       const code = `${declarations}
 ${at(shift)}
-${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${HW}u) { return; }
   p = i;
   let o = ${image * HW}u + p;
   ${k > 0 ? 'let m = M[o];' : ''}
   var acc = ${first ? f.init('at(0u)') : f.step('A[o]', 'at(0u)')};
   for (var c = 1u; c < ${run[1] - run[0]}u; c++) { acc = ${f.step('acc', 'at(c)')}; }
-  ${last ? `Y[o] = ${f.finish('acc')};` : 'A[o] = acc;'}`)}`;
+  ${last ? `Y[o] = ${f.finish('acc')};` : 'A[o] = acc;'}`,
+)}`;
       batch.dispatch({ label: `${label}_run${k}`, wgsl: code, workgroups: grid(HW, THREADS) }, buffers);
     }
   });

@@ -164,10 +164,13 @@ export function resize(gpu: Gpu, t: TensorLike, options: ResizeOptions, opts: St
 ${storage(1, 'Y', 'f32', 'read_write')}
 ${storage(2, 'T', 'u32', 'read')}
 ${samplerWgsl(g, 'T')}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let p = i % ${H * W}u;
   setTaps(p / ${W}u, p % ${W}u);
-  Y[i] = interp((i / ${H * W}u) * ${h * w}u);`)}`;
+  Y[i] = interp((i / ${H * W}u) * ${h * w}u);`,
+)}`;
   return record(gpu, opts, (batch) => {
     const out = batch.buffer(total * 4, 'resize');
     batch.dispatch({ label: `resize_${g.mode}_${h}x${w}_to_${H}x${W}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(t), out, uploadTaps(batch, g)]);

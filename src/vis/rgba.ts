@@ -54,10 +54,13 @@ export function toRGBA(gpu: Gpu, map01: TensorLike, lut: Uint8Array, options: St
   const code = `${storage(0, 'X', 'f32', 'read')}
 ${storage(1, 'Y', 'u32', 'read_write')}
 ${storage(2, 'LUT', 'u32', 'read')}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let x = X[i];
   let level = select(0u, u32(clamp(floor(255.0f * x), 0.0f, 255.0f)), x == x);
-  Y[i] = LUT[level];`)}`;
+  Y[i] = LUT[level];`,
+)}`;
   return record(gpu, options, (batch) => {
     const out = batch.buffer(total * 4, 'rgba');
     batch.dispatch({ label: `rgba_${total}`, wgsl: code, workgroups: grid(total, THREADS) }, [binding(map01), out, batch.upload(packed, 'colour LUT')]);

@@ -94,7 +94,9 @@ ${storage(1, 'RGBA', 'u32', 'read_write')}
 ${storage(2, 'CLS', 'u32', 'read_write')}
 ${storage(3, 'PAL', 'u32', 'read')}
 ${IS_NAN}
-${flatMain(THREADS, `  if (i >= ${total}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${total}u) { return; }
   let base = (i / ${HW}u) * ${K * HW}u + i % ${HW}u;
   var best = X[base];
   var arg = 0u;
@@ -103,7 +105,8 @@ ${flatMain(THREADS, `  if (i >= ${total}u) { return; }
 ${argmaxStep(`X[base + c * ${HW}u]`, 'c')}
   }
   CLS[i] = arg;
-  RGBA[i] = PAL[arg];`)}`;
+  RGBA[i] = PAL[arg];`,
+)}`;
   const runs = channelRuns(gpu, logits);
   return record(gpu, stage, (batch) => {
     const rgba = batch.buffer(total * 4, 'segmentation rgba');
@@ -146,7 +149,9 @@ function argmaxInRuns(
     ]);
     const code = `${declarations}
 ${IS_NAN}
-${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
+${flatMain(
+  THREADS,
+  `  if (i >= ${HW}u) { return; }
   let o = ${image * HW}u + i;
   var best = ${first ? `X[${shift}u + i]` : 'BEST[o]'};
   var arg = ${first ? '0u' : 'CLS[o]'};
@@ -155,7 +160,8 @@ ${flatMain(THREADS, `  if (i >= ${HW}u) { return; }
 ${argmaxStep(`X[${shift}u + c * ${HW}u + i]`, `${run[0]}u + c`)}
   }
   CLS[o] = arg;
-  ${last ? 'RGBA[o] = PAL[arg];' : 'BEST[o] = best;\n  NAN[o] = select(0u, 1u, nan);'}`)}`;
+  ${last ? 'RGBA[o] = PAL[arg];' : 'BEST[o] = best;\n  NAN[o] = select(0u, 1u, nan);'}`,
+)}`;
     batch.dispatch({ label: `segmentation_argmax_${K}x${HW}_run`, wgsl: code, workgroups: grid(HW, THREADS) }, buffers);
   }
 }

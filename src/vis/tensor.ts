@@ -94,8 +94,9 @@ export class CommandBatch {
     this.open();
     for (const b of buffers) this.checkBinding('bytes' in b ? b.bytes : b.size, label);
     const pipeline = computePipeline(this.gpu.device, code, label);
-    const entries = buffers.map((b, binding): GPUBindGroupEntry =>
-      'bytes' in b ? { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: align4(b.bytes) } } : { binding, resource: { buffer: b } },
+    const entries = buffers.map(
+      (b, binding): GPUBindGroupEntry =>
+        'bytes' in b ? { binding, resource: { buffer: b.buffer, offset: b.offset ?? 0, size: align4(b.bytes) } } : { binding, resource: { buffer: b } },
     );
     const bindGroup = this.gpu.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries, label });
     this.pass ??= this.encoder.beginComputePass({ label });
@@ -188,7 +189,8 @@ export function checkTensor(gpu: Gpu, t: TensorLike, what: string, splits = fals
     throw new InputError(`${what}: buffer of ${t.buffer.size} bytes is too small for [${t.dims.join(',')}] float32 at offset ${t.offset ?? 0}`);
   }
   const limit = gpu.limits.maxStorageBufferBindingSize;
-  if (bytes > limit && !splits) throw new GpuError(`${what}: [${t.dims.join(',')}] (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
+  if (bytes > limit && !splits)
+    throw new GpuError(`${what}: [${t.dims.join(',')}] (${bytes} bytes) exceeds the device's storage binding limit (maxStorageBufferBindingSize ${limit})`);
 }
 
 /** Checks that `t` is an [N,C,H,W] float tensor the device can bind, and returns its dims. */

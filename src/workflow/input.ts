@@ -35,7 +35,8 @@ export function modelInput(
   meta: SegmentationMetadata,
   o: { inputSize?: readonly [number, number]; mean?: readonly number[]; std?: readonly number[] },
 ): ModelInput {
-  if (graph.inputs.length !== 1) throw new InputError(`${graph.source || 'model'}: vis needs a model with one image input, this one has ${graph.inputs.length}`);
+  if (graph.inputs.length !== 1)
+    throw new InputError(`${graph.source || 'model'}: vis needs a model with one image input, this one has ${graph.inputs.length}`);
   const input = graph.inputs[0]!;
   const declared = input.dims ?? [];
   const channels = typeof declared[1] === 'number' && declared[1] > 0 ? declared[1] : 3;

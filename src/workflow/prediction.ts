@@ -62,7 +62,8 @@ export function predictionOf(
   const K = shape[1]!;
   if (K === 1) {
     const names = meta.classes ?? BINARY_NAMES;
-    if (names.length !== 2) throw new InputError(`${model}: metadata names ${names.length} classes, the output '${tensor}' is binary (2: background, foreground)`);
+    if (names.length !== 2)
+      throw new InputError(`${model}: metadata names ${names.length} classes, the output '${tensor}' is binary (2: background, foreground)`);
     const palette = meta.palette?.length === 6 ? meta.palette : BINARY_PALETTE;
     return { tensor, kind: 'binary', values: sigmoidMade(graph, tensor) ? 'probability' : 'logit', classes: 2, palette, names };
   }

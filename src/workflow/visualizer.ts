@@ -147,7 +147,9 @@ export class Visualizer {
       const shape = output ? session.typeOf(output)?.dims : undefined;
       const prediction = predictionOf(graph, meta, output, shape);
       if (options.output !== undefined && !prediction) {
-        throw new InputError(`output '${options.output}' has shape [${shape?.join(',') ?? '?'}]: a prediction is drawn from [N,K,H,W] class logits or a binary [N,1,H,W] output`);
+        throw new InputError(
+          `output '${options.output}' has shape [${shape?.join(',') ?? '?'}]: a prediction is drawn from [N,K,H,W] class logits or a binary [N,1,H,W] output`,
+        );
       }
       return new Visualizer(gpu, session, { ...options }, input, mapSize, layers, prediction);
     } catch (e) {

@@ -37,7 +37,15 @@ export const tensor = (dims: number[], data: ArrayLike<number>, type: HostTensor
 });
 
 export const randomTensor = (dims: number[], seed: number, lo = -1, hi = 1): HostTensor =>
-  tensor(dims, random(dims.reduce((a, b) => a * b, 1), seed, lo, hi));
+  tensor(
+    dims,
+    random(
+      dims.reduce((a, b) => a * b, 1),
+      seed,
+      lo,
+      hi,
+    ),
+  );
 
 /**
  * Relative L2 error allowed of a result computed at precision 'f16' against

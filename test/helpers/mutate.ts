@@ -221,22 +221,31 @@ function someTensor(m: ModelProto, rng: Rng): { tensor: TensorProto; name: strin
 const someNode = (m: ModelProto, rng: Rng): NodeProto => rng.pick(nodesOf(m));
 
 const HUGE_DIMS: number[][] = [
-  [2 ** 31 + 1], [2 ** 40], [65536, 65536, 65536], [2 ** 26, 2 ** 26], [2 ** 27, 2 ** 27, 3],
-  [Number.MAX_SAFE_INTEGER], [2 ** 62], [1, 2 ** 31, 2], [-1], [3, -5], [-(2 ** 40)], [2 ** 63],
+  [2 ** 31 + 1],
+  [2 ** 40],
+  [65536, 65536, 65536],
+  [2 ** 26, 2 ** 26],
+  [2 ** 27, 2 ** 27, 3],
+  [Number.MAX_SAFE_INTEGER],
+  [2 ** 62],
+  [1, 2 ** 31, 2],
+  [-1],
+  [3, -5],
+  [-(2 ** 40)],
+  [2 ** 63],
 ];
 
 const HUGE_INTS = [2 ** 31, 2 ** 31 - 1, -(2 ** 31), 2 ** 53, -(2 ** 53), 2 ** 62, -1, 0, 1e6, 65536];
 
 /** Bytes of `values` in the layout `dataType` has in raw_data. */
 function rawOf(values: ArrayLike<number>, dataType: number): Uint8Array {
-  const view = dataType === DataType.INT64 ? BigInt64Array.from(Array.from(values, (v) => BigInt(Number.isFinite(v) ? Math.trunc(v) : 0))) : Float32Array.from(values);
+  const view =
+    dataType === DataType.INT64 ? BigInt64Array.from(Array.from(values, (v) => BigInt(Number.isFinite(v) ? Math.trunc(v) : 0))) : Float32Array.from(values);
   return new Uint8Array(view.buffer);
 }
 
 const f32Values = (t: TensorProto): Float32Array =>
-  t.raw_data?.length && t.data_type === DataType.FLOAT
-    ? new Float32Array(Uint8Array.from(t.raw_data).buffer)
-    : Float32Array.from(t.float_data ?? []);
+  t.raw_data?.length && t.data_type === DataType.FLOAT ? new Float32Array(Uint8Array.from(t.raw_data).buffer) : Float32Array.from(t.float_data ?? []);
 
 const protoMutations: Record<string, ProtoMutation> = {
   'huge-dims': (m, rng) => {
@@ -246,8 +255,9 @@ const protoMutations: Record<string, ProtoMutation> = {
   },
   'huge-shape-value': (m, rng) => {
     // Integer constants decide shapes (Resize sizes, Reshape targets, Slice ends, ConstantOfShape).
-    const ints = [...initializersOf(m), ...nodesOf(m).flatMap((n) => (n.attribute ?? []).flatMap((a) => (a.t ? [a.t] : [])))]
-      .filter((t) => t.data_type === DataType.INT64);
+    const ints = [...initializersOf(m), ...nodesOf(m).flatMap((n) => (n.attribute ?? []).flatMap((a) => (a.t ? [a.t] : [])))].filter(
+      (t) => t.data_type === DataType.INT64,
+    );
     if (!ints.length) return 'no int64 constant';
     const tensor = rng.pick(ints);
     const count = (tensor.dims ?? []).reduce((a, b) => a * b, 1);
@@ -327,8 +337,28 @@ const protoMutations: Record<string, ProtoMutation> = {
   'op-swap': (m, rng) => {
     // A supported op with inputs meant for another: shape rules meet arities and ranks they did not expect.
     const node = someNode(m, rng);
-    const ops = ['Conv', 'MatMul', 'Gemm', 'Resize', 'Concat', 'Softmax', 'Transpose', 'Pad', 'Reshape', 'MaxPool',
-      'ReduceMean', 'Slice', 'Gather', 'Cast', 'ConstantOfShape', 'Expand', 'Range', 'BatchNormalization', 'Add', 'Where'];
+    const ops = [
+      'Conv',
+      'MatMul',
+      'Gemm',
+      'Resize',
+      'Concat',
+      'Softmax',
+      'Transpose',
+      'Pad',
+      'Reshape',
+      'MaxPool',
+      'ReduceMean',
+      'Slice',
+      'Gather',
+      'Cast',
+      'ConstantOfShape',
+      'Expand',
+      'Range',
+      'BatchNormalization',
+      'Add',
+      'Where',
+    ];
     const was = node.op_type;
     node.op_type = rng.pick(ops);
     return `${node.name}: ${was} → ${node.op_type}`;
@@ -362,8 +392,18 @@ const protoMutations: Record<string, ProtoMutation> = {
     const a = rng.pick(node.attribute!);
     const was = a.type;
     const values = [...(a.ints ?? []), ...(a.floats ?? []), a.i ?? a.f ?? 1];
-    const type = rng.pick([AttributeType.FLOATS, AttributeType.FLOAT, AttributeType.INT, AttributeType.INTS, AttributeType.STRING,
-      AttributeType.TENSOR, AttributeType.GRAPH, AttributeType.UNDEFINED, AttributeType.SPARSE_TENSOR, 99]);
+    const type = rng.pick([
+      AttributeType.FLOATS,
+      AttributeType.FLOAT,
+      AttributeType.INT,
+      AttributeType.INTS,
+      AttributeType.STRING,
+      AttributeType.TENSOR,
+      AttributeType.GRAPH,
+      AttributeType.UNDEFINED,
+      AttributeType.SPARSE_TENSOR,
+      99,
+    ]);
     Object.assign(a, { type, ints: [], floats: [], i: 0, f: 0, t: undefined });
     // Non-integer floats where ints are expected: kernel_shape 3.5.
     if (type === AttributeType.FLOATS) a.floats = values.map((v) => v + 0.5);
@@ -399,7 +439,13 @@ const protoMutations: Record<string, ProtoMutation> = {
   },
   'input-dims': (m, rng) => {
     const input = m.graph!.input![0]!;
-    const dims = rng.pick([[-1, 3, 65, 65], [1, 3, 65], [2 ** 40, 3, 65, 65], [1, 0, 65, 65], [1, 3, 65, 65, 1]]);
+    const dims = rng.pick([
+      [-1, 3, 65, 65],
+      [1, 3, 65],
+      [2 ** 40, 3, 65, 65],
+      [1, 0, 65, 65],
+      [1, 3, 65, 65, 1],
+    ]);
     input.type!.tensor_type!.shape = { dim: dims.map((d) => ({ dim_value: d })) };
     return `input ${input.name} declared [${dims}]`;
   },
@@ -556,9 +602,10 @@ export async function runCase(ws: Workspace, c: FuzzCase, runOnGpu: (plan: Plan)
       result = { outcome: 'ran', stage, finite: [...run.outputs.values()].every((t) => t.data.every(Number.isFinite)) };
     }
   } catch (e) {
-    result = e instanceof SegscopeError
-      ? { outcome: 'typed', stage, error: `${e.name}: ${e.message}` }
-      : { outcome: 'fail', stage, error: explain(e), failure: `untyped error at ${stage}` };
+    result =
+      e instanceof SegscopeError
+        ? { outcome: 'typed', stage, error: `${e.name}: ${e.message}` }
+        : { outcome: 'fail', stage, error: explain(e), failure: `untyped error at ${stage}` };
   }
   const total = performance.now() - t0;
   if (stage !== 'gpu') cpuMs = total;

@@ -19,10 +19,7 @@ export async function runOrt(file: string, feeds: Record<string, HostTensor>, ex
   const present = new Set((graph.output ?? []).map((o) => o.name));
   // A graph output needs a type; ONNX allows an elem_type with no shape. Shape
   // subgraph tensors are int64 and folded by segscope, so only floats are compared.
-  graph.output = [
-    ...(graph.output ?? []),
-    ...extra.filter((n) => !present.has(n)).map((name) => ({ name, type: { tensor_type: { elem_type: FLOAT } } })),
-  ];
+  graph.output = [...(graph.output ?? []), ...extra.filter((n) => !present.has(n)).map((name) => ({ name, type: { tensor_type: { elem_type: FLOAT } } }))];
   const dir = mkdtempSync(join(tmpdir(), 'segscope-ort-'));
   try {
     for (const f of readdirSync(dirname(file))) {
@@ -32,9 +29,7 @@ export async function runOrt(file: string, feeds: Record<string, HostTensor>, ex
     const edited = join(dir, basename(file));
     writeFileSync(edited, encodeModel(model));
     const session = await ort.InferenceSession.create(edited, { executionProviders: ['cpu'], graphOptimizationLevel: 'disabled' });
-    const inputs = Object.fromEntries(
-      Object.entries(feeds).map(([name, t]) => [name, new ort.Tensor('float32', Float32Array.from(t.data), [...t.dims])]),
-    );
+    const inputs = Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, new ort.Tensor('float32', Float32Array.from(t.data), [...t.dims])]));
     const out = await session.run(inputs);
     await session.release();
     return new Map(

@@ -44,7 +44,12 @@ export const recipe = JSON.parse(readFileSync(join(FIXTURES, 'recipe.json'), 'ut
 
 /** A reference input regenerated with the script's seeded generator. */
 export function recipeInput(spec: RecipeInput): Float32Array {
-  return random(spec.dims.reduce((a, b) => a * b), spec.seed, spec.lo, spec.hi).map((v) => (spec.relu ? Math.max(v, 0) : v));
+  return random(
+    spec.dims.reduce((a, b) => a * b),
+    spec.seed,
+    spec.lo,
+    spec.hi,
+  ).map((v) => (spec.relu ? Math.max(v, 0) : v));
 }
 
 /** The reference levels: gunzip, .npy, then undo the planar predictor (left + up - up-left, mod 256). */
@@ -72,7 +77,8 @@ const jet = colormap('jet');
  */
 export function compareWithRecipe(rgba: Uint8Array, ref: RecipeReference): { n: number; exact: number; within: number; opaque: boolean } {
   const want = referenceLevels(ref.levels);
-  if (want.cols !== ref.size[1] || want.rows !== Math.ceil(ref.size[0] / ref.rowStep)) throw new Error(`${ref.levels}: ${want.rows}x${want.cols} levels for size ${ref.size}`);
+  if (want.cols !== ref.size[1] || want.rows !== Math.ceil(ref.size[0] / ref.rowStep))
+    throw new Error(`${ref.levels}: ${want.rows}x${want.cols} levels for size ${ref.size}`);
   let within = 0;
   let exact = 0;
   let opaque = true;

@@ -119,9 +119,13 @@ ${range(PIXELS)
   )
   .join('\n')}
 ${tapSums.join('\n')}
-${range(PIXELS).map((q) => `  if (ok${q}) {
+${range(PIXELS)
+  .map(
+    (q) => `  if (ok${q}) {
     ${store(`acc${q}`, 'co', `plane * ${outputs}u + p${q}`)}
-  }`).join('\n')}
+  }`,
+  )
+  .join('\n')}
 }`,
     workgroups: grid(blocks * lanes, lanes),
     bindings,

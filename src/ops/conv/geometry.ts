@@ -40,15 +40,7 @@ export interface ConvGeometry {
 const where = (node: Node) => `Conv node '${node.name}'`;
 const AUTO_PADS = ['NOTSET', 'SAME_UPPER', 'SAME_LOWER', 'VALID'];
 
-function convAxis(
-  node: Node,
-  size: number,
-  kernel: number,
-  stride: number,
-  dilation: number,
-  autoPad: string,
-  pads: [number, number],
-): Axis {
+function convAxis(node: Node, size: number, kernel: number, stride: number, dilation: number, autoPad: string, pads: [number, number]): Axis {
   const extent = (kernel - 1) * dilation + 1;
   let begin: number;
   let out: number;
@@ -113,9 +105,7 @@ export function convGeometry(node: Node, inputs: OpInput[]): ConvGeometry {
     throw new ModelError(`${where(node)}: pads and auto_pad ${autoPad} cannot both be given`);
   }
   const pads = ints('pads', 2 * spatial, Array<number>(2 * spatial).fill(0), 0);
-  const axes = sizes.map((size, i) =>
-    convAxis(node, size, kernel[i]!, stride[i]!, dilation[i]!, autoPad, [pads[i]!, pads[i + spatial]!]),
-  );
+  const axes = sizes.map((size, i) => convAxis(node, size, kernel[i]!, stride[i]!, dilation[i]!, autoPad, [pads[i]!, pads[i + spatial]!]));
   // A 1-D conv is a 2-D conv over a 1-pixel-high image.
   const flat: Axis = { size: 1, kernel: 1, stride: 1, dilation: 1, begin: 0, out: 1, first: 0, count: 1 };
   const [yAxis, xAxis] = spatial === 1 ? [flat, axes[0]!] : (axes as [Axis, Axis]);
@@ -126,6 +116,7 @@ export function convGeometry(node: Node, inputs: OpInput[]): ConvGeometry {
 export const isPointwise = ({ y, x }: ConvGeometry) =>
   [y, x].every((a) => a.count === 1 && a.stride === 1 && a.first * a.dilation === a.begin && a.out === a.size);
 
-export const convLabel = ({ y, x, ...g }: ConvGeometry) => (isPointwise({ y, x, ...g }) ? 'conv1x1' : `conv${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`);
+export const convLabel = ({ y, x, ...g }: ConvGeometry) =>
+  isPointwise({ y, x, ...g }) ? 'conv1x1' : `conv${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`;
 
 export const depthwiseLabel = ({ y, x }: ConvGeometry) => `depthwise${y.kernel}x${x.kernel}_s${x.stride}_d${x.dilation}`;

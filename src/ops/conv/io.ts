@@ -97,7 +97,8 @@ export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, wei
     ...optional('P', io.beforeResidual),
     ...optional('S', io.beforeActivation),
   ];
-  const typeOf = (b: KernelBinding): ElemType => (b.kind === 'input' ? io.types.inputs[b.index]! : b.kind === 'output' ? io.types.outputs[b.index]! : 'float32');
+  const typeOf = (b: KernelBinding): ElemType =>
+    b.kind === 'input' ? io.types.inputs[b.index]! : b.kind === 'output' ? io.types.outputs[b.index]! : 'float32';
   const declarations = list.map(([name, element, b], i) => storage(i, name, storedElement(typeOf(b), element))).join('\n');
   const bindings = list.map(([, , b]) => b);
   const load = (name: 'X' | 'W' | 'Bias' | 'R' | 'Y' | 'P', i: string) => {

@@ -148,14 +148,14 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
     ? `  if (k >= ${k}u || n >= ${n}u) { return vec4f(); }
   return ${load('X', `(${planeOffset('k')} + n) / 4u`)};`
     : pointwise
-    ? `  var v = vec4f();
+      ? `  var v = vec4f();
   if (k >= ${k}u) { return v; }
   let base = ${planeOffset('k')} + n;
   for (var c = 0u; c < 4u; c++) {
     if (n + c < ${n}u) { v[c] = ${load('X', 'base + c')}; }
   }
   return v;`
-    : `  var v = vec4f();
+      : `  var v = vec4f();
   if (k >= ${k}u) { return v; }
   ${decompose}
   let base = ${planeOffset('ci')};

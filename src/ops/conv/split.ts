@@ -31,10 +31,12 @@ export function splitConv(
   lowering: (cOut: number) => ConvLowering,
 ): Kernel[] | undefined {
   /** Image n onwards of a tensor of `type` with `channels` planes of `pixels` an image, walked by channel. */
-  const planes = (type: ElemType, channels: number, pixels: number) => (n: number): Strided => {
-    const elementBytes = gpuElementBytes(type);
-    return { unitBytes: pixels * elementBytes, baseBytes: n * channels * pixels * elementBytes, elementBytes };
-  };
+  const planes =
+    (type: ElemType, channels: number, pixels: number) =>
+    (n: number): Strided => {
+      const elementBytes = gpuElementBytes(type);
+      return { unitBytes: pixels * elementBytes, baseBytes: n * channels * pixels * elementBytes, elementBytes };
+    };
   const xPlanes = planes(types.inputs[0]!, g.cIn, g.y.size * g.x.size);
   // Y, and the residual, which may be stored at another width, split alike over output channels.
   const outPlanes = [types.outputs[0]!, ...(epilogue.residual ? [types.inputs[3]!] : [])].map((t) => planes(t, g.cOut, g.y.out * g.x.out));

@@ -82,7 +82,11 @@ export interface SubgroupConv {
 export const paddedChannels = (m: number, tile: SubgroupTile) => Math.ceil(m / tileChannels(tile)) * tileChannels(tile);
 
 /** Weights [C_out][C_in/group][KH][KW] as [group][useful tap][input channel][output channel padded to the tile], zeros in the padding. */
-export function packSubgroupWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, tile: SubgroupTile): Float32Array<ArrayBuffer> {
+export function packSubgroupWeights(
+  w: HostTensor,
+  c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>,
+  tile: SubgroupTile,
+): Float32Array<ArrayBuffer> {
   const { y, x } = c;
   const mPad = paddedChannels(c.m, tile);
   const taps = y.count * x.count;
@@ -115,7 +119,9 @@ export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel 
   // Workgroup pixel p was loaded by lane p % lanes as its value number p / lanes.
   const fmas = range(pixels).map(
     (p) => `        let b${p} = vec4f(subgroupBroadcast(v${Math.floor(p / lanes)}, ${p % lanes}u));
-${range(quads).map((q) => `        ${acc(q, p)} = fma(w${q}, b${p}, ${acc(q, p)});`).join('\n')}`,
+${range(quads)
+  .map((q) => `        ${acc(q, p)} = fma(w${q}, b${p}, ${acc(q, p)});`)
+  .join('\n')}`,
   );
   const wgsl = `enable subgroups;
 ${c.declarations}
@@ -130,27 +136,43 @@ fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wg: v
   let xBase = ${c.inputBase};
   // This lane's vec4s of output channels: m0 / 4 + lane + q * lanes.
   let wBase = z % ${c.groups}u * ${y.count * x.count * c.cPerGroup * mPad4}u + m0 / 4u + lane;
-${range(loads).map((j) => `  let p${j} = pBase + ${j * lanes}u + lane;
+${range(loads)
+  .map(
+    (j) => `  let p${j} = pBase + ${j * lanes}u + lane;
   let iy${j} = i32(p${j} / ${x.out}u * ${y.stride}u) - ${y.begin};
-  let ix${j} = i32(p${j} % ${x.out}u * ${x.stride}u) - ${x.begin};`).join('\n')}
-${range(quads).flatMap((q) => range(pixels).map((p) => `  var ${acc(q, p)} = vec4f();`)).join('\n')}
+  let ix${j} = i32(p${j} % ${x.out}u * ${x.stride}u) - ${x.begin};`,
+  )
+  .join('\n')}
+${range(quads)
+  .flatMap((q) => range(pixels).map((p) => `  var ${acc(q, p)} = vec4f();`))
+  .join('\n')}
   for (var ty = 0u; ty < ${y.count}u; ty++) {
     for (var tx = 0u; tx < ${x.count}u; tx++) {
-${range(loads).map((j) => `      let y${j} = iy${j} + i32((${y.first}u + ty) * ${y.dilation}u);
+${range(loads)
+  .map(
+    (j) => `      let y${j} = iy${j} + i32((${y.first}u + ty) * ${y.dilation}u);
       let x${j} = ix${j} + i32((${x.first}u + tx) * ${x.dilation}u);
       // Padding and pixels past the end read element 0 and use zero.
       let ok${j} = p${j} < ${c.n}u && y${j} >= 0 && y${j} < ${y.size} && x${j} >= 0 && x${j} < ${x.size};
-      let o${j} = xBase + select(0u, u32(y${j}) * ${x.size}u + u32(x${j}), ok${j});`).join('\n')}
+      let o${j} = xBase + select(0u, u32(y${j}) * ${x.size}u + u32(x${j}), ok${j});`,
+  )
+  .join('\n')}
       let wTap = wBase + (ty * ${x.count}u + tx) * ${c.cPerGroup * mPad4}u;
       for (var ci = 0u; ci < ${c.cPerGroup}u; ci++) {
-${range(quads).map((q) => `        let w${q} = ${c.load('W', `wTap + ci * ${mPad4}u + ${q * lanes}u`)};`).join('\n')}
-${range(loads).map((j) => `        let v${j} = select(0.0f, ${c.load('X', `o${j} + ci * ${c.plane}u`)}, ok${j});`).join('\n')}
+${range(quads)
+  .map((q) => `        let w${q} = ${c.load('W', `wTap + ci * ${mPad4}u + ${q * lanes}u`)};`)
+  .join('\n')}
+${range(loads)
+  .map((j) => `        let v${j} = select(0.0f, ${c.load('X', `o${j} + ci * ${c.plane}u`)}, ok${j});`)
+  .join('\n')}
 ${fmas.join('\n')}
       }
     }
   }
   // One store site (the epilogue is inlined once, which keeps compile times short).
-  var outputs = array<vec4f, ${quads * pixels}>(${range(quads).flatMap((q) => range(pixels).map((p) => acc(q, p))).join(', ')});
+  var outputs = array<vec4f, ${quads * pixels}>(${range(quads)
+    .flatMap((q) => range(pixels).map((p) => acc(q, p)))
+    .join(', ')});
   for (var b = 0u; b < ${quads * pixels}u; b++) {
     let p = pBase + b % ${pixels}u;
     if (p >= ${c.n}u) { continue; }
