@@ -131,10 +131,14 @@ describe('compute pipelines (gpu/pipelines.ts)', () => {
     const inChecked = checked(device, 'compiling a test kernel', () => void computePipeline(device.device, bad, "Test node 'broken' (bad_kernel)"));
     await expect(inChecked).rejects.toThrow(GpuError);
     await expect(inChecked).rejects.toThrow(/^Test node 'broken' \(bad_kernel\): shader failed to compile: \d+:\d+ .*undefined_thing/);
+    // The bind group and command buffer made from the refused pipeline are invalid too: a scope of the test's own keeps
+    // Dawn from printing those consequences.
+    device.device.pushErrorScope('validation');
     const batch = new CommandBatch(device);
     const out = batch.temporary(4, 'out');
     batch.dispatch({ label: 'vis bad_stage', wgsl: `${bad}\n@group(0) @binding(0) var<storage, read_write> Y: array<f32>;`, workgroups: [1, 1, 1] }, [out]);
     await expect(batch.readAfterSubmit([{ buffer: out, bytes: 4 }])).rejects.toThrow(/^vis bad_stage: shader failed to compile/);
+    expect(await device.device.popErrorScope()).not.toBeNull();
   });
 
   it('are shared by every session and vis stage of a device: a second session of a model compiles nothing', async () => {
