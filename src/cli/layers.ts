@@ -7,6 +7,7 @@ import { inferTypes } from '../model/infer.js';
 import { summarize, treeRows, type ModuleSummary, type NodeSummary, type Summary, type TensorSummary } from '../model/summary.js';
 import { registry } from '../ops/registry.js';
 import { closestNames, globToRegExp } from '../runtime/select.js';
+import { DEFAULT_INPUT } from '../workflow/input.js';
 
 export const layersHelp = `Usage: segscope layers MODEL [options]
 
@@ -36,8 +37,6 @@ Examples:
   segscope layers model.onnx --size 1024x2048
   segscope layers model.onnx --filter 'classifier.aspp.project' --filter 'classifier.project'
   segscope layers model.onnx --filter '/backbone/layer4/*' --json`;
-
-const DEFAULT_SIZE = [513, 513];
 
 export async function layersCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -97,7 +96,7 @@ function parseInputShape(text: string): [string, number[]] {
  */
 export function inputShapes(graph: Graph, size: number[] | undefined, given: Map<string, number[]>): Map<string, number[]> {
   const dims = new Map(given);
-  const stated = segmentationMetadata(graph).inputSize ?? DEFAULT_SIZE;
+  const stated = segmentationMetadata(graph).inputSize ?? DEFAULT_INPUT;
   for (const input of graph.inputs) {
     if (dims.has(input.name)) continue;
     const declared = input.dims;

@@ -81,12 +81,14 @@ function wrapInteger(type: ElemType, expr: string): string {
 
 /**
  * The dispatch `Y[i] = expr`; `helpers` are WGSL functions `expr` calls.
- * `tap`: node output `index` also receives `value`, an intermediate of `expr`
- * a capture keeps (model/graph.ts Epilogue.taps).
+ * `v`: `expr` reads its operand as `v`, computed once from `value` (a fused
+ * Relu's input); `tap` names a node output that also receives it, because a
+ * capture keeps it (model/graph.ts Epilogue.taps).
  */
-function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers = '', tap?: { index: number; type: ElemType; value: string }): Kernel {
+function kernel(label: string, out: TensorType, r: Reads, expr: string, helpers = '', v?: { value: string; tap?: { index: number; type: ElemType } }): Kernel {
   const n = sizeOf(out.dims);
-  const tapped = tap ? `\n  let v = ${tap.value};\n  S[i] = ${toStorage(tap.type, 'v')};` : '';
+  const tap = v?.tap;
+  const named = v ? `\n  let v = ${v.value};${tap ? `\n  S[i] = ${toStorage(tap.type, 'v')};` : ''}` : '';
   return {
     label,
     wgsl: `${r.decls.join('\n')}
@@ -94,7 +96,7 @@ ${storage(r.bindings.length, 'Y', wgslType(out.type))}${tap ? `\n${storage(r.bin
 ${helpers}
 ${flatMain(
   WORKGROUP,
-  `  if (i >= ${n}u) { return; }${tapped}
+  `  if (i >= ${n}u) { return; }${named}
   Y[i] = ${toStorage(out.type, wrapInteger(out.type, expr))};`,
 )}`,
     workgroups: grid(n, WORKGROUP),
@@ -183,10 +185,10 @@ function arithmeticOp(op: Arithmetic): OpImpl {
         const last = start + MAX_INPUTS_PER_KERNEL >= n;
         const value = last && op.finish ? op.finish(acc, n) : acc;
         // A fused Relu (model/passes.ts fuseEpilogues) applies once, to the final value, which a capture may keep too.
-        const fusedRelu = last && node.epilogue?.activation === 'Relu';
-        const tap = fusedRelu ? node.epilogue?.taps?.beforeActivation : undefined;
-        if (tap === undefined) kernels.push(kernel(node.opType, out!, r, fusedRelu ? relu(`(${value})`) : value));
-        else kernels.push(kernel(node.opType, out!, r, relu('v'), '', { index: tap, type: outputs[tap]!.type, value }));
+        if (last && node.epilogue?.activation === 'Relu') {
+          const tap = node.epilogue.taps?.beforeActivation;
+          kernels.push(kernel(node.opType, out!, r, relu('v'), '', { value, tap: tap === undefined ? undefined : { index: tap, type: outputs[tap]!.type } }));
+        } else kernels.push(kernel(node.opType, out!, r, value));
       }
       return kernels;
     },

@@ -27,7 +27,7 @@ export interface ModelInput {
 export type NormalizationOrigin = 'option' | 'metadata' | 'default (ImageNet)';
 
 /** The DeepLab repos' evaluation size, for models whose input size is symbolic and unstated. */
-const DEFAULT_INPUT: [number, number] = [513, 513];
+export const DEFAULT_INPUT: [number, number] = [513, 513];
 
 /** The model's one RGB image input, sized and normalised by the options, else the model, else the defaults. */
 export function modelInput(
