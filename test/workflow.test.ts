@@ -13,6 +13,8 @@ import { readLabel } from '../src/io/labels.js';
 import { readModelFile } from '../src/io/model-file.js';
 import type { OutputFile } from '../src/io/report.js';
 import type { RgbaImage } from '../src/vis/rgba.js';
+import { toInputTensor } from '../src/preprocess/input-tensor.js';
+import { Session } from '../src/runtime/session.js';
 import { palette } from '../src/vis/colormap.js';
 import { decodeLabel, Visualizer, type VisProgress, type VisualizerOptions } from '../src/workflow/index.js';
 import { errors, ROOT, segscope } from './helpers/cli.js';
@@ -155,6 +157,83 @@ describe('Visualizer', () => {
     } finally {
       given.destroy();
       declared.destroy();
+    }
+  });
+});
+
+describe('Visualizer.run', () => {
+  const LOW_LEVEL = 'classifier.project';
+
+  it('captures the layers asked for per run and redraws them with any options, as image() draws them, without running again', async () => {
+    const graph = await readModelFile(FIXTURE);
+    const pixels = await readImage(IMAGE);
+    const explorer = await Visualizer.create(await gpu(), graph, { layers: [], inputSize: [65, 65] });
+    const reference = async (options: Omit<VisualizerOptions, 'inputSize'>) => Visualizer.create(await gpu(), graph, { ...options, inputSize: [65, 65] });
+    try {
+      const run = await explorer.run(pixels, { layers: [ASPP, LOW_LEVEL] });
+      expect(run.layers.map((l) => [l.pattern, l.tensors.map((t) => t.shape)])).toEqual([
+        [ASPP, [[1, 32, 5, 5]]],
+        [LOW_LEVEL, [[1, 48, 17, 17]]],
+      ]);
+      expect(run.ms).toBeGreaterThan(0);
+      for (const options of [
+        { reductions: ['max'], colormap: 'jet' as const },
+        { reductions: ['mean', 'channel:3'], colormap: 'viridis' as const, normalize: { percentile: [1, 99] as const }, overlay: 0.4, grid: 4 },
+      ]) {
+        for (const layer of run.layers) {
+          const one = await reference({ ...options, layers: [layer.pattern] });
+          try {
+            const expected = (await one.image(pixels)).layers[0]!;
+            expect(await run.draw(layer, options)).toEqual(expected);
+          } finally {
+            one.destroy();
+          }
+        }
+      }
+    } finally {
+      explorer.destroy();
+    }
+  });
+
+  it("reads a captured tensor as the session captures it, and refuses a run's tensors after the next run", async () => {
+    const graph = await readModelFile(FIXTURE);
+    const pixels = await readImage(IMAGE);
+    const visualizer = await Visualizer.create(await gpu(), graph, { layers: [ASPP], inputSize: [65, 65] });
+    try {
+      const run = await visualizer.run(pixels);
+      const name = run.layers[0]!.tensors[0]!.name;
+      const { tensor } = toInputTensor(pixels, { size: [65, 65], mean: visualizer.input.mean, std: visualizer.input.std });
+      const session = await Session.create(await gpu(), graph, { inputShapes: { input: [1, 3, 65, 65] }, capture: [name] });
+      try {
+        const expected = await (await session.run(tensor)).captured.get(name)!.toHost();
+        expect(await run.read(name)).toEqual(expected);
+      } finally {
+        session.destroy();
+      }
+      await visualizer.run(pixels);
+      const error = (await run.draw(run.layers[0]!, {}).catch((e: unknown) => e)) as Error;
+      expect(error).toBeInstanceOf(InputError);
+      expect(error.message).toMatch(/overwritten by a later run/);
+      expect(() => run.read('nothing')).toThrow(/overwritten by a later run/);
+    } finally {
+      visualizer.destroy();
+    }
+  });
+
+  it("scores a labelled run alone: per-class IoU for the image, and the Visualizer's totals only count image()", async () => {
+    const visualizer = await Visualizer.create(await gpu(), await readModelFile(DEFAULT_MODEL), { layers: [] });
+    try {
+      const prediction = visualizer.prediction!;
+      const label = await readLabel(join(SAMPLES, 'labels', 'street.png'), prediction.classes, prediction.palette);
+      const pixels = await readImage(IMAGE);
+      const run = await visualizer.run(pixels, { label });
+      expect(run.scores!.perClassIoU).toHaveLength(8);
+      expect(visualizer.scores()).toBeUndefined();
+      const drawn = await visualizer.image(pixels, { label });
+      expect(drawn.metrics).toEqual({ pixelAccuracy: run.scores!.pixelAccuracy, meanIoU: run.scores!.meanIoU });
+      expect(visualizer.scores()).toEqual(run.scores);
+    } finally {
+      visualizer.destroy();
     }
   });
 });

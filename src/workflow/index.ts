@@ -4,7 +4,16 @@
  * prediction, the ground truth and scores, in memory. The CLI's vis and demo
  * read and write the files around it.
  */
-export { Visualizer, type ImageVis, type VisLayer, type VisProgress, type VisScores, type VisualizerOptions } from './visualizer.js';
+export {
+  Visualizer,
+  VisRun,
+  type ImageVis,
+  type VisLayer,
+  type VisProgress,
+  type VisRunOptions,
+  type VisScores,
+  type VisualizerOptions,
+} from './visualizer.js';
 export type { DrawOptions, GridPicture, LayerPictures, MapPicture } from './draw.js';
 export type { ModelInput, NormalizationOrigin } from './input.js';
 export type { Prediction, PredictionSource } from './prediction.js';

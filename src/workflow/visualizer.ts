@@ -1,15 +1,16 @@
 import { InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
-import type { Graph } from '../model/graph.js';
+import type { Graph, HostTensor } from '../model/graph.js';
 import { segmentationMetadata } from '../model/metadata.js';
 import type { Precision } from '../model/precision.js';
 import { ConfusionMatrix } from '../metrics/confusion.js';
 import type { Fit, FitGeometry } from '../preprocess/fit.js';
 import { toInputTensor, type Pixels } from '../preprocess/input-tensor.js';
+import type { CapturedTensor } from '../runtime/captured.js';
 import { Session } from '../runtime/session.js';
 import { ignoreColor } from '../vis/colormap.js';
 import { uploadImage } from '../vis/compose.js';
-import type { RgbaImage } from '../vis/rgba.js';
+import type { GpuImages, RgbaImage } from '../vis/rgba.js';
 import type { SegmentationImage } from '../vis/segmentation.js';
 import { checkDrawable, drawLayer, type DrawOptions, type LayerPictures } from './draw.js';
 import { fittedPicture, modelInput, type ModelInput } from './input.js';
@@ -93,11 +94,20 @@ export interface VisScores {
   perClassIoU: (number | null)[];
 }
 
+export interface VisRunOptions {
+  /** Ground truth, the image's size, as class indices: the prediction is scored against it. */
+  label?: LabelMap;
+  /** The layers to capture in this run (default: the Visualizer's `layers`). */
+  layers?: readonly string[];
+}
+
 export class Visualizer {
-  /** Scores of every labelled image, when the model predicts classes. */
+  /** Scores of every labelled image so far, when the model predicts classes. */
   private readonly total?: ConfusionMatrix;
-  /** image() calls take turns: a run's captured tensors are only valid until the next run. */
+  /** Runs take turns: a run's captured tensors are only valid until the next run. */
   private turn: Promise<unknown> = Promise.resolve();
+  /** The latest run, whose captured tensors are the valid ones. */
+  private latest?: VisRun;
 
   private constructor(
     private readonly gpu: Gpu,
@@ -135,15 +145,8 @@ export class Visualizer {
       onCompile: (done, total) => options.onProgress?.({ phase: 'compile', inputSize: input.size, done, total }),
     });
     try {
-      const layers = options.layers.map((pattern) => ({
-        pattern,
-        tensors: session.resolve([pattern]).map((name) => {
-          const shape = [...(session.typeOf(name)?.dims ?? [])];
-          if (shape.length !== 4) throw new InputError(`layer '${pattern}': tensor '${name}' has shape [${shape.join(',')}]; vis draws [N,C,H,W] feature maps`);
-          checkDrawable(options, shape[1]!, `layer '${pattern}' ('${name}')`);
-          return { name, shape };
-        }),
-      }));
+      const layers = resolveLayers(session, options.layers);
+      for (const layer of layers) for (const t of layer.tensors) checkDrawable(options, t.shape[1]!, `layer '${layer.pattern}' ('${t.name}')`);
       const shape = output ? session.typeOf(output)?.dims : undefined;
       const prediction = predictionOf(graph, meta, output, shape);
       if (options.output !== undefined && !prediction) {
@@ -158,72 +161,193 @@ export class Visualizer {
     }
   }
 
+  /** The tensors layer patterns select, with their shapes; InputError when one selects nothing or a tensor that is not [N,C,H,W]. */
+  resolve(patterns: readonly string[]): VisLayer[] {
+    return resolveLayers(this.session, patterns);
+  }
+
   /**
    * Runs the model on one image (RGB or RGBA pixels: readImage's, or a
    * canvas's ImageData) and draws it. `label` is its ground truth, the
    * image's size, as class indices (decodeLabel, or readLabel in Node): the
-   * prediction is scored against it.
+   * prediction is scored against it, and counts in scores().
    */
-  image(pixels: Pixels, options: { label?: LabelMap } = {}): Promise<ImageVis> {
-    const result = this.turn.then(() => this.draw(pixels, options.label));
-    this.turn = result.catch(() => undefined);
-    return result;
+  async image(pixels: Pixels, options: { label?: LabelMap } = {}): Promise<ImageVis> {
+    return this.inTurn(async () => {
+      const run = await this.runNow(pixels, { label: options.label, layers: undefined });
+      const layers: LayerPictures[] = [];
+      for (const layer of run.layers) layers.push(await run.draw(layer, this.o));
+      const { input, geometry, prediction, probability, label, scores } = run;
+      if (scores) this.total!.merge(run.confusion!);
+      return {
+        input,
+        geometry,
+        layers,
+        ...(prediction ? { prediction } : {}),
+        ...(probability ? { probability } : {}),
+        ...(label ? { label } : {}),
+        ...(scores ? { metrics: { pixelAccuracy: scores.pixelAccuracy, meanIoU: scores.meanIoU } } : {}),
+      };
+    });
   }
 
-  /** The scores over every labelled image so far; undefined before one has a labelled pixel. */
+  /**
+   * Runs the model on one image, capturing `layers` (default: the
+   * Visualizer's), and returns the run: its prediction, and the captured
+   * tensors, which draw as often as asked with any DrawOptions without
+   * running the model again (an interactive explorer changes the colormap,
+   * say). A run is valid until the next one starts. A labelled image is
+   * scored for the run alone, not in scores().
+   */
+  run(pixels: Pixels, options: VisRunOptions = {}): Promise<VisRun> {
+    return this.inTurn(() => this.runNow(pixels, options));
+  }
+
+  /** The scores over every labelled image that image() drew; undefined before one has a labelled pixel. */
   scores(): VisScores | undefined {
-    const t = this.total;
-    if (!t?.counts.some((c) => c > 0)) return undefined;
-    return { pixelAccuracy: t.pixelAccuracy(), meanIoU: t.meanIoU(), perClassIoU: t.iou() };
+    return this.total && scoresOf(this.total);
   }
 
   /** Frees the compiled model's GPU memory; the Gpu stays the caller's. */
   destroy(): void {
+    this.latest?.dispose();
     this.session.destroy();
   }
 
-  private async draw(pixels: Pixels, label: LabelMap | undefined): Promise<ImageVis> {
-    const { gpu, o, mapSize: size, prediction } = this;
+  private inTurn<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.turn.then(work);
+    this.turn = result.catch(() => undefined);
+    return result;
+  }
+
+  private async runNow(pixels: Pixels, options: VisRunOptions): Promise<VisRun> {
+    const { o, mapSize: size, prediction } = this;
+    const label = options.label;
     if (label && !prediction) {
       throw new InputError(
         `${this.session.typed.graph.source || 'model'}: a label was given, but the model's output is neither [N,K,H,W] class logits nor a binary [N,1,H,W] output, so there is no prediction to score`,
       );
     }
+    const layers = options.layers ? this.resolve(options.layers) : this.layers;
     const { size: inputSize, mean, std } = this.input;
     const { tensor, geometry } = toInputTensor(pixels, { size: inputSize, fit: o.fit, mean, std });
     // Before the run: a label that does not fit its image fails fast.
     const fittedLabel = label && fitLabel(label, geometry);
-    const { captured } = await this.session.run(tensor, { outputs: [] });
+    this.latest?.dispose();
+    this.latest = undefined;
+    const names = layers.flatMap((l) => l.tensors.map((t) => t.name));
+    const started = performance.now();
+    const { captured } = await this.session.run(tensor, { outputs: [], capture: prediction ? [...names, prediction.tensor] : names });
+    const drawn = prediction && (await drawPrediction(this.gpu, prediction, captured.get(prediction.tensor)!));
+    const ms = performance.now() - started;
     const input = fittedPicture(tensor, size, mean, std);
-    // The fitted image goes to the GPU once, under every map that is blended over it.
-    const base = o.overlay === undefined ? undefined : uploadImage(gpu, input.rgba, input.width, input.height);
-    try {
-      const layers: LayerPictures[] = [];
-      for (const layer of this.layers) {
-        const tensors = layer.tensors.map(({ name }) => ({ name, value: captured.get(name)! }));
-        layers.push(await drawLayer(gpu, layer.pattern, tensors, o, size, base && { base, alpha: o.overlay! }));
-      }
-      if (!prediction) return { input, geometry, layers };
-      const output = captured.get(prediction.tensor)!;
-      const { mask, probability } = await drawPrediction(gpu, prediction, output);
-      const drawn = { prediction: { ...mask, tensor: prediction.tensor, shape: [...output.dims] }, ...(probability ? { probability } : {}) };
-      if (!fittedLabel) return { input, geometry, layers, ...drawn };
-      // Scored at the prediction's size, shown at the maps'.
-      const truth = resizeLabel(fittedLabel, [mask.height, mask.width]);
-      const scores = new ConfusionMatrix(prediction.classes).add(truth.data, mask.classes);
-      this.total!.merge(scores);
-      return {
-        input,
-        geometry,
-        layers,
-        ...drawn,
-        label: { width: size[1], height: size[0], rgba: colourLabel(resizeLabel(truth, size), prediction.palette, ignoreColor('voc')) },
-        metrics: { pixelAccuracy: scores.pixelAccuracy(), meanIoU: scores.meanIoU() },
-      };
-    } finally {
-      base?.buffer.destroy();
-    }
+    const run = new VisRun(this.gpu, captured, size, input, geometry, layers, ms);
+    this.latest = run;
+    if (!prediction || !drawn) return run;
+    const output = captured.get(prediction.tensor)!;
+    run.prediction = { ...drawn.mask, tensor: prediction.tensor, shape: [...output.dims] };
+    if (drawn.probability) run.probability = drawn.probability;
+    if (!fittedLabel) return run;
+    // Scored at the prediction's size, shown at the maps'.
+    const { mask } = drawn;
+    const truth = resizeLabel(fittedLabel, [mask.height, mask.width]);
+    run.confusion = new ConfusionMatrix(prediction.classes).add(truth.data, mask.classes);
+    run.scores = scoresOf(run.confusion);
+    run.label = { width: size[1], height: size[0], rgba: colourLabel(resizeLabel(truth, size), prediction.palette, ignoreColor('voc')) };
+    return run;
   }
+}
+
+/**
+ * One run of a Visualizer on one image: the fitted input, the prediction,
+ * and the captured layers, drawn on demand from the tensors still on the
+ * GPU. Valid until the Visualizer runs again; drawing after that is an
+ * InputError.
+ */
+export class VisRun {
+  /** The predicted mask in the prediction's palette, and the class index of every pixel. */
+  prediction?: SegmentationImage & { tensor: string; shape: number[] };
+  /** For a binary prediction: p in grey. */
+  probability?: RgbaImage;
+  /** With a label: the ground truth at the map size, fitted like the image. */
+  label?: RgbaImage;
+  /** With a label: this image's prediction scored against it (null IoU for a class absent from both). */
+  scores?: VisScores;
+  /** @internal the counts behind `scores`, which Visualizer.image adds to its total. */
+  confusion?: ConfusionMatrix;
+  /** The fitted input on the GPU, uploaded at the first overlay. */
+  private base?: GpuImages;
+  /** Set when the Visualizer runs again: the captured buffers then hold the next run's tensors. */
+  private disposed = false;
+  private readonly hostCopies = new Map<string, Promise<HostTensor>>();
+
+  constructor(
+    private readonly gpu: Gpu,
+    private readonly captured: ReadonlyMap<string, CapturedTensor>,
+    private readonly size: readonly [number, number],
+    /** The model input as a picture at the map size (the fitted image; padding in the mean colour). */
+    readonly input: RgbaImage,
+    /** Where the image lies in the model input. */
+    readonly geometry: FitGeometry,
+    /** The layers captured, in the order asked. */
+    readonly layers: readonly VisLayer[],
+    /** Wall time of the run on the GPU, the prediction's mask included, in milliseconds. */
+    readonly ms: number,
+  ) {}
+
+  /**
+   * Draws a captured layer (one of `layers`) with `options`, blended over
+   * the fitted input when `options.overlay` is set. InputError when a
+   * reduction or the grid does not fit its channels.
+   */
+  async draw(layer: VisLayer, options: DrawOptions & { overlay?: number }): Promise<LayerPictures> {
+    for (const t of layer.tensors) checkDrawable(options, t.shape[1]!, `layer '${layer.pattern}' ('${t.name}')`);
+    const tensors = layer.tensors.map(({ name }) => ({ name, value: this.tensor(name) }));
+    if (options.overlay !== undefined) this.base ??= uploadImage(this.gpu, this.input.rgba, this.input.width, this.input.height);
+    const overlay = options.overlay === undefined ? undefined : { base: this.base!, alpha: options.overlay };
+    return drawLayer(this.gpu, layer.pattern, tensors, options, this.size, overlay);
+  }
+
+  /** A captured tensor on the host (read back once per run), for reading values under a cursor. */
+  read(name: string): Promise<HostTensor> {
+    let copy = this.hostCopies.get(name);
+    if (!copy) {
+      copy = this.tensor(name).toHost();
+      this.hostCopies.set(name, copy);
+    }
+    return copy;
+  }
+
+  /** @internal Frees what the run uploaded; its Visualizer calls it when the next run starts. */
+  dispose(): void {
+    this.disposed = true;
+    this.base?.buffer.destroy();
+    this.base = undefined;
+  }
+
+  private tensor(name: string): CapturedTensor {
+    if (this.disposed) throw new InputError(`this run's tensors were overwritten by a later run of its Visualizer: draw and read a run before running again`);
+    const t = this.captured.get(name);
+    if (!t) throw new InputError(`tensor '${name}' was not captured in this run (captured: ${[...this.captured.keys()].join(', ')})`);
+    return t;
+  }
+}
+
+function scoresOf(c: ConfusionMatrix): VisScores | undefined {
+  if (!c.counts.some((n) => n > 0)) return undefined;
+  return { pixelAccuracy: c.pixelAccuracy(), meanIoU: c.meanIoU(), perClassIoU: c.iou() };
+}
+
+/** The tensors layer patterns select, with their shapes at the session's input size; each must be [N,C,H,W]. */
+function resolveLayers(session: Session, patterns: readonly string[]): VisLayer[] {
+  return patterns.map((pattern) => ({
+    pattern,
+    tensors: session.resolve([pattern]).map((name) => {
+      const shape = [...(session.typeOf(name)?.dims ?? [])];
+      if (shape.length !== 4) throw new InputError(`layer '${pattern}': tensor '${name}' has shape [${shape.join(',')}]; vis draws [N,C,H,W] feature maps`);
+      return { name, shape };
+    }),
+  }));
 }
 
 /** The output a prediction is drawn from: `output` (which must be one of the graph's), else the first. */
