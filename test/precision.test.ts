@@ -18,7 +18,7 @@ import { isFloatType } from '../src/model/graph.js';
 import { inferTypes } from '../src/model/infer.js';
 import { float16ToFloat32, float32ToFloat16 } from '../src/model/numeric.js';
 import { storeFloatsAs } from '../src/model/precision.js';
-import { colormap } from '../src/vis/colormap.js';
+import { jetLevels } from './helpers/images.js';
 import { registry } from '../src/ops/registry.js';
 import { planProgram } from '../src/runtime/program.js';
 import { Session } from '../src/runtime/session.js';
@@ -233,10 +233,7 @@ describe('--precision on the command line', () => {
     const files = (k: number) => (JSON.parse(runs[k]!.stdout) as { images: { files: { file: string }[] }[] }).images[0]!.files.map((f) => f.file);
     expect(files(1)).toEqual(files(0));
     // Each coloured pixel back to its JET level (0-255): float16 moves a normalised value by at most one level, on few pixels.
-    const jet = colormap('jet');
-    const levelOf = new Map(Array.from({ length: 256 }, (_, v) => [(jet[3 * v]! << 16) | (jet[3 * v + 1]! << 8) | jet[3 * v + 2]!, v]));
-    const levels = ({ data }: { data: Uint8Array }) =>
-      Array.from({ length: data.length / 3 }, (_, p) => levelOf.get((data[3 * p]! << 16) | (data[3 * p + 1]! << 8) | data[3 * p + 2]!)!);
+    const levels = ({ data }: { data: Uint8Array }) => jetLevels(data, 3) as number[];
     for (const file of files(0).filter((f) => /_(max|mean)\.png$/.test(f))) {
       const [full, half] = (await Promise.all(outs.map((d) => readImage(join(d, file))))).map(levels);
       expect(full!.every((v) => v !== undefined) && half!.every((v) => v !== undefined), `${file}: every pixel a JET colour`).toBe(true);

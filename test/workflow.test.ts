@@ -15,6 +15,7 @@ import type { OutputFile } from '../src/io/report.js';
 import type { RgbaImage } from '../src/vis/rgba.js';
 import { toInputTensor } from '../src/preprocess/input-tensor.js';
 import { Session } from '../src/runtime/session.js';
+import type { HostTensor } from '../src/model/graph.js';
 import { palette } from '../src/vis/colormap.js';
 import { decodeLabel, Visualizer, type VisProgress, type VisualizerOptions } from '../src/workflow/index.js';
 import { errors, ROOT, segscope } from './helpers/cli.js';
@@ -204,17 +205,25 @@ describe('Visualizer.run', () => {
       const name = run.layers[0]!.tensors[0]!.name;
       const { tensor } = toInputTensor(pixels, { size: [65, 65], mean: visualizer.input.mean, std: visualizer.input.std });
       const session = await Session.create(await gpu(), graph, { inputShapes: { input: [1, 3, 65, 65] }, capture: [name] });
+      let expected: HostTensor;
       try {
-        const expected = await (await session.run(tensor)).captured.get(name)!.toHost();
+        expected = await (await session.run(tensor)).captured.get(name)!.toHost();
         expect(await run.read(name)).toEqual(expected);
       } finally {
         session.destroy();
       }
-      await visualizer.run(pixels);
+      // A draw asked for before the next run is drawn before it, from this run's tensors.
+      const drawn = await run.draw(run.layers[0]!, {});
+      const pending = run.draw(run.layers[0]!, {});
+      const next = visualizer.run(await readImage(join(SAMPLES, 'scene_1.png')));
+      expect(await pending).toEqual(drawn);
+      expect(await (await next).draw(run.layers[0]!, {})).not.toEqual(drawn);
       const error = (await run.draw(run.layers[0]!, {}).catch((e: unknown) => e)) as Error;
       expect(error).toBeInstanceOf(InputError);
       expect(error.message).toMatch(/overwritten by a later run/);
-      expect(() => run.read('nothing')).toThrow(/overwritten by a later run/);
+      await expect(run.read(name)).resolves.toEqual(expected);
+      await expect(run.read('nothing')).rejects.toThrow(/overwritten by a later run/);
+      expect(run.overwritten).toBe(true);
     } finally {
       visualizer.destroy();
     }

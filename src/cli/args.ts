@@ -4,13 +4,12 @@ import { decodeNpy } from '../io/npy.js';
 import type { HostTensor } from '../model/graph.js';
 import { PRECISIONS, type Precision } from '../model/precision.js';
 import type { Normalization } from '../vis/normalize.js';
+import { NORMALIZATION_MODES, type NormalizationMode } from '../workflow/draw.js';
 
 /** Option values shared by the commands: each bad value is an InputError naming the option and what it takes. */
 
 export function parseNormalize(text: string): { method: Normalization; shared: boolean } {
-  if (text === 'minmax') return { method: 'minmax', shared: false };
-  if (text === 'p1-99') return { method: { percentile: [1, 99] }, shared: false };
-  if (text === 'shared') return { method: 'minmax', shared: true };
+  if (Object.hasOwn(NORMALIZATION_MODES, text)) return NORMALIZATION_MODES[text as NormalizationMode];
   throw new InputError(`--normalize '${text}': use minmax, p1-99 or shared`);
 }
 

@@ -1,16 +1,11 @@
-import { isAbsolute, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { DEFAULT_MODEL, SAMPLE_LABELS, SAMPLES, shortPath, WEIGHTS } from './package-files.js';
 import { visCommand } from './vis.js';
 
-/** The embedded default model and its samples (weights/, two levels above both src/cli and dist/cli). */
-export const WEIGHTS = fileURLToPath(new URL('../../weights/', import.meta.url));
-export const DEFAULT_MODEL = join(WEIGHTS, 'deeplabv3plus_scenes.onnx');
-const SAMPLES = join(WEIGHTS, 'samples');
 const DEMO_ARGS = [
   DEFAULT_MODEL,
   SAMPLES,
   '--labels',
-  join(SAMPLES, 'labels'),
+  SAMPLE_LABELS,
   '--layer',
   'classifier.aspp.project',
   '--layer',
@@ -46,11 +41,4 @@ export async function demoCommand(argv: string[]): Promise<void> {
   if (argv.includes('--help') || argv.includes('-h')) return void console.log(demoHelp);
   const out = argv.some((a) => a === '--out' || a.startsWith('--out=')) ? [] : DEFAULT_OUT;
   await visCommand([...DEMO_ARGS.map(shortPath), ...out, ...argv]);
-}
-
-/** weights/… as a path relative to the working directory when it lies below it, so reports and summaries read short. */
-function shortPath(arg: string): string {
-  if (!arg.startsWith(WEIGHTS)) return arg;
-  const rel = relative(process.cwd(), arg);
-  return rel.startsWith('..') || isAbsolute(rel) ? arg : rel;
 }

@@ -4,9 +4,10 @@ import { segmentationMetadata } from '../model/metadata.js';
 import { readModelFile } from '../io/model-file.js';
 import type { Graph } from '../model/graph.js';
 import { inferTypes } from '../model/infer.js';
-import { summarize, treeRows, type ModuleSummary, type NodeSummary, type Summary, type TensorSummary } from '../model/summary.js';
+import { summarize, treeRows, type Summary, type TensorSummary } from '../model/summary.js';
 import { registry } from '../ops/registry.js';
-import { closestNames, globToRegExp } from '../runtime/select.js';
+import { closestNames } from '../runtime/select.js';
+import { layerFilter, type LayerFilter } from '../workflow/layer-filter.js';
 import { DEFAULT_INPUT } from '../workflow/input.js';
 
 export const layersHelp = `Usage: segscope layers MODEL [options]
@@ -116,26 +117,11 @@ export function inputShapes(graph: Graph, size: number[] | undefined, given: Map
   return dims;
 }
 
-interface Keep {
-  module(m: ModuleSummary): boolean;
-  node(n: NodeSummary): boolean;
-}
-
 /** --filter patterns as row predicates; a pattern that matches no row is an error naming the closest names. */
-function matcher(summary: Summary, patterns: string[]): Keep {
-  const tests = patterns.map((p) => {
-    const glob = globToRegExp(p);
-    return (name: string) => name === p || glob.test(name);
-  });
-  const moduleNames = (m: ModuleSummary) => [m.path, m.scope, m.scope.slice(0, -1)];
-  const nodeNames = (n: NodeSummary) => [n.name, ...(n.module ? [n.module] : []), ...n.outputs.map((o) => o.name)];
-  const keep: Keep = {
-    module: (m) => tests.some((t) => moduleNames(m).some(t)),
-    node: (n) => tests.some((t) => nodeNames(n).some(t)),
-  };
+function matcher(summary: Summary, patterns: string[]): LayerFilter {
+  const keep = layerFilter(patterns);
   for (const [k, pattern] of patterns.entries()) {
-    const test = tests[k]!;
-    if (!summary.modules.some((m) => moduleNames(m).some(test)) && !summary.nodes.some((n) => nodeNames(n).some(test))) {
+    if (!summary.modules.some((m) => keep.matches(k, m)) && !summary.nodes.some((n) => keep.matches(k, n))) {
       const names = new Set([...summary.modules.map((m) => m.path), ...summary.nodes.flatMap((n) => [n.name, ...n.outputs.map((o) => o.name)])]);
       const close = closestNames(names, pattern);
       throw new InputError(`--filter '${pattern}' matches no node, module or tensor. Closest names: ${close.map((n) => `'${n}'`).join(', ')}`);
@@ -149,7 +135,7 @@ const shapeText = (t: TensorSummary) => (t.shape ? `[${t.shape.join(',')}]` : '?
 const names = (ts: TensorSummary[]) => ts.map((t) => t.name).join(' ');
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
 
-function renderText(modelPath: string, summary: Summary, keep: Keep | undefined): string {
+function renderText(modelPath: string, summary: Summary, keep: LayerFilter | undefined): string {
   const num = (n: number) => (n ? count(n) : '--');
   const tree = treeRows(summary, keep);
   const rows: string[][] = [];

@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { SegscopeError } from '../errors.js';
-import { removePendingWrites } from '../io/files.js';
 import { benchCommand, benchHelp } from './bench.js';
 import { demoCommand, demoHelp } from './demo.js';
 import { layersCommand, layersHelp } from './layers.js';
 import { runCommand, runHelp } from './run.js';
+import { serveCommand, serveHelp } from './serve.js';
+import { handleSignals } from './signals.js';
 import { visCommand, visHelp } from './vis.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
@@ -14,6 +15,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   vis: { run: visCommand, help: visHelp, summary: 'draw feature maps of any layer for images, folders or globs' },
   bench: { run: benchCommand, help: benchHelp, summary: 'time a model: latency, GPU time per node (timestamp queries), memory; --vs ort' },
   demo: { run: demoCommand, help: demoHelp, summary: 'the recipe on the embedded default model and samples: maps and report.html' },
+  serve: { run: serveCommand, help: serveHelp, summary: 'the layer explorer in the browser: any layer of a model on your images, live' },
 };
 
 const usage = () => `Usage: segscope COMMAND [options]
@@ -47,17 +49,7 @@ async function main(argv: string[]): Promise<number> {
   return 0;
 }
 
-// Ctrl-C: files are written through a temporary name and a rename, so none is
-// half-written under its final name; the temporaries in flight are removed.
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-] as const) {
-  process.on(signal, () => {
-    removePendingWrites();
-    process.exit(code);
-  });
-}
+handleSignals();
 
 // Dawn prints warnings to stderr when XDG_RUNTIME_DIR is unset (headless Linux).
 process.env.XDG_RUNTIME_DIR ??= '/tmp';

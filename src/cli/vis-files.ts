@@ -1,15 +1,15 @@
 import type { Stats } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import { InputError } from '../errors.js';
-import { safeFileName } from '../io/files.js';
 import { writePng } from '../io/image.js';
 import type { OutputFile } from '../io/report.js';
 import { globToRegExp } from '../runtime/select.js';
 import type { RgbaImage } from '../vis/rgba.js';
 import type { LayerPictures } from '../workflow/draw.js';
+import { pictureName, safeFileName } from '../workflow/file-names.js';
 
-/** vis's files: the inputs it collects, and the PNGs it names and writes for the workflow's pictures. */
+/** vis's files: the inputs it collects (serve collects its images the same way), and the PNGs it names and writes for the workflow's pictures. */
 
 /** Writes a picture as outDir/<name>.png, the name made safe and unique in `taken`; returns the file, relative to outDir. */
 export async function writePicture(outDir: string, name: string, picture: RgbaImage, taken: Set<string>): Promise<string> {
@@ -18,26 +18,38 @@ export async function writePicture(outDir: string, name: string, picture: RgbaIm
   return file;
 }
 
-/**
- * Writes one layer's pictures for one image as
- * <stem>_<pattern>[_<tensor>][_<batch index>]_<reduce>.png and …_grid.png:
- * the tensor's name only when the pattern selected several, the batch index
- * only for a batch of more than one (every image run keeps the plain name).
- */
+/** Writes one layer's pictures for one image, named by pictureName (workflow/file-names.ts) and made safe. */
 export async function writeLayer(outDir: string, stem: string, layer: LayerPictures, taken: Set<string>): Promise<OutputFile[]> {
-  const many = layer.tensors.length > 1;
-  const name = (p: { tensor: string; shape: number[]; batchIndex: number }) =>
-    `${stem}${layer.layer ? `_${layer.layer}` : ''}${many ? `_${p.tensor}` : ''}${p.shape[0]! > 1 ? `_${p.batchIndex}` : ''}`;
+  const name = (p: Parameters<typeof pictureName>[2]) => pictureName(stem, layer, p);
   const files: OutputFile[] = [];
   for (const m of layer.maps) {
-    const file = await writePicture(outDir, `${name(m)}_${m.reduce}`, m, taken);
+    const file = await writePicture(outDir, name(m), m, taken);
     files.push({ file, kind: 'map', layer: layer.layer, tensor: m.tensor, shape: m.shape, reduce: m.reduce, range: m.range, width: m.width, height: m.height });
   }
   for (const g of layer.grids) {
-    const file = await writePicture(outDir, `${name(g)}_grid`, g, taken);
+    const file = await writePicture(outDir, name(g), g, taken);
     files.push({ file, kind: 'grid', layer: layer.layer, tensor: g.tensor, shape: g.shape, width: g.width, height: g.height });
   }
   return files;
+}
+
+/** The images a folder given as INPUTS contributes (vis, serve). */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set(['.jpg', '.jpeg', '.png', '.webp']);
+
+/** The mask of image <stem> given --labels DIR: <dir>/<stem>.png, or undefined when there is none. */
+export async function labelFor(dir: string, stem: string): Promise<string | undefined> {
+  const path = join(dir, `${stem}.png`);
+  try {
+    await access(path);
+    return path;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Names the images (base names) that have no mask in `dir`. Not an error: a folder of images may be only partly annotated. */
+export function warnUnlabelled(dir: string, images: string[]): void {
+  if (images.length) console.error(`segscope: no mask in ${dir} for ${images.length} image${images.length === 1 ? '' : 's'}: ${images.join(', ')}`);
 }
 
 /** Files from paths, folders (their files with one of `extensions`, sorted) and globs in the last path component. */

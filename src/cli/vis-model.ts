@@ -1,5 +1,4 @@
-import { access } from 'node:fs/promises';
-import { basename, extname, join } from 'node:path';
+import { basename, extname } from 'node:path';
 import { InputError } from '../errors.js';
 import type { Precision } from '../model/precision.js';
 import { readImage, type Image } from '../io/image.js';
@@ -12,7 +11,7 @@ import type { DrawOptions } from '../workflow/draw.js';
 import { predictionSource } from '../workflow/prediction.js';
 import { Visualizer, type VisLayer } from '../workflow/visualizer.js';
 import type { Progress } from './progress.js';
-import { writeLayer, writePicture } from './vis-files.js';
+import { labelFor, warnUnlabelled, writeLayer, writePicture } from './vis-files.js';
 
 export interface ModelRunOptions extends DrawOptions {
   model: string;
@@ -110,10 +109,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
       progress.step('images', i + 1, o.images.length, basename(path));
     }
     progress.end();
-    // Not an error: a folder of images may be only partly annotated.
-    if (unlabelled.length) {
-      console.error(`segscope: no mask in ${o.labels} for ${unlabelled.length} image${unlabelled.length === 1 ? '' : 's'}: ${unlabelled.join(', ')}`);
-    }
+    if (o.labels) warnUnlabelled(o.labels, unlabelled);
     const scores = visualizer.scores();
     return {
       model: o.model,
@@ -139,16 +135,5 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
     };
   } finally {
     visualizer.destroy();
-  }
-}
-
-/** The mask of image <stem>: <dir>/<stem>.png, or undefined when there is none. */
-async function labelFor(dir: string, stem: string): Promise<string | undefined> {
-  const path = join(dir, `${stem}.png`);
-  try {
-    await access(path);
-    return path;
-  } catch {
-    return undefined;
   }
 }

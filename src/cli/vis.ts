@@ -10,7 +10,7 @@ import { uploadTensor } from '../vis/tensor.js';
 import { checkDrawable, drawLayer, type DrawOptions } from '../workflow/draw.js';
 import { parseAlpha, parseHW, parseNormalize, parsePositive, parsePrecision, parseTriple, readNpyFile } from './args.js';
 import { Progress } from './progress.js';
-import { collectFiles, writeLayer } from './vis-files.js';
+import { collectFiles, IMAGE_EXTENSIONS, writeLayer } from './vis-files.js';
 import { visModel, type VisResult } from './vis-model.js';
 
 export const visHelp = `Usage: segscope vis MODEL INPUTS... --layer PATTERN [--layer …] [options]
@@ -96,8 +96,6 @@ Examples:
   segscope vis model.onnx 'photos/*.jpg' --layer '/layer4.*Relu/' --normalize shared --colormap viridis
   segscope vis model.onnx photo.jpg --layer backbone.layer4 --overlay 0.5 --grid 16 --fit crop --json
   segscope vis --tensor aspp.npy --reduce max,mean,channel:7 --size 513x513`;
-
-const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp']);
 
 export async function visCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({

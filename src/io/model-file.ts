@@ -11,6 +11,18 @@ import { externalDataEnd, modelFromBytes } from '../model/from-bytes.js';
 import type { Graph } from '../model/graph.js';
 
 export async function readModelFile(file: string): Promise<Graph> {
+  return (await readModelWithData(file)).graph;
+}
+
+/** A model file's graph, and the external data files it read. */
+export interface ModelWithData {
+  graph: Graph;
+  /** Each external data file once, by the `location` the model names it with, and its real path (symlinks resolved). */
+  externalData: { location: string; path: string }[];
+}
+
+/** readModelFile, also saying which external data files the model uses (`segscope serve` serves them to the page). */
+export async function readModelWithData(file: string): Promise<ModelWithData> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
@@ -19,7 +31,8 @@ export async function readModelFile(file: string): Promise<Graph> {
   }
   const external = new ExternalDataFiles(path.dirname(file));
   try {
-    return modelFromBytes(bytes, file, (location, offset, length) => external.read(location, offset, length));
+    const graph = modelFromBytes(bytes, file, (location, offset, length) => external.read(location, offset, length));
+    return { graph, externalData: external.used() };
   } finally {
     external.close();
   }
@@ -33,6 +46,7 @@ function errorReason(e: unknown): string {
 
 interface OpenFile {
   path: string;
+  real: string;
   fd: number;
   size: number;
 }
@@ -55,6 +69,10 @@ class ExternalDataFiles {
     return bytes;
   }
 
+  used(): { location: string; path: string }[] {
+    return [...this.files].map(([location, file]) => ({ location, path: file.real }));
+  }
+
   close(): void {
     for (const file of this.files.values()) closeSync(file.fd);
     this.files.clear();
@@ -75,7 +93,7 @@ class ExternalDataFiles {
       closeSync(fd);
       throw new ModelError(`external data location '${target}' is not a file`);
     }
-    const file = { path: target, fd, size: stat.size };
+    const file = { path: target, real, fd, size: stat.size };
     this.files.set(location, file);
     return file;
   }

@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { InputError } from '../errors.js';
 import { checkRelativeFile, renderReport, THUMBNAIL_SIZE, type ReportData } from '../report/render.js';
-import { safeFileName, writeFileAtomic } from './files.js';
+import { safeFileName } from '../workflow/file-names.js';
+import { writeFileAtomic } from './files.js';
 
 /**
  * The HTML report written to the out folder: out/report.html (rendered by

@@ -31,6 +31,18 @@ export interface DrawOptions {
   grid?: number;
 }
 
+/**
+ * The normalisations by the names `segscope vis --normalize` and the
+ * explorer give them: a method, and whether one range spans every tensor a
+ * layer pattern selects.
+ */
+export const NORMALIZATION_MODES = {
+  minmax: { method: 'minmax', shared: false },
+  'p1-99': { method: { percentile: [1, 99] }, shared: false },
+  shared: { method: 'minmax', shared: true },
+} as const satisfies Record<string, { method: Normalization; shared: boolean }>;
+export type NormalizationMode = keyof typeof NORMALIZATION_MODES;
+
 const DEFAULT_REDUCTIONS: readonly string[] = ['max', 'mean'];
 
 /** A tensor's picture: which layer, tensor and batch index it shows. */

@@ -176,7 +176,7 @@ export class Visualizer {
     return this.inTurn(async () => {
       const run = await this.runNow(pixels, { label: options.label, layers: undefined });
       const layers: LayerPictures[] = [];
-      for (const layer of run.layers) layers.push(await run.draw(layer, this.o));
+      for (const layer of run.layers) layers.push(await run.drawNow(layer, this.o));
       const { input, geometry, prediction, probability, label, scores } = run;
       if (scores) this.total!.merge(run.confusion!);
       return {
@@ -241,7 +241,7 @@ export class Visualizer {
     const drawn = prediction && (await drawPrediction(this.gpu, prediction, captured.get(prediction.tensor)!));
     const ms = performance.now() - started;
     const input = fittedPicture(tensor, size, mean, std);
-    const run = new VisRun(this.gpu, captured, size, input, geometry, layers, ms);
+    const run = new VisRun((work) => this.inTurn(work), this.gpu, captured, size, input, geometry, layers, ms);
     this.latest = run;
     if (!prediction || !drawn) return run;
     const output = captured.get(prediction.tensor)!;
@@ -282,6 +282,8 @@ export class VisRun {
   private readonly hostCopies = new Map<string, Promise<HostTensor>>();
 
   constructor(
+    /** Queues work behind the Visualizer's runs: a draw never interleaves with the next run overwriting its tensors. */
+    private readonly inTurn: <T>(work: () => Promise<T>) => Promise<T>,
     private readonly gpu: Gpu,
     private readonly captured: ReadonlyMap<string, CapturedTensor>,
     private readonly size: readonly [number, number],
@@ -295,27 +297,38 @@ export class VisRun {
     readonly ms: number,
   ) {}
 
+  /** Whether the Visualizer has run again since: drawing or reading this run is then an InputError. */
+  get overwritten(): boolean {
+    return this.disposed;
+  }
+
   /**
    * Draws a captured layer (one of `layers`) with `options`, blended over
-   * the fitted input when `options.overlay` is set. InputError when a
-   * reduction or the grid does not fit its channels.
+   * the fitted input when `options.overlay` is set. It waits for a run in
+   * flight, and draws only if this run is still the latest. InputError when
+   * a reduction or the grid does not fit its channels.
    */
-  async draw(layer: VisLayer, options: DrawOptions & { overlay?: number }): Promise<LayerPictures> {
-    for (const t of layer.tensors) checkDrawable(options, t.shape[1]!, `layer '${layer.pattern}' ('${t.name}')`);
-    const tensors = layer.tensors.map(({ name }) => ({ name, value: this.tensor(name) }));
-    if (options.overlay !== undefined) this.base ??= uploadImage(this.gpu, this.input.rgba, this.input.width, this.input.height);
-    const overlay = options.overlay === undefined ? undefined : { base: this.base!, alpha: options.overlay };
-    return drawLayer(this.gpu, layer.pattern, tensors, options, this.size, overlay);
+  draw(layer: VisLayer, options: DrawOptions & { overlay?: number }): Promise<LayerPictures> {
+    return this.inTurn(() => this.drawNow(layer, options));
   }
 
   /** A captured tensor on the host (read back once per run), for reading values under a cursor. */
   read(name: string): Promise<HostTensor> {
     let copy = this.hostCopies.get(name);
     if (!copy) {
-      copy = this.tensor(name).toHost();
+      copy = this.inTurn(() => this.tensor(name).toHost());
       this.hostCopies.set(name, copy);
     }
     return copy;
+  }
+
+  /** @internal draw(), for a caller already in the Visualizer's turn. */
+  async drawNow(layer: VisLayer, options: DrawOptions & { overlay?: number }): Promise<LayerPictures> {
+    for (const t of layer.tensors) checkDrawable(options, t.shape[1]!, `layer '${layer.pattern}' ('${t.name}')`);
+    const tensors = layer.tensors.map(({ name }) => ({ name, value: this.tensor(name) }));
+    if (options.overlay !== undefined) this.base ??= uploadImage(this.gpu, this.input.rgba, this.input.width, this.input.height);
+    const overlay = options.overlay === undefined ? undefined : { base: this.base!, alpha: options.overlay };
+    return drawLayer(this.gpu, layer.pattern, tensors, options, this.size, overlay);
   }
 
   /** @internal Frees what the run uploaded; its Visualizer calls it when the next run starts. */

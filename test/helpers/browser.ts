@@ -26,3 +26,25 @@ export function launchBrowser(): Promise<Browser> {
     ],
   });
 }
+
+/**
+ * Headless chromium with WebGPU on SwiftShader, Vulkan in software (no
+ * shader-f16): the flags the explorer's tests and benchmark run with.
+ */
+export function launchWebGpuBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--enable-unsafe-webgpu',
+      '--enable-features=Vulkan',
+      '--use-vulkan=swiftshader',
+      '--use-webgpu-adapter=swiftshader',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}

@@ -1,3 +1,4 @@
+import { colormap } from '../../src/vis/colormap.js';
 /**
  * Image files whose headers declare any size: PNGs built byte by byte, and
  * JPEGs with a rewritten frame header, for the decompression-bomb cases
@@ -65,4 +66,14 @@ export function jpegDeclaring(jpeg: Uint8Array, width: number, height: number): 
   bytes.writeUInt16BE(height, sof + 5);
   bytes.writeUInt16BE(width, sof + 7);
   return bytes;
+}
+
+const jet = colormap('jet');
+const JET_LEVEL = new Map(Array.from({ length: 256 }, (_, v) => [(jet[3 * v]! << 16) | (jet[3 * v + 1]! << 8) | jet[3 * v + 2]!, v]));
+
+/** Each pixel's JET level (0-255) from its colour, RGB or RGBA; undefined for a colour that is not JET's. */
+export function jetLevels(data: Uint8Array, channels: 3 | 4): (number | undefined)[] {
+  return Array.from({ length: data.length / channels }, (_, p) =>
+    JET_LEVEL.get((data[channels * p]! << 16) | (data[channels * p + 1]! << 8) | data[channels * p + 2]!),
+  );
 }
