@@ -6,13 +6,16 @@
  *   513x513 and the op table of the ResNet-101 model, when
  *   `tools/export_fixtures.py --only big,big_r50` has made them (big/);
  * - the feature-map pipeline against a model run;
- * - how fast the image guards refuse oversized files.
+ * - how fast the image guards refuse oversized files;
+ * - the explorer page in Chromium's WebGPU (SwiftShader): time to the first
+ *   picture, a colormap redraw and a layer change, when Chromium is installed.
  * Each writes its bench/results/*.json (and ops.md). A script that fails
  * stops the run with its exit status.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { noBrowser } from '../test/helpers/browser.js';
 
 const root = join(import.meta.dirname, '..');
 const R101 = 'big/deeplabv3plus_r101_os16.onnx';
@@ -25,7 +28,9 @@ const steps: string[][] = [
   ...(have(R50) ? [['bench/e2e.ts', R50]] : []),
   ['bench/vis.ts'],
   ['bench/image.ts'],
+  ...(noBrowser ? [] : [['bench/explorer.ts']]),
 ];
+if (noBrowser) console.error(`the explorer benchmark is skipped: ${noBrowser}`);
 if (!have(R101)) console.error(`${R101} is missing: the full-size runs and the op table are skipped (make it with tools/export_fixtures.py --only big)`);
 for (const step of steps) {
   console.error(`\n$ node --import tsx ${step.join(' ')}`);

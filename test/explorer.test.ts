@@ -4,7 +4,7 @@
  * against `segscope vis`, the value under the cursor, the module tree
  * against `segscope layers --json`, and errors that leave the page working.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'esbuild';
@@ -12,6 +12,8 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readImage } from '../src/io/image.js';
 import { readModelFile } from '../src/io/model-file.js';
+import { readLabel } from '../src/io/labels.js';
+import { Visualizer } from '../src/workflow/visualizer.js';
 import { AttributeType, DataType } from '../src/onnx/schema.js';
 import { encodeModel } from '../src/onnx/decode.js';
 import type { HostTensor } from '../src/model/graph.js';
@@ -279,6 +281,119 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
       expect(await page.locator('#a-layer').textContent()).toBe(ASPP);
       expect(problems).toEqual([]);
     });
+
+    it("refuses an input size too large for the adapter's limits, naming the node and the limit, and keeps the model as it was", async () => {
+      const runs = Number(await page.locator('body').getAttribute('data-runs'));
+      await page.fill('#input-size', '8193x8193');
+      await page.locator('#input-size').dispatchEvent('change');
+      await page.waitForFunction(() => document.querySelectorAll('#errors .error').length > 0, undefined, { timeout: 60_000 });
+      expect(await page.locator('#errors .error span').allTextContents()).toEqual([
+        expect.stringMatching(
+          /^GPU error: MaxPool node '\/backbone\/maxpool\/MaxPool' input '[^']+' needs a \d+ byte binding; the adapter allows \d+ bytes per binding/,
+        ),
+      ]);
+      await page.click('#errors .error button');
+      expect(await page.locator('#input-size').inputValue()).toBe('257x257');
+      // Still the 257x257 model: a layer change runs it.
+      await page.locator('#tree tr[data-pattern="backbone.layer2"]').click();
+      await waitForLayer(page, 'a', '/backbone/layer2/');
+      expect(Number(await page.locator('body').getAttribute('data-runs'))).toBe(runs + 1);
+      await page.locator('#tree tr[data-pattern="classifier.aspp.project"]').click();
+      await waitForLayer(page, 'a', '/classifier/aspp/project/');
+      expect(problems).toEqual([]);
+    });
+
+    it("shows the prediction's legend with the model's class names, and the image's per-class IoU as the Node engine scores it", async () => {
+      const visualizer = await Visualizer.create(await gpu(), await readModelFile(DEFAULT_MODEL), { layers: [] });
+      try {
+        const prediction = visualizer.prediction!;
+        const label = await readLabel(join(SAMPLES, 'labels', 'scene_1.png'), prediction.classes, prediction.palette);
+        const { scores } = await visualizer.run(await readImage(join(SAMPLES, 'scene_1.png')), { label });
+        const legend = await page.$$eval('#legend tbody tr', (trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td')].slice(1).map((td) => td.textContent ?? '')),
+        );
+        expect(legend.map((r) => r[0])).toEqual(prediction.names);
+        // SwiftShader and lavapipe may part on a pixel or two at a class boundary: IoU to 3 decimals.
+        for (const [k, iou] of scores!.perClassIoU.entries()) {
+          if (iou === null) expect(legend[k]![1]).toBe('--');
+          else expect(Math.abs(Number(legend[k]![1]) - iou)).toBeLessThan(2e-3);
+        }
+        expect(await page.locator('#scores').textContent()).toMatch(/^pixel accuracy 0\.\d{4}, mIoU 0\.\d{4}$/);
+      } finally {
+        visualizer.destroy();
+      }
+    });
+  });
+
+  /** Drops files on the page, as a user drags them from a file manager. */
+  async function drop(page: Page, files: { name: string; bytes: Uint8Array }[]): Promise<void> {
+    const transfer = await page.evaluateHandle(
+      (list) => {
+        const t = new DataTransfer();
+        for (const f of list) t.items.add(new File([Uint8Array.from(atob(f.data), (c) => c.charCodeAt(0))], f.name));
+        return t;
+      },
+      files.map((f) => ({ name: f.name, data: Buffer.from(f.bytes).toString('base64') })),
+    );
+    await page.dispatchEvent('main', 'drop', { dataTransfer: transfer });
+  }
+
+  it('opens a dropped model with its external data file and images', async () => {
+    const { page, problems } = await openPage(browser, server.url);
+    try {
+      await waitForMap(page, 'a');
+      const dynamo = join(ROOT, 'test/fixtures/deeplabv3plus_dynamo');
+      await drop(page, [
+        { name: 'model.onnx', bytes: readFileSync(join(dynamo, 'model.onnx')) },
+        { name: 'model.onnx.data', bytes: readFileSync(join(dynamo, 'model.onnx.data')) },
+      ]);
+      await page.waitForFunction(() => /^model\.onnx /.test(document.querySelector('#model-name')!.textContent ?? ''));
+      await waitForMap(page, 'a');
+      expect(await page.locator('#errors .error').count()).toBe(0);
+      expect(await page.locator('#tree tr[data-kind]').count()).toBeGreaterThan(50);
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('shows names from the model file as text, never as markup: node, tensor and class names', async () => {
+    const { page, problems } = await openPage(browser, server.url);
+    try {
+      await waitForMap(page, 'a');
+      const float = (dims: number[]) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => ({ dim_value: d })) } } });
+      const node = '/evil/<img src=x onerror="globalThis.pwned=1">/Conv';
+      const tensor = '<script>globalThis.pwned=2</script>';
+      const classes = ['<b>sky</b>', '<img src=y onerror="globalThis.pwned=3">'];
+      const hostile = encodeModel({
+        ir_version: 8,
+        opset_import: [{ domain: '', version: 17 }],
+        metadata_props: [{ key: 'classes', value: JSON.stringify(classes) }],
+        graph: {
+          name: 'g',
+          node: [{ name: node, op_type: 'Conv', input: ['input', 'w'], output: [tensor] }],
+          initializer: [{ name: 'w', dims: [2, 3, 1, 1], data_type: DataType.FLOAT, float_data: [1, 0, 0, 0, 1, 0] }],
+          input: [{ name: 'input', type: float([1, 3, 8, 8]) }],
+          output: [{ name: tensor, type: float([1, 2, 8, 8]) }],
+        },
+      });
+      await drop(page, [
+        { name: '<i>evil</i>.onnx', bytes: hostile },
+        { name: 'scene_1.png', bytes: readFileSync(join(SAMPLES, 'scene_1.png')) },
+      ]);
+      await page.waitForFunction(() => (document.querySelector('#model-name')!.textContent ?? '').startsWith('<i>evil</i>.onnx'));
+      await page.locator('#tree tr[data-kind="node"]').first().click();
+      await waitForLayer(page, 'a', '<script>');
+      const text = await page.locator('body').textContent();
+      for (const name of [node.slice(node.lastIndexOf('/') + 1), tensor, ...classes, '<i>evil</i>.onnx']) expect(text).toContain(name);
+      expect(await page.evaluate(() => document.querySelectorAll('img, b, i, body script').length)).toBe(0);
+      expect(await page.evaluate(() => (globalThis as { pwned?: number }).pwned)).toBeUndefined();
+      expect(await page.locator('#a-command').inputValue()).toContain(`--layer '${tensor}'`);
+      expect(await page.locator('#errors .error').count()).toBe(0);
+      expect(problems).toEqual([]);
+    } finally {
+      await page.close();
+    }
   });
 
   it('says that the browser has no WebGPU, and still lists the module tree', async () => {

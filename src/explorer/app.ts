@@ -1,13 +1,14 @@
+import { InputError } from '../errors.js';
 import { errorMessage } from './errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { modelFromBytes } from '../model/from-bytes.js';
 import type { Graph } from '../model/graph.js';
 import { inferTypes } from '../model/infer.js';
 import { segmentationMetadata } from '../model/metadata.js';
-import { summarize, type Summary } from '../model/summary.js';
+import { summarize, type Summary, type TensorSummary } from '../model/summary.js';
 import { registry } from '../ops/registry.js';
 import type { Preload } from '../preload.js';
-import { decodeLabel, type LabelPixels } from '../workflow/labels.js';
+import { decodeLabel, type LabelMap, type LabelPixels } from '../workflow/labels.js';
 import { modelInput, type ModelInput } from '../workflow/input.js';
 import { Visualizer } from '../workflow/visualizer.js';
 import type { CommandInput } from './command.js';
@@ -107,16 +108,6 @@ export class Explorer implements PanelHost {
   async openFiles(files: readonly File[], as: 'any' | 'labels' = 'any'): Promise<void> {
     const { models, images, data } = sortFiles(files);
     if (as === 'labels') return this.openLabels(images);
-    if (models.length > 1) this.error(new Error(`${models.length} models were given (${models.map((f) => f.name).join(', ')}): open one at a time`));
-    else if (models[0]) {
-      const external = new Map<string, Uint8Array>();
-      for (const f of data) external.set(f.name, new Uint8Array(await f.arrayBuffer()));
-      try {
-        await this.openModel(new Uint8Array(await models[0].arrayBuffer()), models[0].name, external);
-      } catch (e) {
-        this.error(e);
-      }
-    } else if (data.length) this.error(new Error(`${data.map((f) => f.name).join(', ')}: not a model (.onnx) or an image (.png, .jpg, .jpeg, .webp)`));
     const opened: OpenImage[] = [];
     for (const f of images) {
       try {
@@ -125,57 +116,97 @@ export class Explorer implements PanelHost {
         this.error(e);
       }
     }
-    this.addImages(opened);
+    // Listed and selected first, so that a model dropped with them runs on them, not on the image before.
+    this.addImages(opened, false);
+    if (models.length > 1) this.error(new InputError(`${models.length} models were given (${models.map((f) => f.name).join(', ')}): open one at a time`));
+    else if (models[0]) {
+      const external = new Map<string, Uint8Array>();
+      for (const f of data) external.set(f.name, new Uint8Array(await f.arrayBuffer()));
+      try {
+        return await this.openModel(new Uint8Array(await models[0].arrayBuffer()), models[0].name, external);
+      } catch (e) {
+        this.error(e);
+      }
+    } else if (data.length) this.error(new InputError(`${data.map((f) => f.name).join(', ')}: not a model (.onnx) or an image (.png, .jpg, .jpeg, .webp)`));
+    if (opened.length) this.requestRun();
   }
 
-  async openModel(bytes: Uint8Array, name: string, externalData: ReadonlyMap<string, Uint8Array>, path?: string, inputSize?: [number, number]): Promise<void> {
+  async openModel(bytes: Uint8Array, name: string, externalData: ReadonlyMap<string, Uint8Array>, path?: string): Promise<void> {
     const load = ++this.loads;
     this.status(`Reading ${name}…`);
     // Parsed and typed before the old model goes: a bad file leaves the open one working.
     const graph = modelFromBytes(bytes, name, externalData);
-    const meta = segmentationMetadata(graph);
-    const input = modelInput(graph, meta, inputSize ? { inputSize } : {});
-    const typed = inferTypes(graph, new Map([[input.name, [1, 3, ...input.size]]]), (op) => registry.get(op)?.infer);
-    const summary = summarize(typed, graph);
+    const model: OpenModel = { graph, name, ...(path ? { path } : {}), ...typedAt(graph) };
     this.model?.visualizer?.destroy();
-    const model: OpenModel = { graph, name, ...(path ? { path } : {}), ...(inputSize ? { inputSize } : {}), input, summary };
     this.model = model;
-    byId('model-name').textContent =
-      `${name}  input ${input.name} [1,3,${input.size.join(',')}] (${input.sizeFrom})  mean ${input.mean.join(',')} (${input.meanFrom})  std ${input.std.join(',')} (${input.stdFrom})`;
-    byId<HTMLInputElement>('input-size').value = `${input.size[0]}x${input.size[1]}`;
-    this.renderTree();
+    this.showModel(model);
     for (const p of this.panels) p.clear('compiling…');
-    const modulePaths = new Set(summary.modules.map((m) => m.path));
-    const recipe = RECIPE_LAYERS.filter((l) => modulePaths.has(l));
     const gpu = await this.gpu.catch(() => undefined);
     if (!gpu) {
       for (const p of this.panels) p.clear('no WebGPU: nothing can run here');
       return this.status(`${name}: the module tree needs no GPU; running the model needs WebGPU`);
     }
-    const started = performance.now();
-    const progress = byId<HTMLProgressElement>('progress');
     try {
-      const visualizer = await Visualizer.create(gpu, graph, {
-        layers: [],
-        ...(inputSize ? { inputSize } : {}),
-        onProgress: ({ done, total }) => {
-          progress.max = total;
-          progress.value = done;
-          this.status(`Compiling ${name} for ${input.size.join('x')}: ${done} of ${total} shaders`);
-        },
-      });
+      const visualizer = await this.compile(model, gpu);
       if (load !== this.loads) return void visualizer.destroy();
       model.visualizer = visualizer;
     } catch (e) {
       if (load === this.loads) for (const p of this.panels) p.clear('the model could not be compiled');
       throw e;
     }
-    this.status(`Compiled ${name} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
     renderPrediction(byId('prediction'), model.visualizer.prediction, undefined);
+    const modulePaths = new Set(model.summary.modules.map((m) => m.path));
+    const recipe = RECIPE_LAYERS.filter((l) => modulePaths.has(l));
     this.panels.forEach((p, k) => {
-      p.settings.layer = undefined;
-      p.setLayer(recipe[k] ?? (k === 0 ? lastDrawable(summary) : undefined));
+      p.setLayer(recipe[k] ?? (k === 0 ? lastDrawable(model.summary) : undefined));
     });
+  }
+
+  /** The open model again at another input size (no file is read again); on failure the model stays as it was. */
+  private async reopen(model: OpenModel, size: [number, number]): Promise<void> {
+    const load = ++this.loads;
+    const typed = typedAt(model.graph, size);
+    let visualizer: Visualizer;
+    try {
+      visualizer = await this.compile({ ...model, ...typed, inputSize: size }, await this.gpu);
+    } catch (e) {
+      this.showModel(model);
+      this.status(`${model.name} stays at ${model.input.size.join('x')}`);
+      throw e;
+    }
+    if (load !== this.loads) return void visualizer.destroy();
+    model.visualizer?.destroy();
+    Object.assign(model, { visualizer, inputSize: size, ...typed });
+    this.showModel(model);
+    this.requestRun();
+  }
+
+  /** Compiles a model at its input size, showing the shaders compiled so far. */
+  private async compile(model: Pick<OpenModel, 'graph' | 'name' | 'input' | 'inputSize'>, gpu: Gpu): Promise<Visualizer> {
+    const started = performance.now();
+    const progress = byId<HTMLProgressElement>('progress');
+    const size = model.input.size.join('x');
+    this.status(`Compiling ${model.name} for ${size}…`);
+    const visualizer = await Visualizer.create(gpu, model.graph, {
+      layers: [],
+      ...(model.inputSize ? { inputSize: model.inputSize } : {}),
+      onProgress: ({ done, total }) => {
+        progress.max = total;
+        progress.value = done;
+        this.status(`Compiling ${model.name} for ${size}: ${done} of ${total} shaders`);
+      },
+    });
+    this.status(`Compiled ${model.name} for ${size} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+    return visualizer;
+  }
+
+  /** The model's name, input and normalisation (with where each came from), the input size field and the module tree. */
+  private showModel(model: OpenModel): void {
+    const { input } = model;
+    byId('model-name').textContent =
+      `${model.name}  input ${input.name} [1,3,${input.size.join(',')}] (${input.sizeFrom})  mean ${input.mean.join(',')} (${input.meanFrom})  std ${input.std.join(',')} (${input.stdFrom})`;
+    byId<HTMLInputElement>('input-size').value = `${input.size[0]}x${input.size[1]}`;
+    this.renderTree();
   }
 
   // PanelHost
@@ -200,8 +231,11 @@ export class Explorer implements PanelHost {
     return stem(this.images[this.current]?.name ?? 'image');
   }
 
+  /** Shows an error until dismissed; the same message twice is shown once. */
   error(e: unknown): undefined {
-    const item = h('div', { class: 'error', role: 'alert' }, h('span', {}, errorMessage(e)), h('button', { type: 'button', title: 'dismiss' }, '×'));
+    const message = errorMessage(e);
+    if ([...byId('errors').querySelectorAll('.error span')].some((el) => el.textContent === message)) return undefined;
+    const item = h('div', { class: 'error', role: 'alert' }, h('span', {}, message), h('button', { type: 'button', title: 'dismiss' }, '×'));
     item.querySelector('button')!.addEventListener('click', () => item.remove());
     byId('errors').append(item);
     return undefined;
@@ -223,12 +257,13 @@ export class Explorer implements PanelHost {
     byId('tree-count').textContent = `${shown} rows`;
   }
 
-  private addImages(images: OpenImage[]): void {
+  /** Adds images to the list and selects the first of them; `run`: run the network on it now. */
+  private addImages(images: OpenImage[], run = true): void {
     if (!images.length) return;
-    const first = this.images.length;
+    this.current = this.images.length;
     this.images.push(...images);
     this.renderImages();
-    this.selectImage(first);
+    if (run) this.requestRun();
   }
 
   private async openLabels(files: File[]): Promise<void> {
@@ -236,7 +271,7 @@ export class Explorer implements PanelHost {
     for (const f of files) {
       const image = byStem.get(stem(f.name));
       if (!image) {
-        this.error(new Error(`label ${f.name}: no open image is named ${stem(f.name)}.* (a label pairs with the image of the same name)`));
+        this.error(new InputError(`label ${f.name}: no open image is named ${stem(f.name)}.* (a label pairs with the image of the same name)`));
         continue;
       }
       try {
@@ -289,10 +324,14 @@ export class Explorer implements PanelHost {
     const image = this.images[this.current];
     if (!visualizer || !image) return;
     const prediction = visualizer.prediction;
-    const label =
-      image.label && prediction
-        ? decodeLabel(labelPixels(image.label), prediction.classes, prediction.palette, { binary: prediction.kind === 'binary' })
-        : undefined;
+    let label: LabelMap | undefined;
+    try {
+      label =
+        image.label && prediction && decodeLabel(labelPixels(image.label), prediction.classes, prediction.palette, { binary: prediction.kind === 'binary' });
+    } catch (e) {
+      // A mask for another model's classes: the image is still drawn, unscored.
+      this.error(e);
+    }
     const layers: (string | undefined)[] = this.panels.map((p) => p.settings.layer);
     // A layer that selects nothing or no [N,C,H,W] tensor is that panel's error, not the run's.
     const resolved = layers.map((l) => {
@@ -346,7 +385,7 @@ export class Explorer implements PanelHost {
     byId('open-default').addEventListener('click', () => {
       void (async () => {
         const preload = await fetchPreload('default.json');
-        if (!preload) throw new Error('default.json is missing next to the page: rebuild the explorer (npm run build)');
+        if (!preload) throw new InputError('default.json is missing next to the page: rebuild the explorer (npm run build)');
         this.images = [];
         this.current = -1;
         await this.openPreload(preload);
@@ -357,7 +396,7 @@ export class Explorer implements PanelHost {
       const m = /^\s*(\d+)\s*x\s*(\d+)\s*$/.exec(text);
       const model = this.model;
       if (!model) return;
-      if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) return void this.error(new Error(`input size '${text}': expected HEIGHTxWIDTH, e.g. 513x513`));
+      if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) return void this.error(new InputError(`input size '${text}': expected HEIGHTxWIDTH, e.g. 513x513`));
       const size: [number, number] = [Number(m[1]), Number(m[2])];
       this.reopen(model, size).catch((e: unknown) => this.error(e));
     });
@@ -367,25 +406,13 @@ export class Explorer implements PanelHost {
       void this.openFiles([...(e.dataTransfer?.files ?? [])]);
     });
   }
+}
 
-  /** The open model again at another input size (the graph is kept: no file is read again). */
-  private async reopen(model: OpenModel, size: [number, number]): Promise<void> {
-    const layers = this.panels.map((p) => p.settings.layer);
-    const load = ++this.loads;
-    this.status(`Compiling ${model.name} for ${size.join('x')}…`);
-    const input = modelInput(model.graph, segmentationMetadata(model.graph), { inputSize: size });
-    const typed = inferTypes(model.graph, new Map([[input.name, [1, 3, ...input.size]]]), (op) => registry.get(op)?.infer);
-    const visualizer = await Visualizer.create(await this.gpu, model.graph, { layers: [], inputSize: size });
-    if (load !== this.loads) return void visualizer.destroy();
-    model.visualizer?.destroy();
-    Object.assign(model, { visualizer, input, inputSize: size, summary: summarize(typed, model.graph) });
-    this.renderTree();
-    this.status(`Compiled ${model.name} for ${size.join('x')}`);
-    this.panels.forEach((p, k) => {
-      p.settings.layer = layers[k];
-    });
-    this.requestRun();
-  }
+/** A model's input and module tree at `inputSize` (default: the model's own), as `segscope layers` lists them: no GPU needed. */
+function typedAt(graph: Graph, inputSize?: [number, number]): { input: ModelInput; summary: Summary } {
+  const input = modelInput(graph, segmentationMetadata(graph), inputSize ? { inputSize } : {});
+  const typed = inferTypes(graph, new Map([[input.name, [1, 3, ...input.size]]]), (op) => registry.get(op)?.infer);
+  return { input, summary: summarize(typed, graph) };
 }
 
 /** A label image's pixels as decodeLabel reads them (ImageData's fields are getters, which a spread would not copy). */
@@ -394,7 +421,16 @@ function labelPixels(label: { name: string; pixels: Pixels }): LabelPixels {
   return { width, height, data, channels: 4, path: label.name };
 }
 
-/** The last [N,C,H,W] tensor a module produces: a sensible first layer to show for a model without the recipe's layers. */
+/**
+ * A first layer to show for a model without the recipe's layers: the last
+ * module with an [N,C,H,W] output, or without module scopes (exporters
+ * other than TorchScript) the last such tensor before the graph outputs.
+ */
 function lastDrawable(summary: Summary): string | undefined {
-  return [...summary.modules].reverse().find((m) => m.outputs.some((t) => t.shape?.length === 4))?.path;
+  const drawable = (outputs: TensorSummary[]) => outputs.some((t) => t.shape?.length === 4);
+  const module = [...summary.modules].reverse().find((m) => drawable(m.outputs));
+  if (module) return module.path;
+  const outputs = new Set(summary.outputs.map((o) => o.name));
+  const node = [...summary.nodes].reverse().find((n) => !n.constant && drawable(n.outputs) && !n.outputs.some((o) => outputs.has(o.name)));
+  return node?.outputs.find((t) => t.shape?.length === 4)?.name;
 }
