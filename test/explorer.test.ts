@@ -4,9 +4,11 @@
  * against `segscope vis`, the value under the cursor, the module tree
  * against `segscope layers --json`, and errors that leave the page working.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 import { build } from 'esbuild';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -22,7 +24,7 @@ import { toInputTensor } from '../src/preprocess/input-tensor.js';
 import { Session } from '../src/runtime/session.js';
 import { launchBrowser, launchWebGpuBrowser, noBrowser } from './helpers/browser.js';
 import { errors, ROOT, segscope } from './helpers/cli.js';
-import { canvasPixels, DEFAULT_MODEL, defaultFiles, openPage, SAMPLES, serveExplorer, waitForLayer, waitForMap } from './helpers/explorer.js';
+import { canvasPixels, DEFAULT_MODEL, defaultFiles, explorerBuild, openPage, SAMPLES, serveExplorer, waitForLayer, waitForMap } from './helpers/explorer.js';
 import { gpu, relL2 } from './helpers/gpu.js';
 import { jetLevels } from './helpers/images.js';
 
@@ -183,6 +185,19 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
       expect(await page.locator('#a-command').inputValue()).toContain('--colormap viridis');
       await page.selectOption('#a-normalize', 'p1-99');
       await page.waitForFunction(() => document.querySelector<HTMLInputElement>('#a-command')!.value.includes('--normalize p1-99'));
+      // The 4 strongest channels as a grid, and the shown map saved under the name `segscope vis` gives it.
+      await page.fill('#a-grid', '4');
+      await page.waitForFunction(() => {
+        const grid = document.querySelector<HTMLCanvasElement>('#a-grid-canvas')!;
+        return !grid.hidden && grid.width > 0;
+      });
+      expect(await page.locator('#a-command').inputValue()).toContain('--grid 4');
+      const [download] = await Promise.all([page.waitForEvent('download'), page.click('#a-save')]);
+      expect(download.suggestedFilename()).toBe('scene_1_classifier.aspp.project_max.png');
+      const saved = await readImage((await download.path())!);
+      const shown = await canvasPixels(page, '#a-canvas');
+      expect(Buffer.from(saved.data)).toEqual(Buffer.from(shown.rgba.filter((_, i) => i % 4 !== 3)));
+      await page.fill('#a-grid', '0');
       expect(await runs()).toBe(before);
       await page.selectOption('#a-colormap', 'jet');
       await page.selectOption('#a-normalize', 'minmax');
@@ -393,6 +408,32 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
       expect(problems).toEqual([]);
     } finally {
       await page.close();
+    }
+  });
+
+  it('works from any static host: the built folder alone, the default model one click away', async () => {
+    const app = await explorerBuild();
+    const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.json': 'application/json' };
+    // A plain static server: files by path, 404 for the rest (no preload.json), no security headers.
+    const plain = createServer((req, res) => {
+      const path = new URL(req.url!, 'http://x').pathname;
+      const file = join(app, path === '/' ? 'index.html' : decodeURIComponent(path));
+      if (!file.startsWith(app) || !existsSync(file)) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream' }).end(readFileSync(file));
+    });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    try {
+      const { page, problems } = await openPage(browser, `http://127.0.0.1:${(plain.address() as AddressInfo).port}/`);
+      await page.waitForFunction(() => /Open a model/.test(document.querySelector('#status')!.textContent ?? ''));
+      await page.click('#open-default');
+      await waitForMap(page, 'a');
+      expect(await page.locator('#a-layer').textContent()).toBe(ASPP);
+      expect(await page.locator('#images button').count()).toBe(6);
+      expect(problems).toEqual([]);
+      await page.close();
+    } finally {
+      plain.closeAllConnections();
+      plain.close();
     }
   });
 

@@ -100,7 +100,7 @@ export class MapPanel {
     const canvas = this.el<HTMLCanvasElement>('canvas');
     canvas.width = 0;
     canvas.height = 0;
-    this.el('grid').hidden = true;
+    this.el('grid-canvas').hidden = true;
     this.el('info').textContent = message;
   }
 
@@ -137,7 +137,7 @@ export class MapPanel {
     const map = pictures.maps.filter((m) => m.batchIndex === 0)[k]!;
     paint(this.el<HTMLCanvasElement>('canvas'), map);
     const grid = pictures.grids.filter((g) => g.batchIndex === 0)[k];
-    const gridCanvas = this.el<HTMLCanvasElement>('grid');
+    const gridCanvas = this.el<HTMLCanvasElement>('grid-canvas');
     gridCanvas.hidden = !grid;
     if (grid) paint(gridCanvas, grid);
     const tensors = this.el<HTMLSelectElement>('tensor');
@@ -193,7 +193,7 @@ export class MapPanel {
     Object.assign(out.dataset, { value: String(value), n: '0', c: point.c === undefined ? '' : String(point.c), y: String(y), x: String(x) });
   }
 
-  private save(which: 'canvas' | 'grid'): void {
+  private save(which: 'canvas' | 'grid-canvas'): void {
     const { pictures } = this;
     if (!pictures) return;
     const k = Math.min(this.settings.tensor, pictures.tensors.length - 1);
@@ -244,7 +244,7 @@ export class MapPanel {
       h('canvas', { id: id('canvas'), class: 'map', width: 0, height: 0 }),
       h('div', { id: id('hover'), class: 'hover' }, ' '),
       h('div', { id: id('info'), class: 'info' }),
-      h('canvas', { id: id('grid'), class: 'grid', hidden: true }),
+      h('canvas', { id: id('grid-canvas'), class: 'grid', hidden: true }),
       h(
         'div',
         { class: 'actions' },
@@ -298,7 +298,7 @@ export class MapPanel {
       if (text) navigator.clipboard?.writeText(text).catch(() => undefined);
     });
     element.querySelector(`#${id('save')}`)!.addEventListener('click', () => this.save('canvas'));
-    element.querySelector(`#${id('save-grid')}`)!.addEventListener('click', () => this.save('grid'));
+    element.querySelector(`#${id('save-grid')}`)!.addEventListener('click', () => this.save('grid-canvas'));
     return element;
   }
 }
