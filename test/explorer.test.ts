@@ -397,8 +397,10 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
         { name: 'scene_1.png', bytes: readFileSync(join(SAMPLES, 'scene_1.png')) },
       ]);
       await page.waitForFunction(() => (document.querySelector('#model-name')!.textContent ?? '').startsWith('<i>evil</i>.onnx'));
-      await page.locator('#tree tr[data-kind="node"]').first().click();
+      // Its first layer shown (the module, whose output is the tensor), then the node's tensor picked.
       await waitForLayer(page, 'a', '<script>');
+      await page.locator('#tree tr[data-kind="node"]').first().click();
+      await page.waitForFunction((t) => document.querySelector<HTMLInputElement>('#a-command')!.value.includes(`--layer '${t}'`), tensor);
       const text = await page.locator('body').textContent();
       for (const name of [node.slice(node.lastIndexOf('/') + 1), tensor, ...classes, '<i>evil</i>.onnx']) expect(text).toContain(name);
       expect(await page.evaluate(() => document.querySelectorAll('img, b, i, body script').length)).toBe(0);
