@@ -30,7 +30,10 @@
  *   node --import tsx bench/explorer.ts [--runs 5] [--fresh-browser]
  *
  * --fresh-browser launches a browser for each repetition instead (nothing
- * of the GPU process carries over either).
+ * of the GPU process carries over either). Measured once back to back
+ * (Chromium 156, 2 CPUs): a median first picture of 6.76 s with it and
+ * 6.54 s without, the page's compile 5.1 s and 4.9 s, and no slower first
+ * repetition in the shared browser: what the GPU process keeps saves little.
  *
  * Writes bench/results/explorer.json (every repetition's numbers, and
  * median/min/max) and prints a table.
@@ -328,7 +331,7 @@ try {
         ...of((r) => r.colormapRedrawMs),
       },
       layerChange: {
-        note: `a click on the tree's ${LAYER} row until panel A's info names a ${LAYER_SCOPE} tensor and its range: one run (a new capture set, so a program planned and compiled), then both panels drawn in turn`,
+        note: `a click on the tree's ${LAYER} row until panel A's info names a ${LAYER_SCOPE} tensor and its range: one run (a new capture set, so a program planned and compiled), then panel A drawn (B's draw comes after it)`,
         ...of((r) => r.layerChangeMs),
       },
       layerChangeRunStated: { note: 'the page\'s "Ran … in N ms" of that run, part of layerChange', ...of((r) => r.layerChangeRunStatedMs) },

@@ -204,7 +204,7 @@ export class Explorer implements PanelHost {
   private showModel(model: OpenModel): void {
     const { input } = model;
     byId('model-name').textContent =
-      `${model.name}  input ${input.name} [1,3,${input.size.join(',')}] (${input.sizeFrom})  mean ${input.mean.join(',')} (${input.meanFrom})  std ${input.std.join(',')} (${input.stdFrom})`;
+      `${model.name}  input '${input.name}' [1,3,${input.size.join(',')}] (${input.sizeFrom})  mean ${input.mean.join(',')} (${input.meanFrom})  std ${input.std.join(',')} (${input.stdFrom})`;
     byId<HTMLInputElement>('input-size').value = `${input.size[0]}x${input.size[1]}`;
     this.renderTree();
   }
@@ -249,7 +249,11 @@ export class Explorer implements PanelHost {
     const { model } = this;
     if (!model) return;
     const filter = byId<HTMLInputElement>('filter').value;
-    const selected = new Set(this.panels.flatMap((p) => (p.settings.layer ? [p.settings.layer] : [])));
+    // Which panels show each layer: the tree marks its rows with their letters.
+    const selected = new Map<string, string>();
+    this.panels.forEach((p, k) => {
+      if (p.settings.layer) selected.set(p.settings.layer, `${selected.get(p.settings.layer) ?? ''}${'AB'[k]}`);
+    });
     const shown = renderTree(byId('tree'), model.summary, filter, selected, (pattern, event) => {
       const target = event.shiftKey ? 1 : Number(byId<HTMLSelectElement>('target').value);
       this.panels[target]!.setLayer(pattern);
@@ -349,7 +353,6 @@ export class Explorer implements PanelHost {
     });
     document.body.dataset.runs = String(++this.runs);
     this.status(`Ran ${this.model!.name} on ${image.name} in ${run.ms.toFixed(0)} ms`);
-    byId('run-time').textContent = `${run.ms.toFixed(0)} ms`;
     renderPrediction(byId('prediction'), prediction, run);
     await Promise.all(
       this.panels.map((panel, k) => {

@@ -32,7 +32,7 @@ export function renderTree(
   container: HTMLElement,
   summary: Summary,
   filter: string,
-  selected: ReadonlySet<string>,
+  selected: ReadonlyMap<string, string>,
   pick: (pattern: string, event: MouseEvent) => void,
 ): number {
   const patterns = filterPatterns(filter);
@@ -55,6 +55,8 @@ export function renderTree(
     // Set through CSSOM: the page's Content-Security-Policy refuses style attributes.
     const name = h('td', { class: 'name' }, label);
     name.style.paddingLeft = `${0.3 + row.depth}em`;
+    const panels = selected.get(pattern);
+    if (panels) name.dataset.panels = panels;
     const drawable = outputs.some((t) => t.shape?.length === 4);
     const tr = h(
       'tr',
