@@ -291,8 +291,11 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
       expect(await alerts()).toEqual([expect.stringMatching(/DepthToSpace/)]);
       await dismiss();
       // The default model opens again and draws.
+      const runs = Number(await page.locator('body').getAttribute('data-runs'));
       await page.click('#open-default');
-      await waitForMap(page, 'a');
+      // A run of the reopened model, not the picture still shown from before.
+      await page.waitForFunction((n) => Number(document.body.dataset.runs) > n, runs, { timeout: 120_000 });
+      await waitForLayer(page, 'a', '/classifier/aspp/project/');
       expect(await page.locator('#a-layer').textContent()).toBe(ASPP);
       expect(problems).toEqual([]);
     });

@@ -59,8 +59,8 @@ export class Explorer implements PanelHost {
   private running?: Promise<void>;
   /** Runs of the network so far, shown as the body's data-runs (a redraw is not a run). */
   private runs = 0;
-  /** Bumped by each model load, so that a slower earlier load cannot land after a later one. */
-  private loads = 0;
+  /** Model loads and input-size changes, one at a time: each swaps the model only once its compile is done. */
+  private modelWork: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly gpu: Promise<Gpu>) {
     this.panels = [new MapPanel('a', this), new MapPanel('b', this, { reduce: 'mean' })];
@@ -131,8 +131,18 @@ export class Explorer implements PanelHost {
     if (opened.length) this.requestRun();
   }
 
-  async openModel(bytes: Uint8Array, name: string, externalData: ReadonlyMap<string, Uint8Array>, path?: string): Promise<void> {
-    const load = ++this.loads;
+  openModel(bytes: Uint8Array, name: string, externalData: ReadonlyMap<string, Uint8Array>, path?: string): Promise<void> {
+    return this.oneAtATime(() => this.openModelNow(bytes, name, externalData, path));
+  }
+
+  /** Runs model work after the work queued before it has settled. */
+  private oneAtATime<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.modelWork.then(work);
+    this.modelWork = result.catch(() => undefined);
+    return result;
+  }
+
+  private async openModelNow(bytes: Uint8Array, name: string, externalData: ReadonlyMap<string, Uint8Array>, path?: string): Promise<void> {
     this.status(`Reading ${name}…`);
     // Parsed and typed before the old model goes: a bad file leaves the open one working.
     const graph = modelFromBytes(bytes, name, externalData);
@@ -148,10 +158,9 @@ export class Explorer implements PanelHost {
     }
     try {
       const visualizer = await this.compile(model, gpu);
-      if (load !== this.loads) return void visualizer.destroy();
       model.visualizer = visualizer;
     } catch (e) {
-      if (load === this.loads) for (const p of this.panels) p.clear('the model could not be compiled');
+      for (const p of this.panels) p.clear('the model could not be compiled');
       throw e;
     }
     renderPrediction(byId('prediction'), model.visualizer.prediction, undefined);
@@ -163,8 +172,13 @@ export class Explorer implements PanelHost {
   }
 
   /** The open model again at another input size (no file is read again); on failure the model stays as it was. */
-  private async reopen(model: OpenModel, size: [number, number]): Promise<void> {
-    const load = ++this.loads;
+  private reopen(model: OpenModel, size: [number, number]): Promise<void> {
+    return this.oneAtATime(() => this.reopenNow(model, size));
+  }
+
+  private async reopenNow(model: OpenModel, size: [number, number]): Promise<void> {
+    // Another model was opened meanwhile: the size was asked of the one it replaced.
+    if (model !== this.model) return;
     const typed = typedAt(model.graph, size);
     let visualizer: Visualizer;
     try {
@@ -174,7 +188,6 @@ export class Explorer implements PanelHost {
       this.status(`${model.name} stays at ${model.input.size.join('x')}`);
       throw e;
     }
-    if (load !== this.loads) return void visualizer.destroy();
     model.visualizer?.destroy();
     Object.assign(model, { visualizer, inputSize: size, ...typed });
     this.showModel(model);
