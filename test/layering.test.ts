@@ -7,7 +7,7 @@ import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 const SRC = join(import.meta.dirname, '../src');
-const ORDER = ['onnx', 'model', 'preprocess', 'gpu', 'kernels', 'ops', 'runtime', 'vis', 'metrics', 'workflow', 'report', 'explorer'];
+const ORDER = ['onnx', 'model', 'preprocess', 'gpu', 'kernels', 'ops', 'autograd', 'runtime', 'vis', 'metrics', 'workflow', 'report', 'explorer'];
 /** The one module allowed to load Dawn's Node bindings. */
 const ADAPTER = 'gpu/dawn.ts';
 

@@ -16,7 +16,7 @@ import {
   type ValueInfoProto,
 } from '../onnx/schema.js';
 import { elemTypeOf, tensorFromProto, type ExternalDataReader, type TensorContext } from './tensor-proto.js';
-import { Attrs, type AttrValue, type Dim, type Graph, type HostTensor, type Node, type ValueInfo } from './graph.js';
+import { Attrs, type AttrValue, type Dim, type Graph, type HostTensor, INTERNAL_OP_PREFIX, type Node, type ValueInfo } from './graph.js';
 
 export interface GraphOptions {
   /** The model file, for error messages ('' when built in memory). */
@@ -145,6 +145,8 @@ function nodeFromProto(p: NodeProto, name: string, ctx: TensorContext, fail: (pr
   const opType = p.op_type ?? '';
   if (!opType) fail(`node '${name}' has no op_type`);
   const where = `node '${name}' (${opType})`;
+  if (opType.startsWith(INTERNAL_OP_PREFIX))
+    fail(`${where}: op types starting with '${INTERNAL_OP_PREFIX}' are segscope's own and cannot come from a model file`);
   const values = new Map<string, AttrValue>();
   for (const a of p.attribute ?? []) {
     const attrName = a.name ?? '';

@@ -76,6 +76,12 @@ export interface TypedInput extends TensorType {
   value?: HostTensor;
 }
 
+/**
+ * Op types of segscope's own nodes (the gradient ops src/autograd emits):
+ * never read from a model file, which refuses them (model/from-onnx.ts).
+ */
+export const INTERNAL_OP_PREFIX = 'segscope::';
+
 export interface Node {
   /** Unique within the graph: the file's node name, or `<opType>_<index>` when the file has none. */
   name: string;

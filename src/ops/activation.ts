@@ -12,7 +12,7 @@ import type { OpImpl, OpInput } from './types.js';
 type Activation = (node: Node, inputs: OpInput[]) => string;
 
 /** Clip's bounds: attributes before opset 11, optional inputs after. */
-function clipBounds(node: Node, inputs: OpInput[]): [number, number] {
+export function clipBounds(node: Node, inputs: OpInput[]): [number, number] {
   const bound = (i: number, attr: string, fallback: number) => {
     if (!inputs[i]?.name) return node.attrs.float(attr, fallback);
     const values = constInts(node, inputs, i);

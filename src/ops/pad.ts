@@ -18,7 +18,7 @@ const WORKGROUP = 256;
 const MODES = ['constant', 'reflect', 'edge', 'wrap'] as const;
 type Mode = (typeof MODES)[number];
 
-interface PadSpec {
+export interface PadSpec {
   mode: Mode;
   /** Per axis: elements added before (negative: cropped) and after. */
   begin: number[];
@@ -73,9 +73,9 @@ function paddedAxes(node: Node, dims: readonly number[], spec: PadSpec): PaddedA
     const [b, e] = [spec.begin[a]!, spec.end[a]!];
     const size = n + b + e;
     const kept = n - Math.max(0, -b) - Math.max(0, -e);
-    if (size < 0 || kept < 0) throw new ModelError(`Pad node '${node.name}': pads ${b}, ${e} crop more than axis ${a} of size ${n} has`);
+    if (size < 0 || kept < 0) throw new ModelError(`${node.opType} node '${node.name}': pads ${b}, ${e} crop more than axis ${a} of size ${n} has`);
     if (kept === 0 && size > 0 && spec.mode !== 'constant') {
-      throw new ModelError(`Pad node '${node.name}': ${spec.mode} mode has no elements to extend along axis ${a}`);
+      throw new ModelError(`${node.opType} node '${node.name}': ${spec.mode} mode has no elements to extend along axis ${a}`);
     }
     return { size, stride: inStrides[a]!, before: Math.max(0, b), crop: Math.max(0, -b), kept, padded: b !== 0 || e !== 0 };
   });
@@ -113,18 +113,22 @@ function mapInto(s: string, kept: number, spec: PadSpec, fill: string): string {
   }
 }
 
-function kernels(node: Node, inputs: OpInput[], [out]: TensorType[], opset: number): Kernel[] {
-  const x = inputs[0]!;
-  const spec = padSpec(node, inputs, opset);
+/**
+ * The dispatch padding (and cropping) `x` into `out` as `spec` says; also
+ * segscope's Slice (ops/grad/data.ts), a crop.
+ */
+export function padKernels(node: Node, x: TensorType, out: TensorType, spec: PadSpec, label = `pad_${spec.mode}`): Kernel[] {
   const axes = mergeUnpadded(paddedAxes(node, x.dims, spec));
-  const n = sizeOf(out!.dims);
+  const n = sizeOf(out.dims);
   if (n === 0) return [];
-  const fill = storageLiteral(out!.type, spec.value);
+  const fill = storageLiteral(out.type, spec.value);
   // Innermost axis first: peel its coordinate off the flat index.
   const body = axes.map((ax, k) => {
     const c = `c${k}`;
     const peel = k === 0 ? `  let ${c} = r;` : `  let ${c} = r % ${ax.size}u;\n  r = r / ${ax.size}u;`;
     if (!ax.padded) return `${peel}\n  src += ${c} * ${ax.stride}u;`;
+    // An axis that is only cropped reads inside the kept data.
+    if (ax.before === 0 && ax.size === ax.kept) return `${peel}\n  src += (${c} + ${ax.crop}u) * ${ax.stride}u;`;
     const s = `s${k}`;
     return `${peel}
   var ${s} = i32(${c}) - ${ax.before}i;
@@ -133,16 +137,16 @@ ${mapInto(s, ax.kept, spec, fill)}
   });
   return [
     {
-      label: `pad_${spec.mode}`,
+      label,
       wgsl: `${storage(0, 'X', wgslType(x.type))}
-${storage(1, 'Y', wgslType(out!.type))}
+${storage(1, 'Y', wgslType(out.type))}
 ${flatMain(
   WORKGROUP,
   `  if (i >= ${n}u) { return; }
   var r = i;
   var src = 0u;
 ${body.reverse().join('\n')}
-  Y[i] = ${converted(x.type, out!.type, 'X[src]')};`,
+  Y[i] = ${converted(x.type, out.type, 'X[src]')};`,
 )}`,
       workgroups: grid(n, WORKGROUP),
       bindings: [
@@ -152,6 +156,9 @@ ${body.reverse().join('\n')}
     },
   ];
 }
+
+const kernels = (node: Node, inputs: OpInput[], [out]: TensorType[], opset: number): Kernel[] =>
+  padKernels(node, inputs[0]!, out!, padSpec(node, inputs, opset));
 
 export const padOps: Record<string, OpImpl> = {
   Pad: {

@@ -15,7 +15,7 @@ import { collapseAxes, flatMain, fromStorage, grid, storage, stridedIndex, strid
 const THREADS = 256;
 
 /** The window geometry of one spatial axis. */
-interface Window {
+export interface Window {
   input: number;
   output: number;
   kernel: number;
@@ -25,7 +25,7 @@ interface Window {
   padEnd: number;
 }
 
-function checkSpatial(node: Node, x: OpInput): void {
+export function checkSpatial(node: Node, x: OpInput): void {
   if (x.dims.length < 3) {
     throw new ModelError(`${node.opType} node '${node.name}': expects an (N, C, spatial…) input of rank 3 or more, got [${x.dims}]`);
   }
@@ -38,8 +38,11 @@ function flag(node: Node, name: string): boolean {
   return v === 1;
 }
 
-/** The windows of a MaxPool/AveragePool node over input `dims`, from its attributes. */
-function windows(node: Node, dims: readonly number[]): Window[] {
+/**
+ * The windows of a MaxPool/AveragePool node over input `dims`, from its
+ * attributes (also read by the gradient ops, which copy them: ops/grad/pool.ts).
+ */
+export function windows(node: Node, dims: readonly number[]): Window[] {
   const where = `${node.opType} node '${node.name}'`;
   const input = dims.slice(2);
   const n = input.length;
@@ -92,7 +95,7 @@ function windows(node: Node, dims: readonly number[]): Window[] {
 }
 
 /** How a window's values become the output. */
-interface Pooling {
+export interface Pooling {
   reducer: Reducer;
   /** Divide the reduction by the window's count: of input values, or with `includePad` of positions, padding included. */
   average: boolean;
@@ -100,10 +103,31 @@ interface Pooling {
 }
 
 /**
- * WGSL: one thread per output element; nested loops over the window, one per
- * spatial axis, skip positions in the padding. With count_include_pad the
- * divisor also counts padded positions up to the end padding (as PyTorch:
- * windows that ceil_mode lets run past it count only up to it).
+ * WGSL: nested loops over the window at output coordinates o0, o1… (u32,
+ * named by `names.o`), one loop per spatial axis, axis 0 outermost (a
+ * row-major scan), binding each window position p0, p1… (i32, from the
+ * input's start; `names.p`) for `innermost`. Positions in the begin padding are skipped and the loop of an
+ * axis ends at the input's end, unless `includePad`: then every position up
+ * to the end padding is visited (as PyTorch: windows that ceil_mode lets run
+ * past it stop at it) and `innermost` tells the padding apart. The one
+ * definition of a window's positions for the pools and their gradients.
+ */
+export function windowLoops(wins: Window[], includePad: boolean, innermost: string, names = { o: 'o', k: 'k', p: 'p' }): string {
+  const { o, k, p } = names;
+  return wins.reduceRight(
+    (body, w, a) => `for (var ${k}${a} = 0u; ${k}${a} < ${w.kernel}u; ${k}${a}++) {
+  let ${p}${a} = i32(${o}${a} * ${w.stride}u + ${k}${a} * ${w.dilation}u) - ${w.padBegin};
+  if (${p}${a} >= ${includePad ? w.input + w.padEnd : w.input}) { break; }
+${includePad ? '' : `  if (${p}${a} < 0) { continue; }\n`}${body.replace(/^/gm, '  ')}
+}`,
+    innermost,
+  );
+}
+
+/**
+ * WGSL: one thread per output element walks its window (windowLoops). With
+ * count_include_pad the divisor also counts padded positions up to the end
+ * padding.
  */
 function poolKernel(label: string, x: TensorType, out: TensorType, wins: Window[], { reducer, average, includePad }: Pooling): Kernel {
   const type = wgslType(x.type);
@@ -121,14 +145,7 @@ function poolKernel(label: string, x: TensorType, out: TensorType, wins: Window[
   const innermost = includePad
     ? `count += 1.0f;\nif (${wins.map((_, a) => `p${a} >= 0`).join(' && ')} && ${inside}) { ${accumulate} }`
     : `${accumulate}${average ? '\ncount += 1.0f;' : ''}`;
-  const loops = wins.reduceRight(
-    (body, w, a) => `for (var k${a} = 0u; k${a} < ${w.kernel}u; k${a}++) {
-  let p${a} = i32(o${a} * ${w.stride}u + k${a} * ${w.dilation}u) - ${w.padBegin};
-  if (p${a} >= ${includePad ? w.input + w.padEnd : w.input}) { break; }
-${includePad ? '' : `  if (p${a} < 0) { continue; }\n`}${body.replace(/^/gm, '  ')}
-}`,
-    innermost,
-  );
+  const loops = windowLoops(wins, includePad, innermost);
   const init = isFloatType(x.type) ? reducer.init : 'i32(-2147483648)';
   return {
     label,
@@ -168,14 +185,14 @@ function windowPool(pooling: (node: Node) => Pooling, acceptsIntegers: boolean):
   };
 }
 
-const maxPooling = (node: Node): Pooling => {
+export const maxPooling = (node: Node): Pooling => {
   if (node.outputs[1]) throw new UnsupportedOpError(`MaxPool node '${node.name}': the Indices output is not supported`);
   // storage_order only orders Indices, which is refused above.
   flag(node, 'storage_order');
   return { reducer: reducers.ReduceMax, average: false, includePad: false };
 };
 
-const averagePooling = (node: Node): Pooling => ({
+export const averagePooling = (node: Node): Pooling => ({
   reducer: reducers.ReduceSum,
   average: true,
   includePad: flag(node, 'count_include_pad'),

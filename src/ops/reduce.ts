@@ -113,10 +113,10 @@ ${combineAcross('acc', combine)}
 }
 
 /** The opset from which the op takes `axes` as its second input instead of an attribute. */
-const axesInputSince = (opType: string) => (opType === 'ReduceSum' ? 13 : 18);
+export const axesInputSince = (opType: string) => (opType === 'ReduceSum' ? 13 : 18);
 
 /** The reduced axes, normalised and sorted; [] means the node is the identity (noop_with_empty_axes). */
-function reducedAxes(node: Node, inputs: OpInput[], opset: number): number[] {
+export function reducedAxes(node: Node, inputs: OpInput[], opset: number): number[] {
   const where = `${node.opType} node '${node.name}'`;
   const rank = inputs[0]!.dims.length;
   const since = axesInputSince(node.opType);

@@ -4,6 +4,7 @@ import { castOps } from './cast.js';
 import { concatOps } from './concat.js';
 import { convOps } from './conv.js';
 import { elementwiseOps } from './elementwise.js';
+import { gradOps } from './grad/index.js';
 import { matmulOps } from './matmul.js';
 import { padOps } from './pad.js';
 import { poolOps } from './pool.js';
@@ -17,7 +18,8 @@ import type { OpImpl } from './types.js';
 /**
  * op type (default ONNX domain) -> implementation. Integer shape ops (Shape,
  * Gather, Range, integer Casts…) are not here: they are evaluated on the CPU
- * by constant folding (src/model/fold.ts) and must fold.
+ * by constant folding (src/model/fold.ts) and must fold. segscope's own
+ * gradient ops (ops/grad/) are here as 'segscope::<name>'.
  */
 export const registry: ReadonlyMap<string, OpImpl> = new Map(
   Object.entries({
@@ -27,6 +29,7 @@ export const registry: ReadonlyMap<string, OpImpl> = new Map(
     ...concatOps,
     ...convOps,
     ...elementwiseOps,
+    ...gradOps,
     ...matmulOps,
     ...padOps,
     ...poolOps,

@@ -22,7 +22,7 @@ import { collapseAxes, converted, flatMain, fromStorage, gpuElementBytes, grid, 
 const THREADS = 256;
 
 /** One axis of the resize. */
-interface Axis {
+export interface Axis {
   input: number;
   output: number;
   /** The scale the coordinate transforms divide by: the given scale, or output/input when sizes are given. */
@@ -54,7 +54,7 @@ const roundings: Record<string, (x: number) => number> = {
 
 type Mode = 'nearest' | 'linear' | 'cubic';
 
-interface Interpolation {
+export interface Interpolation {
   mode: Mode;
   transform: Transform;
   round: (x: number) => number;
@@ -71,13 +71,14 @@ function cubicWeights(t: number, a: number): number[] {
 }
 
 /** For every output coordinate of an axis, `count` input indices and their weights. */
-interface Taps {
+export interface Taps {
   count: number;
   index: number[];
   weight: number[];
 }
 
-function tapsOf(f: Interpolation, a: Axis): Taps {
+/** The taps of every output coordinate of an axis: output `o` reads `index[o·count + t]` with `weight[o·count + t]`, t < count. */
+export function tapsOf(f: Interpolation, a: Axis): Taps {
   const clamp = (i: number) => Math.min(Math.max(i, 0), a.input - 1);
   const taps: Taps = { count: { nearest: 1, linear: 2, cubic: 4 }[f.mode], index: [], weight: [] };
   for (let o = 0; o < a.output; o++) {
@@ -108,7 +109,7 @@ function tapsOf(f: Interpolation, a: Axis): Taps {
 }
 
 /** Whether the taps copy the axis unchanged (e.g. N and C with scale 1). */
-const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
+export const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
   a.output === a.input && weight.every((w, e) => w === 0 || (w === 1 && index[e] === Math.floor(e / count)));
 
 /** The resize kernel; `parts`: windows of the input and output, for one part of a split resize. */
@@ -213,7 +214,7 @@ function splitResize(x: TensorType, out: TensorType, f: Interpolation, axes: Axi
 }
 
 /** A node's resize: its interpolation and the geometry of every axis. */
-interface Plan {
+export interface Plan {
   f: Interpolation;
   axes: Axis[];
 }
@@ -345,11 +346,20 @@ function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan):
   };
 }
 
-export const resizeOps: Record<string, OpImpl> = {
-  Resize: resizeOp((node, inputs, opset) => (opset < 11 ? legacyPlan(node, inputs, constInts(node, inputs, 1)) : resizePlan(node, inputs))),
-  Upsample: resizeOp((node, inputs, opset) => {
+/**
+ * The plan of each op from its node, its inputs (the data first) and the
+ * opset; also what the gradient op computes the adjoint of (ops/grad/resize.ts).
+ */
+export const resizePlans: Record<'Resize' | 'Upsample', (node: Node, inputs: OpInput[], opset: number) => Plan> = {
+  Resize: (node, inputs, opset) => (opset < 11 ? legacyPlan(node, inputs, constInts(node, inputs, 1)) : resizePlan(node, inputs)),
+  Upsample: (node, inputs, opset) => {
     const scales = opset < 9 ? node.attrs.floats('scales') : constInts(node, inputs, 1);
     if (scales.some((s) => s < 1)) throw new ModelError(`${where(node)}: scales [${scales}] must be at least 1`);
     return legacyPlan(node, inputs, scales);
-  }),
+  },
+};
+
+export const resizeOps: Record<string, OpImpl> = {
+  Resize: resizeOp(resizePlans.Resize),
+  Upsample: resizeOp(resizePlans.Upsample),
 };
