@@ -7,7 +7,12 @@ import { safeFileName } from '../workflow/file-names.js';
 import { readModelFile } from '../io/model-file.js';
 import { encodeNpy } from '../io/npy.js';
 import type { Graph, HostTensor } from '../model/graph.js';
+import type { Gpu } from '../gpu/device.js';
+import { segmentationMetadata } from '../model/metadata.js';
+import type { Precision } from '../model/precision.js';
+import { GradientSession } from '../runtime/gradients.js';
 import { Session } from '../runtime/session.js';
+import { classIndex, predictionOf } from '../workflow/prediction.js';
 import { parsePrecision, readNpyFile } from './args.js';
 
 export const runHelp = `Usage: segscope run MODEL --input [NAME=]FILE.npy [options]
@@ -26,6 +31,17 @@ Options:
                            /…/. Graph outputs are always dumped.
   --dump-dir DIR           where dumps go (default: out/): DIR/index.json maps
                            tensor names to .npy files
+  --grad PATTERN           also dump the gradient of a class target with
+                           respect to each tensor PATTERN selects (patterns as
+                           for --dump), as <tensor name>.grad in the index,
+                           next to the tensor itself; repeatable. The target is
+                           pytorch-grad-cam's SemanticSegmentationTarget: the
+                           sum of the first output's logits of --class over
+                           the --mask pixels
+  --class K|NAME           the target's class: an index, or a name from the
+                           model's metadata 'classes' (VOC's for 21 classes)
+  --mask pred|all          the pixels the target sums: those predicted as the
+                           class (default), or all
   --precision P            f32 (default) or f16: activations stored as float16
                            (computed in f32; needs the adapter's shader-f16);
                            inputs, outputs and dumps stay float32
@@ -38,7 +54,8 @@ Examples:
   segscope run model.onnx --input x.npy
   segscope run model.onnx --input x.npy --dump '*' --dump-dir out/
   segscope run model.onnx --input input=x.npy --dump classifier.aspp.project --dump-dir aspp/
-  segscope run model.onnx --input x.npy --dump '/layer4.*Relu/'`;
+  segscope run model.onnx --input x.npy --dump '/layer4.*Relu/'
+  segscope run model.onnx --input x.npy --grad classifier.aspp.project --class 7 --dump-dir grads/`;
 
 export async function runCommand(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
@@ -48,6 +65,9 @@ export async function runCommand(argv: string[]): Promise<void> {
       input: { type: 'string', multiple: true, default: [] },
       dump: { type: 'string', multiple: true, default: [] },
       'dump-dir': { type: 'string' },
+      grad: { type: 'string', multiple: true, default: [] },
+      class: { type: 'string' },
+      mask: { type: 'string', default: 'pred' },
       precision: { type: 'string', default: 'f32' },
       backend: { type: 'string' },
       adapter: { type: 'string' },
@@ -60,7 +80,10 @@ export async function runCommand(argv: string[]): Promise<void> {
   const modelPath = positionals[0]!;
   const graph = await readModelFile(modelPath);
   const feeds = await readInputs(graph, values.input);
-  const dumpDir = values['dump-dir'] ?? (values.dump.length ? 'out' : undefined);
+  const dumpDir = values['dump-dir'] ?? (values.dump.length || values.grad.length ? 'out' : undefined);
+  if (values.grad.length && values.class === undefined) throw new InputError('--grad needs --class K|NAME: the class whose score is differentiated');
+  if (!values.grad.length && values.class !== undefined) throw new InputError('--class is the target of --grad: give --grad PATTERN too');
+  if (values.mask !== 'pred' && values.mask !== 'all') throw new InputError(`--mask '${values.mask}': expected pred or all`);
 
   const gpu = await openDawn({ backend: values.backend, adapter: values.adapter });
   const t0 = performance.now();
@@ -74,6 +97,11 @@ export async function runCommand(argv: string[]): Promise<void> {
   const t2 = performance.now();
   const dumped = new Map(outputs);
   for (const [name, tensor] of captured) dumped.set(name, await tensor.toHost());
+  if (values.grad.length) {
+    for (const [name, tensor] of await gradients(gpu, graph, feeds, values.grad, values.class!, values.mask as 'pred' | 'all', session.precision)) {
+      dumped.set(name, tensor);
+    }
+  }
 
   if (dumpDir) {
     const taken = new Set<string>(['index.json']);
@@ -101,6 +129,37 @@ export async function runCommand(argv: string[]): Promise<void> {
     console.log(`  ${o.name}: ${o.type}[${o.shape.join(',')}] min ${o.min} max ${o.max} mean ${o.mean}`);
   }
   if (dumpDir) console.log(`wrote ${dumped.size} tensors to ${join(dumpDir, 'index.json')}`);
+}
+
+/** Each tensor the patterns select and its gradient (as <name>.grad) for the class target. */
+async function gradients(
+  gpu: Gpu,
+  graph: Graph,
+  feeds: Record<string, HostTensor>,
+  patterns: string[],
+  classText: string,
+  mask: 'pred' | 'all',
+  precision: Precision,
+): Promise<Map<string, HostTensor>> {
+  const session = await GradientSession.create(gpu, graph, {
+    inputShapes: Object.fromEntries(Object.entries(feeds).map(([name, t]) => [name, [...t.dims]])),
+    wrt: patterns,
+    precision,
+  });
+  try {
+    const shape = session.typeOf(session.output)!.dims;
+    const names = predictionOf(graph, segmentationMetadata(graph), session.output, shape)?.names;
+    const k = classIndex(classText, shape[1]!, names, '--class');
+    const result = await session.run(feeds, { classIndex: k, mask });
+    const out = new Map<string, HostTensor>();
+    for (const [name, { activation, gradient }] of result.tensors) {
+      out.set(name, await activation.toHost());
+      out.set(`${name}.grad`, await gradient.toHost());
+    }
+    return out;
+  } finally {
+    session.destroy();
+  }
 }
 
 /** `--input [NAME=]FILE` values as feeds: named ones by name, the rest in graph-input order. */

@@ -109,3 +109,24 @@ export async function drawPrediction(gpu: Gpu, p: Prediction, value: TensorLike)
   const { probability, ...mask } = binary!;
   return { mask, probability };
 }
+
+/**
+ * The class a user names, by index or by name: `text` is an index in 0..K-1,
+ * or one of `names` (the model's metadata classes, VOC's for 21 classes).
+ * InputError listing the classes otherwise.
+ */
+export function classIndex(text: string, classes: number, names: readonly string[] | undefined, what = 'class'): number {
+  const trimmed = text.trim();
+  if (/^\d+$/.test(trimmed)) {
+    const k = Number(trimmed);
+    if (k < classes) return k;
+    throw new InputError(`${what} ${k}: the output has classes 0..${classes - 1}${names ? ` (${names.join(', ')})` : ''}`);
+  }
+  const k = names?.indexOf(trimmed) ?? -1;
+  if (k >= 0 && k < classes) return k;
+  throw new InputError(
+    names
+      ? `${what} '${trimmed}' is not one of the model's classes: ${names.map((n, i) => `${i} ${n}`).join(', ')}`
+      : `${what} '${trimmed}': the model names no classes (metadata 'classes'); give an index 0..${classes - 1}`,
+  );
+}
