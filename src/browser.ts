@@ -19,6 +19,7 @@ export { IMAGENET_MEAN, IMAGENET_STD, toInputTensor, type InputTensor, type Inpu
 export { resampleBilinear } from './preprocess/resample.js';
 export { Session, type RunOptions, type RunResult, type SessionOptions } from './runtime/session.js';
 export { CapturedTensor } from './runtime/captured.js';
+export { GradientSession, type GradientOptions, type GradientResult, type SegmentationTarget } from './runtime/gradients.js';
 export type { TensorPattern } from './runtime/select.js';
 export * from './vis/index.js';
 export { argmaxAgreement, relativeL2 } from './metrics/agreement.js';
