@@ -11,7 +11,7 @@
  */
 export { CommandBatch, readTensor, uploadTensor, type GpuTensor, type StageOptions, type TensorLike } from './tensor.js';
 export { parseReduction, reduceChannels, REDUCTIONS, type Reduction } from './reduce.js';
-export { resize, type ResizeMode, type ResizeOptions } from './resize.js';
+export { resize, RESIZE_MODES, type ResizeMode, type ResizeOptions } from './resize.js';
 export { reduceResized } from './reduce-resized.js';
 export { combineRanges, normalize, normalizeShared, readRange, valueRange, type GpuRange, type Normalization } from './normalize.js';
 export { readRGBA, toRGBA, type GpuImages, type RgbaImage } from './rgba.js';
@@ -49,3 +49,14 @@ export {
   type BinaryValues,
   type GpuBinarySegmentation,
 } from './binary.js';
+export {
+  cam,
+  CAM_METHODS,
+  camPicture,
+  parseCamMethod,
+  topEigenvector,
+  type CamMethod,
+  type CamOptions,
+  type CamPictureOptions,
+  type GpuCamPicture,
+} from './cam.js';

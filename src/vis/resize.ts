@@ -11,8 +11,13 @@ import { binding, nchw, record, type CommandBatch, type GpuTensor, type TensorLi
  * The per-axis source indices and weights are computed on the CPU with
  * ATen's arithmetic (UpSample.h) and uploaded as a small table; the kernel
  * interpolates in f32 in ATen's order.
+ *
+ * `opencv-linear` is OpenCV's `cv2.resize(x, (W, H))` with INTER_LINEAR on
+ * float32 planes (pytorch-grad-cam's scale_cam_image): see opencvAxisTaps.
  */
-export type ResizeMode = 'bilinear' | 'nearest';
+export type ResizeMode = 'bilinear' | 'nearest' | 'opencv-linear';
+
+export const RESIZE_MODES: readonly ResizeMode[] = ['bilinear', 'nearest', 'opencv-linear'];
 
 export interface ResizeOptions {
   /** Output [height, width]. */
@@ -33,7 +38,7 @@ export interface ResizeGeometry {
 
 export function resizeGeometry(input: readonly [number, number], options: ResizeOptions): ResizeGeometry {
   const mode = options.mode ?? 'bilinear';
-  if (mode !== 'bilinear' && mode !== 'nearest') throw new InputError(`resize: unknown mode '${String(mode)}' (use 'bilinear' or 'nearest')`);
+  if (!RESIZE_MODES.includes(mode)) throw new InputError(`resize: unknown mode '${String(mode)}' (use ${RESIZE_MODES.map((m) => `'${m}'`).join(', ')})`);
   const size = options.size;
   if (!Array.isArray(size) || size.length !== 2 || size.some((s) => !Number.isSafeInteger(s) || s < 1)) {
     throw new InputError(`resize: size must be [height, width] with positive integers, got ${JSON.stringify(size)}`);
@@ -42,6 +47,7 @@ export function resizeGeometry(input: readonly [number, number], options: Resize
   if (alignCorners && mode === 'nearest') {
     throw new InputError('resize: alignCorners applies to bilinear only (PyTorch refuses align_corners with nearest)');
   }
+  if (alignCorners && mode === 'opencv-linear') throw new InputError('resize: alignCorners applies to bilinear only (cv2.resize has no align_corners)');
   return { input: [input[0], input[1]], output: [size[0], size[1]], mode, alignCorners };
 }
 
@@ -90,11 +96,47 @@ export function axisTaps(input: number, output: number, mode: ResizeMode, alignC
   return table;
 }
 
-/** The taps of both axes in one table: rows (H entries) then columns (W entries). */
+/**
+ * The taps of one axis of OpenCV's INTER_LINEAR on float32 (imgproc
+ * resize.cpp: resize -> resizeGeneric_ with HResizeLinear and VResizeLinear,
+ * float coefficients), in the table layout of axisTaps: scale = 1 / (out/in)
+ * in double; f = float32((o + 0.5) * scale - 0.5); s = floor(f);
+ * f = float32(f - s); weights 1 - f and f in float32. Along x
+ * (`clampWeights`) a source position left of the first pixel is (s, f) =
+ * (0, 0) and one at or right of the last is (in - 1, 0): the edge pixel
+ * itself. Along y only the two row indices are clipped into [0, in - 1]
+ * (clip(s), clip(s + 1)) and the weights stay (1 - f, f), so an edge row is
+ * S·(1 - f) + S·f, which can differ from S by an ulp.
+ */
+export function opencvAxisTaps(input: number, output: number, clampWeights: boolean): Uint32Array<ArrayBuffer> {
+  const table = new Uint32Array(output * 4);
+  const weights = new Float32Array(table.buffer);
+  const scale = 1 / (output / input);
+  const clip = (i: number) => Math.min(Math.max(i, 0), input - 1);
+  for (let o = 0; o < output; o++) {
+    let f = f32((o + 0.5) * scale - 0.5);
+    let s = Math.floor(f);
+    f = f32(f - s);
+    if (clampWeights && s < 0) [s, f] = [0, 0];
+    if (clampWeights && s >= input - 1) [s, f] = [input - 1, 0];
+    table[o * 4] = clip(s);
+    table[o * 4 + 1] = clip(s + 1);
+    weights[o * 4 + 2] = f32(1 - f);
+    weights[o * 4 + 3] = f;
+  }
+  return table;
+}
+
+/**
+ * The taps of both axes in one table: rows (H entries) then columns (W
+ * entries); for `opencv-linear` one more u32, a zero the kernel reads at run
+ * time (samplerWgsl).
+ */
 export function tapsTable(g: ResizeGeometry): Uint32Array<ArrayBuffer> {
-  const rows = axisTaps(g.input[0], g.output[0], g.mode, g.alignCorners);
-  const cols = axisTaps(g.input[1], g.output[1], g.mode, g.alignCorners);
-  const table = new Uint32Array(rows.length + cols.length);
+  const opencv = g.mode === 'opencv-linear';
+  const rows = opencv ? opencvAxisTaps(g.input[0], g.output[0], false) : axisTaps(g.input[0], g.output[0], g.mode, g.alignCorners);
+  const cols = opencv ? opencvAxisTaps(g.input[1], g.output[1], true) : axisTaps(g.input[1], g.output[1], g.mode, g.alignCorners);
+  const table = new Uint32Array(rows.length + cols.length + (opencv ? 1 : 0));
   table.set(rows);
   table.set(cols, rows.length);
   return table;
@@ -118,6 +160,11 @@ fn interp(base: u32) -> f32 { return X[base + o00]; }`;
   // ATen's order: along the width t = x[i0]·w0 + x[i1]·w1, then the two rows
   // combined the same way; its AVX2 build contracts each to fma(x0, w0, x1·w1),
   // and so does this (bit-exact to torch 1.13 on x86-64 CPUs).
+  // OpenCV's (HResizeLinear then VResizeLinear, SSE baseline) rounds every
+  // product before the sum, never an fma: each product goes through its bits
+  // OR a zero read from the table at run time, which no compiler can contract.
+  const opencv = g.mode === 'opencv-linear';
+  const sum = (x0: string, w0: string, x1: string, w1: string) => (opencv ? `exact(${x0} * ${w0}) + exact(${x1} * ${w1})` : `fma(${x0}, ${w0}, ${x1} * ${w1})`);
   return `var<private> o00: u32;
 var<private> o01: u32;
 var<private> o10: u32;
@@ -125,7 +172,13 @@ var<private> o11: u32;
 var<private> wy0: f32;
 var<private> wy1: f32;
 var<private> wx0: f32;
-var<private> wx1: f32;
+var<private> wx1: f32;${
+    opencv
+      ? `
+var<private> zero: u32;
+fn exact(v: f32) -> f32 { return bitcast<f32>(bitcast<u32>(v) | zero); }`
+      : ''
+  }
 fn setTaps(oy: u32, ox: u32) {
   let ty = oy * 4u;
   let tx = (${H}u + ox) * 4u;
@@ -140,12 +193,17 @@ fn setTaps(oy: u32, ox: u32) {
   wy0 = bitcast<f32>(${table}[ty + 2u]);
   wy1 = bitcast<f32>(${table}[ty + 3u]);
   wx0 = bitcast<f32>(${table}[tx + 2u]);
-  wx1 = bitcast<f32>(${table}[tx + 3u]);
+  wx1 = bitcast<f32>(${table}[tx + 3u]);${
+    opencv
+      ? `
+  zero = ${table}[${(H + g.output[1]) * 4}u];`
+      : ''
+  }
 }
 fn interp(base: u32) -> f32 {
-  let t0 = fma(X[base + o00], wx0, X[base + o01] * wx1);
-  let t1 = fma(X[base + o10], wx0, X[base + o11] * wx1);
-  return fma(t0, wy0, t1 * wy1);
+  let t0 = ${sum('X[base + o00]', 'wx0', 'X[base + o01]', 'wx1')};
+  let t1 = ${sum('X[base + o10]', 'wx0', 'X[base + o11]', 'wx1')};
+  return ${sum('t0', 'wy0', 't1', 'wy1')};
 }`;
 }
 
