@@ -13,9 +13,9 @@ export function parseNormalize(text: string): { method: Normalization; shared: b
   throw new InputError(`--normalize '${text}': use minmax, p1-99 or shared`);
 }
 
-export function parseAlpha(text: string): number {
+export function parseAlpha(text: string, option = '--overlay'): number {
   const a = Number(text);
-  if (!/^\s*[\d.]+\s*$/.test(text) || !(a >= 0 && a <= 1)) throw new InputError(`--overlay '${text}': expected an opacity between 0 and 1, e.g. 0.5`);
+  if (!/^\s*[\d.]+\s*$/.test(text) || !(a >= 0 && a <= 1)) throw new InputError(`${option} '${text}': expected an opacity between 0 and 1, e.g. 0.5`);
   return a;
 }
 

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { SegscopeError } from '../errors.js';
 import { benchCommand, benchHelp } from './bench.js';
+import { camCommand, camHelp } from './cam.js';
 import { demoCommand, demoHelp } from './demo.js';
 import { layersCommand, layersHelp } from './layers.js';
 import { runCommand, runHelp } from './run.js';
@@ -13,6 +14,7 @@ const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: s
   layers: { run: layersCommand, help: layersHelp, summary: 'list every layer: module tree, shapes, parameters, MACs, memory' },
   run: { run: runCommand, help: runHelp, summary: 'run a model on an input; dump any tensor as .npy' },
   vis: { run: visCommand, help: visHelp, summary: 'draw feature maps of any layer for images, folders or globs' },
+  cam: { run: camCommand, help: camHelp, summary: 'class activation maps (Grad-CAM and family): which regions of a layer make a class' },
   bench: { run: benchCommand, help: benchHelp, summary: 'time a model: latency, GPU time per node (timestamp queries), memory; --vs ort' },
   demo: { run: demoCommand, help: demoHelp, summary: 'the recipe on the embedded default model and samples: maps and report.html' },
   serve: { run: serveCommand, help: serveHelp, summary: 'the layer explorer in the browser: any layer of a model on your images, live' },

@@ -23,17 +23,21 @@ export interface OutputFile {
   /** Relative to the out folder, e.g. 'street_classifier.aspp.project_max.png'. */
   file: string;
   /** 'probability': a binary prediction's p in grey. */
-  kind: 'input' | 'label' | 'prediction' | 'probability' | 'map' | 'grid';
+  kind: 'input' | 'label' | 'prediction' | 'probability' | 'map' | 'grid' | 'cam';
   /** The --layer pattern as the user typed it. */
   layer?: string;
   /** The ONNX tensor name. */
   tensor?: string;
   /** The tensor shape [N,C,H,W]. */
   shape?: number[];
-  /** 'max', 'mean', 'channel:3', … */
+  /** 'max', 'mean', 'channel:3', …; for a class activation map (kind 'cam'), '<class> <method>', e.g. 'road gradcam'. */
   reduce?: string;
   /** The value range the colormap spans. */
   range?: [number, number];
+  /** A class activation map's raw map (.npy), its target's score and the target's pixels. */
+  map?: string;
+  score?: number;
+  pixels?: number;
   /** PNG size. */
   width: number;
   height: number;
@@ -165,7 +169,7 @@ function mapColumns(images: ImageResult[]): LayerGroup[] {
   const layers: LayerGroup[] = [];
   const seen = new Set<string>();
   for (const f of images.flatMap((i) => i.files)) {
-    if (f.kind !== 'map' && f.kind !== 'grid') continue;
+    if (f.kind !== 'map' && f.kind !== 'grid' && f.kind !== 'cam') continue;
     const { layer, tensor, reduce, key } = columnOf(f);
     if (seen.has(key)) continue;
     seen.add(key);
@@ -296,7 +300,7 @@ function imageRow(image: ImageResult, fixed: readonly { kind: string; title: str
   const byColumn = new Map<string, OutputFile>();
   for (const f of image.files) {
     const { key } = columnOf(f);
-    if ((f.kind === 'map' || f.kind === 'grid') && !byColumn.has(key)) byColumn.set(key, f);
+    if ((f.kind === 'map' || f.kind === 'grid' || f.kind === 'cam') && !byColumn.has(key)) byColumn.set(key, f);
   }
   const fixedCells = fixed.map((c) => {
     const f = image.files.find((x) => x.kind === c.kind);

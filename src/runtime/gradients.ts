@@ -2,7 +2,7 @@ import { differentiate, SEED_INPUTS } from '../autograd/differentiate.js';
 import { InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import type { Graph, HostTensor } from '../model/graph.js';
-import { inferTypes } from '../model/infer.js';
+import { inferTypes, type TypedGraph } from '../model/infer.js';
 import type { Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
 import type { CapturedTensor } from './captured.js';
@@ -59,6 +59,8 @@ export class GradientSession {
     /** The output the target reads. */
     readonly output: string,
     private readonly inputs: readonly string[],
+    /** The model's own typed graph: what patterns resolve against (not the gradient nodes). */
+    private readonly forward: TypedGraph,
   ) {}
 
   /**
@@ -87,7 +89,13 @@ export class GradientSession {
       gradients,
       output,
       graph.inputs.map((i) => i.name),
+      typed,
     );
+  }
+
+  /** The model's tensors that patterns select (as capture resolves them). */
+  resolve(patterns: readonly TensorPattern[]): string[] {
+    return resolvePatterns(this.forward, patterns);
   }
 
   /** The shape of a tensor of the model at this session's input shapes. */

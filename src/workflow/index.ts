@@ -18,3 +18,5 @@ export type { DrawOptions, GridPicture, LayerPictures, MapPicture } from './draw
 export type { ModelInput, NormalizationOrigin } from './input.js';
 export type { Prediction, PredictionSource } from './prediction.js';
 export { decodeLabel, type LabelMap, type LabelPixels } from './labels.js';
+export { Explainer, type CamResult, type ExplainerOptions, type ExplainRequest, type ImageExplanation } from './explainer.js';
+export { classIndex } from './prediction.js';
