@@ -5,6 +5,9 @@
  * - end to end on the full-size ResNet-101 and ResNet-50 DeepLabv3+ at
  *   513x513 and the op table of the ResNet-101 model, when
  *   `tools/export_fixtures.py --only big,big_r50` has made them (big/);
+ * - a gradient run (GradientSession: forward and backward for a class
+ *   target) against the forward pass alone, on the default model at 257x257
+ *   and on those full-size models at 513x513 when present;
  * - the feature-map pipeline against a model run;
  * - how fast the image guards refuse oversized files;
  * - the explorer page in Chromium's WebGPU (SwiftShader): time to the first
@@ -24,8 +27,14 @@ const have = (file: string) => existsSync(join(root, file));
 
 const steps: string[][] = [
   ['bench/e2e.ts', 'weights/deeplabv3plus_scenes.onnx', '--size', '257'],
-  ...(have(R101) ? [['bench/e2e.ts', R101], ['bench/ops.ts']] : []),
-  ...(have(R50) ? [['bench/e2e.ts', R50]] : []),
+  ['bench/gradients.ts', 'weights/deeplabv3plus_scenes.onnx', '--size', '257'],
+  ...(have(R101) ? [['bench/e2e.ts', R101], ['bench/ops.ts'], ['bench/gradients.ts', R101]] : []),
+  ...(have(R50)
+    ? [
+        ['bench/e2e.ts', R50],
+        ['bench/gradients.ts', R50],
+      ]
+    : []),
   ['bench/vis.ts'],
   ['bench/image.ts'],
   ...(noBrowser ? [] : [['bench/explorer.ts']]),

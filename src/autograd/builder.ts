@@ -32,7 +32,7 @@ export class GraphBuilder {
 
   /** Adds a node; returns its output names. `for` names the forward node it differentiates, for errors and profiles. */
   emit(opType: string, inputs: string[], attrs: Record<string, AttrValue>, forNode: string, outputs = 1): string[] {
-    const name = this.fresh(`grad/${forNode}/${opType.replace(INTERNAL_OP_PREFIX, '')}`);
+    const name = this.fresh(`grad${forNode.startsWith('/') ? '' : '/'}${forNode}/${opType.replace(INTERNAL_OP_PREFIX, '')}`);
     const outs = Array.from({ length: outputs }, (_, k) => `${name}:${k}`);
     this.nodes.push({ name, opType, domain: '', inputs, outputs: outs, attrs: new Attrs(new Map(Object.entries(attrs)), `node '${name}' (${opType})`) });
     return outs;

@@ -52,7 +52,8 @@ export interface GradientResult {
 
 export class GradientSession {
   private constructor(
-    private readonly session: Session,
+    /** The differentiated model as compiled (for its plan, or Session.profile with `feeds`). */
+    readonly session: Session,
     /** The explained tensors, resolved. */
     readonly wrt: readonly string[],
     private readonly gradients: ReadonlyMap<string, string>,
@@ -110,6 +111,30 @@ export class GradientSession {
    * predicted nowhere, say): a target of no pixels has no gradient to show.
    */
   async run(inputs: Record<string, HostTensor> | HostTensor, target: SegmentationTarget): Promise<GradientResult> {
+    const feeds = this.feeds(inputs, target);
+    const k = target.classIndex;
+    const mask = target.mask ?? 'pred';
+    const { captured } = await this.session.run(feeds, { outputs: [] });
+    const output = await captured.get(this.output)!.toHost();
+    const { score, pixels } = targetScore(output, k, mask);
+    if (pixels === 0) {
+      throw new InputError(
+        mask === 'pred'
+          ? `class ${k} is predicted on no pixel of this image: its target is empty (use mask 'all', or a class the model predicts here)`
+          : `the target mask holds no pixel: its target is empty`,
+      );
+    }
+    const tensors = new Map(this.wrt.map((name) => [name, { activation: captured.get(name)!, gradient: captured.get(this.gradients.get(name)!)! }]));
+    return { tensors, score, pixels, output };
+  }
+
+  /**
+   * The differentiated model's feeds for `inputs` (a tensor for the only
+   * input) and `target`: the model's inputs plus the target's class, mask and
+   * mode. InputError when the class is not one of the output's or the mask
+   * does not fit it.
+   */
+  feeds(inputs: Record<string, HostTensor> | HostTensor, target: SegmentationTarget): Record<string, HostTensor> {
     const dims = this.session.typeOf(this.output)!.dims;
     const [N, K, H, W] = dims as [number, number, number, number];
     const k = target.classIndex;
@@ -124,18 +149,7 @@ export class GradientSession {
     feeds[SEED_INPUTS.classIndex] = { type: 'float32', dims: [1], data: Float32Array.of(k) };
     feeds[SEED_INPUTS.mask] = typeof mask === 'string' ? ones() : mask;
     feeds[SEED_INPUTS.usePrediction] = { type: 'float32', dims: [1], data: Float32Array.of(mask === 'pred' ? 1 : 0) };
-    const { captured } = await this.session.run(feeds, { outputs: [] });
-    const output = await captured.get(this.output)!.toHost();
-    const { score, pixels } = targetScore(output, k, mask);
-    if (pixels === 0) {
-      throw new InputError(
-        mask === 'pred'
-          ? `class ${k} is predicted on no pixel of this image: its target is empty (use mask 'all', or a class the model predicts here)`
-          : `the target mask holds no pixel: its target is empty`,
-      );
-    }
-    const tensors = new Map(this.wrt.map((name) => [name, { activation: captured.get(name)!, gradient: captured.get(this.gradients.get(name)!)! }]));
-    return { tensors, score, pixels, output };
+    return feeds;
   }
 
   destroy(): void {
