@@ -5,7 +5,8 @@
  */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { shellQuote, visCommand } from '../src/explorer/command.js';
+import { visCommand } from '../src/explorer/command.js';
+import { shellQuote } from '../src/workflow/command-line.js';
 import { tensorPoint, valueAt } from '../src/explorer/hover.js';
 import { readTensor, reduceChannels, uploadTensor } from '../src/vis/index.js';
 import { gpu, random } from './helpers/gpu.js';

@@ -11,7 +11,8 @@ import type { Fit } from '../preprocess/fit.js';
 import { CAM_METHODS, parseCamMethod, type CamMethod } from '../vis/cam.js';
 import { Explainer, type ImageExplanation } from '../workflow/explainer.js';
 import { safeFileName } from '../workflow/file-names.js';
-import { classIndex, predictionSource } from '../workflow/prediction.js';
+import { commandLine } from '../workflow/command-line.js';
+import { classIndex, legend, predictionSource } from '../workflow/prediction.js';
 import { parseAlpha, parseHW, parsePrecision, parseTriple, readNpyFile } from './args.js';
 import { Progress } from './progress.js';
 import { collectFiles, IMAGE_EXTENSIONS, labelFor, warnUnlabelled, writePicture } from './vis-files.js';
@@ -160,10 +161,8 @@ export async function camCommand(argv: string[]): Promise<void> {
       input: explainer.input,
       size: explainer.input.size,
       prediction: predictionSource(prediction),
-      command: ['segscope', 'cam', ...argv].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' '),
-      ...(prediction.names
-        ? { classes: prediction.names.map((name, k) => ({ name, color: [...prediction.palette.subarray(3 * k, 3 * k + 3)] as [number, number, number] })) }
-        : {}),
+      command: commandLine(['segscope', 'cam', ...argv]),
+      ...legend(prediction),
       images: results,
       failed,
       seconds: (performance.now() - t0) / 1000,

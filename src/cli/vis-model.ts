@@ -8,7 +8,7 @@ import { loadModel } from '../index.js';
 import type { Fit } from '../preprocess/fit.js';
 import type { RgbaImage } from '../vis/rgba.js';
 import type { DrawOptions } from '../workflow/draw.js';
-import { predictionSource } from '../workflow/prediction.js';
+import { legend, predictionSource } from '../workflow/prediction.js';
 import { Visualizer, type VisLayer } from '../workflow/visualizer.js';
 import type { Progress } from './progress.js';
 import { labelFor, warnUnlabelled, writeLayer, writePicture } from './vis-files.js';
@@ -126,9 +126,7 @@ export async function visModel(o: ModelRunOptions, progress: Progress): Promise<
       ...(prediction ? { prediction: predictionSource(prediction) } : {}),
       layers: visualizer.layers,
       counts,
-      ...(prediction?.names
-        ? { classes: prediction.names.map((name, k) => ({ name, color: [...prediction.palette.subarray(3 * k, 3 * k + 3)] as [number, number, number] })) }
-        : {}),
+      ...(prediction ? legend(prediction) : {}),
       images,
       failed,
       ...(scores ? { metrics: scores } : {}),

@@ -5,6 +5,7 @@ import { openDawn } from '../gpu/dawn.js';
 import type { Fit } from '../preprocess/fit.js';
 import { writeReport, type ImageResult, type ReportData } from '../io/report.js';
 import { normalisation, predictionText } from '../report/render.js';
+import { commandLine } from '../workflow/command-line.js';
 import { COLORMAP_NAMES, isColormapName } from '../vis/colormap.js';
 import { uploadTensor } from '../vis/tensor.js';
 import { checkDrawable, drawLayer, type DrawOptions } from '../workflow/draw.js';
@@ -200,7 +201,7 @@ export async function visCommand(argv: string[]): Promise<void> {
         },
         progress,
       );
-  const data: ReportData & VisResult = { ...result, command: commandLine(argv), seconds: (performance.now() - t0) / 1000 };
+  const data: ReportData & VisResult = { ...result, command: commandLine(['segscope', 'vis', ...argv]), seconds: (performance.now() - t0) / 1000 };
   const report = values.report ? await writeReport(outDir, data) : undefined;
   const { images, files } = data.counts;
   if (values.json) {
@@ -247,10 +248,4 @@ async function visTensors(
   }
   const counts = { images: images.length, files: images.reduce((a, s) => a + s.files.length, 0) };
   return { model: '(saved tensors)', adapter: gpu.description, inputSize: size!, size: size!, layers: [], counts, images, failed: [] };
-}
-
-/** The command as typed, for the report: arguments with spaces or quotes are quoted. */
-function commandLine(argv: string[]): string {
-  const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`);
-  return ['segscope', 'vis', ...argv].map(quote).join(' ');
 }

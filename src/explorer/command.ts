@@ -1,3 +1,4 @@
+import { commandLine } from '../workflow/command-line.js';
 import type { DrawOptions, NormalizationMode } from '../workflow/draw.js';
 
 /**
@@ -19,11 +20,6 @@ export interface CommandInput {
   out?: string;
 }
 
-/** A POSIX-shell word: bare when it is only safe characters, else single-quoted. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", `'\\''`)}'`;
-}
-
 export function visCommand(c: CommandInput): string {
   const o = c.options;
   const args = ['segscope', 'vis', c.model, c.image, '--layer', c.layer, '--reduce', c.reduce];
@@ -35,5 +31,5 @@ export function visCommand(c: CommandInput): string {
   if (c.inputSize) args.push('--input-size', `${c.inputSize[0]}x${c.inputSize[1]}`);
   if (c.labels) args.push('--labels', c.labels);
   args.push('--out', c.out ?? 'segscope-vis');
-  return args.map(shellQuote).join(' ');
+  return commandLine(args);
 }

@@ -130,3 +130,9 @@ export function classIndex(text: string, classes: number, names: readonly string
       : `${what} '${trimmed}': the model names no classes (metadata 'classes'); give an index 0..${classes - 1}`,
   );
 }
+
+/** The report's class legend: each named class with its colour (nothing for a model without class names). */
+export function legend(p: Prediction): { classes?: { name: string; color: [number, number, number] }[] } {
+  if (!p.names) return {};
+  return { classes: p.names.map((name, k) => ({ name, color: [p.palette[3 * k]!, p.palette[3 * k + 1]!, p.palette[3 * k + 2]!] })) };
+}
