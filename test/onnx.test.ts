@@ -2,7 +2,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError, ModelError } from '../src/errors.js';
+import { InputError, ModelError, UnsupportedOpError } from '../src/errors.js';
+import { inferTypes } from '../src/model/infer.js';
+import { registry } from '../src/ops/registry.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { modelFromBytes } from '../src/model/from-bytes.js';
 import { graphFromModel } from '../src/model/from-onnx.js';
@@ -566,8 +568,8 @@ describe('graph construction', () => {
 
   it('checks the default-domain opset', () => {
     expect(load(smallModel()).opset).toBe(17);
-    for (const version of [7, 22]) expect(load(modelOf(smallModel().graph!, version)).opset).toBe(version);
-    expectModelError(() => load(modelOf(smallModel().graph!, 6)), SOURCE, 'opset 6');
+    for (const version of [1, 6, 7, 22]) expect(load(modelOf(smallModel().graph!, version)).opset).toBe(version);
+    expectModelError(() => load(modelOf(smallModel().graph!, 0)), SOURCE, 'opset 0');
     expectModelError(() => load(modelOf(smallModel().graph!, 23)), 'opset 23');
     const aliased = smallModel();
     aliased.opset_import = [
@@ -578,6 +580,14 @@ describe('graph construction', () => {
     const none = smallModel();
     none.opset_import = [{ domain: 'com.microsoft', version: 1 }];
     expectModelError(() => load(none), 'no opset');
+  });
+
+  it('refuses, by name, the nodes whose op meant otherwise at the opset a model imports', () => {
+    const infer = (opset: number) => () => inferTypes(load(modelOf(smallModel().graph!, opset)), new Map([['x', [2, 3]]]), (op) => registry.get(op)?.infer);
+    // Relu, Add (its legacy broadcast read) and Transpose mean at opset 6 what segscope implements.
+    expect(infer(6)).not.toThrow();
+    // Relu before 6 had the legacy consumed_inputs attribute.
+    expect(infer(5)).toThrow(new UnsupportedOpError(`${SOURCE} uses ops segscope cannot run: Relu at opset 5 (implemented from opset 6) (1 node: relu)`));
   });
 
   it('refuses graph values that are not tensors or have no type', () => {

@@ -26,7 +26,7 @@ export interface GraphOptions {
 }
 
 /** Opsets outside this range are refused; 11..20 is what segscope is tested on. */
-const MIN_OPSET = 7;
+const MIN_OPSET = 1;
 const MAX_OPSET = 22;
 
 const utf8 = new TextDecoder();

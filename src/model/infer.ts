@@ -1,4 +1,5 @@
 import { InputError, ModelError, SegscopeError, UnsupportedOpError } from '../errors.js';
+import { earliestOpset } from './opsets.js';
 import { evaluators, FOLDS_FROM_TYPE } from './fold.js';
 import type { Graph, HostTensor, Node, TensorType, TypedInput } from './graph.js';
 import { MAX_ELEMENTS, sizeOf } from './graph.js';
@@ -43,6 +44,8 @@ export function inferTypes(graph: Graph, inputDims: ReadonlyMap<string, readonly
   for (const node of graph.nodes) {
     if (!defaultDomain(node)) reject(`${node.domain}.${node.opType}`, node);
     else if (!evaluators[node.opType] && !ruleFor(node.opType)) reject(node.opType, node);
+    else if (graph.opset < earliestOpset(node.opType))
+      reject(`${node.opType} at opset ${graph.opset} (implemented from opset ${earliestOpset(node.opType)})`, node);
   }
   if (unsupported.size) throw unsupportedError(graph, unsupported);
 
