@@ -289,6 +289,8 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
       await page.setInputFiles('#open-files', { name: 'shuffle.onnx', mimeType: 'application/octet-stream', buffer: Buffer.from(unsupported) });
       await page.waitForFunction(() => document.querySelectorAll('#errors .error').length > 0);
       expect(await alerts()).toEqual([expect.stringMatching(/DepthToSpace/)]);
+      // The model's tree still shows, its node marked as one segscope cannot run.
+      expect(await page.locator('#tree tr[data-kind="node"] td.op').allTextContents()).toEqual(['DepthToSpace!']);
       await dismiss();
       // The default model opens again and draws.
       const runs = Number(await page.locator('body').getAttribute('data-runs'));

@@ -290,6 +290,53 @@ describe('segscope layers', () => {
     expect(usage.stdout).toMatch(/^ {2}layers\s+list every layer/m);
   });
 
+  it('lists a model segscope cannot run, marking each node it cannot run and why; shapes after them are unknown', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'segscope-layers-unsupported-'));
+    const float = (dims: number[]) => ({ tensor_type: { elem_type: DataType.FLOAT, shape: { dim: dims.map((d) => ({ dim_value: d })) } } });
+    const file = join(dir, 'quantized.onnx');
+    writeFileSync(
+      file,
+      encodeModel({
+        ir_version: 8,
+        opset_import: [
+          { domain: '', version: 17 },
+          { domain: 'com.microsoft', version: 1 },
+        ],
+        graph: {
+          name: 'g',
+          node: [
+            { name: '/stem/Conv', op_type: 'Conv', input: ['input', 'w'], output: ['stem'] },
+            {
+              name: '/shuffle/DepthToSpace',
+              op_type: 'DepthToSpace',
+              input: ['stem'],
+              output: ['shuffled'],
+              attribute: [{ name: 'blocksize', type: AttributeType.INT, i: 2 }],
+            },
+            { name: '/head/QuickGelu', op_type: 'QuickGelu', domain: 'com.microsoft', input: ['shuffled'], output: ['out'] },
+          ],
+          initializer: [{ name: 'w', dims: [4, 3, 1, 1], data_type: DataType.FLOAT, float_data: Array.from({ length: 12 }, (_, i) => i) }],
+          input: [{ name: 'input', type: float([1, 3, 8, 8]) }],
+          output: [{ name: 'out', type: float([1, 1, 16, 16]) }],
+        },
+      }),
+    );
+    const text = await segscope('layers', file);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/Conv {2,}\[1,4,8,8\]/);
+    expect(text.stdout).toMatch(/DepthToSpace! +\?/);
+    expect(text.stdout).toMatch(/QuickGelu! +\?/);
+    expect(text.stdout).toContain('! segscope cannot run 2 nodes (shapes after them are unknown: ?):');
+    expect(text.stdout).toContain('  DepthToSpace: /shuffle/DepthToSpace');
+    expect(text.stdout).toContain('  com.microsoft.QuickGelu: /head/QuickGelu');
+    const json = await layersJson(file);
+    expect(json.nodes.map((n) => [n.name, n.unsupported ?? null, n.outputs[0]!.shape])).toEqual([
+      ['/stem/Conv', null, [1, 4, 8, 8]],
+      ['/shuffle/DepthToSpace', 'DepthToSpace', null],
+      ['/head/QuickGelu', 'com.microsoft.QuickGelu', null],
+    ]);
+  });
+
   it('gives one clear line and exit 1 for user errors, never a stack trace', async () => {
     const cases: [string[], RegExp][] = [
       [['layers', 'missing.onnx'], /^segscope: cannot read model file 'missing.onnx'/],

@@ -4,7 +4,7 @@ import { segmentationMetadata } from '../model/metadata.js';
 import { readModelFile } from '../io/model-file.js';
 import type { Graph } from '../model/graph.js';
 import { inferTypes } from '../model/infer.js';
-import { summarize, treeRows, type Summary, type TensorSummary } from '../model/summary.js';
+import { summarize, treeRows, type NodeSummary, type Summary, type TensorSummary } from '../model/summary.js';
 import { registry } from '../ops/registry.js';
 import { closestNames } from '../runtime/select.js';
 import { layerFilter, type LayerFilter } from '../workflow/layer-filter.js';
@@ -58,7 +58,7 @@ export async function layersCommand(argv: string[]): Promise<void> {
   const shapes = values['input-shape'].map(parseInputShape);
   const graph = await readModelFile(modelPath);
   const inputDims = inputShapes(graph, size, new Map(shapes));
-  const typed = inferTypes(graph, inputDims, (op) => registry.get(op)?.infer);
+  const typed = inferTypes(graph, inputDims, (op) => registry.get(op)?.infer, { unsupported: 'keep' });
   const summary = summarize(typed, graph);
 
   const keep = values.filter.length ? matcher(summary, values.filter) : undefined;
@@ -131,6 +131,8 @@ function matcher(summary: Summary, patterns: string[]): LayerFilter {
 }
 
 const count = (n: number) => n.toLocaleString('en-US');
+/** The op column: '*' folded at load time, '!' cannot run. */
+const opText = (n: NodeSummary) => (n.unsupported ? `${n.opType}!` : n.constant ? `${n.opType}*` : n.opType);
 const shapeText = (t: TensorSummary) => (t.shape ? `[${t.shape.join(',')}]` : '?');
 const names = (ts: TensorSummary[]) => ts.map((t) => t.name).join(' ');
 const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(2)} MiB`;
@@ -148,14 +150,7 @@ function renderText(modelPath: string, summary: Summary, keep: LayerFilter | und
       if (m.nodeCount === 1 && only?.kind === 'node') {
         // A module of one node (conv1 -> Conv) is one row, as torchinfo shows a leaf module.
         const n = only.node;
-        rows.push([
-          `${indent}${m.name}`,
-          n.constant ? `${n.opType}*` : n.opType,
-          n.outputs.map(shapeText).join(' '),
-          num(n.params),
-          num(n.macs),
-          names(n.outputs),
-        ]);
+        rows.push([`${indent}${m.name}`, opText(n), n.outputs.map(shapeText).join(' '), num(n.params), num(n.macs), names(n.outputs)]);
         k++;
       } else {
         rows.push([`${indent}${m.name}`, '', m.outputs.map(shapeText).join(' '), num(m.params), num(m.macs), names(m.outputs)]);
@@ -164,7 +159,7 @@ function renderText(modelPath: string, summary: Summary, keep: LayerFilter | und
     }
     const n = row.node;
     const label = row.depth > 0 ? n.name.slice(n.name.lastIndexOf('/') + 1) : n.name;
-    rows.push([`${indent}${label}`, n.constant ? `${n.opType}*` : n.opType, n.outputs.map(shapeText).join(' '), num(n.params), num(n.macs), names(n.outputs)]);
+    rows.push([`${indent}${label}`, opText(n), n.outputs.map(shapeText).join(' '), num(n.params), num(n.macs), names(n.outputs)]);
   }
   const header = ['Layer (module / node)', 'Op', 'Output shape', 'Params', 'MACs', 'Output tensor'];
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
@@ -183,6 +178,13 @@ function renderText(modelPath: string, summary: Summary, keep: LayerFilter | und
     out.push(`--filter: ${modules} of ${summary.modules.length} modules and ${nodes} of ${summary.nodes.length} nodes match; totals are for the whole model`);
   }
   if (rows.some((r) => r[1]!.endsWith('*'))) out.push('* folded to a constant at load time: no GPU work, no activation memory');
+  const refused = summary.nodes.filter((n) => n.unsupported);
+  if (refused.length) {
+    out.push(`! segscope cannot run ${refused.length} node${refused.length === 1 ? '' : 's'} (shapes after them are unknown: ?):`);
+    const byReason = new Map<string, string[]>();
+    for (const n of refused) byReason.set(n.unsupported!, [...(byReason.get(n.unsupported!) ?? []), n.name]);
+    for (const [why, nodes] of byReason) out.push(`  ${why}: ${nodes.slice(0, 5).join(', ')}${nodes.length > 5 ? ', …' : ''}`);
+  }
   out.push(
     `Total params: ${count(totals.params)}`,
     `Total MACs: ${(totals.gmacs).toFixed(2)} G (${count(totals.macs)})`,

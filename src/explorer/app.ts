@@ -427,7 +427,8 @@ export class Explorer implements PanelHost {
 /** A model's input and module tree at `inputSize` (default: the model's own), as `segscope layers` lists them: no GPU needed. */
 function typedAt(graph: Graph, inputSize?: [number, number]): { input: ModelInput; summary: Summary } {
   const input = modelInput(graph, segmentationMetadata(graph), inputSize ? { inputSize } : {});
-  const typed = inferTypes(graph, new Map([[input.name, [1, 3, ...input.size]]]), (op) => registry.get(op)?.infer);
+  // The tree of a model segscope cannot run still shows, its unrunnable nodes marked (the compile then says why).
+  const typed = inferTypes(graph, new Map([[input.name, [1, 3, ...input.size]]]), (op) => registry.get(op)?.infer, { unsupported: 'keep' });
   return { input, summary: summarize(typed, graph) };
 }
 

@@ -50,7 +50,7 @@ export function renderTree(
   for (const row of rows) {
     const pattern = rowPattern(row);
     const outputs = row.kind === 'module' ? row.module.outputs : row.node.outputs;
-    const op = row.kind === 'module' ? '' : row.node.constant ? `${row.node.opType}*` : row.node.opType;
+    const op = row.kind === 'module' ? '' : row.node.unsupported ? `${row.node.opType}!` : row.node.constant ? `${row.node.opType}*` : row.node.opType;
     const label = row.kind === 'module' ? row.module.name : row.depth > 0 ? row.node.name.slice(row.node.name.lastIndexOf('/') + 1) : row.node.name;
     // Set through CSSOM: the page's Content-Security-Policy refuses style attributes.
     const name = h('td', { class: 'name' }, label);
@@ -65,7 +65,7 @@ export function renderTree(
         'data-kind': row.kind,
         'data-id': row.kind === 'module' ? row.module.path : row.node.name,
         'data-pattern': pattern,
-        title: `${pattern}${drawable ? '' : ' (not [N,C,H,W]: nothing to draw)'}`,
+        title: `${pattern}${row.kind === 'node' && row.node.unsupported ? ` (segscope cannot run it: ${row.node.unsupported})` : drawable ? '' : ' (not [N,C,H,W]: nothing to draw)'}`,
       },
       name,
       h('td', { class: 'op' }, op),

@@ -16,6 +16,11 @@ export interface TypedGraph {
   values: ReadonlyMap<string, HostTensor>;
   /** The nodes left to run on the GPU, in order. */
   nodes: Node[];
+  /**
+   * With `unsupported: 'keep'`: the nodes segscope cannot run, by name, with
+   * why (their outputs, and everything computed from them, have no type).
+   */
+  unsupported?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -24,7 +29,13 @@ export interface TypedGraph {
  * subgraphs), every other node gets its output types from its GPU shape rule.
  * Every unsupported op in the graph is reported at once, before anything runs.
  */
-export function inferTypes(graph: Graph, inputDims: ReadonlyMap<string, readonly number[]>, ruleFor: (opType: string) => ShapeRule | undefined): TypedGraph {
+export function inferTypes(
+  graph: Graph,
+  inputDims: ReadonlyMap<string, readonly number[]>,
+  ruleFor: (opType: string) => ShapeRule | undefined,
+  options: { unsupported?: 'throw' | 'keep' } = {},
+): TypedGraph {
+  const keep = options.unsupported === 'keep';
   const types = new Map<string, TensorType>();
   const values = new Map<string, HostTensor>();
   for (const [name, t] of graph.initializers) {
@@ -47,7 +58,9 @@ export function inferTypes(graph: Graph, inputDims: ReadonlyMap<string, readonly
     else if (graph.opset < earliestOpset(node.opType))
       reject(`${node.opType} at opset ${graph.opset} (implemented from opset ${earliestOpset(node.opType)})`, node);
   }
-  if (unsupported.size) throw unsupportedError(graph, unsupported);
+  // Listing a model's layers needs no GPU: with 'keep', what cannot run is marked instead of refused.
+  const refused = new Map([...unsupported].flatMap(([why, names]) => names.map((name) => [name, why] as const)));
+  if (unsupported.size && !keep) throw unsupportedError(graph, unsupported);
 
   const nodes: Node[] = [];
   for (const node of graph.nodes) {
@@ -57,7 +70,7 @@ export function inferTypes(graph: Graph, inputDims: ReadonlyMap<string, readonly
       return t ? { name, ...t, value: values.get(name) } : { name, type: 'float32', dims: [], value: undefined };
     });
     // Downstream of a node that cannot run nothing is typed; its error is already recorded.
-    if (node.inputs.some((name) => name && !types.has(name))) continue;
+    if (refused.has(node.name) || node.inputs.some((name) => name && !types.has(name))) continue;
 
     const present = inputs.filter((x) => x.name);
     const evaluate = evaluators[node.opType];
@@ -77,12 +90,24 @@ export function inferTypes(graph: Graph, inputDims: ReadonlyMap<string, readonly
       reject(`${node.opType} (evaluated only at load time, but input '${present.find((x) => !x.value)?.name}' is computed at run time)`, node);
       continue;
     }
-    const outs = typeNode(graph, node, () => rule(node, inputs, graph.opset));
+    let outs: TensorType[];
+    try {
+      outs = typeNode(graph, node, () => rule(node, inputs, graph.opset));
+    } catch (e) {
+      // A variant the op does not implement (an attribute value, a mode): marked like an unsupported op.
+      if (!keep || !(e instanceof UnsupportedOpError)) throw e;
+      refused.set(node.name, e.message);
+      continue;
+    }
     outs.forEach((t, k) => {
       const name = node.outputs[k];
       if (name) types.set(name, t);
     });
     nodes.push(node);
+  }
+  if (keep) {
+    for (const [why, names] of unsupported) for (const name of names) refused.set(name, why);
+    return { graph, types, values, nodes, unsupported: refused };
   }
   if (unsupported.size) throw unsupportedError(graph, unsupported);
   for (const output of graph.outputs) {

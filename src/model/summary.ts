@@ -35,6 +35,8 @@ export interface NodeSummary {
   macs: number;
   /** Evaluated at load time by constant folding: no GPU work, no activation memory. */
   constant: boolean;
+  /** Why segscope cannot run the node (summaries of typed graphs made with unsupported: 'keep'). */
+  unsupported?: string;
 }
 
 export interface ModuleSummary {
@@ -129,7 +131,8 @@ export function summarize(typed: TypedGraph, graph: Graph): Summary {
       outputs: node.outputs.filter(Boolean).map(tensor),
       params: countOf(nodeParams(node)),
       macs: macsOf(node, typed),
-      constant: !runtime.has(node.name),
+      constant: !runtime.has(node.name) && !typed.unsupported?.has(node.name),
+      ...(typed.unsupported?.has(node.name) ? { unsupported: typed.unsupported.get(node.name)! } : {}),
     }),
   );
 
