@@ -3,6 +3,7 @@
  * else takes a `GPU` object, so the engine also runs on `navigator.gpu`.
  */
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { GpuError } from '../errors.js';
 import { openDevice, type Gpu } from './device.js';
 
@@ -22,6 +23,19 @@ const HOW_TO_GET_A_DRIVER =
   'Install a GPU driver with Vulkan support. On Linux without a GPU use Mesa >= 24 lavapipe ' +
   '(Debian 12: add bookworm-backports, then `apt-get install -t bookworm-backports mesa-vulkan-drivers`). ' +
   'Choose a backend with --backend or SEGSCOPE_BACKEND (vulkan, opengles, …) and an adapter with --adapter or SEGSCOPE_ADAPTER.';
+
+/**
+ * Lavapipe (Mesa's llvmpipe Vulkan driver) threads per CPU when
+ * LP_NUM_THREADS is unset; lavapipe's own default is one per CPU. Measured
+ * by bench/roofline.ts on a 2-CPU machine (two runs; bench/results/roofline.json
+ * holds the second): FMA throughput 33-49 GFLOP/s at 2 threads (the old default), 80-81
+ * at 4, 67-88 at 8, 53-64 at 16; copy bandwidth 3.8-4.0 GB/s at 2, 7.1-8.4
+ * at 4, 4.9-5.6 at 8 and 16. Hence 4 threads there, written per CPU so that
+ * a larger machine is not held to 4. Lavapipe reads the variable when its
+ * Vulkan device is created; every other driver ignores it. A user's own
+ * LP_NUM_THREADS wins.
+ */
+export const LAVAPIPE_THREADS_PER_CPU = 2;
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
 
@@ -49,6 +63,7 @@ export async function openDawn(options: DawnOptions = {}): Promise<Gpu> {
         { backend: '', featureLevel: 'core' },
         { backend: 'opengles', featureLevel: 'compatibility' },
       ];
+  if (globalThis.process?.env && env.LP_NUM_THREADS === undefined) env.LP_NUM_THREADS = String(LAVAPIPE_THREADS_PER_CPU * availableParallelism());
   const { create } = loadDawn();
   const failures: string[] = [];
   for (const attempt of attempts) {
