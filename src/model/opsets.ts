@@ -21,6 +21,9 @@ const EARLIEST: Readonly<Record<string, number>> = {
   ReduceL1: 1,
   ReduceL2: 1,
   Transpose: 1,
+  // Pad before 2 named its pads `paddings`, before 11 took them as an attribute; Concat before 4 had axis 1 by default: both read.
+  Pad: 1,
+  Concat: 1,
   // Before 7 these broadcast only with broadcast=1, along `axis`: ops/elementwise.ts and ops/matmul.ts read it.
   Add: 1,
   Sub: 1,
