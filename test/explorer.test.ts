@@ -343,6 +343,43 @@ describe.skipIf(noBrowser)('the explorer in Chromium', () => {
         visualizer.destroy();
       }
     });
+    it("explains a class at panel A's layer: the canvas is `segscope cam`'s overlay for the same image (the copied command)", async () => {
+      await page.selectOption('#cam-class', 'road');
+      await page.selectOption('#cam-method', 'gradcam');
+      await page.click('#cam-run');
+      await page.waitForFunction(() => /score/.test(document.querySelector('#cam-info')!.textContent ?? ''), undefined, { timeout: 120_000 });
+      const command = (await page.locator('#cam-command').inputValue()).split(' ');
+      expect(command.slice(0, command.indexOf('--out'))).toEqual([
+        'segscope',
+        'cam',
+        'weights/deeplabv3plus_scenes.onnx',
+        'weights/samples/scene_1.png',
+        '--layer',
+        ASPP,
+        '--class',
+        'road',
+        '--method',
+        'gradcam',
+        '--labels',
+        'weights/samples/labels',
+      ]);
+      const out = join(tmp, 'cam');
+      const { code, stdout, stderr } = await segscope(...command.slice(1, command.indexOf('--out')), '--out', out, '--json');
+      expect(errors(stderr)).toEqual([]);
+      expect(code).toBe(0);
+      const written = (JSON.parse(stdout) as { images: { files: { file: string; pixels?: number }[] }[] }).images[0]!.files.find((f) => f.pixels)!;
+      // The same pixels explained: the page's prediction is the CLI's.
+      expect(await page.locator('#cam-info').getAttribute('data-pixels')).toBe(String(written.pixels));
+      const shown = await canvasPixels(page, '#cam-canvas');
+      const cli = await readImage(join(out, written.file));
+      expect([shown.width, shown.height]).toEqual([cli.width, cli.height]);
+      // SwiftShader and lavapipe round the gradients apart: a JET level (up to 4 per channel) at half weight, and the rounding.
+      let worst = 0;
+      for (let p = 0; p < cli.width * cli.height; p++)
+        for (let c = 0; c < 3; c++) worst = Math.max(worst, Math.abs(shown.rgba[4 * p + c]! - cli.data[3 * p + c]!));
+      expect(worst).toBeLessThanOrEqual(3);
+      expect(problems).toEqual([]);
+    });
   });
 
   /** Drops files on the page, as a user drags them from a file manager. */

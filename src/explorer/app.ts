@@ -10,8 +10,10 @@ import { registry } from '../ops/registry.js';
 import type { Preload } from '../preload.js';
 import { decodeLabel, type LabelMap, type LabelPixels } from '../workflow/labels.js';
 import { modelInput, type ModelInput } from '../workflow/input.js';
+import type { Prediction } from '../workflow/prediction.js';
 import { Visualizer } from '../workflow/visualizer.js';
 import type { CommandInput } from './command.js';
+import { CamView } from './cam-view.js';
 import { byId, h } from './dom.js';
 import { decodeImage, fetchBytes, fetchPreload, sortFiles, stem, type Pixels } from './files.js';
 import { MapPanel, type PanelHost } from './panel.js';
@@ -54,6 +56,7 @@ export class Explorer implements PanelHost {
   private images: OpenImage[] = [];
   private current = -1;
   private readonly panels: MapPanel[];
+  private readonly cam: CamView;
   /** A run is wanted: set while one is in flight, the loop runs once more. */
   private runWanted = false;
   private running?: Promise<void>;
@@ -65,6 +68,11 @@ export class Explorer implements PanelHost {
   constructor(private readonly gpu: Promise<Gpu>) {
     this.panels = [new MapPanel('a', this), new MapPanel('b', this, { reduce: 'mean' })];
     byId('panels').replaceChildren(...this.panels.map((p) => p.element));
+    this.cam = new CamView(this);
+    byId('panels').after(this.cam.element);
+    this.cam.element.addEventListener('click', (event) => {
+      if ((event.target as HTMLElement).id === 'cam-run') void this.explain();
+    });
   }
 
   /** Opens what the server was started with (/preload.json), if anything. */
@@ -164,6 +172,7 @@ export class Explorer implements PanelHost {
       throw e;
     }
     renderPrediction(byId('prediction'), model.visualizer.prediction, undefined);
+    this.cam.reset(model.visualizer.prediction);
     const modulePaths = new Set(model.summary.modules.map((m) => m.path));
     const recipe = RECIPE_LAYERS.filter((l) => modulePaths.has(l));
     this.panels.forEach((p, k) => {
@@ -191,6 +200,7 @@ export class Explorer implements PanelHost {
     model.visualizer?.destroy();
     Object.assign(model, { visualizer, inputSize: size, ...typed });
     this.showModel(model);
+    this.cam.reset(visualizer.prediction);
     this.requestRun();
   }
 
@@ -254,7 +264,7 @@ export class Explorer implements PanelHost {
     return undefined;
   }
 
-  private status(text: string): void {
+  status(text: string): void {
     byId('status').textContent = text;
   }
 
@@ -341,14 +351,7 @@ export class Explorer implements PanelHost {
     const image = this.images[this.current];
     if (!visualizer || !image) return;
     const prediction = visualizer.prediction;
-    let label: LabelMap | undefined;
-    try {
-      label =
-        image.label && prediction && decodeLabel(labelPixels(image.label), prediction.classes, prediction.palette, { binary: prediction.kind === 'binary' });
-    } catch (e) {
-      // A mask for another model's classes: the image is still drawn, unscored.
-      this.error(e);
-    }
+    const label = this.labelOf(image, prediction);
     const layers: (string | undefined)[] = this.panels.map((p) => p.settings.layer);
     // A layer that selects nothing or no [N,C,H,W] tensor is that panel's error, not the run's.
     const resolved = layers.map((l) => {
@@ -383,6 +386,35 @@ export class Explorer implements PanelHost {
           run.layers.find((l) => l.pattern === r.pattern),
         );
       }),
+    );
+  }
+
+  /** The image's label as class indices for the model's prediction; a mask for another model's classes is reported, and the image goes unscored. */
+  private labelOf(image: OpenImage, prediction: Prediction | undefined): LabelMap | undefined {
+    try {
+      return (
+        image.label && prediction && decodeLabel(labelPixels(image.label), prediction.classes, prediction.palette, { binary: prediction.kind === 'binary' })
+      );
+    } catch (e) {
+      this.error(e);
+      return undefined;
+    }
+  }
+
+  /** The class activation map of panel A's layer for the current image. */
+  private async explain(): Promise<void> {
+    const model = this.model;
+    const image = this.images[this.current];
+    const gpu = await this.gpu.catch(() => undefined);
+    if (!model?.visualizer || !gpu) return;
+    const label = image && this.labelOf(image, model.visualizer.prediction);
+    await this.cam.explain(
+      gpu,
+      model.graph,
+      model.input.size,
+      this.panels[0]!.settings.layer,
+      image && { pixels: image.pixels, ...(label ? { label } : {}) },
+      this.commandContext()!,
     );
   }
 
