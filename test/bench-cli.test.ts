@@ -39,6 +39,8 @@ describe('segscope bench', () => {
       expect(Number.isFinite(row.gflops_per_s)).toBe(true);
     }
     expect(r.top.reduce((a, row) => a + row.share_pct, r.rest!.share_pct)).toBeCloseTo(100, 6);
+    // The per-kernel sum is stated against the run it profiles.
+    expect(r.gpu_vs_run).toBeCloseTo((r.gpu_ms as number) / (r.median_ms as number), 10);
   });
 
   it('prints a compact table, and onnxruntime-node ratios with --vs ort', async () => {
@@ -48,6 +50,7 @@ describe('segscope bench', () => {
     expect(stdout).toMatch(/median [\d.]+ ms/);
     expect(stdout).toMatch(/planned GPU memory: .* MiB/);
     expect(stdout).toMatch(/\d+ other nodes/);
+    expect(stdout).toMatch(/ms in \d+ nodes, [\d.]+x the median run \(one pass per kernel loses the overlap of a run's single pass\); shares are of this sum/);
     expect(stdout).toMatch(/onnxruntime-node CPU median [\d.]+ ms \(segscope\/ORT [\d.]+x: (faster|slower)\); WebGPU (median|failed)/);
   });
 
