@@ -15,7 +15,7 @@ import { readTensor, uploadTensor } from '../vis/tensor.js';
 import { fittedPicture, modelInput, type ModelInput } from './input.js';
 import { colourLabel, fitLabel, resizeLabel, type LabelMap } from './labels.js';
 import { drawPrediction, predictionOf, type Prediction } from './prediction.js';
-import type { VisLayer } from './visualizer.js';
+import { resolveLayers, type VisLayer } from './visualizer.js';
 
 /**
  * Class activation maps, without files: a segmentation model, images and
@@ -118,14 +118,7 @@ export class Explainer {
       if (prediction?.kind !== 'classes') {
         throw new InputError(`output '${session.output}' has shape [${shape.join(',')}]: class activation maps explain [N,K,H,W] class logits (K > 1)`);
       }
-      const layers = options.layers.map((pattern) => ({
-        pattern,
-        tensors: session.resolve([pattern]).map((name) => {
-          const dims = [...session.typeOf(name)!.dims];
-          if (dims.length !== 4) throw new InputError(`layer '${pattern}': tensor '${name}' has shape [${dims.join(',')}]; a CAM needs [N,C,H,W] activations`);
-          return { name, shape: dims };
-        }),
-      }));
+      const layers = resolveLayers(session, options.layers, 'a CAM needs [N,C,H,W] activations');
       return new Explainer(gpu, session, { ...options }, input, layers, prediction);
     } catch (e) {
       session.destroy();

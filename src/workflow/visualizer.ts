@@ -351,13 +351,21 @@ function scoresOf(c: ConfusionMatrix): VisScores | undefined {
   return { pixelAccuracy: c.pixelAccuracy(), meanIoU: c.meanIoU(), perClassIoU: c.iou() };
 }
 
-/** The tensors layer patterns select, with their shapes at the session's input size; each must be [N,C,H,W]. */
-function resolveLayers(session: Session, patterns: readonly string[]): VisLayer[] {
+/**
+ * The tensors layer patterns select, with their shapes at the session's
+ * input size; each must be [N,C,H,W] (`needs` says for what, in the error).
+ * Visualizer draws them; Explainer (explainer.ts) explains them.
+ */
+export function resolveLayers(
+  session: { resolve(patterns: readonly string[]): string[]; typeOf(name: string): { dims: readonly number[] } | undefined },
+  patterns: readonly string[],
+  needs = 'vis draws [N,C,H,W] feature maps',
+): VisLayer[] {
   return patterns.map((pattern) => ({
     pattern,
     tensors: session.resolve([pattern]).map((name) => {
       const shape = [...(session.typeOf(name)?.dims ?? [])];
-      if (shape.length !== 4) throw new InputError(`layer '${pattern}': tensor '${name}' has shape [${shape.join(',')}]; vis draws [N,C,H,W] feature maps`);
+      if (shape.length !== 4) throw new InputError(`layer '${pattern}': tensor '${name}' has shape [${shape.join(',')}]; ${needs}`);
       return { name, shape };
     }),
   }));
