@@ -10,6 +10,7 @@
  *   and on those full-size models at 513x513 when present;
  * - the feature-map pipeline against a model run;
  * - how fast the image guards refuse oversized files;
+ * - the weight memory of every model at hand at f32 and f16 (planned bytes);
  * - the explorer page in Chromium's WebGPU (SwiftShader): time to the first
  *   picture, a colormap redraw and a layer change, when Chromium is installed.
  * Each writes its bench/results/*.json (and ops.md). A script that fails
@@ -37,6 +38,7 @@ const steps: string[][] = [
     : []),
   ['bench/vis.ts'],
   ['bench/image.ts'],
+  ['bench/weights.ts'],
   ...(noBrowser ? [] : [['bench/explorer.ts']]),
 ];
 if (noBrowser) console.error(`the explorer benchmark is skipped: ${noBrowser}`);

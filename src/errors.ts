@@ -21,3 +21,18 @@ export class InputError extends SegscopeError {}
 
 /** The WebGPU adapter/device failed: none found, validation error, device lost, limits exceeded. */
 export class GpuError extends SegscopeError {}
+
+/**
+ * A node needs the value of a tensor at load time (a Reshape's shape, Clip's
+ * bounds, an op the engine only evaluates on the CPU) that is computed at run
+ * time. `tensors` names them: a Session reads the graph inputs they come from
+ * on the host at run time when those are small (runtime/parameters.ts).
+ */
+export class ValueNeededError extends UnsupportedOpError {
+  constructor(
+    message: string,
+    readonly tensors: readonly string[],
+  ) {
+    super(message);
+  }
+}

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
 import { PRECISIONS } from '../src/model/precision.js';
-import { randomTensor, relL2, runNode, TOLERANCE } from './helpers/gpu.js';
+import { randomTensor, relL2, roundToFloat16, runNode, runWithFloat16Constants, TOLERANCE } from './helpers/gpu.js';
 
 /** Plain CPU reference: y = (x - mean) / sqrt(var + eps) * scale + B along axis 1. */
 function batchNormRef(x: HostTensor, [scale, bias, mean, variance]: HostTensor[], eps: number): number[] {
@@ -38,6 +38,20 @@ describe('BatchNormalization', () => {
         expect(relL2(y!.data, batchNormRef(x, s, 1e-5)), `[${dims}] ${precision}`).toBeLessThan(TOLERANCE[precision]);
       }
     }
+  });
+
+  it('stores the coefficients of constant statistics as float16 at f16, computing in f32', async () => {
+    // The node alone reads float32 X and writes float32 Y: the coefficients a, b are the only values rounded.
+    const x = randomTensor([2, 5, 7, 9], 30, -3, 3);
+    const s = stats(5, 31);
+    const { outputs, uploads } = await runWithFloat16Constants({ op: 'BatchNormalization', inputs: [x, ...s.map((t) => ({ constant: t }))] });
+    expect(uploads.map((u) => u.data instanceof Uint16Array)).toEqual([true]);
+    const [scale, bias, mean, variance] = s.map((t) => Array.from(t.data));
+    const a = roundToFloat16(scale!.map((v, c) => Math.fround(v / Math.sqrt(variance![c]! + 1e-5))));
+    const b = roundToFloat16(bias!.map((v, c) => Math.fround(v - mean![c]! * Math.fround(scale![c]! / Math.sqrt(variance![c]! + 1e-5)))));
+    const expected = Array.from(x.data, (v, i) => v * a[Math.floor(i / 63) % 5]! + b[Math.floor(i / 63) % 5]!);
+    expect(relL2(outputs[0]!.data, expected)).toBeLessThanOrEqual(TOLERANCE.f32);
+    expect(relL2(outputs[0]!.data, batchNormRef(x, s, 1e-5))).toBeLessThan(TOLERANCE.f16);
   });
 
   it('runtime statistics and a custom epsilon, at f32 and f16', async () => {

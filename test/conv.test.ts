@@ -8,7 +8,18 @@ import type { ConvAdapter } from '../src/ops/conv/lowering.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
-import { gpu, nodeGraph, randomTensor, relL2, runNode, throughFloat16Casts, TOLERANCE } from './helpers/gpu.js';
+import {
+  gpu,
+  nodeGraph,
+  randomTensor,
+  relL2,
+  roundToFloat16,
+  runNode,
+  runWithFloat16Constants,
+  tensor,
+  throughFloat16Casts,
+  TOLERANCE,
+} from './helpers/gpu.js';
 
 interface RefOptions {
   strides: number[];
@@ -356,3 +367,65 @@ for (const precision of PRECISIONS)
         });
       }
     });
+
+/**
+ * Float16 weights (--precision f16) on each lowering: the node alone reads
+ * float32 X and writes float32 Y, so its weights and bias, stored as float16
+ * and widened in the kernel, are the only values rounded. Against a
+ * reference on the rounded weights it is exact to f32 accuracy, and not
+ * against the unrounded ones: the weights on the GPU are the float16 ones.
+ */
+async function checkFloat16Weights(c: Case, op: string, maxBindingBytes?: number) {
+  const x = randomTensor(c.x, seed++);
+  const w = randomTensor(c.w, seed++);
+  const bias = c.bias ? randomTensor([c.w[0]!], seed++) : undefined;
+  const attrs: Record<string, AttrValue> = {
+    pads: c.pads ?? [0, 0, 0, 0],
+    ...(c.strides ? { strides: c.strides } : {}),
+    ...(c.group ? { group: c.group } : {}),
+  };
+  const {
+    outputs: [y],
+    uploads,
+  } = await runWithFloat16Constants({ op, attrs, inputs: [x, { constant: w }, ...(bias ? [{ constant: bias }] : [])] }, maxBindingBytes);
+  expect(uploads.length).toBeGreaterThan(0);
+  expect(uploads.filter((u) => !(u.data instanceof Uint16Array))).toEqual([]);
+  const options = { strides: c.strides ?? [1, 1], dilations: [1, 1], pads: c.pads ?? [0, 0, 0, 0], group: c.group ?? 1 };
+  const half = (t: HostTensor) => tensor([...t.dims], roundToFloat16(t.data));
+  const ref = referenceConv(x, half(w), bias && half(bias), options);
+  expect([y!.type, y!.dims]).toEqual(['float32', ref.dims]);
+  expect(relL2(y!.data, ref.data)).toBeLessThanOrEqual(TOLERANCE.f32);
+  expect(relL2(y!.data, referenceConv(x, w, bias, options).data)).toBeGreaterThan(TOLERANCE.f32);
+  return uploads;
+}
+
+for (const [kernel, adapter] of kernels)
+  describe(`Conv on the ${kernel}, float16 weights`, () => {
+    const needs = async (skip: () => void) => {
+      const { features } = await gpu();
+      if ((adapter.cpuSubgroupSize && !features.has('subgroups')) || !features.has('shader-f16')) skip();
+    };
+    const float16Cases: Case[] = [
+      { name: '3x3 stride 2, asymmetric pads, bias', x: [1, 5, 13, 11], w: [6, 5, 3, 3], strides: [2, 2], pads: [0, 1, 2, 1], bias: true },
+      { name: '1x1 on a map whose pixel count is a multiple of 4, bias', x: [1, 9, 12, 8], w: [10, 9, 1, 1], bias: true },
+      { name: '1x1 with 70 output channels on 33 pixels, no bias', x: [1, 16, 3, 11], w: [70, 16, 1, 1] },
+      { name: 'grouped (group 2), bias', x: [1, 6, 9, 7], w: [10, 3, 3, 3], group: 2, pads: [1, 1, 1, 1], bias: true },
+      { name: 'depthwise 3x3 with channel multiplier 2, bias', x: [1, 6, 9, 7], w: [12, 1, 3, 3], group: 6, pads: [1, 1, 1, 1], bias: true },
+    ];
+    for (const c of float16Cases)
+      it(c.name, async ({ skip }) => {
+        await needs(skip);
+        await withConvFor('TestConvFor', adapter, {}, async () => {
+          await checkFloat16Weights(c, 'TestConvFor');
+        });
+      });
+
+    it('split over input and output channels, packed weights and bias in parts', async ({ skip }) => {
+      await needs(skip);
+      await withConvFor('TestConvFor', adapter, {}, async () => {
+        // 24 KiB of float32 X and 15 KiB of float32 Y against 12000-byte bindings: 6 parts over both channel axes.
+        const uploads = await checkFloat16Weights({ name: 'split', x: [1, 64, 8, 12], w: [40, 64, 1, 1], bias: true }, 'TestConvFor', 12000);
+        expect(uploads.length).toBeGreaterThan(2);
+      });
+    });
+  });

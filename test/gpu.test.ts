@@ -83,7 +83,7 @@ describe('GPU device handling', () => {
       /Conv node '\/backbone\/conv1\/Conv' input 'input' needs a 3158028 byte binding; the adapter allows 1048576 bytes per binding/,
     );
     expect(() => checkLimits(plan, { ...limits, maxStorageBufferBindingSize: 1 << 30, maxBufferSize: 1 << 20 })).toThrow(
-      /the plan needs a \d+ byte buffer; the adapter allows 1048576 bytes per buffer/,
+      /Conv node '\/classifier\/classifier\/classifier.6\/Conv' output '\/classifier\/classifier\/classifier.6\/Conv_output_0' needs a \d+ byte buffer; the adapter allows 1048576 bytes per buffer/,
     );
   });
 });

@@ -164,6 +164,26 @@ describe('segscope layers', () => {
     expect(rows.every((l) => l.startsWith('node_'))).toBe(true); // no indentation
   });
 
+  it("quantized files of os16 (onnxruntime's dynamic, QDQ and QOperator forms): runnable, the float model's MACs, its parameters as integer weights", async () => {
+    const float = await layersJson(OS16, '--size', '65x65');
+    for (const kind of ['dynamic', 'qdq', 'qop']) {
+      const file = join(FIXTURES, `quantized/deeplabv3plus_os16_${kind}.onnx`);
+      const json = await layersJson(file, '--size', '65x65');
+      expect(
+        json.nodes.filter((n) => n.unsupported),
+        kind,
+      ).toEqual([]);
+      expect(json.totals.macs, kind).toBe(float.totals.macs);
+      expect(json.outputs[0]!.shape, kind).toEqual([1, 21, 65, 65]);
+      // The dynamic form keeps each conv's weight scale as a float Mul operand, which reads as one more parameter per conv.
+      const convs = json.nodes.filter((n) => n.opType === 'ConvInteger').length;
+      expect(json.totals.params, kind).toBe(float.totals.params + (kind === 'dynamic' ? convs : 0));
+    }
+    const qop = await layersJson(join(FIXTURES, 'quantized/deeplabv3plus_os16_qop.onnx'), '--size', '65x65');
+    const aspp = qop.nodes.find((n) => n.name === '/classifier/aspp/project/project.0/Conv_quant')!;
+    expect([aspp.opType, aspp.outputs[0]!.type, aspp.outputs[0]!.shape]).toEqual(['QLinearConv', 'uint8', [1, 32, 5, 5]]);
+  });
+
   it('prints the module tree and the totals as text', async () => {
     const { code, stdout, stderr } = await segscope('layers', OS16, '--size', '513x513');
     expect(stderr).toBe('');

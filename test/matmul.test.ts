@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { AttrValue, HostTensor } from '../src/model/graph.js';
 import { PRECISIONS, type Precision } from '../src/model/precision.js';
-import { randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
+import { randomTensor, relL2, roundToFloat16, runNode, runWithFloat16Constants, tensor, TOLERANCE } from './helpers/gpu.js';
 
 /**
  * The cases that also run at precision 'f16', with the classifier head: one
@@ -171,5 +171,42 @@ describe('Gemm', () => {
     await expect(run({ broadcast: 1 })).rejects.toThrow(UnsupportedOpError);
     await expect(run({}, [randomTensor([2, 3, 4], seed++), b])).rejects.toThrow(ModelError);
     await expect(run({ gamma: 1 })).rejects.toThrow(UnsupportedOpError);
+  });
+});
+
+/**
+ * Float16 weights (--precision f16): the node alone reads its float32 input
+ * and writes float32, so its constant operands, stored as float16 and
+ * widened in the kernel, are the only values rounded: exact to f32 accuracy
+ * against a reference on the rounded constants, and not against the others.
+ */
+describe('MatMul and Gemm with float16 weights', () => {
+  const half = (t: HostTensor) => tensor([...t.dims], roundToFloat16(t.data));
+  const expectFloat16Weights = (uploads: { data: unknown }[], y: HostTensor, rounded: { data: ArrayLike<number> }, exact: { data: ArrayLike<number> }) => {
+    expect(uploads.length).toBeGreaterThan(0);
+    expect(uploads.filter((u) => !(u.data instanceof Uint16Array))).toEqual([]);
+    expect(y.type).toBe('float32');
+    expect(relL2(y.data, rounded.data)).toBeLessThanOrEqual(TOLERANCE.f32);
+    expect(relL2(y.data, exact.data)).toBeGreaterThan(TOLERANCE.f32);
+  };
+
+  it('MatMul by a constant [K,N] over broadcast batches', async () => {
+    const a = randomTensor([2, 5, 37], seed++);
+    const b = randomTensor([37, 67], seed++);
+    const { outputs, uploads } = await runWithFloat16Constants({ op: 'MatMul', inputs: [a, { constant: b }] });
+    expectFloat16Weights(uploads, outputs[0]!, referenceMatMul(a, half(b)), referenceMatMul(a, b));
+  });
+
+  it('Gemm: a classifier head [1,2048] x [1000,2048]^T + b, alpha and beta', async () => {
+    const a = randomTensor([1, 2048], seed++);
+    const b = randomTensor([1000, 2048], seed++);
+    const c = randomTensor([1000], seed++);
+    const o = { transA: 0, transB: 1, alpha: 0.5, beta: -2 };
+    const { outputs, uploads } = await runWithFloat16Constants({
+      op: 'Gemm',
+      attrs: { transB: 1, alpha: 0.5, beta: -2 },
+      inputs: [a, { constant: b }, { constant: c }],
+    });
+    expectFloat16Weights(uploads, outputs[0]!, referenceGemm(a, half(b), half(c), o), referenceGemm(a, b, c, o));
   });
 });

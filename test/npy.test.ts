@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.js';
 import { decodeNpy, encodeNpy } from '../src/io/npy.js';
+import type { HostTensor } from '../src/model/graph.js';
 
 describe('.npy', () => {
   it('reads a file written by NumPy', () => {
@@ -30,6 +31,23 @@ describe('.npy', () => {
       expect(back.dims).toEqual(t.dims);
       expect(Array.from(back.data)).toEqual(Array.from(t.data));
       expect(back.type).toBe(t.type);
+    }
+  });
+
+  it("writes integer tensors in their own dtype (a quantized model's uint8 activations as '|u1'), and reads them back", () => {
+    const cases: [HostTensor, string, number][] = [
+      [{ type: 'uint8', dims: [2, 2], data: Float64Array.from([0, 1, 128, 255]) }, '|u1', 1],
+      [{ type: 'int8', dims: [3], data: Float64Array.from([-128, 0, 127]) }, '|i1', 1],
+      [{ type: 'int32', dims: [2], data: Float64Array.from([-(2 ** 31), 2 ** 31 - 1]) }, '<i4', 4],
+      [{ type: 'bool', dims: [2], data: Float64Array.from([1, 0]) }, '|b1', 1],
+      [{ type: 'uint16', dims: [1], data: Float64Array.from([65535]) }, '<i8', 8],
+    ];
+    for (const [t, descr, bytes] of cases) {
+      const encoded = encodeNpy(t);
+      expect(new TextDecoder().decode(encoded.subarray(10, 60)), t.type).toContain(`'descr': '${descr}'`);
+      expect((encoded.length - t.data.length * bytes) % 64, t.type).toBe(0);
+      const back = decodeNpy(encoded, 'mem.npy');
+      expect([back.type, back.dims, Array.from(back.data)], t.type).toEqual([t.type === 'uint16' ? 'int64' : t.type, t.dims, Array.from(t.data)]);
     }
   });
 

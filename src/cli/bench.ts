@@ -10,6 +10,7 @@ import { flopsByNode, planMemory, profileNodes, type NodeProfile } from '../runt
 import { timeRuns, timeStats } from '../runtime/timing.js';
 import { Session } from '../runtime/session.js';
 import { parseCount, parseHW, parsePositive, parsePrecision } from './args.js';
+import { memoryReport, memoryText } from './memory.js';
 import { inputShapes } from './layers.js';
 import { pseudoRandom, timeOrt, type OrtProvider } from './ort.js';
 import { Progress } from './progress.js';
@@ -169,7 +170,7 @@ async function measure(o: BenchOptions) {
     build_ms: buildMs,
     flops,
     gflops_per_s: flops / stats.median / 1e6,
-    memory: { activation_bytes: memory.activationBytes, live_set_bytes: memory.liveBytes, weight_bytes: memory.weightBytes, peak_bytes: memory.totalBytes },
+    memory: memoryReport(memory),
     timing: nodes ? ('gpu-timestamps' as const) : ('wall-clock' as const),
     /**
      * Sum of the nodes' median GPU times; null without timestamps. Each
@@ -229,7 +230,6 @@ const si = (n: number) => {
   return `${(n / scale).toFixed(2)} ${unit}`;
 };
 const rate = (gflops: number) => (gflops >= 1 ? gflops.toFixed(1) : gflops.toPrecision(2));
-const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
 const shape = (dims: readonly number[]) => `[${dims.join(',')}]`;
 
 function renderText(r: BenchResult): string {
@@ -240,7 +240,7 @@ function renderText(r: BenchResult): string {
     `${basename(r.model)}: ${inputs} on ${r.adapter}, precision ${r.precision}`,
     `build ${ms(r.build_ms)} ms; ${r.runs} run${r.runs > 1 ? 's' : ''} after ${r.warmup} warm-up: median ${ms(r.median_ms)} ms, min ${ms(r.min_ms)}, mean ${ms(r.mean_ms)}; ` +
       `${si(r.flops)}FLOP, ${rate(r.gflops_per_s)} GFLOP/s`,
-    `planned GPU memory: ${mib(r.memory.activation_bytes)} activations (largest live set ${mib(r.memory.live_set_bytes)}, +${(100 * (r.memory.activation_bytes / r.memory.live_set_bytes - 1)).toFixed(1)}%) + ${mib(r.memory.weight_bytes)} weights and constants = ${mib(r.memory.peak_bytes)}`,
+    memoryText(r.memory),
   ];
   if (r.gpu_ms === null) {
     out.push(`no GPU time per node: the adapter has no 'timestamp-query' feature, so the times above are wall clock per whole run`);

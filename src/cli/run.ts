@@ -11,14 +11,17 @@ import type { Gpu } from '../gpu/device.js';
 import { segmentationMetadata } from '../model/metadata.js';
 import type { Precision } from '../model/precision.js';
 import { GradientSession } from '../runtime/gradients.js';
+import { planMemory } from '../runtime/profile.js';
 import { Session } from '../runtime/session.js';
 import { classIndex, predictionOf } from '../workflow/prediction.js';
 import { parsePrecision, readNpyFile } from './args.js';
+import { memoryReport, memoryText } from './memory.js';
 
 export const runHelp = `Usage: segscope run MODEL --input [NAME=]FILE.npy [options]
 
-Runs an ONNX model on the GPU and prints its outputs; optionally dumps any
-tensor of the graph as .npy.
+Runs an ONNX model on the GPU and prints its outputs and the GPU memory its
+plan holds (activations, and weights: float16 at --precision f16);
+optionally dumps any tensor of the graph as .npy.
 
 Options:
   --input [NAME=]FILE.npy  an input tensor (float32, or int64 for integer
@@ -42,9 +45,9 @@ Options:
                            model's metadata 'classes' (VOC's for 21 classes)
   --mask pred|all          the pixels the target sums: those predicted as the
                            class (default), or all
-  --precision P            f32 (default) or f16: activations stored as float16
-                           (computed in f32; needs the adapter's shader-f16);
-                           inputs, outputs and dumps stay float32
+  --precision P            f32 (default) or f16: activations and weights stored
+                           as float16 (computed in f32; needs the adapter's
+                           shader-f16); inputs, outputs and dumps stay float32
   --backend NAME           Dawn backend: vulkan, opengles, … (env SEGSCOPE_BACKEND)
   --adapter NAME           adapter name, as Dawn lists them (env SEGSCOPE_ADAPTER)
   --json                   print the summary as JSON
@@ -95,6 +98,7 @@ export async function runCommand(argv: string[]): Promise<void> {
   const t1 = performance.now();
   const { outputs, captured } = await session.run(feeds);
   const t2 = performance.now();
+  const memory = memoryReport(planMemory(await session.plan()));
   const dumped = new Map(outputs);
   for (const [name, tensor] of captured) dumped.set(name, await tensor.toHost());
   if (values.grad.length) {
@@ -119,12 +123,14 @@ export async function runCommand(argv: string[]): Promise<void> {
     precision: session.precision,
     compileMs: Math.round(t1 - t0),
     runMs: Math.round(t2 - t1),
+    memory,
     outputs: session.outputNames.map((name) => ({ name, ...stats(outputs.get(name)!) })),
     dumped: dumpDir ? { dir: dumpDir, tensors: dumped.size } : undefined,
   };
   if (values.json) return void console.log(JSON.stringify(summary, null, 2));
   console.log(`${modelPath} on ${gpu.description}, precision ${session.precision}`);
   console.log(`compile ${summary.compileMs} ms, run ${summary.runMs} ms`);
+  console.log(memoryText(memory));
   for (const o of summary.outputs) {
     console.log(`  ${o.name}: ${o.type}[${o.shape.join(',')}] min ${o.min} max ${o.max} mean ${o.mean}`);
   }

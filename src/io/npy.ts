@@ -7,22 +7,30 @@ import { float16ToFloat32 } from '../model/numeric.js';
  * NumPy .npy (format versions 1-3), the interchange format of NumPy and
  * PyTorch (`np.save(t.numpy())`). Reading accepts the dtypes an exported
  * model's inputs can have; writing uses the tensor's ONNX element type:
- * float32 as '<f4', integers as '<i8' (int64, like ArgMax outputs).
+ * float32 as '<f4', integers in their own dtype (a quantized model's uint8
+ * activations as '|u1', ArgMax's int64 as '<i8'), bool as '|b1'.
  */
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
 
-const DESCR: Record<string, { bytes: number; type: ElemType; read: (v: DataView, o: number) => number }> = {
-  '<f4': { bytes: 4, type: 'float32', read: (v, o) => v.getFloat32(o, true) },
-  '<f8': { bytes: 8, type: 'float32', read: (v, o) => v.getFloat64(o, true) },
-  '<f2': { bytes: 2, type: 'float32', read: (v, o) => float16ToFloat32([v.getUint16(o, true)])[0]! },
-  '<i8': { bytes: 8, type: 'int64', read: (v, o) => Number(v.getBigInt64(o, true)) },
-  '<i4': { bytes: 4, type: 'int32', read: (v, o) => v.getInt32(o, true) },
-  '<i2': { bytes: 2, type: 'int16', read: (v, o) => v.getInt16(o, true) },
-  '|i1': { bytes: 1, type: 'int8', read: (v, o) => v.getInt8(o) },
-  '|u1': { bytes: 1, type: 'uint8', read: (v, o) => v.getUint8(o) },
-  '|b1': { bytes: 1, type: 'bool', read: (v, o) => v.getUint8(o) },
-};
+const DESCR: Record<string, { bytes: number; type: ElemType; read: (v: DataView, o: number) => number; write?: (v: DataView, o: number, x: number) => void }> =
+  {
+    '<f4': { bytes: 4, type: 'float32', read: (v, o) => v.getFloat32(o, true), write: (v, o, x) => v.setFloat32(o, x, true) },
+    '<f8': { bytes: 8, type: 'float32', read: (v, o) => v.getFloat64(o, true) },
+    '<f2': { bytes: 2, type: 'float32', read: (v, o) => float16ToFloat32([v.getUint16(o, true)])[0]! },
+    '<i8': { bytes: 8, type: 'int64', read: (v, o) => Number(v.getBigInt64(o, true)), write: (v, o, x) => v.setBigInt64(o, BigInt(Math.trunc(x)), true) },
+    '<i4': { bytes: 4, type: 'int32', read: (v, o) => v.getInt32(o, true), write: (v, o, x) => v.setInt32(o, x, true) },
+    '<i2': { bytes: 2, type: 'int16', read: (v, o) => v.getInt16(o, true), write: (v, o, x) => v.setInt16(o, x, true) },
+    '|i1': { bytes: 1, type: 'int8', read: (v, o) => v.getInt8(o), write: (v, o, x) => v.setInt8(o, x) },
+    '|u1': { bytes: 1, type: 'uint8', read: (v, o) => v.getUint8(o), write: (v, o, x) => v.setUint8(o, x) },
+    '|b1': { bytes: 1, type: 'bool', read: (v, o) => v.getUint8(o), write: (v, o, x) => v.setUint8(o, x) },
+  };
+
+/** The dtype a tensor is written as: its own where NumPy has it (floats as float32, as held on the host), else int64, which holds every other integer type's values. */
+function writtenDescr(type: ElemType): string {
+  if (isFloatType(type)) return '<f4';
+  return Object.keys(DESCR).find((d) => DESCR[d]!.write && DESCR[d]!.type === type) ?? '<i8';
+}
 
 export function decodeNpy(bytes: Uint8Array, source: string): HostTensor {
   const fail = (why: string) => new InputError(`${source}: not a readable .npy file: ${why}`);
@@ -57,23 +65,20 @@ export function decodeNpy(bytes: Uint8Array, source: string): HostTensor {
 }
 
 export function encodeNpy(t: HostTensor): Uint8Array {
-  const float = isFloatType(t.type);
+  const descr = writtenDescr(t.type);
+  const { bytes, write } = DESCR[descr]!;
   const shape = t.dims.length === 1 ? `(${t.dims[0]},)` : `(${t.dims.join(', ')})`;
-  let header = `{'descr': '${float ? '<f4' : '<i8'}', 'fortran_order': False, 'shape': ${shape}, }`;
+  let header = `{'descr': '${descr}', 'fortran_order': False, 'shape': ${shape}, }`;
   // Pad so that the data starts on a 64-byte boundary, as NumPy does.
   header += `${' '.repeat(63 - ((10 + header.length) % 64))}\n`;
   const headerBytes = new TextEncoder().encode(header);
-  const dataBytes = float ? 4 : 8;
-  const out = new Uint8Array(10 + headerBytes.length + t.data.length * dataBytes);
+  const out = new Uint8Array(10 + headerBytes.length + t.data.length * bytes);
   out.set(MAGIC);
   out[6] = 1;
   const view = new DataView(out.buffer);
   view.setUint16(8, headerBytes.length, true);
   out.set(headerBytes, 10);
   const offset = 10 + headerBytes.length;
-  for (let i = 0; i < t.data.length; i++) {
-    if (float) view.setFloat32(offset + i * 4, t.data[i]!, true);
-    else view.setBigInt64(offset + i * 8, BigInt(Math.trunc(t.data[i]!)), true);
-  }
+  for (let i = 0; i < t.data.length; i++) write!(view, offset + i * bytes, t.data[i]!);
   return out;
 }

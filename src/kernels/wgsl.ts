@@ -1,5 +1,7 @@
+import { align4 } from '../gpu/buffers.js';
 import type { ElemType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
+import { float32ToFloat16 } from '../model/numeric.js';
 
 /**
  * WGSL scalar type a tensor is stored as on the GPU: float16 tensors as f16
@@ -12,6 +14,18 @@ export type StorageType = 'f32' | 'f16' | 'i32';
 
 /** Bytes one element of a tensor takes on the GPU. */
 export const gpuElementBytes = (t: ElemType): number => (t === 'float16' ? 2 : 4);
+
+/**
+ * Float values as a buffer of a tensor stored as `type` holds them: f16 bits
+ * for float16, padded to whole 4-byte words as buffer writes need, else f32.
+ * For constants and the weights kernels pack from them, which are stored as
+ * their tensor is (float16 at --precision f16, model/precision.ts).
+ */
+export function storedFloats(data: Float32Array | Float64Array, type: ElemType): Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer> {
+  if (type === 'float16') return float32ToFloat16(data, new Uint16Array(align4(2 * data.length) / 2));
+  // Float32 data goes as it is: writeBuffer copies it anyway, and a feed may be tens of MB every run.
+  return data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data);
+}
 
 /*
  * Kernels compute floats in f32 whatever the storage: an f16 element is
@@ -170,6 +184,18 @@ export function axisCoordinates(dims: readonly number[], i = 'i'): string[] {
     return step * dims[a]! < total ? `(${c} % ${dims[a]}u)` : c;
   });
 }
+
+/**
+ * WGSL of i32_to_f32: an i32 rounded to the nearest f32, ties to even, as a
+ * CPU converts it (int32 sums beyond 2^24). WGSL lets a conversion that must
+ * round pick either neighbour; the sum of two exactly converted parts is
+ * correctly rounded.
+ */
+export const I32_TO_F32 = `
+fn i32_to_f32(v: i32) -> f32 {
+  let high = v & ~255i;
+  return f32(high) + f32(v - high);
+}`;
 
 /**
  * ReLU of the WGSL expression `x`, as onnxruntime and PyTorch compute it:

@@ -1,4 +1,4 @@
-import type { HostTensor } from './graph.js';
+import { type HostTensor, opKey } from './graph.js';
 import type { TypedGraph } from './infer.js';
 
 /** Where alias ops (Reshape, Flatten, Squeeze…: output 0 is input 0 in another shape) leave each tensor. */
@@ -10,7 +10,7 @@ export interface Aliases {
 }
 
 /**
- * Follows the alias ops of `typed` (`isAlias` tells them by op type): the
+ * Follows the alias ops of `typed` (`isAlias` tells them by opKey): the
  * one place that decides which tensors share a buffer, for the buffer plan
  * and for the storage precision, which gives such tensors one type.
  */
@@ -19,7 +19,7 @@ export function resolveAliases(typed: TypedGraph, isAlias: (opType: string) => b
   const rootOf = new Map<string, string>();
   const root = (name: string): string => rootOf.get(name) ?? name;
   for (const node of typed.nodes) {
-    if (!isAlias(node.opType)) continue;
+    if (!isAlias(opKey(node))) continue;
     const [x, y] = [node.inputs[0]!, node.outputs[0]!];
     const value = values.get(x);
     if (value) values.set(y, { ...value, dims: typed.types.get(y)!.dims });

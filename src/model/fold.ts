@@ -3,6 +3,7 @@ import { axis, broadcastDims, flattenDims, reshapeDims, squeezeDims, unsqueezeDi
 import type { ElemType, HostTensor, Node, TypedInput } from './graph.js';
 import { hostTensor, isFloatType, sizeOf } from './graph.js';
 import { roundHalfEven } from './numeric.js';
+import { quantEvaluators } from './quant.js';
 
 /**
  * CPU evaluation of the ops that make up exporters' shape subgraphs
@@ -338,4 +339,6 @@ export const evaluators: Partial<Record<string, Evaluator>> = {
     (inputs) => inputs[1]!.type,
     (c, a, b) => (c ? a : b),
   ),
+  // QDQ models' int8 weights followed by DequantizeLinear become float weights for the float kernels.
+  ...quantEvaluators,
 };

@@ -82,6 +82,14 @@ export interface TypedInput extends TensorType {
  */
 export const INTERNAL_OP_PREFIX = 'segscope::';
 
+/**
+ * The key of a node's op in the op registry: its op type in the default
+ * domain, `<domain>.<opType>` in any other (the com.microsoft QLinear ops
+ * onnxruntime's quantizer writes are 'com.microsoft.QLinearAdd'), as
+ * error messages name them.
+ */
+export const opKey = (node: Pick<Node, 'domain' | 'opType'>): string => (node.domain ? `${node.domain}.${node.opType}` : node.opType);
+
 export interface Node {
   /** Unique within the graph: the file's node name, or `<opType>_<index>` when the file has none. */
   name: string;

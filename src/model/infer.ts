@@ -1,8 +1,8 @@
-import { InputError, ModelError, SegscopeError, UnsupportedOpError } from '../errors.js';
+import { InputError, ModelError, SegscopeError, UnsupportedOpError, ValueNeededError } from '../errors.js';
 import { earliestOpset } from './opsets.js';
 import { evaluators, FOLDS_FROM_TYPE } from './fold.js';
 import type { Graph, HostTensor, Node, TensorType, TypedInput } from './graph.js';
-import { MAX_ELEMENTS, sizeOf } from './graph.js';
+import { MAX_ELEMENTS, opKey, sizeOf } from './graph.js';
 
 /** The shape rule of a GPU op; `undefined` when the op type is not supported on the GPU. */
 export type ShapeRule = (node: Node, inputs: TypedInput[], opset: number) => TensorType[];
@@ -27,7 +27,9 @@ export interface TypedGraph {
  * Shape inference and constant folding in one walk: a node whose inputs are
  * all known is evaluated on the CPU (that removes the exporters' shape
  * subgraphs), every other node gets its output types from its GPU shape rule.
- * Every unsupported op in the graph is reported at once, before anything runs.
+ * Every unsupported op in the graph is reported at once, before anything runs,
+ * and so is every node that needs a value only known at run time (one
+ * ValueNeededError naming all those tensors).
  */
 export function inferTypes(
   graph: Graph,
@@ -52,10 +54,11 @@ export function inferTypes(
   const defaultDomain = (node: Node) => node.domain === '' || node.domain === 'ai.onnx';
   const unsupported = new Map<string, string[]>();
   const reject = (why: string, node: Node) => unsupported.set(why, [...(unsupported.get(why) ?? []), node.name]);
+  // Other domains have GPU rules only (registered under opKey); the CPU folder and the opset table are the default domain's.
+  const evaluatorOf = (node: Node) => (defaultDomain(node) ? evaluators[node.opType] : undefined);
   for (const node of graph.nodes) {
-    if (!defaultDomain(node)) reject(`${node.domain}.${node.opType}`, node);
-    else if (!evaluators[node.opType] && !ruleFor(node.opType)) reject(node.opType, node);
-    else if (graph.opset < earliestOpset(node.opType))
+    if (!evaluatorOf(node) && !ruleFor(opKey(node))) reject(opKey(node), node);
+    else if (defaultDomain(node) && graph.opset < earliestOpset(node.opType))
       reject(`${node.opType} at opset ${graph.opset} (implemented from opset ${earliestOpset(node.opType)})`, node);
   }
   // Listing a model's layers needs no GPU: with 'keep', what cannot run is marked instead of refused.
@@ -63,6 +66,12 @@ export function inferTypes(
   if (unsupported.size && !keep) throw unsupportedError(graph, unsupported);
 
   const nodes: Node[] = [];
+  // Nodes that need a value computed at run time: all reported at once, so a Session learns every input it must read on the host.
+  const needed: ValueNeededError[] = [];
+  const needsValue = (e: ValueNeededError, node: Node) => {
+    if (keep) refused.set(node.name, e.message);
+    else needed.push(e);
+  };
   for (const node of graph.nodes) {
     const inputs = node.inputs.map((name): TypedInput => {
       if (!name) return { name, type: 'float32', dims: [] };
@@ -73,8 +82,8 @@ export function inferTypes(
     if (refused.has(node.name) || node.inputs.some((name) => name && !types.has(name))) continue;
 
     const present = inputs.filter((x) => x.name);
-    const evaluate = evaluators[node.opType];
-    const rule = ruleFor(node.opType);
+    const evaluate = evaluatorOf(node);
+    const rule = ruleFor(opKey(node));
     const foldable = evaluate && (FOLDS_FROM_TYPE.has(node.opType) || present.every((x) => x.value));
     if (foldable) {
       const outs = typeNode(graph, node, () => evaluate(node, inputs, graph.opset));
@@ -87,13 +96,19 @@ export function inferTypes(
       continue;
     }
     if (!rule) {
-      reject(`${node.opType} (evaluated only at load time, but input '${present.find((x) => !x.value)?.name}' is computed at run time)`, node);
+      const computed = present.filter((x) => !x.value).map((x) => x.name);
+      const why = `${node.opType} node '${node.name}': evaluated only at load time, but input '${computed[0]}' is computed at run time`;
+      needsValue(new ValueNeededError(why, computed), node);
       continue;
     }
     let outs: TensorType[];
     try {
       outs = typeNode(graph, node, () => rule(node, inputs, graph.opset));
     } catch (e) {
+      if (e instanceof ValueNeededError) {
+        needsValue(e, node);
+        continue;
+      }
       // A variant the op does not implement (an attribute value, a mode): marked like an unsupported op.
       if (!keep || !(e instanceof UnsupportedOpError)) throw e;
       refused.set(node.name, e.message);
@@ -105,11 +120,13 @@ export function inferTypes(
     });
     nodes.push(node);
   }
-  if (keep) {
-    for (const [why, names] of unsupported) for (const name of names) refused.set(name, why);
-    return { graph, types, values, nodes, unsupported: refused };
+  if (keep) return { graph, types, values, nodes, unsupported: refused };
+  if (needed.length) {
+    throw new ValueNeededError(
+      needed.map((e) => e.message).join('; '),
+      needed.flatMap((e) => e.tensors),
+    );
   }
-  if (unsupported.size) throw unsupportedError(graph, unsupported);
   for (const output of graph.outputs) {
     if (!types.has(output.name)) throw new ModelError(`${graph.source || 'model'}: graph output '${output.name}' is never produced`);
   }
@@ -151,7 +168,7 @@ function typeNode<T extends { dims: readonly number[] }>(graph: Graph, node: Nod
 }
 
 /** The concrete shape of a graph input: the given one, checked against the file's (possibly symbolic) dims. */
-function resolveInput(graph: Graph, input: Graph['inputs'][number], given: ReadonlyMap<string, readonly number[]>): number[] {
+export function resolveInput(graph: Graph, input: Graph['inputs'][number], given: ReadonlyMap<string, readonly number[]>): number[] {
   const declared = input.dims;
   const dims = given.get(input.name);
   if (!dims) {

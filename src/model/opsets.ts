@@ -39,6 +39,15 @@ const EARLIEST: Readonly<Record<string, number>> = {
   Clip: 6,
   // Before 7 with is_test=1 (ops/batchnorm.ts refuses is_test=0, training).
   BatchNormalization: 6,
+  // The quantized ops came with opset 10 (QuantizeLinear's per-axis form with 13: model/quant.ts checks it); Round with 11.
+  QuantizeLinear: 10,
+  DequantizeLinear: 10,
+  ConvInteger: 10,
+  MatMulInteger: 10,
+  QLinearConv: 10,
+  QLinearMatMul: 10,
+  DynamicQuantizeLinear: 11,
+  Round: 11,
 };
 
 const DEFAULT_EARLIEST = 7;

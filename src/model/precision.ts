@@ -2,7 +2,7 @@ import { Attrs, isFloatType, type Node, type TensorType } from './graph.js';
 import type { TypedGraph } from './infer.js';
 import { resolveAliases } from './alias.js';
 
-/** What float tensors are stored as on the GPU. Kernels compute in f32 either way. */
+/** What float tensors and weights are stored as on the GPU. Kernels compute in f32 either way. */
 export type Precision = 'f32' | 'f16';
 export const PRECISIONS: readonly Precision[] = ['f32', 'f16'];
 
@@ -17,8 +17,8 @@ const ONNX_FLOAT = 1;
  * 'f32': float32, a float16 model's tensors too (its weights were widened at
  * load; this is how segscope has always run them).
  *
- * 'f16': float16, halving activation memory and traffic, except the tensors
- * the host sees:
+ * 'f16': float16, halving the memory and traffic of activations and weights,
+ * except the tensors the host sees:
  * - graph inputs stay float32, read as such by their consumers;
  * - a graph output no node reads is written as float32 by its producer;
  * - a kept tensor (a capture) or a graph output that nodes read is computed
@@ -27,7 +27,16 @@ const ONNX_FLOAT = 1;
  *   therefore never changes what the rest of the network computes.
  * Tensors joined by alias ops (Reshape, Flatten…), which share one buffer,
  * share one type: float32 when any of them is an input or such an output.
- * Constants are relabelled too (uploaded as f16).
+ * Constants are relabelled too, and stored as float16: the weights and biases
+ * of Conv, Gemm and MatMul, and whatever a kernel packs from constants (a
+ * conv's rearranged weights, BatchNorm's per-channel coefficients) is packed
+ * as its constants are typed here (kernels/wgsl.ts storedFloats), and widened
+ * to f32 where a kernel loads it. For a float16 model these are its own
+ * values, exactly; a float32 model's are rounded once to float16 (after
+ * BatchNorm is folded into its convs, model/passes.ts), like any activation.
+ * Either way the weight memory halves. Tables an op derives from shapes
+ * rather than from the model's values (Resize's interpolation weights)
+ * stay f32.
  *
  * `typed.types` is copied, never changed: a session's typeOf() keeps
  * reporting the model's own types.

@@ -3,14 +3,16 @@
  * path, output shapes, parameters and MACs; the module tree built from the
  * scope names the TorchScript exporter writes into node names; totals.
  *
- * Parameters are float initializers (weights, biases, BatchNorm statistics),
- * except those only read as configuration (Resize scales, Clip bounds, a Pad
+ * Parameters are float initializers (weights, biases, BatchNorm statistics)
+ * and a quantized model's integer weights and biases, except those only read
+ * as configuration (Resize scales, Clip bounds, a Pad
  * value…): ONNX does not mark learned tensors, so that is the closest reading
  * of PyTorch's `parameters()`. MACs follow torchinfo: Conv, ConvTranspose,
- * Gemm and MatMul; every other op counts 0.
+ * Gemm and MatMul, and their quantized forms (ConvInteger, QLinearConv,
+ * MatMulInteger, QLinearMatMul); every other op counts 0.
  */
 import type { ElemType, Graph, Node } from './graph.js';
-import { isFloatType, sizeOf } from './graph.js';
+import { isFloatType, opKey, sizeOf } from './graph.js';
 import type { TypedGraph } from './infer.js';
 import { modulePathOf, tensorsLeaving } from './scopes.js';
 
@@ -200,19 +202,44 @@ export function summarize(typed: TypedGraph, graph: Graph): Summary {
   };
 }
 
-/** Float initializers read by at least one node as data rather than configuration (or by none: torchinfo counts unused ones too). */
+/**
+ * Where quantized ops read their weights (8-bit, and QLinearConv's int32
+ * bias); their other inputs (scales, zero points) are configuration.
+ */
+const QUANTIZED_WEIGHTS: Readonly<Record<string, readonly number[]>> = {
+  QLinearConv: [3, 8],
+  ConvInteger: [1],
+  QLinearMatMul: [0, 3],
+  MatMulInteger: [0, 1],
+  DequantizeLinear: [0],
+  QuantizeLinear: [],
+  DynamicQuantizeLinear: [],
+  'com.microsoft.QLinearAdd': [],
+  'com.microsoft.QLinearConcat': [],
+  'com.microsoft.QLinearGlobalAveragePool': [],
+};
+
+/**
+ * Float initializers, and a quantized model's integer weights, read by at
+ * least one node as data rather than configuration (or by none: torchinfo
+ * counts unused ones too).
+ */
 function parameterNames(graph: Graph): Set<string> {
   const data = new Set<string>();
   const config = new Set<string>();
+  const quantized = new Set<string>();
   for (const node of graph.nodes) {
+    const weights = QUANTIZED_WEIGHTS[opKey(node)];
     node.inputs.forEach((name, k) => {
       if (!name || !graph.initializers.has(name)) return;
-      (k >= (CONFIG_FROM[node.opType] ?? Infinity) ? config : data).add(name);
+      if (weights?.includes(k)) quantized.add(name);
+      const isConfig = weights ? !weights.includes(k) : k >= (CONFIG_FROM[node.opType] ?? Infinity);
+      (isConfig ? config : data).add(name);
     });
   }
   const names = new Set<string>();
   for (const [name, t] of graph.initializers) {
-    if (isFloatType(t.type) && (data.has(name) || !config.has(name))) names.add(name);
+    if ((isFloatType(t.type) || quantized.has(name)) && (data.has(name) || !config.has(name))) names.add(name);
   }
   return names;
 }
@@ -223,9 +250,11 @@ function macsOf(node: Node, typed: TypedGraph): number {
   const out = dims(node.outputs[0]);
   if (!out) return 0;
   switch (node.opType) {
-    case 'Conv': {
+    case 'Conv':
+    case 'ConvInteger':
+    case 'QLinearConv': {
       // N·C_out·H_out·W_out · (C_in/groups)·kH·kW: the weight is [C_out, C_in/groups, kH, kW].
-      const w = dims(node.inputs[1]);
+      const w = dims(node.inputs[node.opType === 'QLinearConv' ? 3 : 1]);
       return w ? sizeOf(out) * sizeOf(w.slice(1)) : 0;
     }
     case 'ConvTranspose': {
@@ -240,7 +269,9 @@ function macsOf(node: Node, typed: TypedGraph): number {
       const k = node.attrs.int('transA', 0) ? a[0]! : a[1]!;
       return sizeOf(out) * k;
     }
-    case 'MatMul': {
+    case 'MatMul':
+    case 'MatMulInteger':
+    case 'QLinearMatMul': {
       const a = dims(node.inputs[0]);
       return a?.length ? sizeOf(out) * a[a.length - 1]! : 0;
     }

@@ -3,14 +3,15 @@ import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import type { Kernel, KernelBinding } from '../kernels/types.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, f32, flatMain, fromStorage, grid, storage, stridedIndex, toStorage, wgslType } from '../kernels/wgsl.js';
+import { collapseAxes, f32, flatMain, fromStorage, grid, storage, storedFloats, stridedIndex, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
  * Inference BatchNormalization on channel axis 1, as the per-channel affine
  * map y = a[c] * x + b[c] with a = scale / sqrt(var + eps), b = B - mean * a.
- * Constant statistics give a and b on the CPU; runtime ones get a small
- * dispatch computing them first. (A graph pass folds BN into a preceding
- * Conv when it can; this kernel is for the rest.)
+ * Constant statistics give a and b on the CPU, stored as the statistics are
+ * (float16 at --precision f16, as a conv's folded BN weights are); runtime
+ * ones get a small dispatch computing them first, in f32. (A graph pass
+ * folds BN into a preceding Conv when it can; this kernel is for the rest.)
  */
 
 const WORKGROUP = 256;
@@ -95,12 +96,16 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
   const stats = inputs.slice(1, 5);
   const values = stats.map((s) => s.value);
   const known = values.every((v) => v !== undefined);
+  const abType = known ? stats[0]!.type : 'float32';
   const ab: KernelBinding = known
     ? {
         kind: 'param',
-        data: coefficients(
-          values.map((v) => Float32Array.from(v!.data)),
-          eps,
+        data: storedFloats(
+          coefficients(
+            values.map((v) => Float32Array.from(v!.data)),
+            eps,
+          ),
+          abType,
         ),
       }
     : { kind: 'scratch', id: 0, bytes: 8 * channels };
@@ -110,13 +115,13 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
   const apply: Kernel = {
     label: 'batchnorm',
     wgsl: `${storage(0, 'X', wgslType(x.type))}
-${storage(1, 'AB', 'f32')}
+${storage(1, 'AB', wgslType(abType))}
 ${storage(2, 'Y', wgslType(out!.type))}
 ${flatMain(
   WORKGROUP,
   `  if (i >= ${n}u) { return; }
   let c = ${channel};
-  Y[i] = ${toStorage(out!.type, `${fromStorage(x.type, 'X[i]')} * AB[c] + AB[${channels}u + c]`)};`,
+  Y[i] = ${toStorage(out!.type, `${fromStorage(x.type, 'X[i]')} * ${fromStorage(abType, 'AB[c]')} + ${fromStorage(abType, `AB[${channels}u + c]`)}`)};`,
 )}`,
     workgroups: grid(n, WORKGROUP),
     bindings: [{ kind: 'input', index: 0 }, ab, { kind: 'output', index: 0 }],

@@ -1,18 +1,42 @@
-import { UnsupportedOpError } from '../errors.js';
+import { ValueNeededError } from '../errors.js';
 import { ONNX_TYPE_CODES } from '../model/fold.js';
 import { isFloatType, sizeOf, type ElemType } from '../model/graph.js';
 import { runWindow, shifted, splitUnits, type Strided } from '../kernels/split.js';
 import type { Kernel } from '../kernels/types.js';
 import type { OpImpl } from './types.js';
-import { flatMain, fromStorage, gpuElementBytes, grid, storage, toStorage, wgslType } from '../kernels/wgsl.js';
+import { flatMain, fromStorage, gpuElementBytes, grid, I32_TO_F32, storage, toStorage, wgslType } from '../kernels/wgsl.js';
 
 /**
- * Cast between float types computed at run time: the joins a session adds
+ * Casts to a float type computed at run time: the joins a session adds
  * between float32 feeds, outputs and captures and float16 activations at
- * --precision f16 (model/precision.ts), and a model's own float casts.
- * Casts of integers are evaluated at load time (model/fold.ts), as they
- * belong to shape computations.
+ * --precision f16 (model/precision.ts), a model's own float casts, and
+ * integers to float, as dynamically quantized models cast ConvInteger's
+ * int32 sums before scaling them, floats to integers, truncated toward
+ * zero as ONNX defines it (a value outside the integer type is undefined
+ * there; the GPU saturates it to i32), and integers to a type holding all
+ * their values. Other casts of integers are evaluated at load time
+ * (model/fold.ts), as they belong to shape computations.
  */
+
+/**
+ * Integer types whose every value an i32 holds, as the GPU stores them
+ * (kernels/wgsl.ts), with their ranges; int64 and the wide unsigned types
+ * are truncated there.
+ */
+const I32_EXACT: Readonly<Partial<Record<ElemType, readonly [number, number]>>> = {
+  bool: [0, 1],
+  int8: [-128, 127],
+  uint8: [0, 255],
+  int16: [-32768, 32767],
+  uint16: [0, 65535],
+  int32: [-(2 ** 31), 2 ** 31 - 1],
+};
+
+/** Whether every value of integer type `from` is one of `to`: the cast copies (PyTorch's quantized exports cast uint8 to uint8). */
+function widens(from: ElemType, to: ElemType): boolean {
+  const [a, b] = [I32_EXACT[from], I32_EXACT[to]];
+  return !!a && !!b && to !== 'bool' && b[0] <= a[0] && a[1] <= b[1];
+}
 
 const WORKGROUP = 256;
 
@@ -56,9 +80,13 @@ export const castOps: Record<string, OpImpl> = {
   Cast: {
     infer(node, [x]) {
       const to = ONNX_TYPE_CODES[node.attrs.int('to')];
-      if (!to || !isFloatType(to) || !isFloatType(x!.type)) {
-        throw new UnsupportedOpError(
-          `Cast node '${node.name}': a cast of ${x!.type} to ${to ?? `type ${node.attrs.int('to')}`} is evaluated only at load time, but input '${x!.name}' is computed at run time (the GPU casts between float types only)`,
+      // Floats to integers: DynamicQuantizeLinear written out as ONNX ops casts its rounded, clipped values to uint8.
+      const toFloat = to && isFloatType(to) && (isFloatType(x!.type) || I32_EXACT[x!.type]);
+      const toInteger = to && to !== 'bool' && I32_EXACT[to] && (isFloatType(x!.type) || widens(x!.type, to));
+      if (!toFloat && !toInteger) {
+        throw new ValueNeededError(
+          `Cast node '${node.name}': a cast of ${x!.type} to ${to ?? `type ${node.attrs.int('to')}`} is evaluated only at load time, but input '${x!.name}' is computed at run time (the GPU casts floats and integers of up to 32 bits to float types, floats to integers of up to 32 bits, and integers to types holding all their values)`,
+          [x!.name],
         );
       }
       return [{ type: to, dims: [...x!.dims] }];
@@ -80,11 +108,12 @@ export const castOps: Record<string, OpImpl> = {
           wgsl: `${storage(0, 'X', wgslType(x!.type))}
 ${storage(1, 'Y', wgslType(out!.type))}
 ${rounding?.wgsl ?? ''}
+${!isFloatType(x!.type) && isFloatType(out!.type) ? I32_TO_F32 : ''}
 ${flatMain(
   WORKGROUP,
   `  if (i >= ${n}u) { return; }
-  let x = ${fromStorage(x!.type, `X[${shifted(input.shift)}i]`)};
-  Y[${shifted(output.shift)}i] = ${toStorage(out!.type, rounding ? `${rounding.name}(x)` : 'x')};`,
+  let x = ${isFloatType(x!.type) ? fromStorage(x!.type, `X[${shifted(input.shift)}i]`) : isFloatType(out!.type) ? `i32_to_f32(X[${shifted(input.shift)}i])` : `X[${shifted(input.shift)}i]`};
+  Y[${shifted(output.shift)}i] = ${isFloatType(out!.type) ? toStorage(out!.type, rounding ? `${rounding.name}(x)` : 'x') : isFloatType(x!.type) ? 'i32(x)' : 'x'};`,
 )}`,
           workgroups: grid(n, WORKGROUP),
           bindings: [

@@ -281,6 +281,8 @@ const unary: Record<string, { expr: string; helpers?: string }> = {
   Reciprocal: { expr: '1.0f / x' },
   Floor: { expr: 'floor(x)' },
   Ceil: { expr: 'ceil(x)' },
+  // WGSL's round() takes halves to even, as ONNX's Round.
+  Round: { expr: 'round(x)' },
   Erf: { expr: 'erf_f32(x)', helpers: ERF },
 };
 

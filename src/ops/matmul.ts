@@ -9,14 +9,14 @@ import { checkAttrs, requireFloat } from './attrs.js';
 import type { OpImpl, OpInput } from './types.js';
 
 /** WGSL expression for the element offset of batch `z` of an operand with per-batch-axis `strides` (0 where broadcast). */
-function batchOffset(batch: readonly number[], operandStrides: readonly number[]): string {
+export function batchOffset(batch: readonly number[], operandStrides: readonly number[]): string {
   const inner = strides(batch);
   const terms = batch.flatMap((d, i) => (operandStrides[i] === 0 || d === 1 ? [] : [`(z / ${inner[i]}u % ${d}u) * ${operandStrides[i]}u`]));
   return terms.length ? terms.join(' + ') : '0u';
 }
 
 /** Strides of `dims` laid against the batch axes `batch` (right-aligned), 0 where `dims` broadcasts. */
-function broadcastStrides(dims: readonly number[], batch: readonly number[], elementsPerBatch: number): number[] {
+export function broadcastStrides(dims: readonly number[], batch: readonly number[], elementsPerBatch: number): number[] {
   const s = strides(dims).map((x) => x * elementsPerBatch);
   return batch.map((_, i) => {
     const d = i - (batch.length - dims.length);
@@ -80,7 +80,7 @@ function stridedKernel(p: StridedProduct): Kernel {
 const where = (node: Node) => `${node.opType} node '${node.name}'`;
 
 /** Numpy matmul shapes: 1-D operands are promoted (and the added axis dropped from the result), batch axes broadcast. */
-function matmulShape(node: Node, a: readonly number[], b: readonly number[]) {
+export function matmulShape(node: Node, a: readonly number[], b: readonly number[]) {
   if (a.length === 0 || b.length === 0) throw new ModelError(`${where(node)}: operands must have rank ≥ 1, got [${a}] and [${b}]`);
   const a2 = a.length === 1 ? [1, a[0]!] : a;
   const b2 = b.length === 1 ? [b[0]!, 1] : b;

@@ -37,11 +37,9 @@ function padSpec(node: Node, inputs: OpInput[], opset: number): PadSpec {
   const pads = opset < 11 ? node.attrs.ints(opset < 2 ? 'paddings' : 'pads') : constInts(node, inputs, 1);
   let value = node.attrs.float('value', 0);
   if (opset >= 11) {
-    const fill = inputs[2]?.name ? inputs[2].value : { data: [0] };
-    if (fill?.data.length !== 1) {
-      throw new ModelError(`${where}: constant_value '${inputs[2]!.name}' must be one value known at load time`);
-    }
-    value = fill.data[0]!;
+    const fill = inputs[2]?.name ? constInts(node, inputs, 2) : [0];
+    if (fill.length !== 1) throw new ModelError(`${where}: constant_value '${inputs[2]!.name}' must be one value, got ${fill.length}`);
+    value = fill[0]!;
   }
   const axes = (inputs[3]?.name ? constInts(node, inputs, 3) : Array.from({ length: rank }, (_, a) => a)).map((a) => axis(node, a, rank));
   if (new Set(axes).size !== axes.length) throw new ModelError(`${where}: repeated axes [${axes}]`);

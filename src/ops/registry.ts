@@ -8,6 +8,7 @@ import { gradOps } from './grad/index.js';
 import { matmulOps } from './matmul.js';
 import { padOps } from './pad.js';
 import { poolOps } from './pool.js';
+import { quantOps } from './quant/index.js';
 import { reduceOps } from './reduce.js';
 import { reshapeOps } from './reshape.js';
 import { resizeOps } from './resize.js';
@@ -33,6 +34,7 @@ export const registry: ReadonlyMap<string, OpImpl> = new Map(
     ...matmulOps,
     ...padOps,
     ...poolOps,
+    ...quantOps,
     ...reduceOps,
     ...reshapeOps,
     ...resizeOps,

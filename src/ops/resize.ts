@@ -44,6 +44,21 @@ const transforms: Record<string, Transform> = {
   tf_half_pixel_for_nn: (x, { scale }) => (x + 0.5) / scale,
 };
 
+/**
+ * The transforms in float32, one rounding per operation, as onnxruntime's
+ * CPU kernel computes them (get_original_coordinate) for 8-bit tensors,
+ * whose results are truncated: a float64 coordinate would move some of
+ * them across an integer.
+ */
+const { fround } = Math;
+const float32Transforms: Record<string, Transform> = {
+  half_pixel: (x, { scale }) => fround(fround(fround(x + 0.5) / fround(scale)) - 0.5),
+  pytorch_half_pixel: (x, { scale, length }) => (length > 1 ? fround(fround(fround(x + 0.5) / fround(scale)) - 0.5) : 0),
+  align_corners: (x, { input, length }) => (length === 1 ? 0 : fround(fround(x * (input - 1)) / fround(length - 1))),
+  asymmetric: (x, { scale }) => fround(x / fround(scale)),
+  tf_half_pixel_for_nn: (x, { scale }) => fround(fround(x + 0.5) / fround(scale)),
+};
+
 /** nearest_mode: the input index of a continuous coordinate. */
 const roundings: Record<string, (x: number) => number> = {
   round_prefer_floor: (x) => Math.ceil(x - 0.5),
@@ -57,6 +72,8 @@ type Mode = 'nearest' | 'linear' | 'cubic';
 export interface Interpolation {
   mode: Mode;
   transform: Transform;
+  /** The transform in float32 as onnxruntime computes it, where segscope has it (8-bit linear resizes need it). */
+  float32Transform?: Transform;
   round: (x: number) => number;
   /** cubic_coeff_a */
   a: number;
@@ -186,6 +203,63 @@ ${body}`,
 }
 
 /**
+ * Bilinear resize of an 8-bit tensor (a quantized model's activations) over
+ * its last two axes, bit-equal to onnxruntime's CPU kernel, whose result is
+ * truncated toward zero: the coordinates in float32 (float32Transform),
+ * clamped to the input; the two input indices and their distances to the
+ * coordinate (0.5 each where both indices are the last); then
+ * ((w11·x11 + w21·x21) + w12·x12) + w22·x22 in float32 with each w the
+ * product of an x and a y distance.
+ */
+function bilinear8BitKernel(out: TensorType, f: Interpolation, axes: Axis[]): Kernel {
+  const [ay, ax] = axes.slice(-2) as [Axis, Axis];
+  const indices: number[] = [];
+  const distances: number[] = [];
+  for (const a of [ay, ax]) {
+    for (let o = 0; o < a.output; o++) {
+      const c = Math.max(0, Math.min(f.float32Transform!(o, a), a.input - 1));
+      const i1 = Math.min(Math.trunc(c), a.input - 1);
+      const i2 = Math.min(i1 + 1, a.input - 1);
+      indices.push(i1, i2);
+      distances.push(...(i1 === i2 ? [0.5, 0.5] : [Math.abs(c - i1), Math.abs(c - i2)]));
+    }
+  }
+  const n = sizeOf(out.dims);
+  const [H, W, OH, OW] = [ay.input, ax.input, ay.output, ax.output];
+  return {
+    label: `resize_linear_8bit_${H}x${W}to${OH}x${OW}`,
+    wgsl: `${storage(0, 'X', 'i32')}
+${storage(1, 'Y', 'i32')}
+${storage(2, 'IDX', 'i32')}
+${storage(3, 'D', 'f32')}
+${flatMain(
+  THREADS,
+  `  if (i >= ${n}u) { return; }
+  let plane = (i / ${OH * OW}u) * ${H * W}u;
+  let y = 2u * ((i / ${OW}u) % ${OH}u);
+  let x = 2u * (${OH}u + i % ${OW}u);
+  let row1 = plane + u32(IDX[y]) * ${W}u;
+  let row2 = plane + u32(IDX[y + 1u]) * ${W}u;
+  let x1 = u32(IDX[x]);
+  let x2 = u32(IDX[x + 1u]);
+  let dy1 = D[y];
+  let dy2 = D[y + 1u];
+  let dx1 = D[x];
+  let dx2 = D[x + 1u];
+  let v = ((dx2 * dy2 * f32(X[row1 + x1]) + dx1 * dy2 * f32(X[row1 + x2])) + dx2 * dy1 * f32(X[row2 + x1])) + dx1 * dy1 * f32(X[row2 + x2]);
+  Y[i] = i32(v);`,
+)}`,
+    workgroups: grid(n, THREADS),
+    bindings: [
+      { kind: 'input', index: 0 },
+      { kind: 'output', index: 0 },
+      { kind: 'param', data: Int32Array.from(indices) },
+      { kind: 'param', data: Float32Array.from(distances) },
+    ],
+  };
+}
+
+/**
  * A resize whose input or output is larger than one binding, as resizes of
  * runs of its leading unchanged axes (the N·C planes of an NCHW upsample),
  * each binding windows of the input and output. Undefined when nothing needs
@@ -284,6 +358,7 @@ function resizePlan(node: Node, inputs: OpInput[]): Plan {
   const f: Interpolation = {
     mode: oneOf(node, 'mode', attrs.string('mode', 'nearest'), ['nearest', 'linear', 'cubic'] as const),
     transform: transforms[transform]!,
+    ...(float32Transforms[transform] ? { float32Transform: float32Transforms[transform] } : {}),
     round: roundings[oneOf(node, 'nearest_mode', attrs.string('nearest_mode', 'round_prefer_floor'), Object.keys(roundings))]!,
     a: attrs.float('cubic_coeff_a', -0.75),
     excludeOutside: exclude === 1,
@@ -312,6 +387,7 @@ function legacyPlan(node: Node, inputs: OpInput[], scales: number[]): Plan {
   const f: Interpolation = {
     mode: oneOf(node, 'mode', node.attrs.string('mode', 'nearest'), ['nearest', 'linear'] as const),
     transform: transforms.asymmetric!,
+    float32Transform: float32Transforms.asymmetric!,
     round: Math.floor,
     a: 0,
     excludeOutside: false,
@@ -330,8 +406,16 @@ function legacyPlan(node: Node, inputs: OpInput[], scales: number[]): Plan {
 function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan): OpImpl {
   const checked = (node: Node, inputs: OpInput[], opset: number) => {
     const p = plan(node, inputs, opset);
-    if (p.f.mode !== 'nearest' && !isFloatType(inputs[0]!.type)) {
-      throw new UnsupportedOpError(`${where(node)}: ${p.f.mode} resize of a ${inputs[0]!.type} tensor is not supported`);
+    const type = inputs[0]!.type;
+    if (p.f.mode === 'nearest' || isFloatType(type)) return p;
+    if (p.f.mode !== 'linear' || (type !== 'uint8' && type !== 'int8')) {
+      throw new UnsupportedOpError(`${where(node)}: ${p.f.mode} resize of a ${type} tensor is not supported`);
+    }
+    const leading = p.axes.slice(0, -2);
+    if (p.axes.length < 2 || !p.f.float32Transform || leading.some((a) => !isIdentity(tapsOf(p.f, a), a))) {
+      throw new UnsupportedOpError(
+        `${where(node)}: a linear resize of a ${type} tensor is supported over its last two axes with coordinate_transformation_mode ${Object.keys(float32Transforms).join(', ')}`,
+      );
     }
     return p;
   };
@@ -341,6 +425,7 @@ function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan):
     },
     kernels(node, inputs, [out], opset, { limits }) {
       const { f, axes } = checked(node, inputs, opset);
+      if (f.mode === 'linear' && !isFloatType(inputs[0]!.type)) return [bilinear8BitKernel(out!, f, axes)];
       return splitResize(inputs[0]!, out!, f, axes, limits) ?? [resizeKernel(inputs[0]!, out!, f, axes)];
     },
   };

@@ -1,17 +1,15 @@
 import { GpuError } from '../errors.js';
-import { align4 } from '../gpu/buffers.js';
 import type { ElemType, HostTensor, Node, TensorType } from '../model/graph.js';
-import { isFloatType, sizeOf } from '../model/graph.js';
+import { isFloatType, opKey, sizeOf } from '../model/graph.js';
 import { resolveAliases } from '../model/alias.js';
 import type { TypedGraph } from '../model/infer.js';
 import { planBuffers, type Place } from '../model/memory.js';
-import { float32ToFloat16 } from '../model/numeric.js';
 import { originalName } from '../model/passes.js';
 import { bindingLimits } from '../kernels/split.js';
 import type { GpuArray, Kernel, KernelBinding } from '../kernels/types.js';
 import type { OpImpl } from '../ops/types.js';
 import type { Window } from '../kernels/split.js';
-import { flatMain, gpuElementBytes, grid, storage } from '../kernels/wgsl.js';
+import { flatMain, gpuElementBytes, grid, storage, storedFloats } from '../kernels/wgsl.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -45,13 +43,7 @@ export interface Plan {
  * other floats as f32, integers and bool as i32.
  */
 export function toGpuArray(t: HostTensor, type: ElemType = t.type): GpuArray {
-  if (type === 'float16') return float32ToFloat16(t.data, new Uint16Array(align4(2 * t.data.length) / 2));
-  // Float32 data goes as it is: writeBuffer copies it anyway, and a feed may be tens of MB every run.
-  if (isFloatType(type)) {
-    const { data } = t;
-    return data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data);
-  }
-  return Int32Array.from(t.data);
+  return isFloatType(type) ? storedFloats(t.data, type) : Int32Array.from(t.data);
 }
 
 /**
@@ -66,7 +58,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
   const { root, values } = resolveAliases(typed, (op) => impls.get(op)!.alias === true);
   const steps: { node: Node; kernels: Kernel[] }[] = [];
   for (const node of typed.nodes) {
-    const impl = impls.get(node.opType)!;
+    const impl = impls.get(opKey(node))!;
     if (impl.alias) continue;
     const inputs = node.inputs.map((name) => ({ name, ...(types.get(name) ?? { type: 'float32' as const, dims: [] }), value: values.get(name) }));
     const outputs = node.outputs.map((name) => types.get(name)!);
@@ -236,7 +228,13 @@ export function checkLimits(plan: Plan, limits: PlanLimits): void {
       }
     });
   }
-  plan.slotBytes.forEach((bytes) => {
-    if (bytes > limits.maxBufferSize) throw new GpuError(`the plan needs a ${bytes} byte buffer; the adapter allows ${limits.maxBufferSize} bytes per buffer`);
+  plan.slotBytes.forEach((bytes, slot) => {
+    if (bytes <= limits.maxBufferSize) return;
+    // Only a tensor larger than the limit makes such a buffer (model/memory.ts): the binding reaching its end names it.
+    const user = plan.kernels
+      .flatMap((k) => k.buffers.flatMap((ref, i) => (ref.kind === 'slot' && ref.slot === slot ? [{ k, i, end: ref.offset + ref.bytes }] : [])))
+      .reduce<{ k: PlannedKernel; i: number; end: number } | undefined>((a, b) => (a && a.end >= b.end ? a : b), undefined);
+    const what = user ? `${user.k.node.opType} node '${originalName(user.k.node)}' ${bindingName(user.k.node, user.k.kernel.bindings[user.i]!)}` : 'the plan';
+    throw new GpuError(`${what} needs a ${bytes} byte buffer; the adapter allows ${limits.maxBufferSize} bytes per buffer`);
   });
 }

@@ -1,15 +1,17 @@
-import { GpuError, InputError } from '../errors.js';
+import { GpuError, InputError, ModelError, ValueNeededError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
 import { StagingPool } from '../gpu/buffers.js';
 import { checked } from '../gpu/device.js';
 import { hasTimestamps, recordTimed } from '../gpu/timestamps.js';
-import type { Graph, HostTensor, Node } from '../model/graph.js';
+import type { Graph, HostTensor, Node, ValueInfo } from '../model/graph.js';
+import { sizeOf } from '../model/graph.js';
 import type { GpuArray } from '../kernels/types.js';
-import { inferTypes, type TypedGraph } from '../model/infer.js';
+import { inferTypes, resolveInput, type TypedGraph } from '../model/infer.js';
 import { checkFeedType, freezeInputs } from '../model/passes.js';
 import { PRECISIONS, type Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
 import { CapturedTensor } from './captured.js';
+import { describeParameters, inputsDeciding, MAX_PARAMETER_ELEMENTS, parameterKey } from './parameters.js';
 import { toGpuArray, type Plan } from './plan.js';
 import { compileProgram, planDevice, planProgram, recordInOnePass, type Compiled } from './program.js';
 import { resolvePatterns, type TensorPattern } from './select.js';
@@ -19,12 +21,17 @@ export interface SessionOptions {
   inputShapes?: Record<string, number[]>;
   /** Tensors to capture on every run unless `run` names others: compiled eagerly. */
   capture?: readonly TensorPattern[];
-  /** Graph inputs whose values are fixed for the session (e.g. a shape fed as an input). */
+  /**
+   * Graph inputs whose values are fixed for the session (e.g. a shape fed as
+   * an input): planned for once, at `create`, instead of at run time (see Session).
+   */
   constants?: Record<string, HostTensor>;
   /**
    * Called while `create` compiles the kernels, with the pipelines compiled
    * so far and their total: drivers compile at first use, seconds for a
-   * large model on a software adapter, so a CLI can show it.
+   * large model on a software adapter, so a CLI can show it. (A model with
+   * parameter inputs compiles at the first run of each set of their values,
+   * without it.)
    */
   onCompile?: (done: number, total: number) => void;
   /**
@@ -35,9 +42,12 @@ export interface SessionOptions {
    */
   maxBindingBytes?: number;
   /**
-   * What activations are stored as on the GPU (default 'f32'). 'f16' halves
-   * their memory and traffic and needs the adapter's 'shader-f16' feature;
-   * kernels still compute in f32, and feeds, outputs and captured tensors
+   * What activations and weights are stored as on the GPU (default 'f32').
+   * 'f16' halves their memory and traffic and needs the adapter's
+   * 'shader-f16' feature: weights are stored as float16 too (a float16
+   * model's own values; a float32 model's rounded to float16, after
+   * BatchNorm is folded into its convs), so the weight memory halves as well.
+   * Kernels still compute in f32, and feeds, outputs and captured tensors
    * stay float32 (see model/precision.ts).
    */
   precision?: Precision;
@@ -71,11 +81,25 @@ export interface RunResult {
  * A model compiled for one input shape. Shapes are inferred once; each set of
  * captured tensors gets its program (pipelines, bind groups, buffers) built
  * once and reused, and each `run` is one command encoder and one submit.
+ *
+ * Shapes are static, so values that decide them (a Reshape's shape, Resize's
+ * sizes, Pad's pads, Clip's bounds) must be known when the model is planned.
+ * When such a value comes from graph inputs ("parameter inputs", at most
+ * MAX_PARAMETER_ELEMENTS elements each), the session reads them on the host
+ * at every run and plans the model for their values: one plan per distinct
+ * set of values, the latest MAX_INSTANCES kept, each with its own programs
+ * and buffers. A run whose parameter values were seen before reuses their
+ * plan and programs; the other inputs are fed to the GPU as usual. Until a
+ * first run gives the values, what depends on them (`typed`, `typeOf`,
+ * `resolve`, `plan`) is an InputError naming the inputs; afterwards it
+ * describes the latest run's plan. SessionOptions.constants fixes inputs
+ * for the session instead.
  */
 export class Session {
-  private readonly programs = new Map<string, Compiled>();
-  /** Weights and other load-time data on the GPU, shared by every program. */
-  private readonly uploads = new Map<string, GPUBuffer>();
+  /** The model planned per set of parameter values (parameterKey; '' without parameters), least recently used first. */
+  private readonly instances = new Map<string, Instance>();
+  /** The parameter inputs found so far, with their shapes (a run may find more, behind the first ones). */
+  private readonly parameters = new Map<string, { input: ValueInfo; dims: number[] }>();
   /** Staging buffers for reading outputs and captures back, reused run after run. */
   private readonly staging = new StagingPool();
   /** Per graph input, the mappable buffer large feeds go through (see feed). */
@@ -86,11 +110,12 @@ export class Session {
 
   private constructor(
     readonly gpu: Gpu,
-    /** The typed graph before fusion passes: every ONNX tensor with its shape. */
-    readonly typed: TypedGraph,
+    /** The model, with SessionOptions.constants frozen. */
+    private readonly graph: Graph,
+    private readonly inputDims: ReadonlyMap<string, readonly number[]>,
     private readonly defaultCapture: readonly TensorPattern[],
     private readonly maxBindingBytes: number,
-    /** What activations are stored as (SessionOptions.precision). */
+    /** What activations and weights are stored as (SessionOptions.precision). */
     readonly precision: Precision,
   ) {}
 
@@ -101,18 +126,24 @@ export class Session {
       throw new GpuError(`${gpu.description} has no 'shader-f16' feature: precision 'f16' cannot run here (use 'f32')`);
     }
     const inputDims = new Map(Object.entries(options.inputShapes ?? {}));
-    const typed = inferTypes(freezeInputs(graph, options.constants ?? {}), inputDims, (op) => registry.get(op)?.infer);
-    const session = new Session(gpu, typed, options.capture ?? [], options.maxBindingBytes ?? Infinity, precision);
-    await session.program(session.resolve(session.defaultCapture), options.onCompile);
+    const frozen = freezeInputs(graph, options.constants ?? {});
+    const session = new Session(gpu, frozen, inputDims, options.capture ?? [], options.maxBindingBytes ?? Infinity, precision);
+    const prepared = session.prepare(undefined);
+    if (prepared) await session.instantiate(prepared, options.onCompile);
     return session;
   }
 
   get inputNames(): string[] {
-    return this.typed.graph.inputs.map((i) => i.name);
+    return this.graph.inputs.map((i) => i.name);
   }
 
   get outputNames(): string[] {
-    return this.typed.graph.outputs.map((o) => o.name);
+    return this.graph.outputs.map((o) => o.name);
+  }
+
+  /** The typed graph before fusion passes: every ONNX tensor with its shape (for the latest run's parameter values). */
+  get typed(): TypedGraph {
+    return this.latest().typed;
   }
 
   /** The shape and element type of any tensor of the graph at this session's input shapes. */
@@ -127,8 +158,10 @@ export class Session {
 
   /** The buffer plan used when `patterns` are captured (for memory reports). It waits for a run in flight, whose program it may evict. */
   async plan(patterns: readonly TensorPattern[] = this.defaultCapture): Promise<Plan> {
-    const names = this.resolve(patterns);
-    return (await this.inTurn(() => this.program(names))).plan;
+    return this.inTurn(async () => {
+      const instance = this.latest();
+      return (await instance.program(resolvePatterns(instance.typed, patterns))).plan;
+    });
   }
 
   /**
@@ -180,26 +213,23 @@ export class Session {
     record: (encoder: GPUCommandEncoder, program: Compiled) => T,
   ): Promise<{ result: RunResult; recorded: T }> {
     const feeds = 'dims' in inputs ? this.feedSingle(inputs as HostTensor) : (inputs as Record<string, HostTensor>);
-    const captureNames = this.resolve(options.capture ?? this.defaultCapture);
     const wanted = options.outputs ?? this.outputNames;
     const unknown = wanted.filter((name) => !this.outputNames.includes(name));
     if (unknown.length)
       throw new InputError(`outputs: ${unknown.map((n) => `'${n}'`).join(', ')} not among the graph outputs (${this.outputNames.join(', ')})`);
+    // Never the latest run's instance is evicted here (MAX_INSTANCES > 1): its captures stay readable if this fails.
+    const instance = await this.instanceFor(feeds);
+    const { typed } = instance;
+    const captureNames = resolvePatterns(typed, options.capture ?? this.defaultCapture);
     // Earlier captures go stale now: building this run's program may free their buffers.
     const run = ++this.runs;
-    const program = await this.program(captureNames);
+    const program = await instance.program(captureNames);
     const { device } = this.gpu;
     const stale = () => this.runs !== run;
-    return checked(this.gpu, `running ${this.typed.graph.source || 'model'}`, async () => {
+    return checked(this.gpu, `running ${typed.graph.source || 'model'}`, async () => {
       const encoder = device.createCommandEncoder();
-      for (const input of this.typed.graph.inputs) {
-        const feed = feeds[input.name];
-        if (!feed) throw new InputError(`input '${input.name}' was not given (inputs: ${this.inputNames.join(', ')})`);
-        checkFeedType(input, feed);
-        const expected = this.typed.types.get(input.name)!;
-        if (feed.dims.length !== expected.dims.length || feed.dims.some((d, i) => d !== expected.dims[i])) {
-          throw new InputError(`input '${input.name}': expected shape [${expected.dims.join(',')}], got [${feed.dims.join(',')}]`);
-        }
+      for (const input of typed.graph.inputs) {
+        const feed = this.checkedFeed(feeds, input, typed.types.get(input.name)!.dims);
         const placement = program.plan.placement.get(input.name);
         if (placement?.kind === 'buffer') await this.feed(encoder, input.name, toGpuArray(feed), program.slots[placement.slot]!, placement.offset);
       }
@@ -249,34 +279,127 @@ export class Session {
     for (const b of this.feedStaging.values()) b.destroy();
     this.feedStaging.clear();
     this.staging.destroy();
-    for (const p of this.programs.values()) for (const b of p.slots) b.destroy();
-    for (const b of this.uploads.values()) b.destroy();
-    this.programs.clear();
-    this.uploads.clear();
+    for (const instance of this.instances.values()) instance.destroy();
+  }
+
+  /** The feed of `input`, checked against its kind and `dims`. */
+  private checkedFeed(feeds: Record<string, HostTensor>, input: ValueInfo, dims: readonly number[]): HostTensor {
+    const feed = feeds[input.name];
+    if (!feed) throw new InputError(`input '${input.name}' was not given (inputs: ${this.inputNames.join(', ')})`);
+    checkFeedType(input, feed);
+    if (feed.dims.length !== dims.length || feed.dims.some((d, i) => d !== dims[i])) {
+      throw new InputError(`input '${input.name}': expected shape [${dims.join(',')}], got [${feed.dims.join(',')}]`);
+    }
+    return feed;
+  }
+
+  /** The latest run's instance (the only one, without parameter inputs); before a first run gives their values, an InputError naming them. */
+  private latest(): Instance {
+    const instance = [...this.instances.values()].at(-1);
+    if (instance) return instance;
+    const names = [...this.parameters.keys()].map((n) => `'${n}'`).join(', ');
+    throw new InputError(
+      `${this.graph.source || 'the model'}: shapes depend on the values of input${this.parameters.size > 1 ? 's' : ''} ${names}, read at each run: run the session first, or give them as SessionOptions.constants`,
+    );
+  }
+
+  /** The instance planned for `feeds`' parameter values: the cached one, else planned (and compiled) now. */
+  private async instanceFor(feeds: Record<string, HostTensor>): Promise<Instance> {
+    const key = parameterKey(this.parameterValues(feeds));
+    const cached = this.instances.get(key);
+    if (!cached) return this.instantiate(this.prepare(feeds));
+    this.instances.delete(key);
+    this.instances.set(key, cached);
+    return cached;
+  }
+
+  /** The parameter inputs' feeds, each checked against its kind and shape. */
+  private parameterValues(feeds: Record<string, HostTensor>): Map<string, HostTensor> {
+    const values = new Map<string, HostTensor>();
+    for (const [name, { input, dims }] of this.parameters) {
+      const feed = this.checkedFeed(feeds, input, dims);
+      if (feed.data.length !== sizeOf(dims))
+        throw new InputError(`input '${name}': shape [${dims.join(',')}] needs ${sizeOf(dims)} values, got ${feed.data.length}`);
+      values.set(name, feed);
+    }
+    return values;
   }
 
   /**
-   * The program materialising `keep`, built on first use. The two most
-   * recently used programs are kept; older ones give their buffers back, so
-   * alternating capture sets stay cheap without memory growing per set.
+   * Types the model with the parameter inputs' values from `feeds` and plans
+   * the default captures, on the CPU: nothing is allocated on the GPU yet, so
+   * values that make a plan impossible (a negative or huge shape, a tensor
+   * beyond the device's limits) leave the session as it was. A node that
+   * needs a value computed from other inputs makes them parameter inputs
+   * too, and planning starts again; without `feeds` (at create) that ends
+   * it, with undefined.
    */
-  private async program(keep: readonly string[], onCompile?: SessionOptions['onCompile']): Promise<Compiled> {
-    const key = [...keep].sort().join('\u0000');
-    const cached = this.programs.get(key);
-    if (cached) {
-      this.programs.delete(key);
-      this.programs.set(key, cached);
-      return cached;
+  private prepare(feeds: Record<string, HostTensor>): Prepared;
+  private prepare(feeds: undefined): Prepared | undefined;
+  private prepare(feeds: Record<string, HostTensor> | undefined): Prepared | undefined {
+    for (;;) {
+      if (!feeds && this.parameters.size) return undefined;
+      const values = this.parameterValues(feeds ?? {});
+      let needed: ValueNeededError;
+      try {
+        // A frozen input is no longer an input: its shape goes with its value.
+        const dims = new Map([...this.inputDims].filter(([name]) => !values.has(name)));
+        const typed = inferTypes(freezeInputs(this.graph, Object.fromEntries(values)), dims, (op) => registry.get(op)?.infer);
+        const keep = resolvePatterns(typed, this.defaultCapture);
+        return { values, typed, keep, plan: this.planFor(typed, keep) };
+      } catch (e) {
+        if (!(e instanceof ValueNeededError)) {
+          const fromValues = values.size > 0 && (e instanceof ModelError || e instanceof GpuError);
+          throw fromValues ? new InputError(`with ${describeParameters(values)}: ${e.message}`) : e;
+        }
+        needed = e;
+      }
+      this.addParameters(needed);
     }
-    const plan = planProgram(this.typed, new Set(keep), planDevice(this.gpu, this.maxBindingBytes), this.precision);
-    const compiled = await compileProgram(this.gpu, plan, this.uploads, this.typed.graph.source || 'model', onCompile);
-    this.programs.set(key, compiled);
-    for (const [old, p] of this.programs) {
-      if (this.programs.size <= MAX_PROGRAMS) break;
-      for (const b of p.slots) b.destroy();
-      this.programs.delete(old);
+  }
+
+  /**
+   * Makes the graph inputs that `needed`'s tensors are computed from
+   * parameter inputs. Throws `needed` when there are none left to add (the
+   * value is computed on the GPU), and a ModelError when one is too large to
+   * read on the host.
+   */
+  private addParameters(needed: ValueNeededError): void {
+    const names = inputsDeciding(this.graph, needed.tensors).filter((name) => !this.parameters.has(name));
+    if (!names.length) throw needed;
+    for (const name of names) {
+      const input = this.graph.inputs.find((i) => i.name === name)!;
+      const dims = resolveInput(this.graph, input, this.inputDims);
+      if (sizeOf(dims) > MAX_PARAMETER_ELEMENTS) {
+        throw new ModelError(
+          `${needed.message}; that value is computed from input '${name}' of shape [${dims.join(',')}], too large to read on the host at each run (at most ${MAX_PARAMETER_ELEMENTS} elements)`,
+        );
+      }
+      this.parameters.set(name, { input, dims });
     }
-    return compiled;
+  }
+
+  /** Compiles `prepared`'s default program and caches it under its parameter values, evicting the least recently used instance beyond MAX_INSTANCES. */
+  private async instantiate(prepared: Prepared, onCompile?: SessionOptions['onCompile']): Promise<Instance> {
+    const instance = new Instance(this.gpu, prepared.typed, (keep) => this.planFor(prepared.typed, keep));
+    try {
+      await instance.program(prepared.keep, { plan: prepared.plan, onCompile });
+    } catch (e) {
+      instance.destroy();
+      throw e;
+    }
+    this.instances.set(parameterKey(prepared.values), instance);
+    for (const [key, old] of this.instances) {
+      if (this.instances.size <= MAX_INSTANCES) break;
+      old.destroy();
+      this.instances.delete(key);
+    }
+    return instance;
+  }
+
+  /** The CPU half of compiling `keep`'s program (program.ts planProgram), for this session's device and precision. */
+  private planFor(typed: TypedGraph, keep: readonly string[]): Plan {
+    return planProgram(typed, new Set(keep), planDevice(this.gpu, this.maxBindingBytes), this.precision);
   }
 
   private feedSingle(x: HostTensor): Record<string, HostTensor> {
@@ -286,7 +409,63 @@ export class Session {
     return { [this.inputNames[0]!]: x };
   }
 }
+/** A typed graph and plan for one set of parameter values (Session.prepare). */
+interface Prepared {
+  values: Map<string, HostTensor>;
+  typed: TypedGraph;
+  /** The default captures, resolved, and their plan. */
+  keep: string[];
+  plan: Plan;
+}
+
+/**
+ * The model planned for one set of parameter values: its typed graph, and a
+ * program per set of kept tensors, built on first use. The two most recently
+ * used programs are kept; older ones give their buffers back, so
+ * alternating capture sets stay cheap without memory growing per set.
+ */
+class Instance {
+  private readonly programs = new Map<string, Compiled>();
+  /** Weights and other load-time data on the GPU, shared by the instance's programs. */
+  private readonly uploads = new Map<string, GPUBuffer>();
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly typed: TypedGraph,
+    private readonly planFor: (keep: readonly string[]) => Plan,
+  ) {}
+
+  /** The program materialising `keep` (planned with `options.plan` when given). */
+  async program(keep: readonly string[], options: { plan?: Plan; onCompile?: SessionOptions['onCompile'] } = {}): Promise<Compiled> {
+    const key = [...keep].sort().join('\u0000');
+    const cached = this.programs.get(key);
+    if (cached) {
+      this.programs.delete(key);
+      this.programs.set(key, cached);
+      return cached;
+    }
+    const plan = options.plan ?? this.planFor(keep);
+    const compiled = await compileProgram(this.gpu, plan, this.uploads, this.typed.graph.source || 'model', options.onCompile);
+    this.programs.set(key, compiled);
+    for (const [old, p] of this.programs) {
+      if (this.programs.size <= MAX_PROGRAMS) break;
+      for (const b of p.slots) b.destroy();
+      this.programs.delete(old);
+    }
+    return compiled;
+  }
+
+  /** Frees the instance's GPU buffers; a later `program` builds them again. */
+  destroy(): void {
+    for (const p of this.programs.values()) for (const b of p.slots) b.destroy();
+    for (const b of this.uploads.values()) b.destroy();
+    this.programs.clear();
+    this.uploads.clear();
+  }
+}
 const MAX_PROGRAMS = 2;
+/** Plans kept per session, by parameter values. */
+const MAX_INSTANCES = 4;
 /** Feeds from this size on go through a kept mappable buffer rather than writeBuffer. */
 const FEED_STAGING_BYTES = 256 << 10;
 

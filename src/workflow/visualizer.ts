@@ -11,11 +11,13 @@ import { Session } from '../runtime/session.js';
 import { ignoreColor } from '../vis/colormap.js';
 import { uploadImage } from '../vis/compose.js';
 import type { GpuImages, RgbaImage } from '../vis/rgba.js';
+import { readTensor, type GpuTensor } from '../vis/tensor.js';
 import type { SegmentationImage } from '../vis/segmentation.js';
 import { checkDrawable, drawLayer, type DrawOptions, type LayerPictures } from './draw.js';
 import { fittedPicture, modelInput, type ModelInput } from './input.js';
 import { colourLabel, fitLabel, resizeLabel, type LabelMap } from './labels.js';
 import { drawPrediction, predictionOf, type Prediction } from './prediction.js';
+import { dequantizedLayers, quantizationInputs } from './quantized-layers.js';
 
 /**
  * The main job, without files: a segmentation model and images in, feature
@@ -237,11 +239,13 @@ export class Visualizer {
     this.latest = undefined;
     const names = layers.flatMap((l) => l.tensors.map((t) => t.name));
     const started = performance.now();
-    const { captured } = await this.session.run(tensor, { outputs: [], capture: prediction ? [...names, prediction.tensor] : names });
+    const capture = [...names, ...quantizationInputs(this.session.typed, names), ...(prediction ? [prediction.tensor] : [])];
+    const { captured } = await this.session.run(tensor, { outputs: [], capture });
+    const dequantized = await dequantizedLayers(this.gpu, this.session.typed, captured, names);
     const drawn = prediction && (await drawPrediction(this.gpu, prediction, captured.get(prediction.tensor)!));
     const ms = performance.now() - started;
     const input = fittedPicture(tensor, size, mean, std);
-    const run = new VisRun((work) => this.inTurn(work), this.gpu, captured, size, input, geometry, layers, ms);
+    const run = new VisRun((work) => this.inTurn(work), this.gpu, captured, dequantized, size, input, geometry, layers, ms);
     this.latest = run;
     if (!prediction || !drawn) return run;
     const output = captured.get(prediction.tensor)!;
@@ -286,6 +290,8 @@ export class VisRun {
     private readonly inTurn: <T>(work: () => Promise<T>) => Promise<T>,
     private readonly gpu: Gpu,
     private readonly captured: ReadonlyMap<string, CapturedTensor>,
+    /** The real values of the integer layers (a quantized model's), owned by the run. */
+    private readonly dequantized: ReadonlyMap<string, GpuTensor>,
     private readonly size: readonly [number, number],
     /** The model input as a picture at the map size (the fitted image; padding in the mean colour). */
     readonly input: RgbaImage,
@@ -316,7 +322,10 @@ export class VisRun {
   read(name: string): Promise<HostTensor> {
     let copy = this.hostCopies.get(name);
     if (!copy) {
-      copy = this.inTurn(() => this.tensor(name).toHost());
+      copy = this.inTurn(async () => {
+        const t = this.tensor(name);
+        return 'toHost' in t ? t.toHost() : { type: 'float32', dims: [...t.dims], data: await readTensor(this.gpu, t) };
+      });
       this.hostCopies.set(name, copy);
     }
     return copy;
@@ -336,11 +345,13 @@ export class VisRun {
     this.disposed = true;
     this.base?.buffer.destroy();
     this.base = undefined;
+    for (const t of this.dequantized.values()) t.buffer.destroy();
   }
 
-  private tensor(name: string): CapturedTensor {
+  /** A layer's tensor as the stages read it: captured, or dequantized for an integer layer. */
+  private tensor(name: string): CapturedTensor | GpuTensor {
     if (this.disposed) throw new InputError(`this run's tensors were overwritten by a later run of its Visualizer: draw and read a run before running again`);
-    const t = this.captured.get(name);
+    const t = this.dequantized.get(name) ?? this.captured.get(name);
     if (!t) throw new InputError(`tensor '${name}' was not captured in this run (captured: ${[...this.captured.keys()].join(', ')})`);
     return t;
   }

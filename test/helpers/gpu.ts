@@ -3,6 +3,7 @@ import type { Gpu } from '../../src/gpu/device.js';
 import { openDawn } from '../../src/gpu/dawn.js';
 import { Attrs, isFloatType, type AttrValue, type Graph, type HostTensor, type Node } from '../../src/model/graph.js';
 import { inferTypes } from '../../src/model/infer.js';
+import type { GpuArray } from '../../src/kernels/types.js';
 import { registry } from '../../src/ops/registry.js';
 import { relativeL2 } from '../../src/metrics/agreement.js';
 import { float16ToFloat32, float32ToFloat16 } from '../../src/model/numeric.js';
@@ -98,6 +99,37 @@ export async function runNode(c: NodeCase, precision: Precision = 'f32'): Promis
   } finally {
     session.destroy();
   }
+}
+
+/**
+ * Runs one node at precision 'f16' without runNode's Casts: the session
+ * reads its float32 feeds and writes its float32 outputs directly (see
+ * model/precision.ts), so the node's constants (weights, bias), stored as
+ * float16, are the only values rounded, and a reference on the rounded
+ * constants (roundToFloat16) must agree to f32 accuracy. Also returns the
+ * plan's uploads: what the constants are stored as on the GPU.
+ */
+export async function runWithFloat16Constants(c: NodeCase, maxBindingBytes?: number): Promise<{ outputs: HostTensor[]; uploads: PlannedUpload[] }> {
+  const graph = nodeGraph(c);
+  const session = await Session.create(await gpu(), graph, { precision: 'f16', maxBindingBytes });
+  const feeds: Record<string, HostTensor> = {};
+  c.inputs.forEach((x, i) => {
+    if (x && !('constant' in x)) feeds[`in${i}`] = x;
+  });
+  try {
+    const uploads = (await session.plan()).kernels.flatMap((k) =>
+      k.buffers.flatMap((b) => (b.kind === 'upload' ? [{ kernel: k.kernel.label, data: b.data }] : [])),
+    );
+    const out = await session.run(feeds);
+    return { outputs: graph.outputs.map((o) => out.outputs.get(o.name)!), uploads };
+  } finally {
+    session.destroy();
+  }
+}
+export interface PlannedUpload {
+  /** The label of the kernel that binds it. */
+  kernel: string;
+  data: GpuArray;
 }
 
 /**

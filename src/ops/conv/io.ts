@@ -80,11 +80,16 @@ const storedElement = (t: ElemType, element: Element) => (element === 'f32' ? wg
 /** WGSL of `expr`, an element of a binding of `t` values, as `element`. */
 const loadedAs = (t: ElemType, element: Element, expr: string) => (element === 'f32' ? fromStorage(t, expr) : t === 'float16' ? `vec4f(${expr})` : expr);
 
+/** The node input a param binding packs: the weights W or the bias B. */
+const PACKED_INPUT: Readonly<Record<string, number>> = { W: 1, Bias: 2 };
+
 /**
  * Bindings and declarations in binding order: X, weights, bias?, residual?,
  * Y, then the taps P (before the residual) and S (before the activation);
  * `load` gives element `i` of one of them in f32. Each tensor is declared as
- * its type, the weights and bias a conv packs itself as float32 params.
+ * its type, and so are the weights and bias a conv packs itself as params
+ * (lowering.ts, split.ts): they are the node's inputs W and B rearranged, and
+ * the packer stores them as those inputs are (kernels/wgsl.ts storedFloats).
  */
 export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
   const optional = (name: string, b: KernelBinding | undefined): [string, Element, KernelBinding][] => (b ? [[name, 'f32', b]] : []);
@@ -97,13 +102,13 @@ export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, wei
     ...optional('P', io.beforeResidual),
     ...optional('S', io.beforeActivation),
   ];
-  const typeOf = (b: KernelBinding): ElemType =>
-    b.kind === 'input' ? io.types.inputs[b.index]! : b.kind === 'output' ? io.types.outputs[b.index]! : 'float32';
-  const declarations = list.map(([name, element, b], i) => storage(i, name, storedElement(typeOf(b), element))).join('\n');
+  const typeOf = (name: string, b: KernelBinding): ElemType =>
+    b.kind === 'output' ? io.types.outputs[b.index]! : io.types.inputs[b.kind === 'input' ? b.index : PACKED_INPUT[name]!]!;
+  const declarations = list.map(([name, element, b], i) => storage(i, name, storedElement(typeOf(name, b), element))).join('\n');
   const bindings = list.map(([, , b]) => b);
   const load = (name: 'X' | 'W' | 'Bias' | 'R' | 'Y' | 'P', i: string) => {
     const [, element, b] = list.find(([n]) => n === name)!;
-    return loadedAs(typeOf(b), element, `${name}[${i}]`);
+    return loadedAs(typeOf(name, b), element, `${name}[${i}]`);
   };
   /**
    * Statements storing `acc` (output channel `co`, flat output index `o` of
@@ -114,7 +119,7 @@ export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, wei
     const at = (shift?: number) => `${shifted(shift)}${o}`;
     const own = [acc, ...(io.bias ? [load('Bias', co)] : [])];
     const tap = (name: string, b: KernelBinding | undefined, shift: number | undefined, value: () => string) =>
-      b ? `${name}[${at(shift)}] = ${toStorage(typeOf(b), value())};\n    ` : '';
+      b ? `${name}[${at(shift)}] = ${toStorage(typeOf(name, b), value())};\n    ` : '';
     const beforeResidual = () => (io.accumulate ? `${acc} + ${load('P', at(io.beforeResidualShift))}` : own.join(' + '));
     return `let v = ${[...own, ...(io.residual ? [load('R', at(io.rShift))] : []), ...(io.accumulate ? [load('Y', at(io.yShift))] : [])].join(' + ')};
     ${tap('P', io.beforeResidual, io.beforeResidualShift, beforeResidual)}${tap('S', io.beforeActivation, io.beforeActivationShift, () => 'v')}Y[${at(io.yShift)}] = ${toStorage(io.types.outputs[0]!, epilogue.activation ?? 'v')};`;

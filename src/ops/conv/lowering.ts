@@ -2,12 +2,15 @@
  * Convs that are not depthwise, as implicit GEMMs (no im2col buffer), and the
  * choice between their two kernels: the tiled GEMM of kernels/gemm.ts on
  * GPUs, the subgroup kernel (subgroup.ts) on CPU adapters. Each packs
- * constant weights its own way at load time; the packed sizes are here too,
- * for the split (split.ts) to decide what fits one binding.
+ * constant weights its own way at load time, stored as the weight tensor is
+ * (float16 at --precision f16: half the memory, widened where loaded); the
+ * packed sizes are here too, for the split (split.ts) to decide what fits one
+ * binding.
  */
-import type { HostTensor } from '../../model/graph.js';
+import type { ElemType, HostTensor } from '../../model/graph.js';
 import { chooseTile, gemmKernel, type GemmTile, tileRows } from '../../kernels/gemm.js';
 import type { Kernel } from '../../kernels/types.js';
+import { gpuElementBytes, storedFloats } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 import { convLabel, type ConvGeometry, isPointwise } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO, inputPlane, outputIndex } from './io.js';
@@ -68,14 +71,15 @@ function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) 
   return { packed, kPad, mPad };
 }
 
-/** Packed weight bytes of an m-channel conv over cIn input channels: in all, and per input channel with what the k padding may add. */
-export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m: number) {
+/** Packed bytes of an m-channel conv's weights stored as `type`, over cIn input channels: in all, and per input channel with what the k padding may add. */
+export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m: number, type: ElemType) {
+  const bytes = gpuElementBytes(type);
   if (lowering.kind === 'subgroup') {
-    const perChannel = taps * paddedChannels(m, lowering.tile) * 4;
+    const perChannel = taps * paddedChannels(m, lowering.tile) * bytes;
     return { total: cIn * perChannel, perChannel, padding: 0 };
   }
   const { kPad, mPad } = packedShape(cIn * taps, m, lowering.tile);
-  return { total: kPad * mPad * 4, perChannel: taps * mPad * 4, padding: lowering.tile.bk * mPad * 4 };
+  return { total: kPad * mPad * bytes, perChannel: taps * mPad * bytes, padding: lowering.tile.bk * mPad * bytes };
 }
 
 /** The conv of constant weights `w` on the subgroup kernel. */
@@ -83,7 +87,7 @@ function subgroupConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io
   const { y, x } = g;
   const shape = { groups: g.groups, m: g.cOut / g.groups, cPerGroup: g.cIn / g.groups, y, x };
   const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', {
-    binding: { kind: 'param', data: packSubgroupWeights(w, shape, tile) },
+    binding: { kind: 'param', data: storedFloats(packSubgroupWeights(w, shape, tile), io.types.inputs[1]!) },
     type: 'vec4f',
   });
   return subgroupConvKernel(
@@ -126,7 +130,7 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
   // A pointwise conv whose planes hold a multiple of 4 pixels reads 4 pixels at once (n is a multiple of 4).
   const vec4Pixels = pointwise && plane % 4 === 0;
   const { declarations, bindings, load, store } = convBindings(io, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
-    binding: packing ? { kind: 'param', data: packing.packed } : { kind: 'input', index: 1 },
+    binding: packing ? { kind: 'param', data: storedFloats(packing.packed, io.types.inputs[1]!) } : { kind: 'input', index: 1 },
     type: packing ? 'vec4f' : 'f32',
   });
   // k -> (input channel within the group, tap row, tap column) among the useful taps.

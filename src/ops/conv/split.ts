@@ -7,7 +7,7 @@
 import type { ElemType, HostTensor } from '../../model/graph.js';
 import { type BindingLimits, runWindow, splitUnits, type Strided } from '../../kernels/split.js';
 import type { Kernel } from '../../kernels/types.js';
-import { gpuElementBytes } from '../../kernels/wgsl.js';
+import { gpuElementBytes, storedFloats } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 import type { ConvGeometry } from './geometry.js';
 import type { ConvEpilogue, ConvIO, TensorTypes } from './io.js';
@@ -46,7 +46,8 @@ export function splitConv(
   const [residualTap, activationTap] = [tapPlanes(beforeResidual), tapPlanes(beforeActivation)];
   const taps = g.y.count * g.x.count;
   const fits = (bytes: number) => bytes <= limits.maxBytes;
-  const whole = packedBytes(lowering(g.cOut), g.cIn / g.groups, taps, g.cOut / g.groups).total;
+  const wType = types.inputs[1]!;
+  const whole = packedBytes(lowering(g.cOut), g.cIn / g.groups, taps, g.cOut / g.groups, wType).total;
   // Nothing to split when every tensor fits (it ends where an image after its last would begin), and the packed weights do.
   if ([xPlanes, ...outPlanes].every((t) => fits(t(g.batch).baseBytes)) && fits(g.groups * whole)) return undefined;
   const [, w, b] = inputs;
@@ -62,8 +63,8 @@ export function splitConv(
       const [p, s] = [residualTap, activationTap].map((t) => t && runWindow(t(n), co, limits));
       // An input channel's packed weights, with room for the padding of k.
       const partLowering = lowering(co[1] - co[0]);
-      const { perChannel, padding } = packedBytes(partLowering, 0, taps, co[1] - co[0]);
-      const weights: Strided = { unitBytes: perChannel, baseBytes: 0, elementBytes: 4 };
+      const { perChannel, padding } = packedBytes(partLowering, 0, taps, co[1] - co[0], wType);
+      const weights: Strided = { unitBytes: perChannel, baseBytes: 0, elementBytes: gpuElementBytes(wType) };
       const inRuns = splitUnits(g.cIn, [x, weights], { ...limits, maxBytes: limits.maxBytes - padding });
       if (!inRuns) return undefined;
       inRuns.forEach((ci, i) => {
@@ -74,7 +75,7 @@ export function splitConv(
         const io: ConvIO = {
           types,
           x: { kind: 'input', index: 0, window: input.window },
-          ...(first && b?.name ? { bias: { kind: 'param', data: Float32Array.from(b.value!.data.slice(co[0], co[1])) } as const } : {}),
+          ...(first && b?.name ? { bias: { kind: 'param', data: storedFloats(b.value!.data.slice(co[0], co[1]), types.inputs[2]!) } as const } : {}),
           ...(first && r ? { residual: { kind: 'input', index: 3, window: r.window } as const, rShift: r.shift } : {}),
           y: { kind: 'output', index: 0, window: y!.window },
           // Every part adds to the conv's own result; the value before the activation exists in the last.
