@@ -11,6 +11,7 @@
  * - the feature-map pipeline against a model run;
  * - how fast the image guards refuse oversized files;
  * - the weight memory of every model at hand at f32 and f16 (planned bytes);
+ * - convs to one to four channels (the heads of mask networks);
  * - the explorer page in Chromium's WebGPU (SwiftShader): time to the first
  *   picture, a colormap redraw and a layer change, when Chromium is installed.
  * Each writes its bench/results/*.json (and ops.md). A script that fails
@@ -39,6 +40,7 @@ const steps: string[][] = [
   ['bench/vis.ts'],
   ['bench/image.ts'],
   ['bench/weights.ts'],
+  ['bench/narrow-conv.ts'],
   ...(noBrowser ? [] : [['bench/explorer.ts']]),
 ];
 if (noBrowser) console.error(`the explorer benchmark is skipped: ${noBrowser}`);

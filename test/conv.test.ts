@@ -4,7 +4,7 @@ import type { AttrValue, HostTensor } from '../src/model/graph.js';
 import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
-import type { ConvAdapter } from '../src/ops/conv/lowering.js';
+import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
@@ -266,14 +266,26 @@ async function withConvFor(name: string, adapter: ConvAdapter, epilogue: ConvEpi
   }
 }
 
-// Both lowerings on this machine, whichever the adapter picks for plain Conv:
-// the subgroup kernel of CPU adapters, at lavapipe's 8 lanes and at 4 (a
-// 4-invocation workgroup is still within one of lavapipe's subgroups), and
+describe('the conv kernel chosen', () => {
+  const axis = (out: number, count: number) => ({ size: out, kernel: count, stride: 1, dilation: 1, begin: 0, out, first: 0, count });
+  const g = { y: axis(512, 3), x: axis(512, 3) };
+  it('on CPU adapters: the narrow kernel up to 4 output channels a group, the subgroup GEMM beyond', () => {
+    expect([1, 4, 5, 64].map((m) => chooseConvLowering(m, g, { cpuSubgroupSize: 8 }).kind)).toEqual(['narrow', 'narrow', 'subgroup', 'subgroup']);
+  });
+  it('on GPUs: the tiled GEMM whatever the channels', () => {
+    expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
+  });
+});
+
+// Every lowering on this machine, whichever the adapter picks for plain Conv:
+// the kernels of CPU adapters (subgroup GEMM and, to at most 4 channels, the
+// narrow one), at lavapipe's 8 lanes and at 4 (a 4-invocation workgroup is
+// still within one of lavapipe's subgroups), and
 // the tiled GEMM of GPUs; each also on float16 tensors (--precision f16),
 // for a sample of the cases (Case.f16).
 const kernels: [string, ConvAdapter][] = [
-  ['subgroup kernel of CPU adapters (8 lanes)', { cpuSubgroupSize: 8 }],
-  ['subgroup kernel of CPU adapters (4 lanes)', { cpuSubgroupSize: 4 }],
+  ['kernels of CPU adapters (8 lanes)', { cpuSubgroupSize: 8 }],
+  ['kernels of CPU adapters (4 lanes)', { cpuSubgroupSize: 4 }],
   ['tiled GEMM of GPUs', {}],
 ];
 // f16 after all f32 runs, which thereby keep their seeds.
@@ -296,6 +308,26 @@ for (const precision of PRECISIONS)
         },
         { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
         { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
+        // At most 4 output channels per group: the narrow kernel, lanes over pixels.
+        { name: 'narrow: 3x3 to one channel, 37x29 map, bias', x: [1, 16, 37, 29], w: [1, 16, 3, 3], pads: [1, 1, 1, 1], bias: true, f16: true },
+        {
+          name: 'narrow: 3x3 to 4 channels a group, stride 2, dilation 2, batch 2, groups 2',
+          x: [2, 6, 19, 23],
+          w: [8, 3, 3, 3],
+          group: 2,
+          strides: [2, 2],
+          dilations: [2, 2],
+          pads: [2, 1, 2, 1],
+          f16: true,
+        },
+        {
+          name: 'narrow: 5x5 to 2 channels, dilation 3 (taps mostly in the padding), 7x30 map',
+          x: [1, 5, 7, 30],
+          w: [2, 5, 5, 5],
+          dilations: [3, 3],
+          pads: [6, 6, 6, 6],
+        },
+        { name: 'narrow: 1x1 to one channel on a 1x1 map', x: [1, 40, 1, 1], w: [1, 40, 1, 1], bias: true },
         {
           name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels',
           x: [2, 8, 12, 10],
@@ -313,31 +345,33 @@ for (const precision of PRECISIONS)
           await withConvFor('TestConvFor', adapter, {}, () => check(c, 'TestConvFor', precision));
         });
 
-      it('fuses a residual Add and ReLU', async ({ skip }) => {
-        await needs(skip);
-        await withConvFor('TestConvForAddRelu', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
-          const x = randomTensor([1, 6, 9, 7], seed++);
-          const w = randomTensor([40, 6, 3, 3], seed++);
-          const bias = randomTensor([40], seed++);
-          const r = randomTensor([1, 40, 9, 7], seed++);
-          const [y] = await runNode(
-            { op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] },
-            precision,
-          );
-          const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1 });
-          expectNear(
-            y!,
-            Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)),
-            precision,
-          );
+      for (const channels of [40, 1])
+        it(`fuses a residual Add and ReLU, ${channels} output channel${channels > 1 ? 's' : ''}`, async ({ skip }) => {
+          await needs(skip);
+          await withConvFor('TestConvForAddRelu', adapter, { activation: 'max(v, 0.0f)', residual: true }, async () => {
+            const x = randomTensor([1, 6, 9, 7], seed++);
+            const w = randomTensor([channels, 6, 3, 3], seed++);
+            const bias = randomTensor([channels], seed++);
+            const r = randomTensor([1, channels, 9, 7], seed++);
+            const [y] = await runNode(
+              { op: 'TestConvForAddRelu', attrs: { pads: [1, 1, 1, 1] }, inputs: [x, { constant: w }, { constant: bias }, r] },
+              precision,
+            );
+            const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: [1, 1, 1, 1], group: 1 });
+            expectNear(
+              y!,
+              Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)),
+              precision,
+            );
+          });
         });
-      });
 
       // Over images, output and input channels (unaligned windows: 31x33 planes); and weights alone over the limit.
       const splits = [
         { x: [2, 6, 31, 33], w: [6, 6, 3, 3], pads: 2, dilation: 2, maxBindingBytes: 16 << 10 },
         { x: [1, 64, 5, 4], w: [32, 64, 3, 3], pads: 1, dilation: 1, maxBindingBytes: 40 << 10 },
         { x: [1, 64, 8, 12], w: [40, 64, 1, 1], pads: 0, dilation: 1, maxBindingBytes: 5000, f16: true },
+        { x: [1, 64, 8, 12], w: [3, 64, 3, 3], pads: 1, dilation: 1, maxBindingBytes: 8000, f16: true },
       ];
       for (const c of splits.filter((c) => precision === 'f32' || c.f16)) {
         it(`split over windows: ${c.w.join('x')} on ${c.x.join('x')}, bindings of ${c.maxBindingBytes} bytes`, async ({ skip }) => {

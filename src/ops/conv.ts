@@ -56,7 +56,7 @@ export function convKernels(
   if (g.cIn === g.groups) {
     return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, io, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, io, epilogue)];
   }
-  const lowering = (cOut: number) => chooseConvLowering(cOut / g.groups, g.y.out * g.x.out, adapter);
+  const lowering = (cOut: number) => chooseConvLowering(cOut / g.groups, g, adapter);
   return splitConv(g, inputs, io.types, epilogue, limits, lowering) ?? [loweredConv(g, inputs[1]!, epilogue, io, lowering(g.cOut))];
 }
 

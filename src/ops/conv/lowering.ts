@@ -14,7 +14,8 @@ import { gpuElementBytes, storedFloats } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 import { convLabel, type ConvGeometry, isPointwise } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO, inputPlane, outputIndex } from './io.js';
-import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKernel, type SubgroupTile } from './subgroup.js';
+import { chooseNarrowTile, NARROW_CHANNELS, narrowConvKernel, narrowTapsPadded, narrowWidth, type NarrowTile, packNarrowWeights } from './narrow.js';
+import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, type SubgroupConv, subgroupConvKernel, type SubgroupTile } from './subgroup.js';
 
 /**
  * What conv kernels may assume about the adapter; the runtime fills it in.
@@ -27,19 +28,24 @@ export interface ConvAdapter {
   cpuSubgroupSize?: number;
 }
 
-/** How a conv with constant weights runs: the tiled GEMM, or the subgroup kernel of CPU adapters. */
-export type ConvLowering = { kind: 'tiled'; tile: GemmTile } | { kind: 'subgroup'; tile: SubgroupTile };
+/** How a conv with constant weights runs: the tiled GEMM, or on CPU adapters the subgroup kernel, or the narrow one for at most 4 output channels. */
+export type ConvLowering = { kind: 'tiled'; tile: GemmTile } | { kind: 'subgroup'; tile: SubgroupTile } | { kind: 'narrow'; tile: NarrowTile };
 
 /**
- * The kernel for a product of m output channels by n output pixels. On
- * lavapipe every non-constant load is a loop over the SIMD lanes, so the
- * subgroup kernel, which loads each operand once per subgroup rather than
- * once per lane, ran DeepLab's convs 3-9x faster than the tiled GEMM (the
- * 1x1 conv of a 1x1 map 14x); on GPUs the tiled GEMM's shared-memory reuse is
- * what pays.
+ * The kernel for m output channels (per group) of a conv of geometry g. On lavapipe every non-constant load is a loop over the SIMD
+ * lanes, so the subgroup kernel, which loads each operand once per subgroup
+ * rather than once per lane, ran DeepLab's convs 3-9x faster than the tiled
+ * GEMM (the 1x1 conv of a 1x1 map 14x), and the narrow kernel, which reuses
+ * each loaded pixel for every tap, runs convs to a few channels, which the
+ * subgroup kernel's 32-channel tiles would mostly waste, 4-11x faster at
+ * 3x3 (bench/results/narrow-conv-before-after.json); on
+ * GPUs the tiled GEMM's shared-memory reuse is what pays.
  */
-export function chooseConvLowering(m: number, n: number, adapter: ConvAdapter): ConvLowering {
-  return adapter.cpuSubgroupSize ? { kind: 'subgroup', tile: chooseSubgroupTile(m, n, adapter.cpuSubgroupSize) } : { kind: 'tiled', tile: chooseTile(m) };
+export function chooseConvLowering(m: number, g: Pick<ConvGeometry, 'y' | 'x'>, adapter: ConvAdapter): ConvLowering {
+  const lanes = adapter.cpuSubgroupSize;
+  if (!lanes) return { kind: 'tiled', tile: chooseTile(m) };
+  if (m <= NARROW_CHANNELS) return { kind: 'narrow', tile: chooseNarrowTile(m, g, lanes) };
+  return { kind: 'subgroup', tile: chooseSubgroupTile(m, g.y.out * g.x.out, lanes) };
 }
 
 /** The padded GEMM sizes of packed weights: k to the tile depth, m to the tile height. */
@@ -74,6 +80,10 @@ function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) 
 /** Packed bytes of an m-channel conv's weights stored as `type`, over cIn input channels: in all, and per input channel with what the k padding may add. */
 export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m: number, type: ElemType) {
   const bytes = gpuElementBytes(type);
+  if (lowering.kind === 'narrow') {
+    const perChannel = narrowTapsPadded(taps, lowering.tile.lanes) * narrowWidth(m) * bytes;
+    return { total: cIn * perChannel, perChannel, padding: 0 };
+  }
   if (lowering.kind === 'subgroup') {
     const perChannel = taps * paddedChannels(m, lowering.tile) * bytes;
     return { total: cIn * perChannel, perChannel, padding: 0 };
@@ -82,35 +92,39 @@ export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m
   return { total: kPad * mPad * bytes, perChannel: taps * mPad * bytes, padding: lowering.tile.bk * mPad * bytes };
 }
 
-/** The conv of constant weights `w` on the subgroup kernel. */
-function subgroupConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, tile: SubgroupTile): Kernel {
+/**
+ * The conv of constant weights `w` on a CPU adapter's kernel: what both
+ * kernels need of it, the weights packed as the kernel reads them, and the
+ * store of `value` for channel `m` of the group at pixel `p`.
+ */
+function cpuConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, lowering: ConvLowering & { kind: 'subgroup' | 'narrow' }): Kernel {
   const { y, x } = g;
   const shape = { groups: g.groups, m: g.cOut / g.groups, cPerGroup: g.cIn / g.groups, y, x };
+  const narrow = lowering.kind === 'narrow';
+  const packed = narrow ? packNarrowWeights(w, shape, lowering.tile.lanes) : packSubgroupWeights(w, shape, lowering.tile);
   const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', {
-    binding: { kind: 'param', data: storedFloats(packSubgroupWeights(w, shape, tile), io.types.inputs[1]!) },
-    type: 'vec4f',
+    binding: { kind: 'param', data: storedFloats(packed, io.types.inputs[1]!) },
+    type: narrow && narrowWidth(shape.m) === 1 ? 'f32' : 'vec4f',
   });
-  return subgroupConvKernel(
-    {
-      ...shape,
-      label: convLabel(g),
-      n: y.out * x.out,
-      batches: g.batch * g.groups,
-      plane: y.size * x.size,
-      inputBase: inputPlane(g, io, '0u'),
-      declarations,
-      bindings,
-      load,
-      store: `        let co = z % ${g.groups}u * ${shape.m}u + m;
-        ${store('outputs[b][r]', 'co', outputIndex(g, 'co', 'p'))}`,
-    },
-    tile,
-  );
+  const conv: SubgroupConv = {
+    ...shape,
+    label: convLabel(g),
+    n: y.out * x.out,
+    batches: g.batch * g.groups,
+    plane: y.size * x.size,
+    inputBase: inputPlane(g, io, '0u'),
+    declarations,
+    bindings,
+    load,
+    store: `        let co = z % ${g.groups}u * ${shape.m}u + m;
+        ${store('value', 'co', outputIndex(g, 'co', 'p'))}`,
+  };
+  return narrow ? narrowConvKernel(conv, lowering.tile) : subgroupConvKernel(conv, lowering.tile);
 }
 
 /** A conv on the kernel `lowering` picks; runtime weights always on the tiled GEMM, which reads their ONNX layout. */
 export function loweredConv(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io: ConvIO, lowering: ConvLowering): Kernel {
-  return lowering.kind === 'subgroup' && w.value ? subgroupConv(g, w.value, epilogue, io, lowering.tile) : gemmConvKernel(g, w, epilogue, io);
+  return lowering.kind !== 'tiled' && w.value ? cpuConv(g, w.value, epilogue, io, lowering) : gemmConvKernel(g, w, epilogue, io);
 }
 
 /** Implicit-GEMM conv: M = output channels per group, N = output pixels, K = input channels per group x useful taps. */

@@ -74,7 +74,7 @@ export interface SubgroupConv {
   bindings: KernelBinding[];
   /** WGSL of element `i` of X (the input) or W (the packed weights, vec4s) in f32. */
   load: (name: 'X' | 'W', i: string) => string;
-  /** Statements storing `acc` for output channel `m` (within the group) and pixel `p` of product `z`. */
+  /** Statements storing `value` for output channel `m` (within the group) and pixel `p` of product `z`. */
   store: string;
 }
 
@@ -179,6 +179,7 @@ ${fmas.join('\n')}
     for (var r = 0u; r < 4u; r++) {
       let m = m0 + (b / ${pixels}u * ${lanes}u + lane) * 4u + r;
       if (m < ${c.m}u) {
+        let value = outputs[b][r];
 ${c.store}
       }
     }
