@@ -2,6 +2,8 @@
  * `npm run bench`: the benchmarks the files at hand allow, one after another,
  * each against onnxruntime in the same run:
  * - end to end on the default model (weights/, always there) at 257x257;
+ * - the adapter's roofline (FMA throughput and copy bandwidth per lavapipe
+ *   thread count), on which the op table places each op;
  * - end to end on the full-size ResNet-101 and ResNet-50 DeepLabv3+ at
  *   513x513 and the op table of the ResNet-101 model, when
  *   `tools/export_fixtures.py --only big,big_r50` has made them (big/);
@@ -12,6 +14,7 @@
  * - how fast the image guards refuse oversized files;
  * - the weight memory of every model at hand at f32 and f16 (planned bytes);
  * - convs to one to four channels (the heads of mask networks);
+ * - session builds on an empty and on a warm Mesa shader cache;
  * - the explorer page in Chromium's WebGPU (SwiftShader): time to the first
  *   picture, a colormap redraw and a layer change, when Chromium is installed.
  * Each writes its bench/results/*.json (and ops.md). A script that fails
@@ -30,6 +33,8 @@ const have = (file: string) => existsSync(join(root, file));
 const steps: string[][] = [
   ['bench/e2e.ts', 'weights/deeplabv3plus_scenes.onnx', '--size', '257'],
   ['bench/gradients.ts', 'weights/deeplabv3plus_scenes.onnx', '--size', '257'],
+  // The roofline first: the op table places each op on it.
+  ['bench/roofline.ts'],
   ...(have(R101) ? [['bench/e2e.ts', R101], ['bench/ops.ts'], ['bench/gradients.ts', R101]] : []),
   ...(have(R50)
     ? [
@@ -41,6 +46,7 @@ const steps: string[][] = [
   ['bench/image.ts'],
   ['bench/weights.ts'],
   ['bench/narrow-conv.ts'],
+  ['bench/cold-start.ts'],
   ...(noBrowser ? [] : [['bench/explorer.ts']]),
 ];
 if (noBrowser) console.error(`the explorer benchmark is skipped: ${noBrowser}`);

@@ -14,6 +14,12 @@
  * inference gives each node's shapes; nodes of the same configuration are
  * one case). --only keeps the cases whose name contains NAME. Writes
  * bench/results/ops.json and bench/results/ops.md.
+ *
+ * Each case is also placed on the adapter's roofline, as measured by
+ * bench/roofline.ts (bench/results/roofline.json, at the LP_NUM_THREADS this
+ * process runs with): the least time its FLOPs need at the FMA peak or its
+ * bytes (inputs, weights and outputs, each moved once) at the copy
+ * bandwidth, whichever is more, as a share of the kernel time measured.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -25,6 +31,7 @@ import { hasTimestamps } from '../src/gpu/timestamps.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { graphFromModel } from '../src/model/from-onnx.js';
 import { isFloatType, sizeOf, type HostTensor } from '../src/model/graph.js';
+import { gpuElementBytes } from '../src/kernels/wgsl.js';
 import { inferTypes, type TypedGraph } from '../src/model/infer.js';
 import { decodeModel, encodeModel } from '../src/onnx/decode.js';
 import { DataType, type NodeProto, type TensorProto, type ValueInfoProto } from '../src/onnx/schema.js';
@@ -175,6 +182,35 @@ async function timePeer(provider: OrtProvider, model: string, shapes: Record<str
   }
 }
 
+/** The adapter's measured peaks (bench/roofline.ts) at the thread count this process runs with. */
+function roofline(adapter: string): { threads: number; gflopsPerS: number; gbPerS: number; date: string } {
+  const file = join(import.meta.dirname, 'results/roofline.json');
+  const redo = 'run node --import tsx bench/roofline.ts first';
+  if (!existsSync(file)) throw new Error(`${file} is missing: ${redo}`);
+  const measured = JSON.parse(readFileSync(file, 'utf8')) as {
+    adapter: string;
+    date: string;
+    byThreads: { threads: number; best: { gflopsPerS: number }; bestCopy: { gbPerS: number } }[];
+  };
+  if (measured.adapter !== adapter) throw new Error(`${file} was measured on ${measured.adapter}, not ${adapter}: ${redo}`);
+  const threads = Number(process.env.LP_NUM_THREADS);
+  const row = measured.byThreads.find((r) => r.threads === threads);
+  if (!row) throw new Error(`${file} has no row for LP_NUM_THREADS=${process.env.LP_NUM_THREADS}: ${redo} --threads ${threads}`);
+  return { threads, gflopsPerS: row.best.gflopsPerS, gbPerS: row.bestCopy.gbPerS, date: measured.date };
+}
+
+/** Bytes a case must move at least: each of its inputs (weights included) read once, each output written once. */
+function caseBytes(c: Case, typed: TypedGraph): number {
+  const produced = new Set(c.nodes.flatMap((n) => n.output ?? []));
+  const consumed = new Set(c.nodes.flatMap((n) => n.input ?? []));
+  const inputs = [...consumed].filter((name) => name && !produced.has(name));
+  const outputs = [...produced].filter((name) => !consumed.has(name));
+  return [...inputs, ...outputs].reduce((sum, name) => {
+    const t = typed.types.get(name)!;
+    return sum + sizeOf(t.dims) * gpuElementBytes(t.type);
+  }, 0);
+}
+
 const bytes = readFileSync(MODEL);
 const proto = decodeModel(bytes, MODEL);
 const graph = graphFromModel(proto, { source: MODEL });
@@ -189,6 +225,7 @@ if (!cases.length) {
 
 const gpu = await openDawn();
 if (!hasTimestamps(gpu)) throw new Error(`${gpu.description} has no 'timestamp-query' feature: bench/ops.ts reports GPU time per op`);
+const peak = roofline(gpu.description);
 const dir = mkdtempSync(join(tmpdir(), 'segscope-ops-'));
 const results = [];
 for (const c of cases) {
@@ -207,6 +244,8 @@ for (const c of cases) {
   const cpu = await timePeer('cpu', file, shapes, flops);
   const webgpu = await timePeer('webgpu', file, shapes, flops);
   const ratio = (p: Peer) => ('error' in p ? null : ours.ms / p.ms);
+  const moved = caseBytes(c, typed);
+  const [computeMs, memoryMs] = [flops / peak.gflopsPerS / 1e6, moved / peak.gbPerS / 1e6];
   const result = {
     name: c.name,
     ops: c.nodes.map((n) => n.op_type).join('+'),
@@ -215,7 +254,10 @@ for (const c of cases) {
     inputs: shapes,
     output,
     flops,
+    bytes: moved,
     segscope: { ...ours, gflops_per_s: flops / ours.gpu_ms / 1e6 },
+    /** The least kernel time the roofline allows, which of its two limits sets it, and that time over the measured one. */
+    roofline: { ms: Math.max(computeMs, memoryMs), bound: computeMs >= memoryMs ? 'compute' : 'memory', of_peak: Math.max(computeMs, memoryMs) / ours.gpu_ms },
     ort_cpu: cpu,
     ort_webgpu: webgpu,
     /** segscope's wall clock over onnxruntime's (< 1: segscope faster); both include upload and read-back. */
@@ -231,7 +273,15 @@ rmSync(dir, { recursive: true, force: true });
 
 const out = join(import.meta.dirname, 'results');
 mkdirSync(out, { recursive: true });
-const summary = { model: 'deeplabv3plus_r101_os16.onnx', input: INPUT, date: new Date().toISOString(), adapter: gpu.description, runs, cases: results };
+const summary = {
+  model: 'deeplabv3plus_r101_os16.onnx',
+  input: INPUT,
+  date: new Date().toISOString(),
+  adapter: gpu.description,
+  runs,
+  roofline: { lp_num_threads: peak.threads, gflops_per_s: peak.gflopsPerS, gb_per_s: peak.gbPerS, measured: peak.date },
+  cases: results,
+};
 writeFileSync(join(out, 'ops.json'), `${JSON.stringify(summary, null, 2)}\n`);
 
 const f = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -240,12 +290,13 @@ const x = (r: number | null) => (r === null ? '' : `${r.toFixed(2)}x`);
 const md = [
   `Op benchmarks of DeepLabv3+ ResNet-101 OS16 at ${INPUT.join('x')} on ${gpu.description}; median of ${runs} runs (${summary.date}).`,
   'segscope GPU: kernel time from timestamp queries; the ms columns are whole runs (upload, dispatch, read-back) for all three; x: segscope run / onnxruntime run (< 1: segscope faster).',
+  `roofline: the least kernel time at ${peak.gflopsPerS.toFixed(1)} GFLOP/s of FMA or ${peak.gbPerS.toFixed(1)} GB/s of copy (bench/roofline.ts, LP_NUM_THREADS=${peak.threads}, ${peak.date}), whichever limit (C: compute, M: memory) sets it, over the kernel time.`,
   '',
-  '| case | ops | × | output | GFLOP | segscope GPU ms | GFLOP/s | segscope ms | ORT CPU ms | ORT WebGPU ms | vs CPU | vs WebGPU |',
-  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  '| case | ops | × | output | GFLOP | MB | segscope GPU ms | GFLOP/s | roofline | segscope ms | ORT CPU ms | ORT WebGPU ms | vs CPU | vs WebGPU |',
+  '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ...results.map(
     (r) =>
-      `| ${r.name} | ${r.ops} | ${r.count} | ${r.output.join('x')} | ${(r.flops / 1e9).toFixed(3)} | ${f(r.segscope.gpu_ms)} | ${r.segscope.gflops_per_s.toFixed(1)} | ${f(r.segscope.ms)} | ${peer(r.ort_cpu)} | ${peer(r.ort_webgpu)} | ${x(r.ratio_vs_ort_cpu)} | ${x(r.ratio_vs_ort_webgpu)} |`,
+      `| ${r.name} | ${r.ops} | ${r.count} | ${r.output.join('x')} | ${(r.flops / 1e9).toFixed(3)} | ${f(r.bytes / 1e6)} | ${f(r.segscope.gpu_ms)} | ${r.segscope.gflops_per_s.toFixed(1)} | ${(100 * r.roofline.of_peak).toFixed(0)}% ${r.roofline.bound === 'compute' ? 'C' : 'M'} | ${f(r.segscope.ms)} | ${peer(r.ort_cpu)} | ${peer(r.ort_webgpu)} | ${x(r.ratio_vs_ort_cpu)} | ${x(r.ratio_vs_ort_webgpu)} |`,
   ),
 ];
 writeFileSync(join(out, 'ops.md'), `${md.join('\n')}\n`);

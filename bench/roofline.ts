@@ -6,6 +6,9 @@
  *
  *   node --import tsx bench/roofline.ts [--threads 1,2,4,8,16]
  *
+ * The thread counts measured by default are those, and the count segscope
+ * sets on this machine (gpu/dawn.ts), which bench/ops.ts reads the row of.
+ *
  * Mesa's lavapipe reads LP_NUM_THREADS when its Vulkan device is created, so
  * each thread count is measured in a child process of this file (--child)
  * with that variable set. Other drivers ignore it: there the rows differ
@@ -16,17 +19,17 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { openDawn } from '../src/gpu/dawn.js';
+import { LAVAPIPE_THREADS_PER_CPU, openDawn } from '../src/gpu/dawn.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { hasTimestamps, recordTimed, type Dispatch } from '../src/gpu/timestamps.js';
 import { timeStats } from '../src/runtime/timing.js';
 
 const { values } = parseArgs({
   options: {
-    threads: { type: 'string', default: '1,2,4,8,16' },
+    threads: { type: 'string', default: [...new Set([1, 2, 4, 8, 16, LAVAPIPE_THREADS_PER_CPU * availableParallelism()])].sort((a, b) => a - b).join(',') },
     child: { type: 'boolean', default: false },
     runs: { type: 'string', default: '3' },
   },

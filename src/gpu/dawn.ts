@@ -27,15 +27,18 @@ const HOW_TO_GET_A_DRIVER =
 /**
  * Lavapipe (Mesa's llvmpipe Vulkan driver) threads per CPU when
  * LP_NUM_THREADS is unset; lavapipe's own default is one per CPU. Measured
- * by bench/roofline.ts on a 2-CPU machine (two runs; bench/results/roofline.json
- * holds the second): FMA throughput 33-49 GFLOP/s at 2 threads (the old default), 80-81
- * at 4, 67-88 at 8, 53-64 at 16; copy bandwidth 3.8-4.0 GB/s at 2, 7.1-8.4
- * at 4, 4.9-5.6 at 8 and 16. Hence 4 threads there, written per CPU so that
- * a larger machine is not held to 4. Lavapipe reads the variable when its
- * Vulkan device is created; every other driver ignores it. A user's own
- * LP_NUM_THREADS wins.
+ * on a 2-CPU machine end to end (bench/results/lp-threads.json, sweep of
+ * 2026-12-07): ResNet-50 DeepLabv3+ at 513x513 ran at 21 GFLOP/s with 2
+ * threads, 27 with 4, 29-32 with 8 and 32-33 with 16 (16 ahead of 8 in both
+ * interleaved pairs), the default model at 14, 17-19, 21-23 and 22-23.
+ * Hence 16 there, written per CPU so that a larger machine is not held to
+ * 16 (llvmpipe caps the count at its own maximum). The FMA roofline
+ * (bench/roofline.ts) agrees: 72, 94, 102 and 114 GFLOP/s at 2, 4, 8 and 16
+ * threads.
+ * Lavapipe reads the variable when its Vulkan device is created; every
+ * other driver ignores it. A user's own LP_NUM_THREADS wins.
  */
-export const LAVAPIPE_THREADS_PER_CPU = 2;
+export const LAVAPIPE_THREADS_PER_CPU = 8;
 
 type DawnModule = { create(flags: string[]): GPU; globals: Record<string, unknown> };
 
