@@ -275,6 +275,31 @@ describe('the conv kernel chosen', () => {
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
+  it('on CPU adapters, convs that differ only in sizes share one pipeline: the subgroup kernel reads them from a buffer', async ({ skip }) => {
+    if (!(await gpu()).features.has('subgroups')) skip();
+    await withConvFor('TestConvShared', { cpuSubgroupSize: 8 }, { activation: 'max(v, 0.0f)' }, async () => {
+      const convs: [number[], number[], Record<string, AttrValue>][] = [
+        [[1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] }],
+        [[2, 24, 9, 17], [70, 24, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2], strides: [2, 2] }],
+      ];
+      const kernels = [];
+      for (const [x, w, attrs] of convs) {
+        const graph = nodeGraph({ op: 'TestConvShared', attrs, inputs: [randomTensor(x, seed++), { constant: randomTensor(w, seed++) }] });
+        const session = await Session.create(await gpu(), graph);
+        try {
+          kernels.push(...(await session.plan()).kernels.map((k) => k.kernel));
+        } finally {
+          session.destroy();
+        }
+      }
+      const [a, b] = kernels;
+      expect(kernels.length).toBe(2);
+      expect(b!.wgsl).toBe(a!.wgsl);
+      const sizes = (k: typeof a) =>
+        Array.from(k!.bindings.flatMap((binding) => (binding.kind === 'param' && binding.data instanceof Uint32Array ? [binding.data] : []))[0]!);
+      expect(sizes(b)).not.toEqual(sizes(a));
+    });
+  });
 });
 
 // Every lowering on this machine, whichever the adapter picks for plain Conv:
@@ -423,7 +448,9 @@ async function checkFloat16Weights(c: Case, op: string, maxBindingBytes?: number
     uploads,
   } = await runWithFloat16Constants({ op, attrs, inputs: [x, { constant: w }, ...(bias ? [{ constant: bias }] : [])] }, maxBindingBytes);
   expect(uploads.length).toBeGreaterThan(0);
-  expect(uploads.filter((u) => !(u.data instanceof Uint16Array))).toEqual([]);
+  // Every float upload float16 (the subgroup kernel's sizes are u32).
+  expect(uploads.filter((u) => u.data instanceof Float32Array)).toEqual([]);
+  expect(uploads.filter((u) => u.data instanceof Uint16Array).length).toBeGreaterThan(0);
   const options = { strides: c.strides ?? [1, 1], dilations: [1, 1], pads: c.pads ?? [0, 0, 0, 0], group: c.group ?? 1 };
   const half = (t: HostTensor) => tensor([...t.dims], roundToFloat16(t.data));
   const ref = referenceConv(x, half(w), bias && half(bias), options);

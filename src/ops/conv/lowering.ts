@@ -9,13 +9,22 @@
  */
 import type { ElemType, HostTensor } from '../../model/graph.js';
 import { chooseTile, gemmKernel, type GemmTile, tileRows } from '../../kernels/gemm.js';
+import { shifted } from '../../kernels/split.js';
 import type { Kernel } from '../../kernels/types.js';
 import { gpuElementBytes, storedFloats } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 import { convLabel, type ConvGeometry, isPointwise } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO, inputPlane, outputIndex } from './io.js';
 import { chooseNarrowTile, NARROW_CHANNELS, narrowConvKernel, narrowTapsPadded, narrowWidth, type NarrowTile, packNarrowWeights } from './narrow.js';
-import { chooseSubgroupTile, packSubgroupWeights, paddedChannels, type SubgroupConv, subgroupConvKernel, type SubgroupTile } from './subgroup.js';
+import {
+  chooseSubgroupTile,
+  forEachUsefulWeight,
+  packSubgroupWeights,
+  paddedChannels,
+  type SubgroupConv,
+  subgroupConvKernel,
+  type SubgroupTile,
+} from './subgroup.js';
 
 /**
  * What conv kernels may assume about the adapter; the runtime fills it in.
@@ -48,6 +57,9 @@ export function chooseConvLowering(m: number, g: Pick<ConvGeometry, 'y' | 'x'>, 
   return { kind: 'subgroup', tile: chooseSubgroupTile(m, g.y.out * g.x.out, lanes) };
 }
 
+/** The conv as its kernels and weight packers see one group of it. */
+const perGroup = (g: ConvGeometry) => ({ groups: g.groups, m: g.cOut / g.groups, cPerGroup: g.cIn / g.groups, y: g.y, x: g.x });
+
 /** The padded GEMM sizes of packed weights: k to the tile depth, m to the tile height. */
 const packedShape = (k: number, m: number, tile: GemmTile) => ({
   kPad: Math.ceil(Math.max(k, 1) / tile.bk) * tile.bk,
@@ -57,23 +69,13 @@ const packedShape = (k: number, m: number, tile: GemmTile) => ({
 /** Weights as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height with zeros, so loads need no checks. */
 function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) {
   const { y, x } = g;
-  const m = g.cOut / g.groups;
-  const cPerGroup = g.cIn / g.groups;
-  const { kPad, mPad } = packedShape(k, m, tile);
+  const shape = perGroup(g);
+  const { kPad, mPad } = packedShape(k, shape.m, tile);
   const packed = new Float32Array(g.groups * kPad * mPad);
-  for (let group = 0; group < g.groups; group++) {
-    for (let co = 0; co < m; co++) {
-      for (let ci = 0; ci < cPerGroup; ci++) {
-        for (let ty = 0; ty < y.count; ty++) {
-          for (let tx = 0; tx < x.count; tx++) {
-            const kk = (ci * y.count + ty) * x.count + tx;
-            const src = (((group * m + co) * cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx;
-            packed[(group * kPad + kk) * mPad + co] = w.data[src]!;
-          }
-        }
-      }
-    }
-  }
+  const taps = y.count * x.count;
+  forEachUsefulWeight(w, shape, (group, co, ci, tap, value) => {
+    packed[(group * kPad + ci * taps + tap) * mPad + co] = value;
+  });
   return { packed, kPad, mPad };
 }
 
@@ -99,7 +101,7 @@ export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m
  */
 function cpuConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, lowering: ConvLowering & { kind: 'subgroup' | 'narrow' }): Kernel {
   const { y, x } = g;
-  const shape = { groups: g.groups, m: g.cOut / g.groups, cPerGroup: g.cIn / g.groups, y, x };
+  const shape = perGroup(g);
   const narrow = lowering.kind === 'narrow';
   const packed = narrow ? packNarrowWeights(w, shape, lowering.tile.lanes) : packSubgroupWeights(w, shape, lowering.tile);
   const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', {
@@ -112,12 +114,22 @@ function cpuConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: Con
     n: y.out * x.out,
     batches: g.batch * g.groups,
     plane: y.size * x.size,
-    inputBase: inputPlane(g, io, '0u'),
     declarations,
     bindings,
     load,
-    store: `        let co = z % ${g.groups}u * ${shape.m}u + m;
+    ...(narrow
+      ? {
+          inputBase: inputPlane(g, io, '0u'),
+          store: `        let co = z % ${g.groups}u * ${shape.m}u + m;
         ${store('value', 'co', outputIndex(g, 'co', 'p'))}`,
+        }
+      : {
+          // The subgroup kernel reads sizes by name (groups, channels, cPerGroup and plane are its own).
+          sizes: { cIn: g.cIn, cOut: g.cOut, outPixels: y.out * x.out },
+          inputBase: `${shifted(io.xShift)}(z / groups * cIn + z % groups * cPerGroup) * plane`,
+          store: `        let co = z % groups * channels + m;
+        ${store('value', 'co', '(z / groups * cOut + co) * outPixels + p')}`,
+        }),
   };
   return narrow ? narrowConvKernel(conv, lowering.tile) : subgroupConvKernel(conv, lowering.tile);
 }

@@ -2,7 +2,7 @@ import type { HostTensor } from '../../model/graph.js';
 import type { Kernel } from '../../kernels/types.js';
 import { grid, range } from '../../kernels/wgsl.js';
 import type { ConvGeometry } from './geometry.js';
-import type { SubgroupConv } from './subgroup.js';
+import { forEachUsefulWeight, type SubgroupConv } from './subgroup.js';
 
 /**
  * Convs to at most 4 output channels (per group) on CPU adapters: the heads
@@ -55,23 +55,12 @@ export const narrowTapsPadded = (taps: number, lanes: number) => Math.ceil(taps 
 
 /** Weights [C_out][C_in/group][KH][KW] as [group][input channel][useful tap, padded][output channel, padded to the width]. */
 export function packNarrowWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number): Float32Array<ArrayBuffer> {
-  const { y, x } = c;
   const width = narrowWidth(c.m);
-  const taps = y.count * x.count;
-  const tapsPadded = narrowTapsPadded(taps, lanes);
+  const tapsPadded = narrowTapsPadded(c.y.count * c.x.count, lanes);
   const packed = new Float32Array(c.groups * c.cPerGroup * tapsPadded * width);
-  for (let group = 0; group < c.groups; group++) {
-    for (let co = 0; co < c.m; co++) {
-      for (let ci = 0; ci < c.cPerGroup; ci++) {
-        for (let ty = 0; ty < y.count; ty++) {
-          for (let tx = 0; tx < x.count; tx++) {
-            const src = (((group * c.m + co) * c.cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx;
-            packed[((group * c.cPerGroup + ci) * tapsPadded + ty * x.count + tx) * width + co] = w.data[src]!;
-          }
-        }
-      }
-    }
-  }
+  forEachUsefulWeight(w, c, (group, co, ci, tap, value) => {
+    packed[((group * c.cPerGroup + ci) * tapsPadded + tap) * width + co] = value;
+  });
   return packed;
 }
 

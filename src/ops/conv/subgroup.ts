@@ -1,6 +1,6 @@
 import type { HostTensor } from '../../model/graph.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
-import { grid, range } from '../../kernels/wgsl.js';
+import { grid, range, storage } from '../../kernels/wgsl.js';
 
 /**
  * Conv for CPU adapters (Mesa's lavapipe): an implicit GEMM, M = output
@@ -76,10 +76,35 @@ export interface SubgroupConv {
   load: (name: 'X' | 'W', i: string) => string;
   /** Statements storing `value` for output channel `m` (within the group) and pixel `p` of product `z`. */
   store: string;
+  /**
+   * Sizes `inputBase` and `store` name (the subgroup kernel reads them, and
+   * its own, from a buffer; see subgroupConvKernel); the narrow kernel,
+   * whose code depends on the geometry, takes no names and bakes all in.
+   */
+  sizes?: Record<string, number>;
 }
 
 /** Output channels padded to whole tiles. */
 export const paddedChannels = (m: number, tile: SubgroupTile) => Math.ceil(m / tileChannels(tile)) * tileChannels(tile);
+
+/**
+ * Calls `put` with every weight of a useful tap (tap = ty * x.count + tx,
+ * among the useful ones) of ONNX weights [C_out][C_in/group][KH][KW], for
+ * the packers of the conv kernels, which each lay them out their own way.
+ */
+export function forEachUsefulWeight(
+  w: HostTensor,
+  c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>,
+  put: (group: number, co: number, ci: number, tap: number, value: number) => void,
+): void {
+  const { y, x } = c;
+  for (let group = 0; group < c.groups; group++)
+    for (let co = 0; co < c.m; co++)
+      for (let ci = 0; ci < c.cPerGroup; ci++)
+        for (let ty = 0; ty < y.count; ty++)
+          for (let tx = 0; tx < x.count; tx++)
+            put(group, co, ci, ty * x.count + tx, w.data[(((group * c.m + co) * c.cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx]!);
+}
 
 /** Weights [C_out][C_in/group][KH][KW] as [group][useful tap][input channel][output channel padded to the tile], zeros in the padding. */
 export function packSubgroupWeights(
@@ -87,25 +112,26 @@ export function packSubgroupWeights(
   c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>,
   tile: SubgroupTile,
 ): Float32Array<ArrayBuffer> {
-  const { y, x } = c;
   const mPad = paddedChannels(c.m, tile);
-  const taps = y.count * x.count;
+  const taps = c.y.count * c.x.count;
   const packed = new Float32Array(c.groups * taps * c.cPerGroup * mPad);
-  for (let group = 0; group < c.groups; group++) {
-    for (let co = 0; co < c.m; co++) {
-      for (let ci = 0; ci < c.cPerGroup; ci++) {
-        for (let ty = 0; ty < y.count; ty++) {
-          for (let tx = 0; tx < x.count; tx++) {
-            const src = (((group * c.m + co) * c.cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx;
-            packed[((group * taps + ty * x.count + tx) * c.cPerGroup + ci) * mPad + co] = w.data[src]!;
-          }
-        }
-      }
-    }
-  }
+  forEachUsefulWeight(w, c, (group, co, ci, tap, value) => {
+    packed[((group * taps + tap) * c.cPerGroup + ci) * mPad + co] = value;
+  });
   return packed;
 }
 
+/**
+ * The kernel. The tile, the tap counts and the epilogue shape its code;
+ * every other size of the conv (map, strides, dilations, padding, channels,
+ * blocks) is read from a small buffer at the start, so convs that differ
+ * only in those share one pipeline. On lavapipe nearly all of a cold session
+ * build is llvmpipe compiling each pipeline at its first dispatch (0.2-0.4 s
+ * for this kernel): ResNet-101's 34 conv pipelines became 7, its cold build
+ * 13.8 -> 3.9 s, at the same kernel time overall
+ * (bench/results/conv-sizes-before-after.json). The tap counts stay in the
+ * code: they are the tap loops' bounds, which a 1x1 conv's code drops.
+ */
 export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel {
   const { lanes, quads, pixels } = tile;
   const { y, x } = c;
@@ -115,6 +141,30 @@ export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel 
   const pixelBlocks = Math.ceil(c.n / pixels);
   const channelBlocks = mPad4 / (quads * lanes);
   const blocks = pixelBlocks * channelBlocks * c.batches;
+  const sizes: Record<string, number> = {
+    ...c.sizes,
+    blocks,
+    pixelBlocks,
+    channelBlocks,
+    groups: c.groups,
+    channels: c.m,
+    cPerGroup: c.cPerGroup,
+    mPad4,
+    n: c.n,
+    plane: c.plane,
+    ySize: y.size,
+    xSize: x.size,
+    xOut: x.out,
+    yStride: y.stride,
+    xStride: x.stride,
+    yBegin: y.begin,
+    xBegin: x.begin,
+    yFirst: y.first,
+    xFirst: x.first,
+    yDilation: y.dilation,
+    xDilation: x.dilation,
+  };
+  const names = Object.keys(sizes);
   const acc = (q: number, p: number) => `acc${q}_${p}`;
   // Workgroup pixel p was loaded by lane p % lanes as its value number p / lanes.
   const fmas = range(pixels).map(
@@ -125,22 +175,25 @@ ${range(quads)
   );
   const wgsl = `enable subgroups;
 ${c.declarations}
+${storage(c.bindings.length, 'Sizes', 'u32', 'read')}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+${names.map((name, i) => `  let ${name} = Sizes[${i}];`).join('\n')}
   let block = wg.x + wg.y * nwg.x;
-  if (block >= ${blocks}u) { return; }
-  let z = block / ${pixelBlocks * channelBlocks}u;
-  let m0 = block / ${pixelBlocks}u % ${channelBlocks}u * ${4 * quads * lanes}u;
-  let pBase = block % ${pixelBlocks}u * ${pixels}u;
+  if (block >= blocks) { return; }
+  let z = block / (pixelBlocks * channelBlocks);
+  let m0 = block / pixelBlocks % channelBlocks * ${4 * quads * lanes}u;
+  let pBase = block % pixelBlocks * ${pixels}u;
   let xBase = ${c.inputBase};
   // This lane's vec4s of output channels: m0 / 4 + lane + q * lanes.
-  let wBase = z % ${c.groups}u * ${y.count * x.count * c.cPerGroup * mPad4}u + m0 / 4u + lane;
+  let tapStride = cPerGroup * mPad4;
+  let wBase = z % groups * ${y.count * x.count}u * tapStride + m0 / 4u + lane;
 ${range(loads)
   .map(
     (j) => `  let p${j} = pBase + ${j * lanes}u + lane;
-  let iy${j} = i32(p${j} / ${x.out}u * ${y.stride}u) - ${y.begin};
-  let ix${j} = i32(p${j} % ${x.out}u * ${x.stride}u) - ${x.begin};`,
+  let iy${j} = i32(p${j} / xOut * yStride) - i32(yBegin);
+  let ix${j} = i32(p${j} % xOut * xStride) - i32(xBegin);`,
   )
   .join('\n')}
 ${range(quads)
@@ -150,20 +203,20 @@ ${range(quads)
     for (var tx = 0u; tx < ${x.count}u; tx++) {
 ${range(loads)
   .map(
-    (j) => `      let y${j} = iy${j} + i32((${y.first}u + ty) * ${y.dilation}u);
-      let x${j} = ix${j} + i32((${x.first}u + tx) * ${x.dilation}u);
+    (j) => `      let y${j} = iy${j} + i32((yFirst + ty) * yDilation);
+      let x${j} = ix${j} + i32((xFirst + tx) * xDilation);
       // Padding and pixels past the end read element 0 and use zero.
-      let ok${j} = p${j} < ${c.n}u && y${j} >= 0 && y${j} < ${y.size} && x${j} >= 0 && x${j} < ${x.size};
-      let o${j} = xBase + select(0u, u32(y${j}) * ${x.size}u + u32(x${j}), ok${j});`,
+      let ok${j} = p${j} < n && y${j} >= 0 && y${j} < i32(ySize) && x${j} >= 0 && x${j} < i32(xSize);
+      let o${j} = xBase + select(0u, u32(y${j}) * xSize + u32(x${j}), ok${j});`,
   )
   .join('\n')}
-      let wTap = wBase + (ty * ${x.count}u + tx) * ${c.cPerGroup * mPad4}u;
-      for (var ci = 0u; ci < ${c.cPerGroup}u; ci++) {
+      let wTap = wBase + (ty * ${x.count}u + tx) * tapStride;
+      for (var ci = 0u; ci < cPerGroup; ci++) {
 ${range(quads)
-  .map((q) => `        let w${q} = ${c.load('W', `wTap + ci * ${mPad4}u + ${q * lanes}u`)};`)
+  .map((q) => `        let w${q} = ${c.load('W', `wTap + ci * mPad4 + ${q * lanes}u`)};`)
   .join('\n')}
 ${range(loads)
-  .map((j) => `        let v${j} = select(0.0f, ${c.load('X', `o${j} + ci * ${c.plane}u`)}, ok${j});`)
+  .map((j) => `        let v${j} = select(0.0f, ${c.load('X', `o${j} + ci * plane`)}, ok${j});`)
   .join('\n')}
 ${fmas.join('\n')}
       }
@@ -175,15 +228,16 @@ ${fmas.join('\n')}
     .join(', ')});
   for (var b = 0u; b < ${quads * pixels}u; b++) {
     let p = pBase + b % ${pixels}u;
-    if (p >= ${c.n}u) { continue; }
+    if (p >= n) { continue; }
     for (var r = 0u; r < 4u; r++) {
       let m = m0 + (b / ${pixels}u * ${lanes}u + lane) * 4u + r;
-      if (m < ${c.m}u) {
+      if (m < channels) {
         let value = outputs[b][r];
 ${c.store}
       }
     }
   }
 }`;
-  return { label: c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings: c.bindings };
+  const bindings: KernelBinding[] = [...c.bindings, { kind: 'param', data: Uint32Array.from(names, (name) => sizes[name]!) }];
+  return { label: c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings };
 }
