@@ -21,7 +21,11 @@ export type KernelBinding =
   /** A temporary shared by the node's kernels, identified by `id` (read_write). */
   | { kind: 'scratch'; id: number; bytes: number };
 
-/** One compute dispatch. Shapes are baked into the WGSL source. */
+/**
+ * One compute dispatch. Shapes are baked into the WGSL source, but where a
+ * kernel reads them from a param buffer so that kernels of different shapes
+ * share one pipeline (the subgroup conv kernel, ops/conv/subgroup.ts).
+ */
 export interface Kernel {
   /** Short label, e.g. 'conv3x3_d6'; shows in profiles and errors. */
   label: string;

@@ -165,6 +165,9 @@ export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel 
     xDilation: x.dilation,
   };
   const names = Object.keys(sizes);
+  // Sizes is read-only (its own buffer, bound nowhere else): WGSL's uniformity
+  // analysis takes values read from read_write storage as non-uniform, and the
+  // loops around the broadcasts must be uniform.
   const acc = (q: number, p: number) => `acc${q}_${p}`;
   // Workgroup pixel p was loaded by lane p % lanes as its value number p / lanes.
   const fmas = range(pixels).map(
