@@ -124,3 +124,26 @@ export function rangeLiterals(type: ElemType): [string, string] {
   const [lo, hi] = QUANT_RANGES[type]!;
   return [i32Literal(lo), i32Literal(hi)];
 }
+
+/** QLinearConv's and QLinearMatMul's output type: their y_zero_point's (input 7), else the first operand's (ONNX's reference). */
+export const qlinearOutputType = (inputs: OpInput[]): ElemType => (inputs[7]?.name ? inputs[7].type : inputs[0]!.type);
+
+/** The store of ConvInteger's and MatMulInteger's int32 sum as it is. */
+export function int32Store(b: Bindings): string {
+  b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
+  return '  Y[i] = acc;';
+}
+
+/**
+ * The store of QLinearConv's and QLinearMatMul's sum `acc` requantized to
+ * `out`: by the one multiplier, or by entry `entry` of a table of them, then
+ * y_zero_point (input 7).
+ */
+export function requantizedStore(b: Bindings, inputs: OpInput[], multipliers: number[], entry: string, out: ElemType, acc: string): string {
+  const multiplier =
+    multipliers.length === 1 ? f32(multipliers[0]!) : `${b.add({ kind: 'param', data: Float32Array.from(multipliers) }, 'Multiplier', 'f32')}[${entry}]`;
+  const yZeroPoint = paramReader(b, inputs, 7, 'YZeroPoint')('0u');
+  b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
+  const [lo, hi] = rangeLiterals(out);
+  return `  Y[i] = requantize(${acc}, ${multiplier}, ${yZeroPoint}, ${lo}, ${hi});`;
+}

@@ -7,10 +7,10 @@
  * requantizes it as onnxruntime does (common.ts).
  */
 import { ModelError } from '../../errors.js';
-import type { ElemType, Node } from '../../model/graph.js';
+import type { Node } from '../../model/graph.js';
 import { sizeOf } from '../../model/graph.js';
 import type { Kernel } from '../../kernels/types.js';
-import { f32, flatMain, grid } from '../../kernels/wgsl.js';
+import { flatMain, grid } from '../../kernels/wgsl.js';
 import { checkAttrs } from '../attrs.js';
 import { type ConvGeometry, convGeometry } from '../conv/geometry.js';
 import type { OpImpl, OpInput } from '../types.js';
@@ -22,8 +22,10 @@ import {
   checkPerTensorOr,
   knownScale,
   paramReader,
+  int32Store,
+  qlinearOutputType,
   QUANT_WGSL,
-  rangeLiterals,
+  requantizedStore,
   requantMultiplier,
   where,
 } from './common.js';
@@ -106,9 +108,6 @@ ${store}`,
 const CONV_INTEGER: ConvOperands = { x: 0, w: 1, xZeroPoint: 2, wZeroPoint: 3 };
 const QLINEAR_CONV: ConvOperands = { x: 0, xZeroPoint: 2, w: 3, wZeroPoint: 5 };
 
-/** QLinearConv's output type: its y_zero_point's, else x's (ONNX's reference). */
-const qlinearOutputType = (inputs: OpInput[]): ElemType => (inputs[7]?.name ? inputs[7].type : inputs[0]!.type);
-
 /** Checks QLinearConv's scales, y_zero_point and bias; returns the requantization multipliers (one, or one per output channel). */
 function qlinearConv(node: Node, inputs: OpInput[]): { g: ConvGeometry; multipliers: number[] } {
   const bias = inputs[8]?.name ? inputs[8] : undefined;
@@ -131,12 +130,7 @@ export const convOps: Record<string, OpImpl> = {
     },
     kernels(node, inputs) {
       const g = integerConv(node, inputs, CONV_INTEGER);
-      return [
-        convKernel('conv_integer', g, inputs, CONV_INTEGER, (b) => {
-          b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
-          return '  Y[i] = acc;';
-        }),
-      ];
+      return [convKernel('conv_integer', g, inputs, CONV_INTEGER, int32Store)];
     },
   },
   QLinearConv: {
@@ -145,15 +139,10 @@ export const convOps: Record<string, OpImpl> = {
     },
     kernels(node, inputs, [out]) {
       const { g, multipliers } = qlinearConv(node, inputs);
-      const [lo, hi] = rangeLiterals(out!.type);
       return [
         convKernel('qlinear_conv', g, inputs, QLINEAR_CONV, (b) => {
           const bias = inputs[8]?.name ? `${b.add({ kind: 'input', index: 8 }, 'Bias', 'i32')}[co]` : '0i';
-          const multiplier =
-            multipliers.length === 1 ? f32(multipliers[0]!) : `${b.add({ kind: 'param', data: Float32Array.from(multipliers) }, 'Multiplier', 'f32')}[co]`;
-          const yZeroPoint = paramReader(b, inputs, 7, 'YZeroPoint')('0u');
-          b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
-          return `  Y[i] = requantize(acc + ${bias}, ${multiplier}, ${yZeroPoint}, ${lo}, ${hi});`;
+          return requantizedStore(b, inputs, multipliers, 'co', out!.type, `acc + ${bias}`);
         }),
       ];
     },

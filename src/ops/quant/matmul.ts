@@ -10,7 +10,7 @@ import { ModelError } from '../../errors.js';
 import type { Node } from '../../model/graph.js';
 import { sizeOf } from '../../model/graph.js';
 import type { Kernel } from '../../kernels/types.js';
-import { f32, flatMain, grid } from '../../kernels/wgsl.js';
+import { flatMain, grid } from '../../kernels/wgsl.js';
 import { checkAttrs } from '../attrs.js';
 import { batchOffset, broadcastStrides, matmulShape } from '../matmul.js';
 import type { OpImpl, OpInput } from '../types.js';
@@ -23,8 +23,10 @@ import {
   isPerTensor,
   knownScale,
   paramReader,
+  int32Store,
+  qlinearOutputType,
   QUANT_WGSL,
-  rangeLiterals,
+  requantizedStore,
   requantMultiplier,
   where,
 } from './common.js';
@@ -113,9 +115,6 @@ ${store}`,
 const MATMUL_INTEGER: Operands = { a: 0, b: 1, aZeroPoint: 2, bZeroPoint: 3 };
 const QLINEAR_MATMUL: Operands = { a: 0, aZeroPoint: 2, b: 3, bZeroPoint: 5 };
 
-/** QLinearMatMul's output type: its y_zero_point's, else a's (ONNX's reference). */
-const qlinearOutputType = (inputs: OpInput[]) => (inputs[7]?.name ? inputs[7].type : inputs[0]!.type);
-
 /** Checks QLinearMatMul's scales and y_zero_point; returns the requantization multipliers, one per b_scale entry. */
 function qlinearMatMul(node: Node, inputs: OpInput[]) {
   const { s } = integerProduct(node, inputs, QLINEAR_MATMUL);
@@ -139,12 +138,7 @@ export const matmulOps: Record<string, OpImpl> = {
       return [{ type: 'int32', dims: integerProduct(node, inputs, MATMUL_INTEGER).s.out }];
     },
     kernels(node, inputs) {
-      return [
-        productKernel('matmul_integer', node, inputs, MATMUL_INTEGER, (b) => {
-          b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
-          return '  Y[i] = acc;';
-        }),
-      ];
+      return [productKernel('matmul_integer', node, inputs, MATMUL_INTEGER, int32Store)];
     },
   },
   QLinearMatMul: {
@@ -154,18 +148,10 @@ export const matmulOps: Record<string, OpImpl> = {
     },
     kernels(node, inputs, [out]) {
       const { multipliers } = qlinearMatMul(node, inputs);
-      const [lo, hi] = rangeLiterals(out!.type);
       return [
-        productKernel('qlinear_matmul', node, inputs, QLINEAR_MATMUL, (b, s) => {
-          const entry = entryOf(node, inputs[4], inputs[3]!, 'column', s, 'b_scale');
-          const multiplier =
-            multipliers.length === 1
-              ? f32(multipliers[0]!)
-              : `${b.add({ kind: 'param', data: Float32Array.from(multipliers) }, 'Multiplier', 'f32')}[${entry}]`;
-          const yZeroPoint = paramReader(b, inputs, 7, 'YZeroPoint')('0u');
-          b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
-          return `  Y[i] = requantize(acc, ${multiplier}, ${yZeroPoint}, ${lo}, ${hi});`;
-        }),
+        productKernel('qlinear_matmul', node, inputs, QLINEAR_MATMUL, (b, s) =>
+          requantizedStore(b, inputs, multipliers, entryOf(node, inputs[4], inputs[3]!, 'column', s, 'b_scale'), out!.type, 'acc'),
+        ),
       ];
     },
   },
