@@ -1,5 +1,5 @@
 import { InputError, UnsupportedOpError } from '../errors.js';
-import { type Graph, INTERNAL_OP_PREFIX, isFloatType, type ValueInfo } from '../model/graph.js';
+import { type Graph, INTERNAL_OP_PREFIX, isFloatType, producers, type ValueInfo } from '../model/graph.js';
 import type { TypedGraph } from '../model/infer.js';
 import { GraphBuilder } from './builder.js';
 import { RULES } from './rules.js';
@@ -50,7 +50,7 @@ export function differentiate(typed: TypedGraph, output: string, wrt: readonly s
   }
 
   // Tensors the output depends on (walking back), and tensors that depend on an explained one (walking forward).
-  const producer = new Map(typed.nodes.flatMap((n) => n.outputs.map((o) => [o, n] as const)));
+  const producer = producers(typed.nodes);
   const feedsOutput = new Set<string>([output]);
   for (const node of [...typed.nodes].reverse()) {
     if (node.outputs.some((o) => feedsOutput.has(o))) for (const i of node.inputs) if (i) feedsOutput.add(i);

@@ -90,6 +90,9 @@ export const INTERNAL_OP_PREFIX = 'segscope::';
  */
 export const opKey = (node: Pick<Node, 'domain' | 'opType'>): string => (node.domain ? `${node.domain}.${node.opType}` : node.opType);
 
+/** The node that produces each tensor of `nodes`, by tensor name. */
+export const producers = (nodes: readonly Node[]): Map<string, Node> => new Map(nodes.flatMap((node) => node.outputs.map((output) => [output, node] as const)));
+
 export interface Node {
   /** Unique within the graph: the file's node name, or `<opType>_<index>` when the file has none. */
   name: string;

@@ -4,7 +4,7 @@
  * captured quantized tensor is drawn and read from these (its dequantized
  * value), as the next DequantizeLinear would see it.
  */
-import { opKey } from './graph.js';
+import { opKey, producers } from './graph.js';
 import type { TypedGraph } from './infer.js';
 
 /** Where a tensor's scale and zero point are: tensor names (constants, or computed at run time by DynamicQuantizeLinear). */
@@ -45,7 +45,7 @@ const SAME_AS_INPUT = new Set(['MaxPool', 'Resize', 'Upsample', 'Reshape', 'Flat
 export function tensorQuantization(typed: TypedGraph, name: string): TensorQuantization | undefined {
   const type = typed.types.get(name)?.type;
   if (type !== 'uint8' && type !== 'int8') return undefined;
-  const producer = new Map(typed.graph.nodes.flatMap((node) => node.outputs.map((output) => [output, node] as const)));
+  const producer = producers(typed.graph.nodes);
   for (let node = producer.get(name); node; node = producer.get(node.inputs[0]!)) {
     const at = OUTPUT_SCALE[opKey(node)];
     if (at) {

@@ -7,7 +7,7 @@
  * (session.ts). They must be small: their values become constants of a plan.
  */
 import { FOLDS_FROM_TYPE } from '../model/fold.js';
-import type { Graph, HostTensor } from '../model/graph.js';
+import { type Graph, type HostTensor, producers } from '../model/graph.js';
 
 /** The most elements a parameter input may have. */
 export const MAX_PARAMETER_ELEMENTS = 1024;
@@ -18,7 +18,7 @@ export const MAX_PARAMETER_ELEMENTS = 1024;
  * inputs' types alone (Shape of the image input needs no pixels).
  */
 export function inputsDeciding(graph: Graph, tensors: readonly string[]): string[] {
-  const producers = new Map(graph.nodes.flatMap((n) => n.outputs.map((t) => [t, n] as const)));
+  const producerOf = producers(graph.nodes);
   const inputs = new Set(graph.inputs.map((i) => i.name));
   const found = new Set<string>();
   const seen = new Set<string>();
@@ -28,7 +28,7 @@ export function inputsDeciding(graph: Graph, tensors: readonly string[]): string
     if (!t || seen.has(t)) continue;
     seen.add(t);
     if (inputs.has(t)) found.add(t);
-    const producer = producers.get(t);
+    const producer = producerOf.get(t);
     if (producer && !FOLDS_FROM_TYPE.has(producer.opType)) pending.push(...producer.inputs);
   }
   return graph.inputs.map((i) => i.name).filter((name) => found.has(name));

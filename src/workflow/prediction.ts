@@ -1,6 +1,6 @@
 import { InputError } from '../errors.js';
 import type { Gpu } from '../gpu/device.js';
-import { type Graph, opKey } from '../model/graph.js';
+import { type Graph, opKey, producers } from '../model/graph.js';
 import type { SegmentationMetadata } from '../model/metadata.js';
 import { registry } from '../ops/registry.js';
 import { binarySegmentation, type BinaryValues } from '../vis/binary.js';
@@ -81,7 +81,7 @@ export function predictionSource(p: Prediction): PredictionSource {
 
 /** Whether a Sigmoid node makes `tensor`, directly or through alias ops (which only reshape their input 0). */
 function sigmoidMade(graph: Graph, tensor: string): boolean {
-  const producer = new Map(graph.nodes.flatMap((node) => node.outputs.map((o) => [o, node] as const)));
+  const producer = producers(graph.nodes);
   let node = producer.get(tensor);
   while (node && registry.get(opKey(node))?.alias) node = producer.get(node.inputs[0]!);
   return node?.opType === 'Sigmoid';
