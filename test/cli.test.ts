@@ -119,6 +119,14 @@ describe('segscope run', () => {
   });
 });
 
+describe('the installed command', () => {
+  // The README's main-job command: npm install builds dist/ (prepare), whose bin must be executable for npx to run it.
+  it('runs as the README runs it: npx segscope', async () => {
+    const { stdout } = await promisify(execFile)('npx', ['segscope', '--help'], { cwd: ROOT });
+    expect(stdout).toMatch(/^Usage: segscope COMMAND/);
+  });
+});
+
 describe('output through a pipe', () => {
   it('reaches a slow reader whole: segscope layers --json | (sleep 1; cat) is the complete JSON (over 64 KiB)', async () => {
     const command = `"${process.execPath}" --import tsx src/cli/main.ts layers test/fixtures/deeplabv3plus_bn.onnx --json 2>/dev/null | (sleep 1; cat)`;
