@@ -5,6 +5,7 @@ import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
 import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
+import { winogradWorkRatio } from '../src/ops/conv/winograd.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
@@ -275,11 +276,39 @@ describe('the conv kernel chosen', () => {
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
+  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) where it leaves at most 0.7 of the GEMM work', async ({ skip }) => {
+    if (!(await gpu()).features.has('subgroups')) skip();
+    // 16 products per 2x2 tile against 9 per pixel: 17x17 tiles on 33x33; at dilation 12, 24x24 half-empty ones.
+    expect(winogradWorkRatio({ y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((16 * 17 * 17) / (9 * 33 * 33), 12);
+    const dilated = (d: number) => ({ ...axis(33, 3), dilation: d, begin: d });
+    expect(winogradWorkRatio({ y: dilated(12), x: dilated(12) })).toBeCloseTo((16 * 24 * 24) / (9 * 33 * 33), 12);
+    const planned = async (adapter: ConvAdapter, x: number[], w: number[], attrs: Record<string, AttrValue>) => {
+      let labels: string[] = [];
+      await withConvFor('TestConvChosen', adapter, {}, async () => {
+        const graph = nodeGraph({ op: 'TestConvChosen', attrs, inputs: [randomTensor(x, seed++), { constant: randomTensor(w, seed++) }] });
+        const session = await Session.create(await gpu(), graph);
+        try {
+          labels = (await session.plan()).kernels.map((k) => k.kernel.label);
+        } finally {
+          session.destroy();
+        }
+      });
+      return labels;
+    };
+    const cpu = { cpuSubgroupSize: 8 };
+    const winograd = ['winograd_input', 'winograd_gemm', 'winograd_output'];
+    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd);
+    expect(await planned(cpu, [2, 12, 15, 13], [40, 12, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2] })).toEqual(winograd);
+    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(['conv3x3_s1_d12']);
+    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] })).toEqual(['conv3x3_s2_d1']);
+    expect(await planned(cpu, [1, 16, 13, 11], [4, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(['conv3x3_s1_d1']);
+    expect(await planned({}, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(['conv3x3_s1_d1']);
+  });
   it('on CPU adapters, convs that differ only in sizes share one pipeline: the subgroup kernel reads them from a buffer', async ({ skip }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
     await withConvFor('TestConvShared', { cpuSubgroupSize: 8 }, { activation: 'max(v, 0.0f)' }, async () => {
       const convs: [number[], number[], Record<string, AttrValue>][] = [
-        [[1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] }],
+        [[1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] }],
         [[2, 24, 9, 17], [70, 24, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2], strides: [2, 2] }],
       ];
       const kernels = [];
@@ -331,6 +360,18 @@ for (const precision of PRECISIONS)
           pads: [1, 1, 1, 1],
           bias: true,
         },
+        // Stride-1 3x3 convs of more than 4 channels take Winograd F(2x2, 3x3) here at f32 (winograd.ts), those above too.
+        {
+          name: 'Winograd: dilation 2, batch 2, 40 channels on 15x13 (tiles past the edge)',
+          x: [2, 12, 15, 13],
+          w: [40, 12, 3, 3],
+          dilations: [2, 2],
+          pads: [2, 2, 2, 2],
+          bias: true,
+          f16: true,
+        },
+        { name: 'Winograd: dilation 3, asymmetric pads, 20x17 map', x: [1, 7, 20, 17], w: [9, 7, 3, 3], dilations: [3, 3], pads: [0, 1, 2, 0] },
+        { name: 'Winograd: dilations 1 and 2 by axis, 11x14 map', x: [1, 6, 11, 14], w: [12, 6, 3, 3], dilations: [1, 2], pads: [1, 2, 1, 2], bias: true },
         { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
         { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
         // At most 4 output channels per group: the narrow kernel, lanes over pixels.

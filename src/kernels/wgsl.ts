@@ -2,6 +2,7 @@ import { align4 } from '../gpu/buffers.js';
 import type { ElemType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { float32ToFloat16 } from '../model/numeric.js';
+import type { KernelBinding } from './types.js';
 
 /**
  * WGSL scalar type a tensor is stored as on the GPU: float16 tensors as f16
@@ -119,6 +120,24 @@ export function f32(x: number): string {
  */
 export const storage = (binding: number, name: string, type: StorageType | 'u32' | 'vec4f' | 'vec4<f16>', access: 'read' | 'read_write' = 'read_write') =>
   `@group(0) @binding(${binding}) var<storage, ${access}> ${name}: array<${type}>;`;
+
+/**
+ * Sizes a kernel reads from a small buffer of its own (`let name =
+ * Sizes[i];` at the top of main) instead of baking them into its code, so
+ * kernels that differ only in those sizes share one pipeline: on lavapipe a
+ * cold session build is nearly all llvmpipe compiling each pipeline. The
+ * buffer is read-only (bound nowhere else): WGSL's uniformity analysis takes
+ * values read from read_write storage as non-uniform, and loops around
+ * subgroup operations must be uniform.
+ */
+export function sizesFromBuffer(sizes: Readonly<Record<string, number>>, binding: number): { declaration: string; lets: string; binding: KernelBinding } {
+  const names = Object.keys(sizes);
+  return {
+    declaration: storage(binding, 'Sizes', 'u32', 'read'),
+    lets: names.map((name, i) => `  let ${name} = Sizes[${i}];`).join('\n'),
+    binding: { kind: 'param', data: Uint32Array.from(names, (name) => sizes[name]!) },
+  };
+}
 
 /*
  * Strided index math shared by the data-movement and elementwise ops: thread

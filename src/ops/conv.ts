@@ -7,11 +7,13 @@ import { depthwiseKernel, subgroupDepthwiseKernel } from './conv/depthwise.js';
 import { convGeometry } from './conv/geometry.js';
 import { type ConvEpilogue, wholeIO } from './conv/io.js';
 import { chooseConvLowering, type ConvAdapter, loweredConv } from './conv/lowering.js';
+import { NARROW_CHANNELS } from './conv/narrow.js';
 import { splitConv } from './conv/split.js';
+import { winogradApplies, winogradConv } from './conv/winograd.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
 
 /**
- * ONNX Conv (2-D, and 1-D as H = 1), NCHW. Four kernels:
+ * ONNX Conv (2-D, and 1-D as H = 1), NCHW. Five kernels:
  * - implicit GEMM (no im2col buffer): Y[co][pixel] = Σ_k W[co][k] · X(k, pixel),
  *   k running over (input channel, kernel tap), dilation and padding in the
  *   index math, on the tiled product of kernels/gemm.ts;
@@ -20,7 +22,10 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
  * - on CPU adapters, the same product as one subgroup per workgroup sharing
  *   operands by broadcasts (conv/subgroup.ts), for constant weights;
  * - a direct kernel when each group has one input channel (depthwise, with
- *   any channel multiplier), where a GEMM would have K = taps only.
+ *   any channel multiplier), where a GEMM would have K = taps only;
+ * - on CPU adapters, Winograd F(2x2, 3x3) for stride-1 3x3 convs where it
+ *   saves GEMM work (conv/winograd.ts): 16 multiply-adds per 2x2 outputs
+ *   instead of 36, at the price of two transforms and their scratch.
  * Kernel taps that only ever read padding (large ASPP dilations on small
  * maps) are dropped at load time: a 3x3 conv at dilation 36 on a 33x33 map is
  * a 1x1 conv.
@@ -29,8 +34,8 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
  * node gets. The kernels and what they share are under conv/: geometry.ts
  * (attributes checked, per-axis geometry, useful taps), io.ts (bindings,
  * loads, the epilogue's store), depthwise.ts, lowering.ts (the implicit GEMMs
- * and weight packing), subgroup.ts (the kernel of CPU adapters) and split.ts
- * (convs larger than one binding).
+ * and weight packing), subgroup.ts (the kernel of CPU adapters), winograd.ts
+ * and split.ts (convs larger than one binding).
  */
 
 /** ReLU as the Relu kernel computes it (kernels/wgsl.ts relu), so fusing changes no bit. */
@@ -55,6 +60,11 @@ export function convKernels(
   const io = wholeIO(inputs, outputs, epilogue);
   if (g.cIn === g.groups) {
     return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, io, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, io, epilogue)];
+  }
+  const w = inputs[1]!.value;
+  if (adapter.cpuSubgroupSize && w && winogradApplies(g, io.types.inputs[1]!, NARROW_CHANNELS)) {
+    const winograd = winogradConv(g, w, epilogue, io, adapter.cpuSubgroupSize, limits);
+    if (winograd) return winograd;
   }
   const lowering = (cOut: number) => chooseConvLowering(cOut / g.groups, g, adapter);
   return splitConv(g, inputs, io.types, epilogue, limits, lowering) ?? [loweredConv(g, inputs[1]!, epilogue, io, lowering(g.cOut))];

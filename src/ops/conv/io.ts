@@ -84,18 +84,20 @@ const loadedAs = (t: ElemType, element: Element, expr: string) => (element === '
 const PACKED_INPUT: Readonly<Record<string, number>> = { W: 1, Bias: 2 };
 
 /**
- * Bindings and declarations in binding order: X, weights, bias?, residual?,
+ * Bindings and declarations in binding order: X, weights?, bias?, residual?,
  * Y, then the taps P (before the residual) and S (before the activation);
  * `load` gives element `i` of one of them in f32. Each tensor is declared as
  * its type, and so are the weights and bias a conv packs itself as params
  * (lowering.ts, split.ts): they are the node's inputs W and B rearranged, and
  * the packer stores them as those inputs are (kernels/wgsl.ts storedFloats).
+ * A scratch buffer (the stages of winograd.ts, which bind one as X or Y) is
+ * float32.
  */
-export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights: { binding: KernelBinding; type: Element }) {
+export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, weights?: { binding: KernelBinding; type: Element }) {
   const optional = (name: string, b: KernelBinding | undefined): [string, Element, KernelBinding][] => (b ? [[name, 'f32', b]] : []);
   const list: [string, Element, KernelBinding][] = [
     ['X', x, io.x],
-    ['W', weights.type, weights.binding],
+    ...(weights ? [['W', weights.type, weights.binding] as [string, Element, KernelBinding]] : []),
     ...optional('Bias', io.bias),
     ...optional('R', io.residual),
     ['Y', 'f32', io.y],
@@ -103,7 +105,7 @@ export function convBindings(io: ConvIO, epilogue: ConvEpilogue, x: Element, wei
     ...optional('S', io.beforeActivation),
   ];
   const typeOf = (name: string, b: KernelBinding): ElemType =>
-    b.kind === 'output' ? io.types.outputs[b.index]! : io.types.inputs[b.kind === 'input' ? b.index : PACKED_INPUT[name]!]!;
+    b.kind === 'scratch' ? 'float32' : b.kind === 'output' ? io.types.outputs[b.index]! : io.types.inputs[b.kind === 'input' ? b.index : PACKED_INPUT[name]!]!;
   const declarations = list.map(([name, element, b], i) => storage(i, name, storedElement(typeOf(name, b), element))).join('\n');
   const bindings = list.map(([, , b]) => b);
   const load = (name: 'X' | 'W' | 'Bias' | 'R' | 'Y' | 'P', i: string) => {

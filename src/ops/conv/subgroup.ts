@@ -1,6 +1,6 @@
 import type { HostTensor } from '../../model/graph.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
-import { grid, range, storage } from '../../kernels/wgsl.js';
+import { grid, range, sizesFromBuffer } from '../../kernels/wgsl.js';
 
 /**
  * Conv for CPU adapters (Mesa's lavapipe): an implicit GEMM, M = output
@@ -164,10 +164,7 @@ export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel 
     yDilation: y.dilation,
     xDilation: x.dilation,
   };
-  const names = Object.keys(sizes);
-  // Sizes is read-only (its own buffer, bound nowhere else): WGSL's uniformity
-  // analysis takes values read from read_write storage as non-uniform, and the
-  // loops around the broadcasts must be uniform.
+  const fromBuffer = sizesFromBuffer(sizes, c.bindings.length);
   const acc = (q: number, p: number) => `acc${q}_${p}`;
   // Workgroup pixel p was loaded by lane p % lanes as its value number p / lanes.
   const fmas = range(pixels).map(
@@ -178,11 +175,11 @@ ${range(quads)
   );
   const wgsl = `enable subgroups;
 ${c.declarations}
-${storage(c.bindings.length, 'Sizes', 'u32', 'read')}
+${fromBuffer.declaration}
 
 @compute @workgroup_size(${lanes})
 fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-${names.map((name, i) => `  let ${name} = Sizes[${i}];`).join('\n')}
+${fromBuffer.lets}
   let block = wg.x + wg.y * nwg.x;
   if (block >= blocks) { return; }
   let z = block / (pixelBlocks * channelBlocks);
@@ -241,6 +238,5 @@ ${c.store}
     }
   }
 }`;
-  const bindings: KernelBinding[] = [...c.bindings, { kind: 'param', data: Uint32Array.from(names, (name) => sizes[name]!) }];
-  return { label: c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings };
+  return { label: c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings: [...c.bindings, fromBuffer.binding] };
 }
