@@ -331,6 +331,41 @@ describe('the conv kernel chosen', () => {
   });
 });
 
+describe('Winograd F(2x2, 3x3) on CPU adapters', () => {
+  it('runs a conv whose scratch exceeds a binding in chunks of tiles, one upload of the transformed weights, residual and ReLU fused', async ({ skip }) => {
+    if (!(await gpu()).features.has('subgroups')) skip();
+    await withConvFor('TestConvChunked', { cpuSubgroupSize: 8 }, { activation: 'max(v, 0.0f)', residual: true }, async () => {
+      // 7x6 = 42 tiles; 16 positions x 40 channels x 4 bytes a tile: 15 tiles to a 40000-byte binding, so 3 chunks.
+      const x = randomTensor([1, 8, 13, 11], seed++);
+      const w = randomTensor([40, 8, 3, 3], seed++);
+      const bias = randomTensor([40], seed++);
+      const attrs = { pads: [1, 1, 1, 1] };
+      const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: attrs.pads, group: 1 });
+      const r = randomTensor(ref.dims, seed++);
+      const graph = nodeGraph({ op: 'TestConvChunked', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
+      const session = await Session.create(await gpu(), graph, { maxBindingBytes: 40000 });
+      try {
+        const plan = await session.plan();
+        expect(plan.kernels.map((k) => k.kernel.label)).toEqual(Array(3).fill(['winograd_input', 'winograd_gemm', 'winograd_output']).flat());
+        const weightUploads = new Set(
+          plan.kernels.flatMap((k) =>
+            k.kernel.label === 'winograd_gemm' ? k.buffers.flatMap((b) => (b.kind === 'upload' && b.data instanceof Float32Array ? [b.key] : [])) : [],
+          ),
+        );
+        expect(weightUploads.size).toBe(1);
+        const y = (await session.run({ in0: x, in3: r })).outputs.get(graph.outputs[0]!.name)!;
+        expectNear(
+          y,
+          Array.from(ref.data, (v, i) => Math.max(v + r.data[i]!, 0)),
+          'f32',
+        );
+      } finally {
+        session.destroy();
+      }
+    });
+  });
+});
+
 // Every lowering on this machine, whichever the adapter picks for plain Conv:
 // the kernels of CPU adapters (subgroup GEMM and, to at most 4 channels, the
 // narrow one), at lavapipe's 8 lanes and at 4 (a 4-invocation workgroup is

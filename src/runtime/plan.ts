@@ -110,6 +110,8 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     offset: offset + (b.window?.offset ?? 0),
     bytes: b.window?.bytes ?? bytesOf(type),
   });
+  // One upload per param array: kernels binding the same array (a chunked conv's, ops/conv/winograd.ts) share it.
+  const paramKeys = new Map<GpuArray, string>();
   const kernels = steps.flatMap(({ node, kernels }) =>
     kernels.map(
       (kernel, k): PlannedKernel => ({
@@ -128,8 +130,11 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
               return slotRef(placeOf.get(node.outputs[b.index]!)!, types.get(node.outputs[b.index]!)!, b);
             case 'scratch':
               return { kind: 'slot', ...placeOf.get(`${node.name}#scratch${b.id}`)!, bytes: b.bytes };
-            case 'param':
-              return { kind: 'upload', data: b.data, key: `param:${node.name}:${k}:${i}` };
+            case 'param': {
+              const key = paramKeys.get(b.data) ?? `param:${node.name}:${k}:${i}`;
+              paramKeys.set(b.data, key);
+              return { kind: 'upload', data: b.data, key };
+            }
             default:
               throw new Error(`unknown binding kind in ${node.name}`);
           }

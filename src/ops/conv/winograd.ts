@@ -26,7 +26,7 @@ import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
 import { fromStorage, grid, gpuElementBytes, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
-import { type AxisTaps, chooseSubgroupTile, packSubgroupWeights, paddedChannels, subgroupConvKernel } from './subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, packSubgroupWeights, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
@@ -97,47 +97,69 @@ function inputTransform(d: string, v: string): string {
 const unitAxis = (size: number): AxisTaps => ({ size, kernel: 1, out: size, stride: 1, dilation: 1, begin: 0, first: 0, count: 1 });
 
 /**
- * The three dispatches, or undefined when a tensor or scratch would exceed
- * one binding (the conv then takes the direct kernels, which can split).
+ * Scratch bytes per buffer at most: a conv with more tiles runs them in
+ * chunks (three dispatches each, sharing the scratch), so that Winograd adds
+ * little to a model's activation memory and large maps can take it too. The
+ * decoder's 3x3 conv of DeepLabv3+ at 513x513 (304 channels, 4225 tiles)
+ * would otherwise take 82 MB of V alone.
+ */
+const MAX_SCRATCH_BYTES = 16 * 2 ** 20;
+
+/**
+ * The conv's dispatches (input transform, GEMMs, output transform, per chunk
+ * of tiles), or undefined when a tensor would exceed one binding (the conv
+ * then takes the direct kernels, which can split).
  */
 export function winogradConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, lanes: number, limits: BindingLimits): Kernel[] | undefined {
   const { y, x } = g;
   const [ty, tx] = [axisTiles(y.out, y.dilation), axisTiles(x.out, x.dilation)];
   const tiles = ty * tx;
-  const tile = chooseSubgroupTile(g.cOut, tiles, lanes);
-  const bytes = [
-    POSITIONS * g.batch * g.cIn * tiles * 4,
-    POSITIONS * g.batch * g.cOut * tiles * 4,
-    POSITIONS * g.cIn * paddedChannels(g.cOut, tile) * 4,
+  const bytesPerTile = POSITIONS * g.batch * Math.max(g.cIn, g.cOut) * 4;
+  const chunk = Math.max(1, Math.min(tiles, Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / bytesPerTile)));
+  const tile = chooseSubgroupTile(g.cOut, chunk, lanes);
+  const weights = packSubgroupWeights(
+    winogradWeights(w, g.cOut, g.cIn),
+    { groups: POSITIONS, m: g.cOut, cPerGroup: g.cIn, y: unitAxis(1), x: unitAxis(1) },
+    tile,
+  );
+  const tensors = [
+    weights.byteLength,
     g.batch * g.cIn * y.size * x.size * gpuElementBytes(io.types.inputs[0]!),
     ...io.types.outputs.map((t) => g.batch * g.cOut * y.out * x.out * gpuElementBytes(t)),
   ];
-  if (bytes.some((b) => b > limits.maxBytes)) return undefined;
-  const v: KernelBinding = { kind: 'scratch', id: 0, bytes: bytes[0]! };
-  const products: KernelBinding = { kind: 'scratch', id: 1, bytes: bytes[1]! };
-
+  if (bytesPerTile > limits.maxBytes || tensors.some((b) => b > limits.maxBytes)) return undefined;
+  // Scratch: V [image][position][C_in][chunk], the products [image][position][C_out][chunk].
+  const v: KernelBinding = { kind: 'scratch', id: 0, bytes: POSITIONS * g.batch * g.cIn * chunk * 4 };
+  const products: KernelBinding = { kind: 'scratch', id: 1, bytes: POSITIONS * g.batch * g.cOut * chunk * 4 };
+  const gemmIO = convBindings({ types: io.types, x: v, y: products }, {}, 'f32', { binding: { kind: 'param', data: weights }, type: 'vec4f' });
+  const out = convBindings({ ...io, x: products }, epilogue, 'f32');
+  const xType = io.types.inputs[0]!;
   // Tile t of an axis covers outputs o0 and o0 + d.
   const origin = (t: string, d: string) => `2u * ${d} * (${t} / ${d}) + ${t} % ${d}`;
-  const xType = io.types.inputs[0]!;
-  // The transforms read their sizes from a buffer: convs that differ only in sizes share their pipelines.
-  const inputSizes = sizesFromBuffer(
-    {
-      total: g.batch * g.cIn * tiles,
-      tiles,
-      xTiles: tx,
-      cIn: g.cIn,
-      ySize: y.size,
-      xSize: x.size,
-      yBegin: y.begin,
-      xBegin: x.begin,
-      yDilation: y.dilation,
-      xDilation: x.dilation,
-    },
-    2,
-  );
-  const input: Kernel = {
-    label: 'winograd_input',
-    wgsl: `${storage(0, 'X', wgslType(xType))}
+
+  const kernels: Kernel[] = [];
+  for (let first = 0; first < tiles; first += chunk) {
+    const count = Math.min(chunk, tiles - first);
+    // The transforms read their sizes from a buffer: chunks, and convs that differ only in sizes, share their pipelines.
+    const inputSizes = sizesFromBuffer(
+      {
+        total: g.batch * g.cIn * count,
+        count,
+        first,
+        xTiles: tx,
+        cIn: g.cIn,
+        ySize: y.size,
+        xSize: x.size,
+        yBegin: y.begin,
+        xBegin: x.begin,
+        yDilation: y.dilation,
+        xDilation: x.dilation,
+      },
+      2,
+    );
+    kernels.push({
+      label: 'winograd_input',
+      wgsl: `${storage(0, 'X', wgslType(xType))}
 ${storage(1, 'V', 'f32')}
 ${inputSizes.declaration}
 @compute @workgroup_size(${WORKGROUP})
@@ -145,9 +167,10 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
 ${inputSizes.lets}
   let i = gid.x + gid.y * nwg.x * ${WORKGROUP}u;
   if (i >= total) { return; }
-  let t = i % tiles;
-  let c = i / tiles % cIn;
-  let z = i / (tiles * cIn);
+  let j = i % count;
+  let t = first + j;
+  let c = i / count % cIn;
+  let z = i / (count * cIn);
   let iy0 = i32(${origin('(t / xTiles)', 'yDilation')}) - i32(yBegin);
   let ix0 = i32(${origin('(t % xTiles)', 'xDilation')}) - i32(xBegin);
   let plane = (z * cIn + c) * ySize * xSize;
@@ -164,62 +187,57 @@ ${inputSizes.lets}
   var v: array<f32, 16>;
 ${inputTransform('d', 'v')}
   for (var k = 0u; k < 16u; k++) {
-    V[((z * 16u + k) * cIn + c) * tiles + t] = v[k];
+    V[((z * 16u + k) * cIn + c) * count + j] = v[k];
   }
 }`,
-    workgroups: grid(g.batch * g.cIn * tiles, WORKGROUP),
-    bindings: [io.x, v, inputSizes.binding],
-  };
+      workgroups: grid(g.batch * g.cIn * count, WORKGROUP),
+      bindings: [io.x, v, inputSizes.binding],
+    });
 
-  const gemmIO = convBindings({ types: io.types, x: v, y: products }, {}, 'f32', {
-    binding: {
-      kind: 'param',
-      data: packSubgroupWeights(winogradWeights(w, g.cOut, g.cIn), { groups: POSITIONS, m: g.cOut, cPerGroup: g.cIn, y: unitAxis(1), x: unitAxis(1) }, tile),
-    },
-    type: 'vec4f',
-  });
-  const gemm = subgroupConvKernel(
-    {
-      label: 'winograd_gemm',
-      groups: POSITIONS,
-      m: g.cOut,
-      cPerGroup: g.cIn,
-      n: tiles,
-      batches: g.batch * POSITIONS,
-      y: unitAxis(1),
-      x: unitAxis(tiles),
-      plane: tiles,
-      sizes: { cIn: POSITIONS * g.cIn },
-      inputBase: '(z / groups * cIn + z % groups * cPerGroup) * plane',
-      declarations: gemmIO.declarations,
-      bindings: gemmIO.bindings,
-      load: gemmIO.load,
-      // Products [image][position][C_out][tiles]: z = image·16 + position.
-      store: '        Y[(z * channels + m) * n + p] = value;',
-    },
-    tile,
-  );
+    kernels.push(
+      subgroupConvKernel(
+        {
+          label: 'winograd_gemm',
+          groups: POSITIONS,
+          m: g.cOut,
+          cPerGroup: g.cIn,
+          n: count,
+          batches: g.batch * POSITIONS,
+          y: unitAxis(1),
+          x: unitAxis(count),
+          plane: count,
+          sizes: { cIn: POSITIONS * g.cIn },
+          inputBase: '(z / groups * cIn + z % groups * cPerGroup) * plane',
+          declarations: gemmIO.declarations,
+          bindings: gemmIO.bindings,
+          load: gemmIO.load,
+          // z = image·16 + position.
+          store: '        Y[(z * channels + m) * n + p] = value;',
+        },
+        tile,
+      ),
+    );
 
-  const out = convBindings({ ...io, x: products }, epilogue, 'f32');
-  const outputSizes = sizesFromBuffer(
-    { total: g.batch * g.cOut * tiles, tiles, xTiles: tx, cOut: g.cOut, yOut: y.out, xOut: x.out, yDilation: y.dilation, xDilation: x.dilation },
-    out.bindings.length,
-  );
-  const output: Kernel = {
-    label: 'winograd_output',
-    wgsl: `${out.declarations}
+    const outputSizes = sizesFromBuffer(
+      { total: g.batch * g.cOut * count, count, first, xTiles: tx, cOut: g.cOut, yOut: y.out, xOut: x.out, yDilation: y.dilation, xDilation: x.dilation },
+      out.bindings.length,
+    );
+    kernels.push({
+      label: 'winograd_output',
+      wgsl: `${out.declarations}
 ${outputSizes.declaration}
 @compute @workgroup_size(${WORKGROUP})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
 ${outputSizes.lets}
   let i = gid.x + gid.y * nwg.x * ${WORKGROUP}u;
   if (i >= total) { return; }
-  let t = i % tiles;
-  let co = i / tiles % cOut;
-  let z = i / (tiles * cOut);
+  let j = i % count;
+  let t = first + j;
+  let co = i / count % cOut;
+  let z = i / (count * cOut);
   var m: array<f32, 16>;
   for (var k = 0u; k < 16u; k++) {
-    m[k] = X[((z * 16u + k) * cOut + co) * tiles + t];
+    m[k] = X[((z * 16u + k) * cOut + co) * count + j];
   }
   // A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: s = A^T m, then the outputs s A.
   var s: array<f32, 8>;
@@ -240,8 +258,9 @@ ${outputSizes.lets}
     }
   }
 }`,
-    workgroups: grid(g.batch * g.cOut * tiles, WORKGROUP),
-    bindings: [...out.bindings, outputSizes.binding],
-  };
-  return [input, gemm, output];
+      workgroups: grid(g.batch * g.cOut * count, WORKGROUP),
+      bindings: [...out.bindings, outputSizes.binding],
+    });
+  }
+  return kernels;
 }
