@@ -5,7 +5,7 @@ import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
 import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
-import { winogradWorkRatio } from '../src/ops/conv/winograd.js';
+import { F2, F4, winogradWorkRatio } from '../src/ops/conv/winograd.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
@@ -276,12 +276,16 @@ describe('the conv kernel chosen', () => {
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
-  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) where it leaves at most 0.7 of the GEMM work', async ({ skip }) => {
+  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(4x4, 3x3) or F(2x2, 3x3), whichever leaves less GEMM work, if at most 0.7 of it', async ({
+    skip,
+  }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
-    // 16 products per 2x2 tile against 9 per pixel: 17x17 tiles on 33x33; at dilation 12, 24x24 half-empty ones.
-    expect(winogradWorkRatio({ y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((16 * 17 * 17) / (9 * 33 * 33), 12);
+    // n² products per m x m tile against 9 per pixel: on 33x33, 9x9 tiles of F(4x4), 17x17 of F(2x2); at dilation 12, 12x12 and 24x24 tiles.
     const dilated = (d: number) => ({ ...axis(33, 3), dilation: d, begin: d });
-    expect(winogradWorkRatio({ y: dilated(12), x: dilated(12) })).toBeCloseTo((16 * 24 * 24) / (9 * 33 * 33), 12);
+    expect(winogradWorkRatio(F4, { y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((36 * 9 * 9) / (9 * 33 * 33), 12);
+    expect(winogradWorkRatio(F2, { y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((16 * 17 * 17) / (9 * 33 * 33), 12);
+    expect(winogradWorkRatio(F4, { y: dilated(12), x: dilated(12) })).toBeCloseTo((36 * 12 * 12) / (9 * 33 * 33), 12);
+    expect(winogradWorkRatio(F2, { y: dilated(12), x: dilated(12) })).toBeCloseTo((16 * 24 * 24) / (9 * 33 * 33), 12);
     const planned = async (adapter: ConvAdapter, x: number[], w: number[], attrs: Record<string, AttrValue>) => {
       let labels: string[] = [];
       await withConvFor('TestConvChosen', adapter, {}, async () => {
@@ -296,10 +300,13 @@ describe('the conv kernel chosen', () => {
       return labels;
     };
     const cpu = { cpuSubgroupSize: 8 };
-    const winograd = ['winograd_input', 'winograd_gemm', 'winograd_output'];
-    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd);
-    expect(await planned(cpu, [2, 12, 15, 13], [40, 12, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2] })).toEqual(winograd);
-    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(['conv3x3_s1_d12']);
+    const winograd = (m: number) => ['input', 'gemm', 'output'].map((stage) => `winograd${m}x${m}_${stage}`);
+    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(4));
+    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(4));
+    // At dilation 18 on 33 pixels F(4x4) tiles would be nearly empty.
+    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [18, 18, 18, 18], dilations: [18, 18] })).toEqual(winograd(2));
+    // Dilation 6 on 9 pixels: either leaves more than 0.7 of the work (0.79 for F(2x2)).
+    expect(await planned(cpu, [1, 8, 9, 9], [16, 8, 3, 3], { pads: [6, 6, 6, 6], dilations: [6, 6] })).toEqual(['conv3x3_s1_d6']);
     expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] })).toEqual(['conv3x3_s2_d1']);
     expect(await planned(cpu, [1, 16, 13, 11], [4, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(['conv3x3_s1_d1']);
     expect(await planned({}, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(['conv3x3_s1_d1']);
@@ -331,13 +338,13 @@ describe('the conv kernel chosen', () => {
   });
 });
 
-describe('Winograd F(2x2, 3x3) on CPU adapters', () => {
+describe('Winograd on CPU adapters', () => {
   it('runs a conv whose scratch exceeds a binding in chunks of tiles, one upload of the transformed weights, residual and ReLU fused', async ({ skip }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
     await withConvFor('TestConvChunked', { cpuSubgroupSize: 8 }, { activation: 'max(v, 0.0f)', residual: true }, async () => {
-      // 7x6 = 42 tiles; 16 positions x 40 channels x 4 bytes a tile: 15 tiles to a 40000-byte binding, so 3 chunks.
-      const x = randomTensor([1, 8, 13, 11], seed++);
-      const w = randomTensor([40, 8, 3, 3], seed++);
+      // F(4x4, 3x3): 6x3 = 18 tiles; 36 positions x 40 channels x 4 bytes a tile: 6 tiles to a 40000-byte binding, so 3 chunks.
+      const x = randomTensor([1, 4, 21, 11], seed++);
+      const w = randomTensor([40, 4, 3, 3], seed++);
       const bias = randomTensor([40], seed++);
       const attrs = { pads: [1, 1, 1, 1] };
       const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: attrs.pads, group: 1 });
@@ -346,10 +353,10 @@ describe('Winograd F(2x2, 3x3) on CPU adapters', () => {
       const session = await Session.create(await gpu(), graph, { maxBindingBytes: 40000 });
       try {
         const plan = await session.plan();
-        expect(plan.kernels.map((k) => k.kernel.label)).toEqual(Array(3).fill(['winograd_input', 'winograd_gemm', 'winograd_output']).flat());
+        expect(plan.kernels.map((k) => k.kernel.label)).toEqual(Array(3).fill(['winograd4x4_input', 'winograd4x4_gemm', 'winograd4x4_output']).flat());
         const weightUploads = new Set(
           plan.kernels.flatMap((k) =>
-            k.kernel.label === 'winograd_gemm' ? k.buffers.flatMap((b) => (b.kind === 'upload' && b.data instanceof Float32Array ? [b.key] : [])) : [],
+            k.kernel.label === 'winograd4x4_gemm' ? k.buffers.flatMap((b) => (b.kind === 'upload' && b.data instanceof Float32Array ? [b.key] : [])) : [],
           ),
         );
         expect(weightUploads.size).toBe(1);
@@ -395,7 +402,7 @@ for (const precision of PRECISIONS)
           pads: [1, 1, 1, 1],
           bias: true,
         },
-        // Stride-1 3x3 convs of more than 4 channels take Winograd F(2x2, 3x3) here at f32 (winograd.ts), those above too.
+        // Stride-1 3x3 convs of more than 4 channels take Winograd here at f32 (winograd.ts), F(4x4, 3x3) but where noted, those above too.
         {
           name: 'Winograd: dilation 2, batch 2, 40 channels on 15x13 (tiles past the edge)',
           x: [2, 12, 15, 13],
@@ -407,6 +414,7 @@ for (const precision of PRECISIONS)
         },
         { name: 'Winograd: dilation 3, asymmetric pads, 20x17 map', x: [1, 7, 20, 17], w: [9, 7, 3, 3], dilations: [3, 3], pads: [0, 1, 2, 0] },
         { name: 'Winograd: dilations 1 and 2 by axis, 11x14 map', x: [1, 6, 11, 14], w: [12, 6, 3, 3], dilations: [1, 2], pads: [1, 2, 1, 2], bias: true },
+        { name: 'Winograd F(2x2, 3x3): dilation 9 on 17x17', x: [1, 6, 17, 17], w: [10, 6, 3, 3], dilations: [9, 9], pads: [9, 9, 9, 9], bias: true },
         { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
         { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
         // At most 4 output channels per group: the narrow kernel, lanes over pixels.

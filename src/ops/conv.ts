@@ -9,7 +9,7 @@ import { type ConvEpilogue, wholeIO } from './conv/io.js';
 import { chooseConvLowering, type ConvAdapter, loweredConv } from './conv/lowering.js';
 import { NARROW_CHANNELS } from './conv/narrow.js';
 import { splitConv } from './conv/split.js';
-import { winogradApplies, winogradConv } from './conv/winograd.js';
+import { chooseWinograd, winogradConv } from './conv/winograd.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
 
 /**
@@ -23,9 +23,10 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
  *   operands by broadcasts (conv/subgroup.ts), for constant weights;
  * - a direct kernel when each group has one input channel (depthwise, with
  *   any channel multiplier), where a GEMM would have K = taps only;
- * - on CPU adapters, Winograd F(2x2, 3x3) for stride-1 3x3 convs where it
- *   saves GEMM work (conv/winograd.ts): 16 multiply-adds per 2x2 outputs
- *   instead of 36, at the price of two transforms and their scratch.
+ * - on CPU adapters, Winograd F(2x2, 3x3) or F(4x4, 3x3) for stride-1 3x3
+ *   convs where it saves GEMM work (conv/winograd.ts): 16 multiply-adds per
+ *   2x2 outputs or 36 per 4x4 instead of 9 a pixel, at the price of two
+ *   transforms and their scratch.
  * Kernel taps that only ever read padding (large ASPP dilations on small
  * maps) are dropped at load time: a 3x3 conv at dilation 36 on a 33x33 map is
  * a 1x1 conv.
@@ -61,10 +62,12 @@ export function convKernels(
   if (g.cIn === g.groups) {
     return [adapter.cpuSubgroupSize ? subgroupDepthwiseKernel(g, io, epilogue, adapter.cpuSubgroupSize) : depthwiseKernel(g, io, epilogue)];
   }
-  const w = inputs[1]!.value;
-  if (adapter.cpuSubgroupSize && w && winogradApplies(g, io.types.inputs[1]!, NARROW_CHANNELS)) {
-    const winograd = winogradConv(g, w, epilogue, io, adapter.cpuSubgroupSize, limits);
-    if (winograd) return winograd;
+  const { value: w } = inputs[1]!;
+  const lanes = adapter.cpuSubgroupSize;
+  if (lanes && w) {
+    const winograd = chooseWinograd(g, io.types.inputs[1]!, NARROW_CHANNELS);
+    const kernels = winograd && winogradConv(winograd, g, w, epilogue, io, lanes, limits);
+    if (kernels) return kernels;
   }
   const lowering = (cOut: number) => chooseConvLowering(cOut / g.groups, g, adapter);
   return splitConv(g, inputs, io.types, epilogue, limits, lowering) ?? [loweredConv(g, inputs[1]!, epilogue, io, lowering(g.cOut))];

@@ -1,96 +1,195 @@
 /**
- * Winograd F(2x2, 3x3) for stride-1 3x3 convs on CPU adapters (Lavin &
- * Gray, "Fast Algorithms for Convolutional Neural Networks", 2015): each
- * 2x2 block of outputs is A^T [(G g G^T) ⊙ (B^T d B)] A, d the block's 4x4
- * input patch, g a 3x3 filter. The 16 elementwise products, summed over input
- * channels, are 16 independent GEMMs of [C_out x C_in] by [C_in x tiles]:
- * 16 multiply-adds per 4 outputs instead of 36.
+ * Winograd F(2x2, 3x3) and F(4x4, 3x3) for stride-1 3x3 convs on CPU
+ * adapters (Lavin & Gray, "Fast Algorithms for Convolutional Neural
+ * Networks", 2015): each m x m block of outputs is A^T [(G g G^T) ⊙ (B^T d B)] A,
+ * d the block's n x n input patch (n = m + 2), g a 3x3 filter. The n²
+ * elementwise products, summed over input channels, are n² independent GEMMs
+ * of [C_out x C_in] by [C_in x tiles]: n² multiply-adds per m² outputs
+ * instead of 9 m² (16 per 4 outputs, or 36 per 16).
  *
  * Why here: on lavapipe every conv kernel is bound by loads (each
- * lane-divergent load is a loop over the SIMD lanes), so the 2.25x fewer
- * multiply-adds are 2.25x fewer loads of the GEMM. Three dispatches:
+ * lane-divergent load is a loop over the SIMD lanes), so fewer multiply-adds
+ * are as many fewer loads of the GEMM. Three dispatches:
  * - the input transform, d -> B^T d B per (image, input channel, tile), into
- *   scratch V [image][16][C_in][tiles];
- * - the 16 GEMMs, which are a grouped 1x1 conv (16 groups) of V on the
+ *   scratch V [image][n²][C_in][tiles];
+ * - the n² GEMMs, which are a grouped 1x1 conv (n² groups) of V on the
  *   subgroup kernel (subgroup.ts), weights U = G g G^T packed at load, into
- *   scratch M [image][16][C_out][tiles];
+ *   scratch M [image][n²][C_out][tiles];
  * - the output transform, A^T M A per (image, output channel, tile), through
  *   the conv's own epilogue (bias, residual, activation, capture taps).
  *
  * Dilation d: a dilated conv is d x d undilated ones on the interleaved
- * sub-grids, so a tile covers outputs o and o + d of an axis, read from input
- * o - begin + {0, d, 2d, 3d}: along an axis of `out` outputs, tile t covers
- * o = 2d·(t / d) + t % d (and o + d), d·ceil(out / 2d) tiles in all.
+ * sub-grids, so a tile covers outputs o, o + d, … o + (m-1)d of an axis,
+ * read from input o - begin + {0, d, … (n-1)d}: along an axis of `out`
+ * outputs, tile t starts at o = m·d·(t / d) + t % d, d·ceil(out / (m·d))
+ * tiles in all.
  */
 import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
-import { fromStorage, grid, gpuElementBytes, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
+import { f32, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
 import { type AxisTaps, chooseSubgroupTile, packSubgroupWeights, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
-/** Transform positions: the 4x4 of one tile. */
-const POSITIONS = 16;
+/** One algorithm F(m x m, 3 x 3): outputs per tile side m, and its matrices (input n = m + 2 a side). */
+export interface Winograd {
+  m: number;
+  /** B^T, n x n: the input transform. */
+  bt: number[][];
+  /** G, n x 3: the filter transform. */
+  g: number[][];
+  /** A^T, m x n: the output transform. */
+  at: number[][];
+}
+
+/** F(2x2, 3x3), interpolation points 0, 1, -1 (and infinity). */
+export const F2: Winograd = {
+  m: 2,
+  bt: [
+    [1, 0, -1, 0],
+    [0, 1, 1, 0],
+    [0, -1, 1, 0],
+    [0, 1, 0, -1],
+  ],
+  g: [
+    [1, 0, 0],
+    [1 / 2, 1 / 2, 1 / 2],
+    [1 / 2, -1 / 2, 1 / 2],
+    [0, 0, 1],
+  ],
+  at: [
+    [1, 1, 1, 0],
+    [0, 1, -1, -1],
+  ],
+};
+
+/** F(4x4, 3x3), interpolation points 0, 1, -1, 2, -2 (and infinity). */
+export const F4: Winograd = {
+  m: 4,
+  bt: [
+    [4, 0, -5, 0, 1, 0],
+    [0, -4, -4, 1, 1, 0],
+    [0, 4, -4, -1, 1, 0],
+    [0, -2, -1, 2, 1, 0],
+    [0, 2, -1, -2, 1, 0],
+    [0, 4, 0, -5, 0, 1],
+  ],
+  g: [
+    [1 / 4, 0, 0],
+    [-1 / 6, -1 / 6, -1 / 6],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 24, 1 / 12, 1 / 6],
+    [1 / 24, -1 / 12, 1 / 6],
+    [0, 0, 1],
+  ],
+  at: [
+    [1, 1, 1, 1, 1, 0],
+    [0, 1, -1, 2, -2, 0],
+    [0, 1, 1, 4, 4, 0],
+    [0, 1, -1, 8, -8, 1],
+  ],
+};
+
+/** Input tile side n. */
+const side = (f: Winograd) => f.m + 2;
+/** Transform positions, n² a tile: the GEMMs. */
+const positions = (f: Winograd) => side(f) ** 2;
 /** Threads per workgroup of the two transforms (flat over their elements). */
 const WORKGROUP = 64;
 
 /**
  * The most GEMM work Winograd may keep, as a share of the direct conv's,
- * for it to be chosen: 16·tiles against 9·pixels multiply-adds, and the two
- * transforms cost about a GEMM step's loads per tile and channel. Sub-grids
- * that leave tiles half empty (a dilation near a third of the map: 12 on 33)
- * lose what Winograd saves.
+ * for it to be chosen: the two transforms cost about a GEMM step's loads
+ * per tile and channel. Sub-grids that leave tiles half empty (a dilation
+ * near a third of the map for F(2x2), 12 on 33) lose what Winograd saves.
  */
 const MAX_WORK_RATIO = 0.7;
 
-/** Tiles along an axis of `out` outputs at dilation d. */
-export const axisTiles = (out: number, d: number) => d * Math.ceil(out / (2 * d));
+/** Tiles along an axis of `out` outputs at dilation d, m outputs a tile. */
+export const axisTiles = (out: number, d: number, m: number) => d * Math.ceil(out / (m * d));
 
 /** GEMM multiply-adds of Winograd over those of the direct conv, per (input, output) channel pair. */
-export const winogradWorkRatio = (g: Pick<ConvGeometry, 'y' | 'x'>) =>
-  (POSITIONS * axisTiles(g.y.out, g.y.dilation) * axisTiles(g.x.out, g.x.dilation)) / (9 * g.y.out * g.x.out);
+export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>) =>
+  (positions(f) * axisTiles(g.y.out, g.y.dilation, f.m) * axisTiles(g.x.out, g.x.dilation, f.m)) / (9 * g.y.out * g.x.out);
 
 /**
- * A stride-1 3x3 conv, every tap useful, one group, more output channels
- * than `minChannels` (fewer take the narrow kernel), less work as Winograd,
- * and float32 weights: float16 weights (--precision f16) are the model's
- * weights as stored, which G g G^T rounded to float16 would not be, and in
- * float32 it would take 3.6x their memory.
+ * The algorithm for a conv: for a stride-1 3x3 conv, every tap useful, one
+ * group, more output channels than `minChannels` (fewer take the narrow
+ * kernel) and float32 weights, the one leaving the least GEMM work if that
+ * is at most MAX_WORK_RATIO; else none. Not at float16 weights (--precision
+ * f16): those are the model's weights as stored, which G g G^T rounded to
+ * float16 would not be, and in float32 it would take 3.6-8x their memory.
  */
-export function winogradApplies(g: ConvGeometry, weightType: ElemType, minChannels: number): boolean {
+export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number): Winograd | undefined {
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
-  return full3x3 && g.groups === 1 && g.cOut > minChannels && weightType === 'float32' && winogradWorkRatio(g) <= MAX_WORK_RATIO;
+  if (!full3x3 || g.groups !== 1 || g.cOut <= minChannels || weightType !== 'float32') return undefined;
+  const [best] = [F4, F2].map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
+  return best!.ratio <= MAX_WORK_RATIO ? best!.f : undefined;
 }
 
-/** G g G^T of each 3x3 filter, as the GEMMs' weights [position][C_out][C_in][1][1] (position = 4·row + column). */
-export function winogradWeights(w: HostTensor, cOut: number, cIn: number): HostTensor {
-  const u = new Float32Array(POSITIONS * cOut * cIn);
-  // G = [[1, 0, 0], [1/2, 1/2, 1/2], [1/2, -1/2, 1/2], [0, 0, 1]].
-  const g = (f: readonly number[]) => [f[0]!, (f[0]! + f[1]! + f[2]!) / 2, (f[0]! - f[1]! + f[2]!) / 2, f[2]!];
+/** M · v for a matrix of numbers and a vector of WGSL expressions, as WGSL expressions (zero terms dropped, units unmultiplied). */
+function linear(matrix: number[][], v: string[]): string[] {
+  return matrix.map((row) => {
+    const terms = row.flatMap((c, j) => (c === 0 ? [] : [`${c < 0 ? '-' : '+'} ${Math.abs(c) === 1 ? '' : `${f32(Math.abs(c))} * `}${v[j]}`]));
+    return terms.join(' ').replace(/^\+ /, '');
+  });
+}
+
+/** G g G^T of each 3x3 filter, as the GEMMs' weights [position][C_out][C_in][1][1] (position = n·row + column). */
+export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number): HostTensor {
+  const n = side(f);
+  const u = new Float32Array(n * n * cOut * cIn);
+  const apply = (v: readonly number[]) => f.g.map((row) => row[0]! * v[0]! + row[1]! * v[1]! + row[2]! * v[2]!);
   for (let co = 0; co < cOut; co++)
     for (let ci = 0; ci < cIn; ci++) {
       const base = (co * cIn + ci) * 9;
-      const filter = (r: number) => [0, 1, 2].map((c) => w.data[base + 3 * r + c]!);
-      // Columns of G g (4 rows of 3), then G applied along each row.
-      const gg = [0, 1, 2].map((c) => g([0, 1, 2].map((r) => filter(r)[c]!)));
-      for (let row = 0; row < 4; row++) {
-        const u4 = g([0, 1, 2].map((c) => gg[c]![row]!));
-        for (let col = 0; col < 4; col++) u[((row * 4 + col) * cOut + co) * cIn + ci] = u4[col]!;
+      // G g: G applied to each filter column, [column][row]; then G along each row of that.
+      const columns = range(3).map((c) => apply(range(3).map((r) => w.data[base + 3 * r + c]!)));
+      for (let row = 0; row < n; row++) {
+        const transformed = apply(columns.map((col) => col[row]!));
+        for (let col = 0; col < n; col++) u[((row * n + col) * cOut + co) * cIn + ci] = transformed[col]!;
       }
     }
-  return { type: 'float32', dims: [POSITIONS * cOut, cIn, 1, 1], data: u };
+  return { type: 'float32', dims: [n * n * cOut, cIn, 1, 1], data: u };
 }
 
-/** WGSL of B^T d B for `d`, an array<f32, 16> in row-major order, into `v` (the same layout). */
-function inputTransform(d: string, v: string): string {
-  // B^T rows: [1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1].
-  const bt = (e: string[]) => [`${e[0]} - ${e[2]}`, `${e[1]} + ${e[2]}`, `${e[2]} - ${e[1]}`, `${e[1]} - ${e[3]}`];
-  const four = [0, 1, 2, 3];
+/** WGSL statements: `v` = B^T d B, both array<f32, n²> in row-major order. */
+function inputTransform(f: Winograd, d: string, v: string): string {
+  const n = range(side(f));
   // t = B^T d, column by column; then v = t B, row by row.
-  const t = four.flatMap((c) => bt(four.map((r) => `${d}[${4 * r + c}]`)).map((e, r) => `  let t${r}${c} = ${e};`));
-  const out = four.flatMap((r) => bt(four.map((c) => `t${r}${c}`)).map((e, c) => `  ${v}[${4 * r + c}] = ${e};`));
+  const t = n.flatMap((c) =>
+    linear(
+      f.bt,
+      n.map((r) => `${d}[${side(f) * r + c}]`),
+    ).map((e, r) => `  let t${r}_${c} = ${e};`),
+  );
+  const out = n.flatMap((r) =>
+    linear(
+      f.bt,
+      n.map((c) => `t${r}_${c}`),
+    ).map((e, c) => `  ${v}[${side(f) * r + c}] = ${e};`),
+  );
   return [...t, ...out].join('\n');
+}
+
+/** WGSL statements: `y` (array<f32, m²>) = A^T P A, P (`p`) an array<f32, n²> in row-major order. */
+function outputTransform(f: Winograd, p: string, y: string): string {
+  const n = range(side(f));
+  // s = A^T P, column by column; then y = s A, row by row.
+  const s = n.flatMap((c) =>
+    linear(
+      f.at,
+      n.map((r) => `${p}[${side(f) * r + c}]`),
+    ).map((e, r) => `  let s${r}_${c} = ${e};`),
+  );
+  const out = range(f.m).flatMap((r) =>
+    linear(
+      f.at,
+      n.map((c) => `s${r}_${c}`),
+    ).map((e, c) => `  ${y}[${f.m * r + c}] = ${e};`),
+  );
+  return [...s, ...out].join('\n');
 }
 
 /** One axis of the GEMM's 1 x tiles "image". */
@@ -100,8 +199,8 @@ const unitAxis = (size: number): AxisTaps => ({ size, kernel: 1, out: size, stri
  * Scratch bytes per buffer at most: a conv with more tiles runs them in
  * chunks (three dispatches each, sharing the scratch), so that Winograd adds
  * little to a model's activation memory and large maps can take it too. The
- * decoder's 3x3 conv of DeepLabv3+ at 513x513 (304 channels, 4225 tiles)
- * would otherwise take 82 MB of V alone.
+ * decoder's 3x3 conv of DeepLabv3+ at 513x513 (304 channels, 4225 tiles of
+ * F(2x2)) would otherwise take 82 MB of V alone.
  */
 const MAX_SCRATCH_BYTES = 16 * 2 ** 20;
 
@@ -110,18 +209,23 @@ const MAX_SCRATCH_BYTES = 16 * 2 ** 20;
  * of tiles), or undefined when a tensor would exceed one binding (the conv
  * then takes the direct kernels, which can split).
  */
-export function winogradConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: ConvIO, lanes: number, limits: BindingLimits): Kernel[] | undefined {
+export function winogradConv(
+  f: Winograd,
+  g: ConvGeometry,
+  w: HostTensor,
+  epilogue: ConvEpilogue,
+  io: ConvIO,
+  lanes: number,
+  limits: BindingLimits,
+): Kernel[] | undefined {
   const { y, x } = g;
-  const [ty, tx] = [axisTiles(y.out, y.dilation), axisTiles(x.out, x.dilation)];
+  const [n, n2, m] = [side(f), positions(f), f.m];
+  const [ty, tx] = [axisTiles(y.out, y.dilation, m), axisTiles(x.out, x.dilation, m)];
   const tiles = ty * tx;
-  const bytesPerTile = POSITIONS * g.batch * Math.max(g.cIn, g.cOut) * 4;
+  const bytesPerTile = n2 * g.batch * Math.max(g.cIn, g.cOut) * 4;
   const chunk = Math.max(1, Math.min(tiles, Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / bytesPerTile)));
   const tile = chooseSubgroupTile(g.cOut, chunk, lanes);
-  const weights = packSubgroupWeights(
-    winogradWeights(w, g.cOut, g.cIn),
-    { groups: POSITIONS, m: g.cOut, cPerGroup: g.cIn, y: unitAxis(1), x: unitAxis(1) },
-    tile,
-  );
+  const weights = packSubgroupWeights(winogradWeights(f, w, g.cOut, g.cIn), { groups: n2, m: g.cOut, cPerGroup: g.cIn, y: unitAxis(1), x: unitAxis(1) }, tile);
   const tensors = [
     weights.byteLength,
     g.batch * g.cIn * y.size * x.size * gpuElementBytes(io.types.inputs[0]!),
@@ -129,13 +233,14 @@ export function winogradConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilo
   ];
   if (bytesPerTile > limits.maxBytes || tensors.some((b) => b > limits.maxBytes)) return undefined;
   // Scratch: V [image][position][C_in][chunk], the products [image][position][C_out][chunk].
-  const v: KernelBinding = { kind: 'scratch', id: 0, bytes: POSITIONS * g.batch * g.cIn * chunk * 4 };
-  const products: KernelBinding = { kind: 'scratch', id: 1, bytes: POSITIONS * g.batch * g.cOut * chunk * 4 };
+  const v: KernelBinding = { kind: 'scratch', id: 0, bytes: n2 * g.batch * g.cIn * chunk * 4 };
+  const products: KernelBinding = { kind: 'scratch', id: 1, bytes: n2 * g.batch * g.cOut * chunk * 4 };
   const gemmIO = convBindings({ types: io.types, x: v, y: products }, {}, 'f32', { binding: { kind: 'param', data: weights }, type: 'vec4f' });
   const out = convBindings({ ...io, x: products }, epilogue, 'f32');
   const xType = io.types.inputs[0]!;
-  // Tile t of an axis covers outputs o0 and o0 + d.
-  const origin = (t: string, d: string) => `2u * ${d} * (${t} / ${d}) + ${t} % ${d}`;
+  // Tile t of an axis starts at output o0 = m·d·(t / d) + t % d.
+  const origin = (t: string, d: string) => `${m}u * ${d} * (${t} / ${d}) + ${t} % ${d}`;
+  const label = (stage: string) => `winograd${m}x${m}_${stage}`;
 
   const kernels: Kernel[] = [];
   for (let first = 0; first < tiles; first += chunk) {
@@ -158,7 +263,7 @@ export function winogradConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilo
       2,
     );
     kernels.push({
-      label: 'winograd_input',
+      label: label('input'),
       wgsl: `${storage(0, 'X', wgslType(xType))}
 ${storage(1, 'V', 'f32')}
 ${inputSizes.declaration}
@@ -174,20 +279,20 @@ ${inputSizes.lets}
   let iy0 = i32(${origin('(t / xTiles)', 'yDilation')}) - i32(yBegin);
   let ix0 = i32(${origin('(t % xTiles)', 'xDilation')}) - i32(xBegin);
   let plane = (z * cIn + c) * ySize * xSize;
-  var d: array<f32, 16>;
-  for (var r = 0; r < 4; r++) {
+  var d: array<f32, ${n2}>;
+  for (var r = 0; r < ${n}; r++) {
     let iy = iy0 + r * i32(yDilation);
-    for (var q = 0; q < 4; q++) {
+    for (var q = 0; q < ${n}; q++) {
       let ix = ix0 + q * i32(xDilation);
       // Padding reads element 0 and uses zero.
       let ok = iy >= 0 && iy < i32(ySize) && ix >= 0 && ix < i32(xSize);
-      d[4 * r + q] = select(0.0f, ${fromStorage(xType, 'X[plane + select(0u, u32(iy) * xSize + u32(ix), ok)]')}, ok);
+      d[${n} * r + q] = select(0.0f, ${fromStorage(xType, 'X[plane + select(0u, u32(iy) * xSize + u32(ix), ok)]')}, ok);
     }
   }
-  var v: array<f32, 16>;
-${inputTransform('d', 'v')}
-  for (var k = 0u; k < 16u; k++) {
-    V[((z * 16u + k) * cIn + c) * count + j] = v[k];
+  var v: array<f32, ${n2}>;
+${inputTransform(f, 'd', 'v')}
+  for (var k = 0u; k < ${n2}u; k++) {
+    V[((z * ${n2}u + k) * cIn + c) * count + j] = v[k];
   }
 }`,
       workgroups: grid(g.batch * g.cIn * count, WORKGROUP),
@@ -197,21 +302,21 @@ ${inputTransform('d', 'v')}
     kernels.push(
       subgroupConvKernel(
         {
-          label: 'winograd_gemm',
-          groups: POSITIONS,
+          label: label('gemm'),
+          groups: n2,
           m: g.cOut,
           cPerGroup: g.cIn,
           n: count,
-          batches: g.batch * POSITIONS,
+          batches: g.batch * n2,
           y: unitAxis(1),
           x: unitAxis(count),
           plane: count,
-          sizes: { cIn: POSITIONS * g.cIn },
+          sizes: { cIn: n2 * g.cIn },
           inputBase: '(z / groups * cIn + z % groups * cPerGroup) * plane',
           declarations: gemmIO.declarations,
           bindings: gemmIO.bindings,
           load: gemmIO.load,
-          // z = image·16 + position.
+          // z = image·n² + position.
           store: '        Y[(z * channels + m) * n + p] = value;',
         },
         tile,
@@ -223,7 +328,7 @@ ${inputTransform('d', 'v')}
       out.bindings.length,
     );
     kernels.push({
-      label: 'winograd_output',
+      label: label('output'),
       wgsl: `${out.declarations}
 ${outputSizes.declaration}
 @compute @workgroup_size(${WORKGROUP})
@@ -235,24 +340,20 @@ ${outputSizes.lets}
   let t = first + j;
   let co = i / count % cOut;
   let z = i / (count * cOut);
-  var m: array<f32, 16>;
-  for (var k = 0u; k < 16u; k++) {
-    m[k] = X[((z * 16u + k) * cOut + co) * count + j];
+  var products: array<f32, ${n2}>;
+  for (var k = 0u; k < ${n2}u; k++) {
+    products[k] = X[((z * ${n2}u + k) * cOut + co) * count + j];
   }
-  // A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: s = A^T m, then the outputs s A.
-  var s: array<f32, 8>;
-  for (var q = 0u; q < 4u; q++) {
-    s[q] = m[q] + m[4u + q] + m[8u + q];
-    s[4u + q] = m[4u + q] - m[8u + q] - m[12u + q];
-  }
+  var y: array<f32, ${m * m}>;
+${outputTransform(f, 'products', 'y')}
   let oy0 = ${origin('(t / xTiles)', 'yDilation')};
   let ox0 = ${origin('(t % xTiles)', 'xDilation')};
-  for (var b = 0u; b < 4u; b++) {
-    let r = b / 2u;
-    let value = select(s[4u * r] + s[4u * r + 1u] + s[4u * r + 2u], s[4u * r + 1u] - s[4u * r + 2u] - s[4u * r + 3u], b % 2u == 1u);
-    let oy = oy0 + r * yDilation;
-    let ox = ox0 + b % 2u * xDilation;
+  // One store site (the epilogue is inlined once).
+  for (var b = 0u; b < ${m * m}u; b++) {
+    let oy = oy0 + b / ${m}u * yDilation;
+    let ox = ox0 + b % ${m}u * xDilation;
     if (oy < yOut && ox < xOut) {
+      let value = y[b];
       let p = oy * xOut + ox;
       ${out.store('value', 'co', '(z * cOut + co) * yOut * xOut + p')}
     }
