@@ -276,7 +276,7 @@ describe('the conv kernel chosen', () => {
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
-  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(4x4, 3x3) or F(2x2, 3x3), whichever leaves less GEMM work, if at most 0.7 of it', async ({
+  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) or, where its weights are no larger than the input, F(4x4, 3x3): whichever leaves less GEMM work, if at most 0.7 of it', async ({
     skip,
   }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
@@ -301,7 +301,10 @@ describe('the conv kernel chosen', () => {
     };
     const cpu = { cpuSubgroupSize: 8 };
     const winograd = (m: number) => ['input', 'gemm', 'output'].map((stage) => `winograd${m}x${m}_${stage}`);
-    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(4));
+    // F(4x4) where its weights (36·C_out·C_in) are no larger than the input (C_in·H·W): 36·16 <= 40·40 but 36·48 > 40·40.
+    expect(await planned(cpu, [1, 8, 40, 40], [16, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(4));
+    expect(await planned(cpu, [1, 8, 40, 40], [48, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
+    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
     expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(4));
     // At dilation 18 on 33 pixels F(4x4) tiles would be nearly empty.
     expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [18, 18, 18, 18], dilations: [18, 18] })).toEqual(winograd(2));
@@ -342,15 +345,15 @@ describe('Winograd on CPU adapters', () => {
   it('runs a conv whose scratch exceeds a binding in chunks of tiles, one upload of the transformed weights, residual and ReLU fused', async ({ skip }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
     await withConvFor('TestConvChunked', { cpuSubgroupSize: 8 }, { activation: 'max(v, 0.0f)', residual: true }, async () => {
-      // F(4x4, 3x3): 6x3 = 18 tiles; 36 positions x 40 channels x 4 bytes a tile: 6 tiles to a 40000-byte binding, so 3 chunks.
-      const x = randomTensor([1, 4, 21, 11], seed++);
-      const w = randomTensor([40, 4, 3, 3], seed++);
-      const bias = randomTensor([40], seed++);
+      // F(4x4, 3x3): 9x5 = 45 tiles; 36 positions x 8 channels x 4 bytes a tile: 20 tiles to a 24000-byte binding, so 3 chunks.
+      const x = randomTensor([1, 2, 36, 20], seed++);
+      const w = randomTensor([8, 2, 3, 3], seed++);
+      const bias = randomTensor([8], seed++);
       const attrs = { pads: [1, 1, 1, 1] };
       const ref = referenceConv(x, w, bias, { strides: [1, 1], dilations: [1, 1], pads: attrs.pads, group: 1 });
       const r = randomTensor(ref.dims, seed++);
       const graph = nodeGraph({ op: 'TestConvChunked', attrs, inputs: [x, { constant: w }, { constant: bias }, r] });
-      const session = await Session.create(await gpu(), graph, { maxBindingBytes: 40000 });
+      const session = await Session.create(await gpu(), graph, { maxBindingBytes: 24000 });
       try {
         const plan = await session.plan();
         expect(plan.kernels.map((k) => k.kernel.label)).toEqual(Array(3).fill(['winograd4x4_input', 'winograd4x4_gemm', 'winograd4x4_output']).flat());
@@ -402,7 +405,7 @@ for (const precision of PRECISIONS)
           pads: [1, 1, 1, 1],
           bias: true,
         },
-        // Stride-1 3x3 convs of more than 4 channels take Winograd here at f32 (winograd.ts), F(4x4, 3x3) but where noted, those above too.
+        // Stride-1 3x3 convs of more than 4 channels take Winograd here at f32 (winograd.ts), F(2x2, 3x3) but where noted, those above too.
         {
           name: 'Winograd: dilation 2, batch 2, 40 channels on 15x13 (tiles past the edge)',
           x: [2, 12, 15, 13],
@@ -415,6 +418,14 @@ for (const precision of PRECISIONS)
         { name: 'Winograd: dilation 3, asymmetric pads, 20x17 map', x: [1, 7, 20, 17], w: [9, 7, 3, 3], dilations: [3, 3], pads: [0, 1, 2, 0] },
         { name: 'Winograd: dilations 1 and 2 by axis, 11x14 map', x: [1, 6, 11, 14], w: [12, 6, 3, 3], dilations: [1, 2], pads: [1, 2, 1, 2], bias: true },
         { name: 'Winograd F(2x2, 3x3): dilation 9 on 17x17', x: [1, 6, 17, 17], w: [10, 6, 3, 3], dilations: [9, 9], pads: [9, 9, 9, 9], bias: true },
+        { name: 'Winograd F(4x4, 3x3): 8 channels on 24x20', x: [1, 6, 24, 20], w: [8, 6, 3, 3], pads: [1, 1, 1, 1], bias: true },
+        {
+          name: 'Winograd F(4x4, 3x3): dilations 2 and 3, batch 2, 19x23 (tiles past the edge)',
+          x: [2, 5, 19, 23],
+          w: [9, 5, 3, 3],
+          dilations: [2, 3],
+          pads: [2, 3, 2, 3],
+        },
         { name: '1x1 with 33 output channels on 33 pixels (pixel tiles of 32)', x: [1, 16, 3, 11], w: [33, 16, 1, 1], bias: true },
         { name: '1x1 on a 1x1 map (one pixel)', x: [1, 40, 1, 1], w: [12, 40, 1, 1], bias: true },
         // At most 4 output channels per group: the narrow kernel, lanes over pixels.

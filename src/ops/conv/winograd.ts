@@ -114,17 +114,24 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
   (positions(f) * axisTiles(g.y.out, g.y.dilation, f.m) * axisTiles(g.x.out, g.x.dilation, f.m)) / (9 * g.y.out * g.x.out);
 
 /**
- * The algorithm for a conv: for a stride-1 3x3 conv, every tap useful, one
- * group, more output channels than `minChannels` (fewer take the narrow
- * kernel) and float32 weights, the one leaving the least GEMM work if that
- * is at most MAX_WORK_RATIO; else none. Not at float16 weights (--precision
- * f16): those are the model's weights as stored, which G g G^T rounded to
- * float16 would not be, and in float32 it would take 3.6-8x their memory.
+ * The algorithm for a conv, or none. Candidates need a stride-1 3x3 conv,
+ * every tap useful, one group, more output channels than `minChannels`
+ * (fewer take the narrow kernel) and float32 weights: float16 weights
+ * (--precision f16) are the model's weights as stored, which G g G^T
+ * rounded to float16 would not be. F(2x2) is always a candidate; F(4x4),
+ * whose transformed weights are 4x the conv's (F(2x2)'s 16/9), only where
+ * those are no larger than the conv's input (36·C_out ≤ N·H·W), so that it
+ * costs memory on the scale of the activations, not of the weights: the
+ * decoder's 3x3s of DeepLabv3+ at 513x513 take it, ResNet-101's 3x3s at
+ * 33x33 do not (ResNet-101's weights would grow 237 -> 628 MB instead of
+ * -> 335, for 4% of its time). Of the candidates, the one leaving the least
+ * GEMM work, if at most MAX_WORK_RATIO; F(2x2) on a tie.
  */
 export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number): Winograd | undefined {
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
   if (!full3x3 || g.groups !== 1 || g.cOut <= minChannels || weightType !== 'float32') return undefined;
-  const [best] = [F4, F2].map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
+  const candidates = positions(F4) * g.cOut <= g.batch * g.y.size * g.x.size ? [F2, F4] : [F2];
+  const [best] = candidates.map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
   return best!.ratio <= MAX_WORK_RATIO ? best!.f : undefined;
 }
 
