@@ -28,7 +28,7 @@ import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
 import { f32, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
-import { type AxisTaps, chooseSubgroupTile, packSubgroupWeights, subgroupConvKernel } from './subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, paddedChannels, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
@@ -143,22 +143,31 @@ function linear(matrix: number[][], v: string[]): string[] {
   });
 }
 
-/** G g G^T of each 3x3 filter, as the GEMMs' weights [position][C_out][C_in][1][1] (position = n·row + column). */
-export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number): HostTensor {
+/**
+ * G g G^T of each 3x3 filter, as the GEMMs' weights in the subgroup
+ * kernel's packed layout (subgroup.ts packSubgroupWeights, one group a
+ * position = n·row + column, one tap): [position][C_in][C_out padded to
+ * `mPad`], zeros in the padding. Written here directly, in flat loops
+ * without allocations: ResNet-101 has 3.5 million 3x3 filters, and going
+ * through a [position][C_out][C_in] tensor and the generic packer took
+ * ResNet-101's warm session build from 1.2 to 2.3 s.
+ */
+export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number, mPad: number): Float32Array<ArrayBuffer> {
   const n = side(f);
   const g = f.g.flat();
-  const u = new Float32Array(n * n * cOut * cIn);
-  // G g (n x 3) of one filter; flat loops without allocations: ResNet-101 has 30 million filter taps.
+  const u = new Float32Array(n * n * cIn * mPad);
   const gg = new Float64Array(n * 3);
   for (let co = 0; co < cOut; co++)
     for (let ci = 0; ci < cIn; ci++) {
       const base = (co * cIn + ci) * 9;
       for (let r = 0; r < n; r++)
-        for (let c = 0; c < 3; c++) gg[3 * r + c] = g[3 * r]! * w.data[base + c]! + g[3 * r + 1]! * w.data[base + 3 + c]! + g[3 * r + 2]! * w.data[base + 6 + c]!;
+        for (let c = 0; c < 3; c++)
+          gg[3 * r + c] = g[3 * r]! * w.data[base + c]! + g[3 * r + 1]! * w.data[base + 3 + c]! + g[3 * r + 2]! * w.data[base + 6 + c]!;
       for (let r = 0; r < n; r++)
-        for (let c = 0; c < n; c++) u[((r * n + c) * cOut + co) * cIn + ci] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
+        for (let c = 0; c < n; c++)
+          u[((r * n + c) * cIn + ci) * mPad + co] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
     }
-  return { type: 'float32', dims: [n * n * cOut, cIn, 1, 1], data: u };
+  return u;
 }
 
 /** WGSL statements: `v` = B^T d B, both array<f32, n²> in row-major order. */
@@ -232,7 +241,7 @@ export function winogradConv(
   const bytesPerTile = n2 * g.batch * Math.max(g.cIn, g.cOut) * 4;
   const chunk = Math.max(1, Math.min(tiles, Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / bytesPerTile)));
   const tile = chooseSubgroupTile(g.cOut, chunk, lanes);
-  const weights = packSubgroupWeights(winogradWeights(f, w, g.cOut, g.cIn), { groups: n2, m: g.cOut, cPerGroup: g.cIn, y: unitAxis(1), x: unitAxis(1) }, tile);
+  const weights = winogradWeights(f, w, g.cOut, g.cIn, paddedChannels(g.cOut, tile));
   const tensors = [
     weights.byteLength,
     g.batch * g.cIn * y.size * x.size * gpuElementBytes(io.types.inputs[0]!),
