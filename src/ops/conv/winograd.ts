@@ -27,7 +27,7 @@
 import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
-import { f32, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
+import { f32, flatMain, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
 import { type AxisTaps, chooseSubgroupTile, paddedChannels, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
@@ -124,7 +124,7 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * costs memory on the scale of the activations, not of the weights: the
  * decoder's 3x3s of DeepLabv3+ at 513x513 take it, ResNet-101's 3x3s at
  * 33x33 do not (ResNet-101's weights would grow 237 -> 628 MB instead of
- * -> 335, for 4% of its time). Of the candidates, the one leaving the least
+ * -> 347, for 4% of its time). Of the candidates, the one leaving the least
  * GEMM work, if at most MAX_WORK_RATIO; F(2x2) on a tie.
  */
 export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number): Winograd | undefined {
@@ -170,43 +170,39 @@ export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: n
   return u;
 }
 
-/** WGSL statements: `v` = B^T d B, both array<f32, n²> in row-major order. */
-function inputTransform(f: Winograd, d: string, v: string): string {
-  const n = range(side(f));
-  // t = B^T d, column by column; then v = t B, row by row.
+/**
+ * WGSL statements: `y` = L X L^T, for L a matrix of numbers (rows x n), X
+ * (`x`) an array<f32, n²> and `y` an array<f32, rows²>, both row-major;
+ * `tmp` names the intermediate L X. The input transform is B^T d B, the
+ * output transform A^T P A.
+ */
+function sandwich(l: number[][], x: string, tmp: string, y: string): string {
+  const n = range(l[0]!.length);
   const t = n.flatMap((c) =>
     linear(
-      f.bt,
-      n.map((r) => `${d}[${side(f) * r + c}]`),
-    ).map((e, r) => `  let t${r}_${c} = ${e};`),
+      l,
+      n.map((r) => `${x}[${n.length * r + c}]`),
+    ).map((e, r) => `  let ${tmp}${r}_${c} = ${e};`),
   );
-  const out = n.flatMap((r) =>
+  const out = range(l.length).flatMap((r) =>
     linear(
-      f.bt,
-      n.map((c) => `t${r}_${c}`),
-    ).map((e, c) => `  ${v}[${side(f) * r + c}] = ${e};`),
+      l,
+      n.map((c) => `${tmp}${r}_${c}`),
+    ).map((e, c) => `  ${y}[${l.length * r + c}] = ${e};`),
   );
   return [...t, ...out].join('\n');
 }
 
-/** WGSL statements: `y` (array<f32, m²>) = A^T P A, P (`p`) an array<f32, n²> in row-major order. */
-function outputTransform(f: Winograd, p: string, y: string): string {
-  const n = range(side(f));
-  // s = A^T P, column by column; then y = s A, row by row.
-  const s = n.flatMap((c) =>
-    linear(
-      f.at,
-      n.map((r) => `${p}[${side(f) * r + c}]`),
-    ).map((e, r) => `  let s${r}_${c} = ${e};`),
-  );
-  const out = range(f.m).flatMap((r) =>
-    linear(
-      f.at,
-      n.map((c) => `s${r}_${c}`),
-    ).map((e, c) => `  ${y}[${f.m * r + c}] = ${e};`),
-  );
-  return [...s, ...out].join('\n');
-}
+/**
+ * WGSL placing transform thread `i` (flatMain) at tile j of the chunk (tile
+ * t of the conv), channel `channel` of `channels`, image z; threads past
+ * `total` return.
+ */
+const tileThread = (channel: string, channels: string) => `  if (i >= total) { return; }
+  let j = i % count;
+  let t = first + j;
+  let ${channel} = i / count % ${channels};
+  let z = i / (count * ${channels});`;
 
 /** One axis of the GEMM's 1 x tiles "image". */
 const unitAxis = (size: number): AxisTaps => ({ size, kernel: 1, out: size, stride: 1, dilation: 1, begin: 0, first: 0, count: 1 });
@@ -283,15 +279,10 @@ export function winogradConv(
       wgsl: `${storage(0, 'X', wgslType(xType))}
 ${storage(1, 'V', 'f32')}
 ${inputSizes.declaration}
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-${inputSizes.lets}
-  let i = gid.x + gid.y * nwg.x * ${WORKGROUP}u;
-  if (i >= total) { return; }
-  let j = i % count;
-  let t = first + j;
-  let c = i / count % cIn;
-  let z = i / (count * cIn);
+${flatMain(
+  WORKGROUP,
+  `${inputSizes.lets}
+${tileThread('c', 'cIn')}
   let iy0 = i32(${origin('(t / xTiles)', 'yDilation')}) - i32(yBegin);
   let ix0 = i32(${origin('(t % xTiles)', 'xDilation')}) - i32(xBegin);
   let plane = (z * cIn + c) * ySize * xSize;
@@ -306,11 +297,11 @@ ${inputSizes.lets}
     }
   }
   var v: array<f32, ${n2}>;
-${inputTransform(f, 'd', 'v')}
+${sandwich(f.bt, 'd', 't', 'v')}
   for (var k = 0u; k < ${n2}u; k++) {
     V[((z * ${n2}u + k) * cIn + c) * count + j] = v[k];
-  }
-}`,
+  }`,
+)}`,
       workgroups: grid(g.batch * g.cIn * count, WORKGROUP),
       bindings: [io.x, v, inputSizes.binding],
     });
@@ -347,21 +338,16 @@ ${inputTransform(f, 'd', 'v')}
       label: label('output'),
       wgsl: `${out.declarations}
 ${outputSizes.declaration}
-@compute @workgroup_size(${WORKGROUP})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-${outputSizes.lets}
-  let i = gid.x + gid.y * nwg.x * ${WORKGROUP}u;
-  if (i >= total) { return; }
-  let j = i % count;
-  let t = first + j;
-  let co = i / count % cOut;
-  let z = i / (count * cOut);
+${flatMain(
+  WORKGROUP,
+  `${outputSizes.lets}
+${tileThread('co', 'cOut')}
   var products: array<f32, ${n2}>;
   for (var k = 0u; k < ${n2}u; k++) {
     products[k] = X[((z * ${n2}u + k) * cOut + co) * count + j];
   }
   var y: array<f32, ${m * m}>;
-${outputTransform(f, 'products', 'y')}
+${sandwich(f.at, 'products', 's', 'y')}
   let oy0 = ${origin('(t / xTiles)', 'yDilation')};
   let ox0 = ${origin('(t % xTiles)', 'xDilation')};
   // One store site (the epilogue is inlined once).
@@ -373,8 +359,8 @@ ${outputTransform(f, 'products', 'y')}
       let p = oy * xOut + ox;
       ${out.store('value', 'co', '(z * cOut + co) * yOut * xOut + p')}
     }
-  }
-}`,
+  }`,
+)}`,
       workgroups: grid(g.batch * g.cOut * count, WORKGROUP),
       bindings: [...out.bindings, outputSizes.binding],
     });
