@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
-import { random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
+import { Session } from '../src/runtime/session.js';
+import { gpu, nodeGraph, random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
 
 /** Plain CPU reference: rows of [outer, size along axis * inner], laid side by side. */
 function concatRef(xs: HostTensor[], axis: number): { dims: number[]; data: number[] } {
@@ -29,6 +30,25 @@ const parts = (dims: number[], axis: number, sizes: number[], seed: number): Hos
   });
 
 describe('Concat', () => {
+  it("copies every input with one kernel code, its sizes read from a buffer: one pipeline for all of a model's concats", async () => {
+    const graph = nodeGraph({ op: 'Concat', attrs: { axis: 1 }, inputs: parts([2, 0, 5, 3], 1, [4, 7, 1], 11) });
+    const session = await Session.create(await gpu(), graph);
+    try {
+      const kernels = (await session.plan()).kernels.map((k) => k.kernel);
+      expect(kernels.length).toBe(3);
+      expect(new Set(kernels.map((k) => k.wgsl)).size).toBe(1);
+      const sizes = kernels.map((k) => k.bindings.flatMap((b) => (b.kind === 'param' ? [Array.from(b.data)] : []))[0]);
+      // [n, row, rowOut, xShift, yShift]: output rows of 12 planes of 5x3 a batch image; input k begins after the planes of those before it.
+      expect(sizes).toEqual([
+        [2 * 4 * 15, 4 * 15, 12 * 15, 0, 0],
+        [2 * 7 * 15, 7 * 15, 12 * 15, 0, 4 * 15],
+        [2 * 1 * 15, 1 * 15, 12 * 15, 0, 11 * 15],
+      ]);
+    } finally {
+      session.destroy();
+    }
+  });
+
   it('joins decoder features on the channel axis (DeepLabv3+: upsampled ASPP with low-level features)', async () => {
     const xs = parts([1, 0, 9, 7], 1, [16, 6], 1);
     const [y] = await runNode({ op: 'Concat', attrs: { axis: 1 }, inputs: xs });
