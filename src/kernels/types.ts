@@ -24,7 +24,8 @@ export type KernelBinding =
 /**
  * One compute dispatch. Shapes are baked into the WGSL source, but where a
  * kernel reads them from a param buffer so that kernels of different shapes
- * share one pipeline (the subgroup conv kernel, ops/conv/subgroup.ts).
+ * share one pipeline (kernels/wgsl.ts sizesFromBuffer: the subgroup conv
+ * kernel, the Winograd transforms, Concat's copies).
  */
 export interface Kernel {
   /** Short label, e.g. 'conv3x3_d6'; shows in profiles and errors. */
