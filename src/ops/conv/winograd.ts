@@ -9,13 +9,14 @@
  *
  * Why here: on lavapipe every conv kernel is bound by loads (each
  * lane-divergent load is a loop over the SIMD lanes), so fewer multiply-adds
- * are as many fewer loads of the GEMM. Three dispatches:
+ * are as many fewer loads of the GEMM. Three dispatches per chunk of tiles
+ * (MAX_SCRATCH_BYTES):
  * - the input transform, d -> B^T d B per (image, input channel, tile), into
- *   scratch V [image][n²][C_in][tiles];
+ *   scratch V [image][n²][C_in][chunk];
  * - the n² GEMMs, which are a grouped 1x1 conv (n² groups) of V on the
  *   subgroup kernel (subgroup.ts), weights U = G g G^T packed at load, into
- *   scratch M [image][n²][C_out][tiles];
- * - the output transform, A^T M A per (image, output channel, tile), through
+ *   scratch P [image][n²][C_out][chunk];
+ * - the output transform, A^T P A per (image, output channel, tile), through
  *   the conv's own epilogue (bias, residual, activation, capture taps).
  *
  * Dilation d: a dilated conv is d x d undilated ones on the interleaved
