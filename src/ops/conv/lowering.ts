@@ -19,6 +19,7 @@ import { chooseNarrowTile, NARROW_CHANNELS, narrowConvKernel, narrowTapsPadded, 
 import {
   chooseSubgroupTile,
   forEachUsefulWeight,
+  GROUPED_INPUT_BASE,
   packSubgroupWeights,
   paddedChannels,
   type SubgroupConv,
@@ -126,7 +127,7 @@ function cpuConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: Con
       : {
           // The subgroup kernel reads sizes by name (groups, channels, cPerGroup and plane are its own).
           sizes: { cIn: g.cIn, cOut: g.cOut, outPixels: y.out * x.out },
-          inputBase: `${shifted(io.xShift)}(z / groups * cIn + z % groups * cPerGroup) * plane`,
+          inputBase: `${shifted(io.xShift)}${GROUPED_INPUT_BASE}`,
           store: `        let co = z % groups * channels + m;
         ${store('value', 'co', '(z / groups * cOut + co) * outPixels + p')}`,
         }),

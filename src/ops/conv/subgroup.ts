@@ -88,6 +88,17 @@ export interface SubgroupConv {
 export const paddedChannels = (m: number, tile: SubgroupTile) => Math.ceil(m / tileChannels(tile)) * tileChannels(tile);
 
 /**
+ * WGSL `inputBase` of a product z = (image, group) over NCHW planes of
+ * `plane` elements, by the names the kernel reads (`cIn`, all the input's
+ * channels, given in SubgroupConv.sizes).
+ */
+export const GROUPED_INPUT_BASE = '(z / groups * cIn + z % groups * cPerGroup) * plane';
+
+/** Where packSubgroupWeights puts weight (group, useful tap of `taps`, input channel ci of `cPerGroup`, output channel co of `mPad`). */
+export const packedWeightIndex = (group: number, tap: number, ci: number, co: number, taps: number, cPerGroup: number, mPad: number) =>
+  ((group * taps + tap) * cPerGroup + ci) * mPad + co;
+
+/**
  * Calls `put` with every weight of a useful tap (tap = ty * x.count + tx,
  * among the useful ones) of ONNX weights [C_out][C_in/group][KH][KW], for
  * the packers of the conv kernels, which each lay them out their own way.
@@ -116,7 +127,7 @@ export function packSubgroupWeights(
   const taps = c.y.count * c.x.count;
   const packed = new Float32Array(c.groups * taps * c.cPerGroup * mPad);
   forEachUsefulWeight(w, c, (group, co, ci, tap, value) => {
-    packed[((group * taps + tap) * c.cPerGroup + ci) * mPad + co] = value;
+    packed[packedWeightIndex(group, tap, ci, co, taps, c.cPerGroup, mPad)] = value;
   });
   return packed;
 }

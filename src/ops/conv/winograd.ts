@@ -29,7 +29,7 @@ import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
 import { f32, flatMain, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
-import { type AxisTaps, chooseSubgroupTile, paddedChannels, subgroupConvKernel } from './subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, GROUPED_INPUT_BASE, packedWeightIndex, paddedChannels, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
@@ -146,7 +146,7 @@ function linear(matrix: number[][], v: string[]): string[] {
 
 /**
  * G g G^T of each 3x3 filter, as the GEMMs' weights in the subgroup
- * kernel's packed layout (subgroup.ts packSubgroupWeights, one group a
+ * kernel's packed layout (subgroup.ts packedWeightIndex, one group a
  * position = n·row + column, one tap): [position][C_in][C_out padded to
  * `mPad`], zeros in the padding. Written here directly, in flat loops
  * without allocations: ResNet-101 has 3.5 million 3x3 filters; through a
@@ -166,7 +166,7 @@ export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: n
           gg[3 * r + c] = g[3 * r]! * w.data[base + c]! + g[3 * r + 1]! * w.data[base + 3 + c]! + g[3 * r + 2]! * w.data[base + 6 + c]!;
       for (let r = 0; r < n; r++)
         for (let c = 0; c < n; c++)
-          u[((r * n + c) * cIn + ci) * mPad + co] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
+          u[packedWeightIndex(r * n + c, 0, ci, co, 1, cIn, mPad)] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
     }
   return u;
 }
@@ -238,13 +238,15 @@ export function winogradConv(
   const bytesPerTile = n2 * g.batch * Math.max(g.cIn, g.cOut) * 4;
   const chunk = Math.max(1, Math.min(tiles, Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / bytesPerTile)));
   const tile = chooseSubgroupTile(g.cOut, chunk, lanes);
-  const weights = winogradWeights(f, w, g.cOut, g.cIn, paddedChannels(g.cOut, tile));
+  const mPad = paddedChannels(g.cOut, tile);
+  // Sizes first: the weight transform is the costly part, and a conv that cannot fit takes the direct kernels.
   const tensors = [
-    weights.byteLength,
+    n2 * g.cIn * mPad * 4,
     g.batch * g.cIn * y.size * x.size * gpuElementBytes(io.types.inputs[0]!),
     ...io.types.outputs.map((t) => g.batch * g.cOut * y.out * x.out * gpuElementBytes(t)),
   ];
   if (bytesPerTile > limits.maxBytes || tensors.some((b) => b > limits.maxBytes)) return undefined;
+  const weights = winogradWeights(f, w, g.cOut, g.cIn, mPad);
   // Scratch: V [image][position][C_in][chunk], the products [image][position][C_out][chunk].
   const v: KernelBinding = { kind: 'scratch', id: 0, bytes: n2 * g.batch * g.cIn * chunk * 4 };
   const products: KernelBinding = { kind: 'scratch', id: 1, bytes: n2 * g.batch * g.cOut * chunk * 4 };
@@ -320,7 +322,7 @@ ${sandwich(f.bt, 'd', 't', 'v')}
           x: unitAxis(count),
           plane: count,
           sizes: { cIn: n2 * g.cIn },
-          inputBase: '(z / groups * cIn + z % groups * cPerGroup) * plane',
+          inputBase: GROUPED_INPUT_BASE,
           declarations: gemmIO.declarations,
           bindings: gemmIO.bindings,
           load: gemmIO.load,
