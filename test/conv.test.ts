@@ -5,7 +5,7 @@ import { PRECISIONS, type Precision } from '../src/model/precision.js';
 import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
 import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
-import { F2, F4, winogradWorkRatio } from '../src/ops/conv/winograd.js';
+import { F2, F3, F4, winogradWorkRatio } from '../src/ops/conv/winograd.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
@@ -276,15 +276,17 @@ describe('the conv kernel chosen', () => {
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
-  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) or, where its weights are no larger than the input, F(4x4, 3x3): whichever leaves less GEMM work, if at most 0.7 of it', async ({
+  it('on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) or, where their weights are no larger than the input, F(3x3, 3x3) or F(4x4, 3x3), F(3x3) also where F(2x2) leaves too much: whichever leaves least GEMM work, if at most 0.7 of it', async ({
     skip,
   }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
-    // n² products per m x m tile against 9 per pixel: on 33x33, 9x9 tiles of F(4x4), 17x17 of F(2x2); at dilation 12, 12x12 and 24x24 tiles.
+    // n² products per m x m tile against 9 per pixel: on 33x33, 9x9 tiles of F(4x4), 11x11 of F(3x3), 17x17 of F(2x2); at dilation 12, 12x12, 12x12 and 24x24 tiles.
     const dilated = (d: number) => ({ ...axis(33, 3), dilation: d, begin: d });
     expect(winogradWorkRatio(F4, { y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((36 * 9 * 9) / (9 * 33 * 33), 12);
+    expect(winogradWorkRatio(F3, { y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((25 * 11 * 11) / (9 * 33 * 33), 12);
     expect(winogradWorkRatio(F2, { y: axis(33, 3), x: axis(33, 3) })).toBeCloseTo((16 * 17 * 17) / (9 * 33 * 33), 12);
     expect(winogradWorkRatio(F4, { y: dilated(12), x: dilated(12) })).toBeCloseTo((36 * 12 * 12) / (9 * 33 * 33), 12);
+    expect(winogradWorkRatio(F3, { y: dilated(12), x: dilated(12) })).toBeCloseTo((25 * 12 * 12) / (9 * 33 * 33), 12);
     expect(winogradWorkRatio(F2, { y: dilated(12), x: dilated(12) })).toBeCloseTo((16 * 24 * 24) / (9 * 33 * 33), 12);
     const planned = async (adapter: ConvAdapter, x: number[], w: number[], attrs: Record<string, AttrValue>) => {
       let labels: string[] = [];
@@ -301,11 +303,16 @@ describe('the conv kernel chosen', () => {
     };
     const cpu = { cpuSubgroupSize: 8 };
     const winograd = (m: number) => ['input', 'gemm', 'output'].map((stage) => `winograd${m}x${m}_${stage}`);
-    // F(4x4) where its weights (36·C_out·C_in) are no larger than the input (C_in·H·W): 36·16 <= 40·40 but 36·48 > 40·40.
+    // F(4x4) where its weights (36·C_out·C_in) are no larger than the input (C_in·H·W): 36·16 <= 40·40 but 36·48 > 40·40, where F(3x3) (25·48 <= 40·40) leaves less than F(2x2).
     expect(await planned(cpu, [1, 8, 40, 40], [16, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(4));
-    expect(await planned(cpu, [1, 8, 40, 40], [48, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
+    expect(await planned(cpu, [1, 8, 40, 40], [48, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(3));
     expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
-    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(4));
+    // Batch 2, 11x11 outputs: F(3x3) (0.37) where F(4x4)'s weights would exceed the input (36·7 > 2·11·11).
+    expect(await planned(cpu, [2, 5, 11, 11], [7, 5, 3, 3], { pads: [1, 0, 1, 2] })).toEqual(winograd(3));
+    // Dilation 12 on 33 pixels: F(3x3) tiles the sub-grids of 3 and 2 pixels whole (0.37 of the work, F(4x4) 0.53, F(2x2) 0.94),
+    // and is the candidate even where its weights exceed the input (25·48 > 33·33), as ASPP's are.
+    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(3));
+    expect(await planned(cpu, [1, 8, 33, 33], [48, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(3));
     // At dilation 18 on 33 pixels F(4x4) tiles would be nearly empty.
     expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [18, 18, 18, 18], dilations: [18, 18] })).toEqual(winograd(2));
     // Dilation 6 on 9 pixels: either leaves more than 0.7 of the work (0.79 for F(2x2)).
@@ -405,7 +412,7 @@ for (const precision of PRECISIONS)
           pads: [1, 1, 1, 1],
           bias: true,
         },
-        // Stride-1 3x3 convs of more than 4 channels take Winograd here at f32 (winograd.ts), F(2x2, 3x3) but where noted, those above too.
+        // Stride-1 3x3 convs of more than 4 channels take Winograd here at f32, those above too, in the algorithm chooseWinograd picks (winograd.ts; the test above checks the named ones).
         {
           name: 'Winograd: dilation 2, batch 2, 40 channels on 15x13 (tiles past the edge)',
           x: [2, 12, 15, 13],
@@ -419,6 +426,21 @@ for (const precision of PRECISIONS)
         { name: 'Winograd: dilations 1 and 2 by axis, 11x14 map', x: [1, 6, 11, 14], w: [12, 6, 3, 3], dilations: [1, 2], pads: [1, 2, 1, 2], bias: true },
         { name: 'Winograd F(2x2, 3x3): dilation 9 on 17x17', x: [1, 6, 17, 17], w: [10, 6, 3, 3], dilations: [9, 9], pads: [9, 9, 9, 9], bias: true },
         { name: 'Winograd F(4x4, 3x3): 8 channels on 24x20', x: [1, 6, 24, 20], w: [8, 6, 3, 3], pads: [1, 1, 1, 1], bias: true },
+        {
+          name: "Winograd F(3x3, 3x3): dilation 12 on 33x33 (ASPP's sub-grids of 3 and 2 pixels)",
+          x: [1, 6, 33, 33],
+          w: [20, 6, 3, 3],
+          dilations: [12, 12],
+          pads: [12, 12, 12, 12],
+          bias: true,
+        },
+        {
+          name: 'Winograd F(3x3, 3x3): batch 2, asymmetric pads, 11x11 (tiles past the edge)',
+          x: [2, 5, 11, 11],
+          w: [7, 5, 3, 3],
+          pads: [1, 0, 1, 2],
+          bias: true,
+        },
         {
           name: 'Winograd F(4x4, 3x3): dilations 2 and 3, batch 2, 19x23 (tiles past the edge)',
           x: [2, 5, 19, 23],

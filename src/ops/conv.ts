@@ -23,10 +23,10 @@ import type { OpImpl, OpInput, TensorType } from './types.js';
  *   operands by broadcasts (conv/subgroup.ts), for constant weights;
  * - a direct kernel when each group has one input channel (depthwise, with
  *   any channel multiplier), where a GEMM would have K = taps only;
- * - on CPU adapters, Winograd F(2x2, 3x3) or F(4x4, 3x3) for stride-1 3x3
- *   convs where it saves GEMM work (conv/winograd.ts): 16 multiply-adds per
- *   2x2 outputs or 36 per 4x4 instead of 9 a pixel, at the price of two
- *   transforms and their scratch.
+ * - on CPU adapters, Winograd F(2x2, 3x3), F(3x3, 3x3) or F(4x4, 3x3) for
+ *   stride-1 3x3 convs where it saves GEMM work (conv/winograd.ts): 16
+ *   multiply-adds per 2x2 outputs, 25 per 3x3 or 36 per 4x4 instead of 9 a
+ *   pixel, at the price of two transforms and their scratch.
  * Kernel taps that only ever read padding (large ASPP dilations on small
  * maps) are dropped at load time: a 3x3 conv at dilation 36 on a 33x33 map is
  * a 1x1 conv.

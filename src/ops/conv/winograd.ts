@@ -1,11 +1,11 @@
 /**
- * Winograd F(2x2, 3x3) and F(4x4, 3x3) for stride-1 3x3 convs on CPU
+ * Winograd F(2x2, 3x3), F(3x3, 3x3) and F(4x4, 3x3) for stride-1 3x3 convs on CPU
  * adapters (Lavin & Gray, "Fast Algorithms for Convolutional Neural
  * Networks", 2015): each m x m block of outputs is A^T [(G g G^T) ⊙ (B^T d B)] A,
  * d the block's n x n input patch (n = m + 2), g a 3x3 filter. The n²
  * elementwise products, summed over input channels, are n² independent GEMMs
  * of [C_out x C_in] by [C_in x tiles]: n² multiply-adds per m² outputs
- * instead of 9 m² (16 per 4 outputs, or 36 per 16).
+ * instead of 9 m² (16 per 4 outputs, 25 per 9, or 36 per 16).
  *
  * Why here: on lavapipe every conv kernel is bound by loads (each
  * lane-divergent load is a loop over the SIMD lanes), so fewer multiply-adds
@@ -65,6 +65,34 @@ export const F2: Winograd = {
   ],
 };
 
+/**
+ * F(3x3, 3x3), interpolation points 0, 1, -1, 2 (and infinity): G's row of
+ * a point p is (1, p, p²) / ∏(p - q) over the other finite points q, A^T's
+ * column (1, p, p²), as in F(2x2) and F(4x4); B^T solves the rest.
+ */
+export const F3: Winograd = {
+  m: 3,
+  bt: [
+    [2, -1, -2, 1, 0],
+    [0, -2, -1, 1, 0],
+    [0, 2, -3, 1, 0],
+    [0, -1, 0, 1, 0],
+    [0, 2, -1, -2, 1],
+  ],
+  g: [
+    [1 / 2, 0, 0],
+    [-1 / 2, -1 / 2, -1 / 2],
+    [-1 / 6, 1 / 6, -1 / 6],
+    [1 / 6, 1 / 3, 2 / 3],
+    [0, 0, 1],
+  ],
+  at: [
+    [1, 1, 1, 1, 0],
+    [0, 1, -1, 2, 0],
+    [0, 1, 1, 4, 1],
+  ],
+};
+
 /** F(4x4, 3x3), interpolation points 0, 1, -1, 2, -2 (and infinity). */
 export const F4: Winograd = {
   m: 4,
@@ -119,19 +147,26 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * every tap useful, one group, more output channels than `minChannels`
  * (fewer take the narrow kernel) and float32 weights: float16 weights
  * (--precision f16) are the model's weights as stored, which G g G^T
- * rounded to float16 would not be. F(2x2) is always a candidate; F(4x4),
- * whose transformed weights are 4x the conv's (F(2x2)'s 16/9), only where
- * those are no larger than the conv's input (36·C_out ≤ N·H·W), so that it
- * costs memory on the scale of the activations, not of the weights: the
- * decoder's 3x3s of DeepLabv3+ at 513x513 take it, ResNet-101's 3x3s at
- * 33x33 do not (ResNet-101's weights would grow 237 -> 628 MB instead of
- * -> 347, for 4% of its time). Of the candidates, the one leaving the least
- * GEMM work, if at most MAX_WORK_RATIO; F(2x2) on a tie.
+ * rounded to float16 would not be. F(2x2), whose transformed weights are
+ * 16/9 of the conv's, is always a candidate. F(3x3) and F(4x4) (25/9 and
+ * 36/9) are where those weights are no larger than the conv's input
+ * (n²·C_out ≤ N·H·W), so that they cost memory on the scale of the
+ * activations, not of the weights: the decoder's 3x3s of DeepLabv3+ at
+ * 513x513 take F(4x4), ResNet-101's 3x3s at 33x33 neither (its weights
+ * would grow 237 -> 628 MB instead of -> 347 for 4% of its time). F(3x3)
+ * is also a candidate where F(2x2) would leave more than MAX_WORK_RATIO:
+ * there the choice is F(3x3) or the direct kernel, as for ASPP's
+ * dilation-12 branch on a 33x33 map, whose sub-grids of 3 and 2 pixels
+ * F(2x2) tiles half empty and F(3x3) tiles whole. Of the candidates, the
+ * one leaving the least GEMM work, if at most MAX_WORK_RATIO; the smaller
+ * tile on a tie.
  */
 export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number): Winograd | undefined {
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
   if (!full3x3 || g.groups !== 1 || g.cOut <= minChannels || weightType !== 'float32') return undefined;
-  const candidates = positions(F4) * g.cOut <= g.batch * g.y.size * g.x.size ? [F2, F4] : [F2];
+  const fitsInput = (f: Winograd) => positions(f) * g.cOut <= g.batch * g.y.size * g.x.size;
+  const f2Fails = winogradWorkRatio(F2, g) > MAX_WORK_RATIO;
+  const candidates = [F2, F3, F4].filter((f) => f === F2 || fitsInput(f) || (f === F3 && f2Fails));
   const [best] = candidates.map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
   return best!.ratio <= MAX_WORK_RATIO ? best!.f : undefined;
 }
