@@ -10,6 +10,14 @@ import { type ConvGeometry, depthwiseLabel } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
 /**
+ * Outputs a lane of the CPU-adapter kernel computes, consecutive in a row:
+ * MobileNetV3's depthwise convs in LR-ASPP at 513x513 took 57-74 ms of
+ * kernel time with one pixel a lane (four a lane, strided), 42-45 with
+ * runs of 4, 38-40 with runs of 8 (`segscope bench`, twice each).
+ */
+const RUN = 8;
+
+/**
  * Depthwise (one input channel per group, any channel multiplier): one thread
  * per output; a workgroup covers part of one output plane, so the plane's
  * weights are workgroup-uniform loads. (Several outputs per thread unroll into
@@ -56,20 +64,24 @@ fn main(@builtin(local_invocation_index) t: u32, @builtin(workgroup_id) wg: vec3
 }
 
 /**
- * Depthwise on a CPU adapter: a workgroup is one subgroup of `lanes`, over a
- * run of one output plane, each lane PIXELS pixels of it. Lane l loads taps
- * l, l + lanes, … of the plane's weights once, and every tap's weight reaches
- * all lanes by a broadcast from a constant lane: on lavapipe each load whose
- * address is not a constant is a loop over the lanes (subgroup.ts), and
- * the one-thread-per-output kernel loaded every weight in every lane.
+ * Depthwise on a CPU adapter: a workgroup is one subgroup of `lanes`, each
+ * lane a run of RUN consecutive outputs of one row of one output plane.
+ * Lane l loads taps l, l + lanes, … of the plane's weights once, and every
+ * tap's weight reaches all lanes by a broadcast from a constant lane: on
+ * lavapipe each load whose address is not a constant is a loop over the
+ * lanes (subgroup.ts), and the one-thread-per-output kernel loaded every
+ * weight in every lane. The run's outputs share input columns: per row of
+ * taps a lane loads each column the run reads once (a 3x3 stride-1 run of
+ * 4 reads 6 columns, not 12), where lanes of single pixels loaded every tap
+ * of every pixel.
  */
 export function subgroupDepthwiseKernel(g: ConvGeometry, io: ConvIO, epilogue: ConvEpilogue, lanes: number): Kernel {
   const { y, x } = g;
-  const PIXELS = 4;
   const perGroup = g.cOut / g.groups;
   const outputs = y.out * x.out;
-  const span = lanes * PIXELS;
-  const blocksPerPlane = Math.ceil(outputs / span);
+  const runsPerRow = Math.ceil(x.out / RUN);
+  const runsPerPlane = y.out * runsPerRow;
+  const blocksPerPlane = Math.ceil(runsPerPlane / lanes);
   const blocks = g.batch * g.cOut * blocksPerPlane;
   const taps = y.count * x.count;
   const loads = Math.ceil(taps / lanes);
@@ -79,19 +91,30 @@ export function subgroupDepthwiseKernel(g: ConvGeometry, io: ConvIO, epilogue: C
     const j = `min(${r * lanes}u + lane, ${taps - 1}u)`;
     return `  let w${r} = ${load('W', `(co * ${y.kernel}u + ${y.first}u + ${j} / ${x.count}u) * ${x.kernel}u + ${x.first}u + ${j} % ${x.count}u`)};`;
   });
-  const tapSums = range(taps).map((j) => {
-    const [ty, tx] = [Math.floor(j / x.count), j % x.count];
+  // Input column of output r of the run at useful tap tx, from the run's first output's origin.
+  const column = (r: number, tx: number) => r * x.stride + (x.first + tx) * x.dilation;
+  const columns = [...new Set(range(RUN).flatMap((r) => range(x.count).map((tx) => column(r, tx))))].sort((a, b) => a - b);
+  const tapRows = range(y.count).map((ty) => {
     const dy = (y.first + ty) * y.dilation;
-    const dx = (x.first + tx) * x.dilation;
-    return `  {
-    let w = subgroupBroadcast(w${Math.floor(j / lanes)}, ${j % lanes}u);
-${range(PIXELS)
-  .map(
-    (q) => `    let y${q} = iy${q} + ${dy};
-    let x${q} = ix${q} + ${dx};
-    acc${q} += w * select(0.0f, ${load('X', `xBase + u32(clamp(y${q}, 0, ${y.size - 1})) * ${x.size}u + u32(clamp(x${q}, 0, ${x.size - 1}))`)}, ok${q} && y${q} >= 0 && y${q} < ${y.size} && x${q} >= 0 && x${q} < ${x.size});`,
-  )
+    const columnLoads = columns.map(
+      (c) => `    let x${c} = ix0 + ${c};
+    let v${c} = select(0.0f, ${load('X', `row + u32(clamp(x${c}, 0, ${x.size - 1}))`)}, inRow && x${c} >= 0 && x${c} < ${x.size});`,
+    );
+    const sums = range(x.count).map((tx) => {
+      const j = ty * x.count + tx;
+      return `    {
+      let w = subgroupBroadcast(w${Math.floor(j / lanes)}, ${j % lanes}u);
+${range(RUN)
+  .map((r) => `      acc${r} += w * v${column(r, tx)};`)
   .join('\n')}
+    }`;
+    });
+    return `  {
+    let iy = iy0 + ${dy};
+    let inRow = ok && iy >= 0 && iy < ${y.size};
+    let row = xBase + u32(clamp(iy, 0, ${y.size - 1})) * ${x.size}u;
+${columnLoads.join('\n')}
+${sums.join('\n')}
   }`;
   });
   return {
@@ -104,25 +127,25 @@ fn main(@builtin(subgroup_invocation_id) lane: u32, @builtin(workgroup_id) wg: v
   let block = wg.x + wg.y * nwg.x;
   if (block >= ${blocks}u) { return; }
   let plane = block / ${blocksPerPlane}u;
-  let first = block % ${blocksPerPlane}u * ${span}u + lane;
+  let run = block % ${blocksPerPlane}u * ${lanes}u + lane;
+  // Lanes past the plane's last run compute on clamped reads and store nothing.
+  let ok = run < ${runsPerPlane}u;
+  let oy = run / ${runsPerRow}u;
+  let ox = run % ${runsPerRow}u * ${RUN}u;
   let co = plane % ${g.cOut}u;
   let b = plane / ${g.cOut}u;
   let xBase = (b * ${g.cIn}u + co / ${perGroup}u) * ${y.size * x.size}u;
 ${weightLoads.join('\n')}
-${range(PIXELS)
-  .map(
-    (q) => `  let p${q} = first + ${q * lanes}u;
-  let ok${q} = p${q} < ${outputs}u;
-  let iy${q} = i32(p${q} / ${x.out}u * ${y.stride}u) - ${y.begin};
-  let ix${q} = i32(p${q} % ${x.out}u * ${x.stride}u) - ${x.begin};
-  var acc${q} = 0.0f;`,
-  )
+  let iy0 = i32(oy * ${y.stride}u) - ${y.begin};
+  let ix0 = i32(ox * ${x.stride}u) - ${x.begin};
+${range(RUN)
+  .map((r) => `  var acc${r} = 0.0f;`)
   .join('\n')}
-${tapSums.join('\n')}
-${range(PIXELS)
+${tapRows.join('\n')}
+${range(RUN)
   .map(
-    (q) => `  if (ok${q}) {
-    ${store(`acc${q}`, 'co', `plane * ${outputs}u + p${q}`)}
+    (r) => `  if (ok && ox + ${r}u < ${x.out}u) {
+    ${store(`acc${r}`, 'co', `plane * ${outputs}u + oy * ${x.out}u + ox + ${r}u`)}
   }`,
   )
   .join('\n')}
