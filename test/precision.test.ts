@@ -171,9 +171,12 @@ describe('a session at precision f16', () => {
         // On CPU adapters f32's stride-1 3x3 convs run as Winograd, whose transformed weights are 16/9 or 36/9 as large (ops/conv/winograd.ts).
         expect(ratio, file).toBeGreaterThan(lowering.cpuSubgroupSize ? 0.5 * (9 / 36) : 0.49);
         expect(ratio, file).toBeLessThan(0.51);
-        // At f16 every float upload is float16 but Resize's interpolation tables, which are no weights (ops/resize.ts).
+        // At f16 every float upload is float16 but Resize's interpolation tables, which are no weights (ops/resize.ts; these models' bilinear resizes compute their taps in the kernel and have none).
         const wide = half!.kernels.flatMap((k) => k.buffers.filter((b) => b.kind === 'upload' && b.data instanceof Float32Array).map(() => k.node.opType));
-        expect(new Set(wide), file).toEqual(new Set(['Resize']));
+        expect(
+          wide.filter((op) => op !== 'Resize'),
+          file,
+        ).toEqual([]);
       }
     }
   });

@@ -4,6 +4,8 @@ import type { AttrValue, HostTensor } from '../src/model/graph.js';
 import { PRECISIONS } from '../src/model/precision.js';
 import { random, randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
 import { byScale, bySizes, type Options, resizeRef } from './helpers/resize-reference.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const i64 = (v: number[]) => ({ constant: tensor([v.length], v, 'int64') });
 const f32s = (v: number[]) => ({ constant: tensor([v.length], v) });
@@ -122,6 +124,52 @@ describe('Resize as PyTorch exports F.interpolate', () => {
       }
     }
   });
+});
+
+describe("Resize's linear taps are PyTorch's, bit for bit", () => {
+  // tools/resize_fixtures.py: torch's F.interpolate weights, read off one-hot inputs.
+  interface TorchCase {
+    input: number;
+    output: number | null;
+    align_corners: boolean;
+    scale_factor: number | null;
+    taps: [number, number][][];
+  }
+  const fixture = JSON.parse(readFileSync(join(import.meta.dirname, 'fixtures/resize/torch_linear_taps.json'), 'utf8')) as { cases: TorchCase[] };
+  const dense = (c: TorchCase) => {
+    const w = new Float64Array(c.input * c.taps.length);
+    c.taps.forEach((list, o) => {
+      for (const [i, v] of list) w[i * c.taps.length + o] = v;
+    });
+    return Array.from(w);
+  };
+  for (const c of fixture.cases) {
+    const outputs = c.taps.length;
+    const what = `${c.input} -> ${outputs}${c.scale_factor ? ` (scale ${c.scale_factor})` : ''}${c.align_corners ? ', align_corners' : ''}`;
+    const transforms = c.align_corners ? ['align_corners'] : ['pytorch_half_pixel', 'half_pixel'];
+    const inputs = (x: HostTensor, channels: number) =>
+      c.scale_factor ? [x, null, f32s([1, 1, 1, c.scale_factor])] : [x, null, null, i64([1, channels, 1, outputs])];
+    /** [channels][positions] with channel k one-hot at position k. */
+    const oneHot = (channels: number, positions: number) =>
+      tensor(
+        [1, channels, 1, positions],
+        Array.from({ length: channels * positions }, (_, e) => (Math.floor(e / positions) === e % positions ? 1 : 0)),
+      );
+    it(`${what}: in the kernel, and in ResizeGrad's adjoint (the taps on the CPU), float32`, async () => {
+      const weights = dense(c);
+      for (const transform of transforms) {
+        const attrs = { mode: 'linear', coordinate_transformation_mode: transform };
+        // Output (k, o) of a one-hot channel k is input k's weight for output o.
+        const [y] = await runNode({ op: 'Resize', attrs, inputs: inputs(oneHot(c.input, c.input), c.input), opset: 13 });
+        expect(y!.dims).toEqual([1, c.input, 1, outputs]);
+        expect(Array.from(y!.data)).toEqual(weights);
+        // dx (o, k) of a one-hot gradient at output o is the same weight.
+        const x = tensor([1, outputs, 1, c.input], new Array(outputs * c.input).fill(0));
+        const [dx] = await runNode({ op: 'segscope::ResizeGrad', attrs, inputs: [oneHot(outputs, outputs), ...inputs(x, outputs)], opset: 13 });
+        expect(Array.from(dx!.data)).toEqual(Array.from({ length: outputs * c.input }, (_, e) => weights[(e % c.input) * outputs + Math.floor(e / c.input)]));
+      }
+    });
+  }
 });
 
 describe('Resize variants', () => {

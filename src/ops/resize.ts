@@ -7,16 +7,32 @@ import { constInts } from './inputs.js';
 import { type BindingLimits, type Run, runWindow, shifted, splitUnits, type Strided } from '../kernels/split.js';
 import type { Kernel, KernelBinding } from '../kernels/types.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
-import { collapseAxes, converted, flatMain, fromStorage, gpuElementBytes, grid, storage, stridedIndex, strides, toStorage, wgslType } from '../kernels/wgsl.js';
+import {
+  collapseAxes,
+  converted,
+  flatMain,
+  fromStorage,
+  gpuElementBytes,
+  grid,
+  range,
+  storage,
+  stridedIndex,
+  strides,
+  toStorage,
+  wgslType,
+} from '../kernels/wgsl.js';
 
 /**
  * Resize (opsets 10–19) and Upsample (7–9), as ONNX defines them and
  * PyTorch's F.interpolate exports them. Each output coordinate of a resized
  * axis reads a few input coordinates ("taps") with weights: one for nearest,
- * two for linear, four for cubic. The taps are computed here on the CPU in
- * float64 from the file's float32 scales and uploaded as tables; the kernel
- * sums the weight products over the taps of every resized axis (n-linear,
- * n-cubic), or just gathers for nearest.
+ * two for linear, four for cubic. Linear taps of the transforms PyTorch has
+ * (half_pixel, pytorch_half_pixel, align_corners, asymmetric) are PyTorch's,
+ * bit for bit (linearSource), and the kernel computes them itself, in integer
+ * arithmetic that gives those bits on any adapter; the other taps are
+ * computed here on the CPU in float64 from the file's float32 scales and
+ * uploaded as tables. The kernel sums over the taps of every resized axis
+ * (n-linear, n-cubic), or just gathers for nearest.
  */
 
 const THREADS = 256;
@@ -71,6 +87,8 @@ type Mode = 'nearest' | 'linear' | 'cubic';
 
 export interface Interpolation {
   mode: Mode;
+  /** coordinate_transformation_mode */
+  coordinates: string;
   transform: Transform;
   /** The transform in float32 as onnxruntime computes it, where segscope has it (8-bit linear resizes need it). */
   float32Transform?: Transform;
@@ -94,11 +112,74 @@ export interface Taps {
   weight: number[];
 }
 
+/**
+ * A linear axis's source coordinate as PyTorch computes it (ATen's
+ * area_pixel_compute_scale and compute_source_index_and_lambda, CPU):
+ * the ratio r = input/output (or 1/scale where a scale is given;
+ * (input - 1)/(output - 1) for align_corners) rounded to float32, then
+ * s = r·(o + 1/2) - 1/2 (r·o for align_corners and asymmetric) exactly,
+ * clamped at 0; taps floor(s) and the next index (the same at the last),
+ * weights 1 - λ and λ = s - floor(s), each rounded to float32. As integers:
+ * r = num / 2^k, s = (num·(a·o + b) - c) / 2^shift, so the kernel can
+ * compute s with exact integer operations (linearTapsWgsl).
+ * Measured against torch 1.13's F.interpolate on one-hot inputs
+ * (test/fixtures/resize, tools/resize_fixtures.py): the same float32
+ * weights; float32 arithmetic on s instead would move them by up to 1e-7.
+ */
+export interface LinearSource {
+  num: number;
+  a: number;
+  b: number;
+  c: number;
+  shift: number;
+}
+
+/** Largest output coordinate (a·o + b < 2^16) and shift (s's fraction in 40 bits) the kernel's integer arithmetic allows. */
+const MAX_LINEAR_OUTPUT = 2 ** 15 - 1;
+const MAX_LINEAR_SHIFT = 40;
+
+/** The axis's LinearSource, or undefined where PyTorch has no such transform (the taps then follow ONNX's formula in float64). */
+export function linearSource(f: Interpolation, ax: Axis): LinearSource | undefined {
+  if (f.mode !== 'linear' || ax.output > MAX_LINEAR_OUTPUT) return undefined;
+  const sized = ax.length === ax.output;
+  let ratio: number;
+  let halfPixel: boolean;
+  if (f.coordinates === 'half_pixel' || (f.coordinates === 'pytorch_half_pixel' && ax.length > 1)) {
+    [ratio, halfPixel] = [Math.fround(sized ? ax.input / ax.output : 1 / ax.scale), true];
+  } else if (f.coordinates === 'asymmetric') {
+    [ratio, halfPixel] = [Math.fround(sized ? ax.input / ax.output : 1 / ax.scale), false];
+  } else if (f.coordinates === 'align_corners' && sized) {
+    [ratio, halfPixel] = [ax.output > 1 ? Math.fround((ax.input - 1) / (ax.output - 1)) : 0, false];
+  } else {
+    return undefined;
+  }
+  // ratio = num / 2^k with num < 2^24, a float32's significand.
+  let k = 0;
+  while (!Number.isInteger(ratio * 2 ** k)) k++;
+  const source = halfPixel ? { num: ratio * 2 ** k, a: 2, b: 1, c: 2 ** k, shift: k + 1 } : { num: ratio * 2 ** k, a: 1, b: 0, c: 0, shift: k };
+  return source.shift <= MAX_LINEAR_SHIFT ? source : undefined;
+}
+
+/** Input index 0 and the weight of index 1 of output `o`, exactly as the kernel computes them (see LinearSource). */
+function linearTap(l: LinearSource, o: number, input: number): { i0: number; lambda: number } {
+  // num·(a·o + b) < 2^40: exact in float64, as are the power-of-two scalings.
+  const s = Math.max(l.num * (l.a * o + l.b) - l.c, 0) / 2 ** l.shift;
+  const i0 = Math.min(Math.floor(s), input - 1);
+  return { i0, lambda: Math.fround(s - Math.floor(s)) };
+}
+
 /** The taps of every output coordinate of an axis: output `o` reads `index[o·count + t]` with `weight[o·count + t]`, t < count. */
 export function tapsOf(f: Interpolation, a: Axis): Taps {
   const clamp = (i: number) => Math.min(Math.max(i, 0), a.input - 1);
   const taps: Taps = { count: { nearest: 1, linear: 2, cubic: 4 }[f.mode], index: [], weight: [] };
+  const exact = linearSource(f, a);
   for (let o = 0; o < a.output; o++) {
+    if (exact) {
+      const { i0, lambda } = linearTap(exact, o, a.input);
+      taps.index.push(i0, clamp(i0 + 1));
+      taps.weight.push(Math.fround(1 - lambda), lambda);
+      continue;
+    }
     const x = f.transform(o, a);
     if (f.mode === 'nearest') {
       taps.index.push(clamp(f.round(x)));
@@ -129,24 +210,64 @@ export function tapsOf(f: Interpolation, a: Axis): Taps {
 export const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
   a.output === a.input && weight.every((w, e) => w === 0 || (w === 1 && index[e] === Math.floor(e / count)));
 
+/**
+ * WGSL function `linearTaps{axis}(o)` of a LinearSource: taps (i0, i1) and
+ * weights (1 - λ, λ) of output coordinate o, equal to linearTap's. s's
+ * numerator num·(a·o + b) - c is formed in two 32-bit words (num in 16-bit
+ * halves, a·o + b < 2^16, so no product overflows); its whole part is i0 and
+ * λ is its fraction over 2^shift, converted as two parts that each fit
+ * float32's significand, so the one rounding is the final add's.
+ */
+function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
+  const mask = (bits: number) => `0x${(2 ** bits - 1).toString(16)}u`;
+  const [cHi, cLo] = [Math.floor(l.c / 2 ** 32), l.c % 2 ** 32];
+  const { shift } = l;
+  const split =
+    shift === 0
+      ? 'let whole = lo;\n  let fHi = 0u;\n  let fLo = 0u;'
+      : shift < 32
+        ? `let whole = (lo >> ${shift}u) | (hi << ${32 - shift}u);\n  let fHi = 0u;\n  let fLo = lo & ${mask(shift)};`
+        : `let whole = hi >> ${shift - 32}u;\n  let fHi = hi & ${mask(shift - 32)};\n  let fLo = lo;`;
+  return `fn linearTaps${axis}(o: u32) -> LinearTaps {
+  let m = ${l.a}u * o + ${l.b}u;
+  let p0 = ${l.num % 2 ** 16}u * m;
+  let p1 = ${Math.floor(l.num / 2 ** 16)}u * m;
+  let lo0 = p0 + (p1 << 16u);
+  let hi0 = (p1 >> 16u) + select(0u, 1u, lo0 < p0);
+  // A negative s is clamped to 0.
+  let negative = hi0 < ${cHi}u || (hi0 == ${cHi}u && lo0 < ${cLo}u);
+  let lo = select(lo0 - ${cLo}u, 0u, negative);
+  let hi = select(hi0 - ${cHi}u - select(0u, 1u, lo0 < ${cLo}u), 0u, negative);
+  ${split}
+  let lambda = ldexp(f32((fLo >> 16u) | (fHi << 16u)), ${16 - shift}) + ldexp(f32(fLo & 0xffffu), ${-shift});
+  let i0 = min(whole, ${input - 1}u);
+  return LinearTaps(i0, min(i0 + 1u, ${input - 1}u), 1.0f - lambda, lambda);
+}`;
+}
+
 /** The resize kernel; `parts`: windows of the input and output, for one part of a split resize. */
 function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], part?: { x: Run; y: Run }): Kernel {
   const inputStrides = strides(x.dims);
   const type = wgslType(x.type);
   const n = sizeOf(out.dims);
-  const resized: { a: number; taps: Taps; offset: number }[] = [];
+  // Per resized axis: its taps from a LinearSource the kernel computes, or from tables at `offset`.
+  const resized: { a: number; count: number; source?: LinearSource; taps: Taps; offset: number }[] = [];
   let entries = 0;
   axes.forEach((ax, a) => {
     const taps = tapsOf(f, ax);
     if (isIdentity(taps, ax)) return;
-    resized.push({ a, taps, offset: entries });
-    entries += taps.index.length;
+    const source = linearSource(f, ax);
+    resized.push({ a, count: taps.count, taps, offset: entries, ...(source ? { source } : {}) });
+    if (!source) entries += taps.index.length;
   });
+  const tabled = resized.filter((r) => !r.source);
   // Nearest only gathers; so does a resize that changes nothing.
   const gather = f.mode === 'nearest' || resized.length === 0;
   const yShift = part?.y.shift;
   const coordinates = axisCoordinates(out.dims);
-  const resizedCoordinates = resized.map(({ a }) => `  let o${a} = ${coordinates[a]};`).join('\n');
+  const resizedCoordinates = resized
+    .map(({ a, source }) => `  let o${a} = ${coordinates[a]};${source ? `\n  let taps${a} = linearTaps${a}(o${a});` : ''}`)
+    .join('\n');
   // Axes left as they are address the input at their own coordinate.
   const copied = collapseAxes(
     out.dims,
@@ -157,21 +278,20 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
     const terms = resized.map(({ a, offset }) => ` + u32(IDX[${offset}u + o${a}]) * ${inputStrides[a]}u`).join('');
     body = `  Y[${shifted(yShift)}i] = ${converted(x.type, out.type, `X[q${terms}]`)};`;
   } else {
-    // Nested loops over the taps of each resized axis, carrying the offset and the weight product.
-    let q = 'q';
-    let w = '';
-    const loops = resized.map(({ a, taps, offset }) => {
-      const loop = `for (var t${a} = 0u; t${a} < ${taps.count}u; t${a}++) {
-  let e${a} = ${offset}u + o${a} * ${taps.count}u + t${a};
-  let q${a} = ${q} + u32(IDX[e${a}]) * ${inputStrides[a]}u;
-  let w${a} = ${w && `${w} * `}W[e${a}];`;
-      q = `q${a}`;
-      w = `w${a}`;
-      return loop;
-    });
-    const innermost = `acc += ${w} * ${fromStorage(x.type, `X[${q}]`)};`;
-    const nested = loops.reduceRight((inner, loop) => `${loop}\n${inner.replace(/^/gm, '  ')}\n}`, innermost);
-    body = `  var acc = 0.0f;\n${nested.replace(/^/gm, '  ')}\n  Y[${shifted(yShift)}i] = ${toStorage(out.type, 'acc')};`;
+    // Separable, as PyTorch sums: Σ_t weight_t · (the sum over the next axes at tap t), the last axis innermost.
+    const tap = (r: (typeof resized)[number], t: number) =>
+      r.source
+        ? { index: `taps${r.a}.i${t}`, weight: `taps${r.a}.w${t}` }
+        : { index: `u32(IDX[${r.offset}u + o${r.a} * ${r.count}u + ${t}u])`, weight: `W[${r.offset}u + o${r.a} * ${r.count}u + ${t}u]` };
+    const sum = (level: number, q: string): string =>
+      range(resized[level]!.count)
+        .map((t) => {
+          const { index, weight } = tap(resized[level]!, t);
+          const at = `${q} + ${index} * ${inputStrides[resized[level]!.a]}u`;
+          return `${weight} * ${level === resized.length - 1 ? fromStorage(x.type, `X[${at}]`) : `(${sum(level + 1, at)})`}`;
+        })
+        .join(' + ');
+    body = `  Y[${shifted(yShift)}i] = ${toStorage(out.type, sum(0, 'q'))};`;
   }
   const bindings: KernelBinding[] = [
     { kind: 'input', index: 0, ...(part ? { window: part.x.window } : {}) },
@@ -179,14 +299,16 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   ];
   const declarations = [storage(0, 'X', type), storage(1, 'Y', wgslType(out.type))];
   // Tables only when something reads them: a binding the shader does not use is not in its layout.
-  if (resized.length) {
+  if (tabled.length) {
     declarations.push(storage(2, 'IDX', 'i32'));
-    bindings.push({ kind: 'param', data: Int32Array.from(resized.flatMap((r) => r.taps.index)) });
+    bindings.push({ kind: 'param', data: Int32Array.from(tabled.flatMap((r) => r.taps.index)) });
     if (!gather) {
       declarations.push(storage(3, 'W', 'f32'));
-      bindings.push({ kind: 'param', data: Float32Array.from(resized.flatMap((r) => r.taps.weight)) });
+      bindings.push({ kind: 'param', data: Float32Array.from(tabled.flatMap((r) => r.taps.weight)) });
     }
   }
+  const computed = resized.flatMap((r) => (r.source ? [linearTapsWgsl(r.a, r.source, axes[r.a]!.input)] : []));
+  if (computed.length) declarations.push('struct LinearTaps { i0: u32, i1: u32, w0: f32, w1: f32 }', ...computed);
   return {
     label: `resize_${f.mode}_${resized.map((r) => `${axes[r.a]!.input}to${axes[r.a]!.output}`).join('_') || 'copy'}`,
     wgsl: `${declarations.join('\n')}
@@ -357,6 +479,7 @@ function resizePlan(node: Node, inputs: OpInput[]): Plan {
   if (exclude !== 0 && exclude !== 1) throw new ModelError(`${where(node)}: exclude_outside must be 0 or 1, got ${exclude}`);
   const f: Interpolation = {
     mode: oneOf(node, 'mode', attrs.string('mode', 'nearest'), ['nearest', 'linear', 'cubic'] as const),
+    coordinates: transform,
     transform: transforms[transform]!,
     ...(float32Transforms[transform] ? { float32Transform: float32Transforms[transform] } : {}),
     round: roundings[oneOf(node, 'nearest_mode', attrs.string('nearest_mode', 'round_prefer_floor'), Object.keys(roundings))]!,
@@ -386,6 +509,7 @@ function legacyPlan(node: Node, inputs: OpInput[], scales: number[]): Plan {
   const dims = inputs[0]!.dims;
   const f: Interpolation = {
     mode: oneOf(node, 'mode', node.attrs.string('mode', 'nearest'), ['nearest', 'linear'] as const),
+    coordinates: 'asymmetric',
     transform: transforms.asymmetric!,
     float32Transform: float32Transforms.asymmetric!,
     round: Math.floor,
