@@ -52,7 +52,7 @@ interface BenchJson {
   median_ms: number;
   build_ms: number;
   memory?: { activation_bytes: number; weight_bytes: number };
-  top?: { node: string; kernels: string[]; ms: number }[];
+  top?: { node: string; kernels?: string[]; ms: number }[];
 }
 
 /** The kind of a kernel label: conv1x1 -> conv, winograd4x4_gemm -> winograd, resize_linear_… -> resize. */
@@ -66,7 +66,7 @@ function bench(dir: string, model: string) {
   const j = JSON.parse(r.stdout) as BenchJson;
   const kernels: Record<string, number> = {};
   for (const n of j.top ?? []) {
-    const first = n.kernels[0];
+    const first = n.kernels?.[0];
     if (first) kernels[kind(first)] = (kernels[kind(first)] ?? 0) + n.ms;
   }
   const named = Object.fromEntries(nodes.map((s) => [s, (j.top ?? []).filter((n) => n.node.includes(s)).reduce((t, n) => t + n.ms, 0)]));
