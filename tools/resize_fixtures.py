@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes test/fixtures/resize/torch_linear_taps.json: the float32 weights
-PyTorch's F.interpolate (mode='linear' on [N, C, W]) gives each input index
+PyTorch 2's F.interpolate (mode='linear' on [N, C, W]) gives each input index
 for each output index, read off one-hot inputs (channel c is 1 at position c,
 0 elsewhere), which the interpolation leaves exact: output (c, o) is the
 weight of input c for output o. segscope's Resize must give the same bits
@@ -12,7 +12,11 @@ downsamplings, align_corners, a given scale_factor (torch then uses
 1/scale, as the exported Resize's scales), and extreme ratios whose fraction
 needs more than 32 bits (2 -> 2049).
 
-  /usr/bin/python3 tools/resize_fixtures.py     (Debian's python3-torch, torch 1.13)
+  python3 -m venv .venv && .venv/bin/pip install -r tools/requirements-dynamo.txt
+  .venv/bin/python tools/resize_fixtures.py      (torch 2.x; the fixture holds 2.13's)
+
+Debian's torch 1.13 computes the weights differently (from the unrounded
+source coordinate): segscope follows torch 2.
 """
 
 import json

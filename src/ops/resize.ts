@@ -113,18 +113,20 @@ export interface Taps {
 }
 
 /**
- * A linear axis's source coordinate as PyTorch computes it (ATen's
+ * A linear axis's source coordinate as PyTorch 2 computes it (ATen's
  * area_pixel_compute_scale and compute_source_index_and_lambda, CPU):
  * the ratio r = input/output (or 1/scale where a scale is given;
  * (input - 1)/(output - 1) for align_corners) rounded to float32, then
- * s = r·(o + 1/2) - 1/2 (r·o for align_corners and asymmetric) exactly,
- * clamped at 0; taps floor(s) and the next index (the same at the last),
- * weights 1 - λ and λ = s - floor(s), each rounded to float32. As integers:
- * r = num / 2^k, s = (num·(a·o + b) - c) / 2^shift, so the kernel can
- * compute s with exact integer operations (linearTapsWgsl).
- * Measured against torch 1.13's F.interpolate on one-hot inputs
+ * s = r·(o + 1/2) - 1/2 (r·o for align_corners and asymmetric) rounded
+ * once to float32 and clamped at 0; taps floor(s) and the next index (the
+ * same at the last), weights 1 - λ (rounded) and λ = s - floor(s) (exact).
+ * As integers r = num / 2^k and s = (num·(a·o + b) - c) / 2^shift, so the
+ * kernel forms s's numerator exactly and rounds it once (linearTapsWgsl),
+ * where float32 arithmetic would round r·(o + 1/2) first.
+ * Measured against torch 2.13's F.interpolate on one-hot inputs
  * (test/fixtures/resize, tools/resize_fixtures.py): the same float32
- * weights; float32 arithmetic on s instead would move them by up to 1e-7.
+ * weights. torch 1.13 took λ from the unrounded s, which moves about 90%
+ * of the weights of a 33 -> 129 upsample by an ulp or so.
  */
 export interface LinearSource {
   num: number;
@@ -134,7 +136,7 @@ export interface LinearSource {
   shift: number;
 }
 
-/** Largest output coordinate (a·o + b < 2^16) and shift (s's fraction in 40 bits) the kernel's integer arithmetic allows. */
+/** Largest output coordinate (a·o + b < 2^16, for the kernel's products) and shift (ratios down to about 2^-16) of the kernel's arithmetic. */
 const MAX_LINEAR_OUTPUT = 2 ** 15 - 1;
 const MAX_LINEAR_SHIFT = 40;
 
@@ -162,10 +164,9 @@ export function linearSource(f: Interpolation, ax: Axis): LinearSource | undefin
 
 /** Input index 0 and the weight of index 1 of output `o`, exactly as the kernel computes them (see LinearSource). */
 function linearTap(l: LinearSource, o: number, input: number): { i0: number; lambda: number } {
-  // num·(a·o + b) < 2^40: exact in float64, as are the power-of-two scalings.
-  const s = Math.max(l.num * (l.a * o + l.b) - l.c, 0) / 2 ** l.shift;
-  const i0 = Math.min(Math.floor(s), input - 1);
-  return { i0, lambda: Math.fround(s - Math.floor(s)) };
+  // num·(a·o + b) < 2^41: exact in float64, as is the power-of-two scaling; fround rounds it once.
+  const s = Math.fround(Math.max(l.num * (l.a * o + l.b) - l.c, 0) / 2 ** l.shift);
+  return { i0: Math.min(Math.floor(s), input - 1), lambda: s - Math.floor(s) };
 }
 
 /** The taps of every output coordinate of an axis: output `o` reads `index[o·count + t]` with `weight[o·count + t]`, t < count. */
@@ -213,21 +214,15 @@ export const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
 /**
  * WGSL function `linearTaps{axis}(o)` of a LinearSource: taps (i0, i1) and
  * weights (1 - λ, λ) of output coordinate o, equal to linearTap's. s's
- * numerator num·(a·o + b) - c is formed in two 32-bit words (num in 16-bit
- * halves, a·o + b < 2^16, so no product overflows); its whole part is i0 and
- * λ is its fraction over 2^shift, converted as two parts that each fit
- * float32's significand, so the one rounding is the final add's.
+ * numerator N = num·(a·o + b) - c is formed in two 32-bit words (num in
+ * 16-bit halves, a·o + b < 2^16, so no product overflows), then converted
+ * as its top bits and its low 17, each exact in float32, so that the one
+ * rounding is their sum's: s = N / 2^shift rounded once, on any adapter
+ * (WGSL's float32 addition is correctly rounded; were a compiler to fuse
+ * the power-of-two scaling into it, the result would not change).
  */
 function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
-  const mask = (bits: number) => `0x${(2 ** bits - 1).toString(16)}u`;
   const [cHi, cLo] = [Math.floor(l.c / 2 ** 32), l.c % 2 ** 32];
-  const { shift } = l;
-  const split =
-    shift === 0
-      ? 'let whole = lo;\n  let fHi = 0u;\n  let fLo = 0u;'
-      : shift < 32
-        ? `let whole = (lo >> ${shift}u) | (hi << ${32 - shift}u);\n  let fHi = 0u;\n  let fLo = lo & ${mask(shift)};`
-        : `let whole = hi >> ${shift - 32}u;\n  let fHi = hi & ${mask(shift - 32)};\n  let fLo = lo;`;
   return `fn linearTaps${axis}(o: u32) -> LinearTaps {
   let m = ${l.a}u * o + ${l.b}u;
   let p0 = ${l.num % 2 ** 16}u * m;
@@ -238,9 +233,11 @@ function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
   let negative = hi0 < ${cHi}u || (hi0 == ${cHi}u && lo0 < ${cLo}u);
   let lo = select(lo0 - ${cLo}u, 0u, negative);
   let hi = select(hi0 - ${cHi}u - select(0u, 1u, lo0 < ${cLo}u), 0u, negative);
-  ${split}
-  let lambda = ldexp(f32((fLo >> 16u) | (fHi << 16u)), ${16 - shift}) + ldexp(f32(fLo & 0xffffu), ${-shift});
-  let i0 = min(whole, ${input - 1}u);
+  // N < 2^41: its top bits N >> 17 < 2^24.
+  let s = ldexp(f32((lo >> 17u) | (hi << 15u)), ${17 - l.shift}) + ldexp(f32(lo & 0x1ffffu), ${-l.shift});
+  let whole = floor(s);
+  let lambda = s - whole;
+  let i0 = min(u32(whole), ${input - 1}u);
   return LinearTaps(i0, min(i0 + 1u, ${input - 1}u), 1.0f - lambda, lambda);
 }`;
 }
