@@ -215,11 +215,12 @@ export const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
  * WGSL function `linearTaps{axis}(o)` of a LinearSource: taps (i0, i1) and
  * weights (1 - λ, λ) of output coordinate o, equal to linearTap's. s's
  * numerator N = num·(a·o + b) - c is formed in two 32-bit words (num in
- * 16-bit halves, a·o + b < 2^16, so no product overflows), then converted
- * as its top bits and its low 17, each exact in float32, so that the one
- * rounding is their sum's: s = N / 2^shift rounded once, on any adapter
- * (WGSL's float32 addition is correctly rounded; were a compiler to fuse
- * the power-of-two scaling into it, the result would not change).
+ * 16-bit halves, a·o + b < 2^16, so no product overflows) and rounded to
+ * float32's 24 significant bits (half to even) in integers too; its whole
+ * part and fraction are then exact, and the only float operations are an
+ * exact conversion and 1 - λ. So no compiler can move the bits: summing two
+ * float parts instead, llvmpipe computed s - floor(s) as (part - floor(s))
+ * + part, λ unrounded, as torch 1.13 has it.
  */
 function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
   const [cHi, cLo] = [Math.floor(l.c / 2 ** 32), l.c % 2 ** 32];
@@ -233,11 +234,19 @@ function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
   let negative = hi0 < ${cHi}u || (hi0 == ${cHi}u && lo0 < ${cLo}u);
   let lo = select(lo0 - ${cLo}u, 0u, negative);
   let hi = select(hi0 - ${cHi}u - select(0u, 1u, lo0 < ${cLo}u), 0u, negative);
-  // N < 2^41: its top bits N >> 17 < 2^24.
-  let s = ldexp(f32((lo >> 17u) | (hi << 15u)), ${17 - l.shift}) + ldexp(f32(lo & 0x1ffffu), ${-l.shift});
-  let whole = floor(s);
-  let lambda = s - whole;
-  let i0 = min(u32(whole), ${input - 1}u);
+  // N rounded to float32's 24 significant bits, half to even: q·2^d. N < 2^40, so d <= 16.
+  let bits = select(32u - countLeadingZeros(lo), 64u - countLeadingZeros(hi), hi != 0u);
+  let d = select(0u, bits - 24u, bits > 24u);
+  let kept = select(lo, (lo >> d) | (hi << (32u - d)), d != 0u);
+  let rest = select(0u, lo & ((1u << d) - 1u), d != 0u);
+  let half = select(0u, 1u << (d - 1u), d != 0u);
+  let q = kept + select(0u, 1u, d != 0u && (rest > half || (rest == half && (kept & 1u) == 1u)));
+  // s = q·2^d / 2^shift = q / 2^e: its whole part and its fraction, exact in float32.
+  let e = ${l.shift}u - min(d, ${l.shift}u);
+  let whole = select(select(q >> e, 0u, e >= 32u), q << (d - ${l.shift}u), d > ${l.shift}u);
+  let fraction = select(select(q & ((1u << e) - 1u), q, e >= 32u), 0u, d >= ${l.shift}u);
+  let lambda = ldexp(f32(fraction), -i32(e));
+  let i0 = min(whole, ${input - 1}u);
   return LinearTaps(i0, min(i0 + 1u, ${input - 1}u), 1.0f - lambda, lambda);
 }`;
 }
