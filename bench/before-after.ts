@@ -20,6 +20,7 @@ import { writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { parsePositive } from '../src/cli/args.js';
 
 const { values } = parseArgs({
   options: {
@@ -32,12 +33,7 @@ const { values } = parseArgs({
     out: { type: 'string', default: 'before-after' },
   },
 });
-const positive = (name: string, v: string) => {
-  const n = Number(v);
-  if (!(Number.isInteger(n) && n > 0)) throw new Error(`--${name} '${v}': expected a positive integer`);
-  return n;
-};
-const [rounds, runs] = [positive('rounds', values.rounds!), positive('runs', values.runs!)];
+const [rounds, runs] = [parsePositive('--rounds', values.rounds!), parsePositive('--runs', values.runs!)];
 if (!values.before) throw new Error('--before DIR: the checkout of the commit before the change (git worktree add DIR COMMIT)');
 if (!values.model!.length) throw new Error('--model FILE: at least one model');
 if (!/^[\w.-]+$/.test(values.out!)) throw new Error(`--out '${values.out}': expected a file name without a folder`);

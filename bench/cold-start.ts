@@ -25,13 +25,13 @@ import { openDawn } from '../src/gpu/dawn.js';
 import { readModelFile } from '../src/io/model-file.js';
 import { timeStats } from '../src/runtime/timing.js';
 import { Session } from '../src/runtime/session.js';
+import { parsePositive } from '../src/cli/args.js';
 
 const { values, positionals } = parseArgs({
   options: { runs: { type: 'string', default: '3' }, child: { type: 'boolean', default: false } },
   allowPositionals: true,
 });
-const runs = Number(values.runs);
-if (!(Number.isInteger(runs) && runs > 0)) throw new Error(`--runs '${values.runs}': expected a positive integer`);
+const runs = parsePositive('--runs', values.runs);
 
 const root = join(import.meta.dirname, '..');
 const MODELS = [

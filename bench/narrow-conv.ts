@@ -25,10 +25,10 @@ import { encodeModel } from '../src/onnx/decode.js';
 import { DataType } from '../src/onnx/schema.js';
 import { timeRuns, timeStats } from '../src/runtime/timing.js';
 import { Session } from '../src/runtime/session.js';
+import { parsePositive } from '../src/cli/args.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '5' } } });
-const runs = Number(values.runs);
-if (!(Number.isInteger(runs) && runs > 0)) throw new Error(`--runs '${values.runs}': expected a positive integer`);
+const runs = parsePositive('--runs', values.runs);
 
 const CASES = [
   { name: 'conv3x3_64to1_512 (mask head)', x: [1, 64, 512, 512], w: [1, 64, 3, 3] },

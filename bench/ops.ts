@@ -39,6 +39,7 @@ import { registry } from '../src/ops/registry.js';
 import { flopsByNode } from '../src/runtime/profile.js';
 import { timeRuns, timeStats } from '../src/runtime/timing.js';
 import { Session } from '../src/runtime/session.js';
+import { parsePositive } from '../src/cli/args.js';
 
 const MODEL = join(import.meta.dirname, '../big/deeplabv3plus_r101_os16.onnx');
 const INPUT = [1, 3, 513, 513];
@@ -49,8 +50,7 @@ const { values } = parseArgs({
     only: { type: 'string', multiple: true, default: [] },
   },
 });
-const runs = Number(values.runs);
-if (!(Number.isInteger(runs) && runs > 0)) throw new Error(`--runs '${values.runs}': expected a positive integer`);
+const runs = parsePositive('--runs', values.runs);
 if (!existsSync(MODEL)) {
   console.error(`${MODEL} is missing. Export it (PyTorch, random weights) with:\n  /usr/bin/python3 tools/export_fixtures.py --only big`);
   process.exit(1);

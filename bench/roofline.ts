@@ -26,6 +26,7 @@ import { LAVAPIPE_THREADS_PER_CPU, openDawn } from '../src/gpu/dawn.js';
 import type { Gpu } from '../src/gpu/device.js';
 import { hasTimestamps, recordTimed, type Dispatch } from '../src/gpu/timestamps.js';
 import { timeStats } from '../src/runtime/timing.js';
+import { parsePositive } from '../src/cli/args.js';
 
 const { values } = parseArgs({
   options: {
@@ -34,8 +35,7 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
   },
 });
-const runs = Number(values.runs);
-if (!(Number.isInteger(runs) && runs > 0)) throw new Error(`--runs '${values.runs}': expected a positive integer`);
+const runs = parsePositive('--runs', values.runs);
 
 /** Target GPU time of one FMA dispatch, ms: long enough to be sustained, short enough for 12 configurations. */
 const TARGET_MS = 150;

@@ -144,17 +144,11 @@ const MAX_LINEAR_SHIFT = 40;
 export function linearSource(f: Interpolation, ax: Axis): LinearSource | undefined {
   if (f.mode !== 'linear' || ax.output > MAX_LINEAR_OUTPUT) return undefined;
   const sized = ax.length === ax.output;
+  const halfPixel = f.coordinates === 'half_pixel' || (f.coordinates === 'pytorch_half_pixel' && ax.length > 1);
   let ratio: number;
-  let halfPixel: boolean;
-  if (f.coordinates === 'half_pixel' || (f.coordinates === 'pytorch_half_pixel' && ax.length > 1)) {
-    [ratio, halfPixel] = [Math.fround(sized ? ax.input / ax.output : 1 / ax.scale), true];
-  } else if (f.coordinates === 'asymmetric') {
-    [ratio, halfPixel] = [Math.fround(sized ? ax.input / ax.output : 1 / ax.scale), false];
-  } else if (f.coordinates === 'align_corners' && sized) {
-    [ratio, halfPixel] = [ax.output > 1 ? Math.fround((ax.input - 1) / (ax.output - 1)) : 0, false];
-  } else {
-    return undefined;
-  }
+  if (halfPixel || f.coordinates === 'asymmetric') ratio = Math.fround(sized ? ax.input / ax.output : 1 / ax.scale);
+  else if (f.coordinates === 'align_corners' && sized) ratio = ax.output > 1 ? Math.fround((ax.input - 1) / (ax.output - 1)) : 0;
+  else return undefined;
   // ratio = num / 2^k with num < 2^24, a float32's significand.
   let k = 0;
   while (!Number.isInteger(ratio * 2 ** k)) k++;
@@ -257,13 +251,13 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   const type = wgslType(x.type);
   const n = sizeOf(out.dims);
   // Per resized axis: its taps from a LinearSource the kernel computes, or from tables at `offset`.
-  const resized: { a: number; count: number; source?: LinearSource; taps: Taps; offset: number }[] = [];
+  const resized: { a: number; source?: LinearSource; taps: Taps; offset: number }[] = [];
   let entries = 0;
   axes.forEach((ax, a) => {
     const taps = tapsOf(f, ax);
     if (isIdentity(taps, ax)) return;
     const source = linearSource(f, ax);
-    resized.push({ a, count: taps.count, taps, offset: entries, ...(source ? { source } : {}) });
+    resized.push({ a, taps, offset: entries, ...(source ? { source } : {}) });
     if (!source) entries += taps.index.length;
   });
   const tabled = resized.filter((r) => !r.source);
@@ -288,15 +282,17 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
     const tap = (r: (typeof resized)[number], t: number) =>
       r.source
         ? { index: `taps${r.a}.i${t}`, weight: `taps${r.a}.w${t}` }
-        : { index: `u32(IDX[${r.offset}u + o${r.a} * ${r.count}u + ${t}u])`, weight: `W[${r.offset}u + o${r.a} * ${r.count}u + ${t}u]` };
-    const sum = (level: number, q: string): string =>
-      range(resized[level]!.count)
+        : { index: `u32(IDX[${r.offset}u + o${r.a} * ${r.taps.count}u + ${t}u])`, weight: `W[${r.offset}u + o${r.a} * ${r.taps.count}u + ${t}u]` };
+    const sum = (level: number, q: string): string => {
+      const r = resized[level]!;
+      return range(r.taps.count)
         .map((t) => {
-          const { index, weight } = tap(resized[level]!, t);
-          const at = `${q} + ${index} * ${inputStrides[resized[level]!.a]}u`;
+          const { index, weight } = tap(r, t);
+          const at = `${q} + ${index} * ${inputStrides[r.a]}u`;
           return `${weight} * ${level === resized.length - 1 ? fromStorage(x.type, `X[${at}]`) : `(${sum(level + 1, at)})`}`;
         })
         .join(' + ');
+    };
     body = `  Y[${shifted(yShift)}i] = ${toStorage(out.type, sum(0, 'q'))};`;
   }
   const bindings: KernelBinding[] = [
