@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
-import type { HostTensor } from '../src/model/graph.js';
+import { Attrs, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
+import type { Plan } from '../src/runtime/plan.js';
+import { join } from 'node:path';
+import { readModelFile } from '../src/io/model-file.js';
+import { inferTypes } from '../src/model/infer.js';
+import { registry } from '../src/ops/registry.js';
+import { planDevice, planProgram } from '../src/runtime/program.js';
 import { Session } from '../src/runtime/session.js';
 import { gpu, nodeGraph, random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
 
@@ -96,5 +102,142 @@ describe('Concat', () => {
     await expect(runNode({ op: 'Concat', attrs: { axis: 3 }, inputs: [a, a] })).rejects.toThrow(ModelError);
     await expect(runNode({ op: 'Concat', inputs: [a, a] })).rejects.toThrow(/axis/);
     await expect(runNode({ op: 'Concat', attrs: { axis: 0 }, inputs: [a, tensor([2, 3, 5], new Array(30).fill(1), 'int32')] })).rejects.toThrow(/mix/);
+  });
+});
+
+/** One node of a test graph, named after its output. */
+const node = (opType: string, inputs: string[], output: string, attrs: Record<string, number | number[]> = {}): Node => ({
+  name: output,
+  opType,
+  domain: '',
+  inputs,
+  outputs: [output],
+  attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
+});
+
+/** A graph of `nodes` from input x of `dims` to output y, with constant `initializers`. */
+const chain = (dims: number[], nodes: Node[], initializers: [string, HostTensor][] = []): Graph => ({
+  nodes,
+  inputs: [{ name: 'x', type: 'float32', dims }],
+  outputs: [{ name: 'y', type: 'float32' }],
+  initializers: new Map(initializers),
+  opset: 17,
+  metadata: {},
+  source: 'in-place concat test',
+});
+
+/** Runs `graph` on x, capturing `capture`, with its plan. */
+async function planAndRun(graph: Graph, x: HostTensor, capture: string[] = []) {
+  const session = await Session.create(await gpu(), graph);
+  try {
+    const plan = await session.plan(capture);
+    const { outputs, captured } = await session.run(x, { capture });
+    const captures = new Map(await Promise.all([...captured].map(async ([name, t]) => [name, await t.toHost()] as const)));
+    return { plan, outputs, captures };
+  } finally {
+    session.destroy();
+  }
+}
+
+const labels = (plan: Plan) => plan.kernels.map((k) => k.kernel.label);
+const where = (plan: Plan, name: string) => {
+  const p = plan.placement.get(name)!;
+  return p.kind === 'buffer' ? { slot: p.slot, offset: p.offset } : undefined;
+};
+
+describe('Concat in place (runtime/in-place.ts)', () => {
+  it("DeepLabv3+'s ASPP and decoder concats take their inputs in place, at the adapter's storage offset alignment (lavapipe: 16 bytes)", async () => {
+    const device = await gpu();
+    const adapter = (await device.instance.requestAdapter())!;
+    expect(device.limits.minStorageBufferOffsetAlignment).toBe(adapter.limits.minStorageBufferOffsetAlignment);
+    const graph = await readModelFile(join(import.meta.dirname, '../weights/deeplabv3plus_scenes.onnx'));
+    const typed = inferTypes(graph, new Map([['input', [1, 3, 257, 257]]]), (op) => registry.get(op)?.infer);
+    const plan = planProgram(typed, new Set(), planDevice(device));
+    // The decoder's first input, 48 low-level channels of 65x65 floats, ends 811200 bytes in: a multiple of 64, not of 128.
+    const inPlace = device.limits.minStorageBufferOffsetAlignment <= 64;
+    expect(labels(plan).filter((l) => l === 'concat_part').length).toBe(inPlace ? 0 : 2);
+  });
+
+  const x = randomTensor([1, 4, 8, 8], 60);
+  const relu = Array.from(x.data, (v) => Math.max(v, 0));
+  const neg = Array.from(x.data, (v) => -v);
+
+  it('has the producers of a batch-1 channel concat write into their slices of its output: no copy, each input at its offset, the same numbers', async () => {
+    // DeepLabv3+'s concats: branches computed from one input, joined on channels. 4 planes of 8x8 floats: 1024 bytes an input.
+    const graph = chain(
+      [1, 4, 8, 8],
+      [node('Relu', ['x'], 'a'), node('Neg', ['x'], 'b'), node('Abs', ['x'], 'c'), node('Concat', ['a', 'b', 'c'], 'y', { axis: 1 })],
+    );
+    const { plan, outputs, captures } = await planAndRun(graph, x, ['b']);
+    expect(labels(plan)).not.toContain('concat_part');
+    const y = where(plan, 'y')!;
+    expect([where(plan, 'a'), where(plan, 'b'), where(plan, 'c')]).toEqual([0, 1024, 2048].map((offset) => ({ slot: y.slot, offset: y.offset + offset })));
+    expect(Array.from(outputs.get('y')!.data)).toEqual([...relu, ...neg, ...Array.from(x.data, Math.abs)]);
+    // A captured input reads its slice.
+    expect(Array.from(captures.get('b')!.data)).toEqual(neg);
+  });
+
+  it('keeps the copy for an input it cannot place: a graph input, a repeated input, one shared by two concats, a misaligned slice, a batch of 2', async () => {
+    const copies = async (graph: Graph, input: HostTensor, expected: number[]) => {
+      const { plan, outputs } = await planAndRun(graph, input);
+      expect(Array.from(outputs.get('y')!.data)).toEqual(expected);
+      return labels(plan).filter((l) => l === 'concat_part').length;
+    };
+    expect(
+      await copies(chain([1, 4, 8, 8], [node('Relu', ['x'], 'a'), node('Concat', ['a', 'x'], 'y', { axis: 1 })]), x, [...relu, ...Array.from(x.data)]),
+    ).toBe(2);
+    expect(await copies(chain([1, 4, 8, 8], [node('Relu', ['x'], 'a'), node('Concat', ['a', 'a'], 'y', { axis: 1 })]), x, [...relu, ...relu])).toBe(2);
+    // The first concat takes a and b in place; the second, which needs a elsewhere too, copies.
+    const shared = chain(
+      [1, 4, 8, 8],
+      [node('Relu', ['x'], 'a'), node('Neg', ['x'], 'b'), node('Concat', ['a', 'b'], 'ab', { axis: 1 }), node('Concat', ['ab', 'a'], 'y', { axis: 1 })],
+    );
+    expect(await copies(shared, x, [...relu, ...neg, ...relu])).toBe(2);
+    // One channel of 3x3 floats: the second input would start 36 bytes in, off any adapter's storage offset alignment.
+    const small = randomTensor([1, 1, 3, 3], 61);
+    const smallRelu = Array.from(small.data, (v) => Math.max(v, 0));
+    const smallNeg = Array.from(small.data, (v) => -v);
+    expect(
+      await copies(chain([1, 1, 3, 3], [node('Relu', ['x'], 'a'), node('Neg', ['x'], 'b'), node('Concat', ['a', 'b'], 'y', { axis: 1 })]), small, [
+        ...smallRelu,
+        ...smallNeg,
+      ]),
+    ).toBe(2);
+    // Two images: each input is two blocks of the output, not one.
+    const two = randomTensor([2, 4, 8, 8], 62);
+    const half = 4 * 64;
+    const twoRelu = Array.from(two.data, (v) => Math.max(v, 0));
+    const twoNeg = Array.from(two.data, (v) => -v);
+    expect(
+      await copies(chain([2, 4, 8, 8], [node('Relu', ['x'], 'a'), node('Neg', ['x'], 'b'), node('Concat', ['a', 'b'], 'y', { axis: 1 })]), two, [
+        ...twoRelu.slice(0, half),
+        ...twoNeg.slice(0, half),
+        ...twoRelu.slice(half),
+        ...twoNeg.slice(half),
+      ]),
+    ).toBe(2);
+  });
+
+  it('binds a copy when one kernel reads the concat and one of its inputs, which share bytes (WebGPU refuses overlapping writable bindings)', async () => {
+    // y = reshape(a, [64, 1]) @ concat(a, b): a [1, 64] lies in the concat's first 256 bytes.
+    const v = randomTensor([1, 64], 63);
+    const a = Array.from(v.data, (t) => Math.max(t, 0));
+    const ab = [...a, ...Array.from(v.data, (t) => -t)];
+    const graph = chain(
+      [1, 64],
+      [
+        node('Relu', ['x'], 'a'),
+        node('Neg', ['x'], 'b'),
+        node('Concat', ['a', 'b'], 'ab', { axis: 1 }),
+        node('Reshape', ['a', 'column'], 'col'),
+        node('MatMul', ['col', 'ab'], 'y'),
+      ],
+      [['column', tensor([2], [64, 1], 'int64')]],
+    );
+    const { plan, outputs } = await planAndRun(graph, v);
+    expect(labels(plan)).not.toContain('concat_part');
+    expect(labels(plan)).toContain('copy_repeated_input');
+    // Each product has one term, exact in float32 (+ 0 makes the reference's -0 of 0 * -t a 0, as the kernel's sum from 0 gives).
+    expect(Array.from(outputs.get('y')!.data)).toEqual(a.flatMap((r) => ab.map((c) => Math.fround(r * c) + 0)));
   });
 });

@@ -165,8 +165,21 @@ const aspp: Case[] = [6, 12, 18, 24, 36].flatMap((d) =>
   ),
 );
 
+/** Blocks of 32 output pixels inside one row of 40 skip the column taps that read only padding; blocks across rows take them all. */
+const rowBlocks: Case[] = [
+  {
+    name: '1x3 at dilation 16 along rows 40 wide (blocks of one row skip column taps)',
+    x: [1, 8, 5, 40],
+    w: [12, 8, 1, 3],
+    dilations: [1, 16],
+    pads: [0, 16, 0, 16],
+    bias: true,
+  },
+  { name: 'dilation 9 and stride 2 along rows, asymmetric pads', x: [1, 8, 6, 79], w: [10, 8, 3, 3], strides: [1, 2], dilations: [2, 9], pads: [0, 20, 3, 1] },
+];
+
 describe('Conv', () => {
-  for (const c of [...cases, ...aspp]) it(c.name, () => check(c));
+  for (const c of [...cases, ...aspp, ...rowBlocks]) it(c.name, () => check(c));
 
   it('a larger ASPP branch: 1x64x33x33 -> 64, 3x3, dilation 6', () =>
     check({ name: 'large', x: [1, 64, 33, 33], w: [64, 64, 3, 3], dilations: [6, 6], pads: [6, 6, 6, 6], bias: true }));

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { HostTensor } from '../src/model/graph.js';
 import { PRECISIONS } from '../src/model/precision.js';
+import { reduceKernel, reducers } from '../src/ops/reduce.js';
 import { random, randomTensor, relL2, roundToFloat16, runNode, storedAs, tensor, TOLERANCE } from './helpers/gpu.js';
 
 /** Plain CPU references: the reduced values of one output -> the output. */
@@ -91,12 +92,24 @@ describe('reductions', () => {
     expect(relL2(y!.data, reduceRef('ReduceL2', x, [0]))).toBeLessThan(1e-5);
   });
 
-  it('ReduceMean over [2,3] (adaptive average pooling) uses the workgroup tree on 33x33 planes, at f32 and f16', async () => {
-    const x = randomTensor([2, 37, 33, 33], 6);
-    for (const precision of PRECISIONS) {
-      const [y] = await runNode({ op: 'ReduceMean', attrs: { axes: [2, 3], keepdims: 1 }, inputs: [x], opset: 13 }, precision);
-      expect([y!.type, y!.dims]).toEqual(['float32', [2, 37, 1, 1]]);
-      expect(relL2(y!.data, reduceRef('ReduceMean', x, [2, 3])), precision).toBeLessThan(TOLERANCE[precision]);
+  it('ReduceMean over [2,3] (adaptive average pooling) of 33x33 planes: on CPU adapters a thread per output from 64 outputs, else the workgroup tree, at f32 and f16', async () => {
+    const mean = reducers.ReduceMean;
+    const kernel = (dims: number[], target: { cpuSubgroupSize?: number }) =>
+      reduceKernel('reduce_mean', mean, { type: 'float32', dims }, { type: 'float32', dims: [...dims.slice(0, 2), 1, 1] }, [2, 3], target).label;
+    expect(kernel([2, 37, 33, 33], { cpuSubgroupSize: 8 })).toBe('reduce_mean_thread');
+    expect(kernel([2, 37, 33, 33], {})).toBe('reduce_mean_workgroup');
+    expect(kernel([1, 63, 33, 33], { cpuSubgroupSize: 8 })).toBe('reduce_mean_workgroup');
+    // Lavapipe runs both: 74 outputs, and 5.
+    for (const dims of [
+      [2, 37, 33, 33],
+      [1, 5, 33, 33],
+    ]) {
+      const x = randomTensor(dims, 6);
+      for (const precision of PRECISIONS) {
+        const [y] = await runNode({ op: 'ReduceMean', attrs: { axes: [2, 3], keepdims: 1 }, inputs: [x], opset: 13 }, precision);
+        expect([y!.type, y!.dims]).toEqual(['float32', [dims[0], dims[1], 1, 1]]);
+        expect(relL2(y!.data, reduceRef('ReduceMean', x, [2, 3])), precision).toBeLessThan(TOLERANCE[precision]);
+      }
     }
   });
 

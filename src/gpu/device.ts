@@ -28,8 +28,15 @@ export interface Gpu {
   instance: GPU;
 }
 
-/** Limits raised to the adapter's maximum: large activations need them. */
-const RAISED_LIMITS = [
+/**
+ * Limits set to the adapter's best: its maxima, which large activations
+ * need, and its storage offset alignment, which the buffer plan packs
+ * tensors to and which decides whether a Concat's inputs can be computed in
+ * place (runtime/in-place.ts). WebGPU's default is 256 bytes; lavapipe
+ * allows 16, at which DeepLabv3+'s decoder concat (48 low-level channels of
+ * 129x129 first) takes its inputs in place.
+ */
+const ADAPTER_LIMITS = [
   'maxBufferSize',
   'maxStorageBufferBindingSize',
   'maxStorageBuffersPerShaderStage',
@@ -39,6 +46,7 @@ const RAISED_LIMITS = [
   'maxComputeWorkgroupSizeY',
   'maxComputeWorkgroupSizeZ',
   'maxComputeWorkgroupsPerDimension',
+  'minStorageBufferOffsetAlignment',
 ] as const;
 
 const OPTIONAL_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'];
@@ -61,7 +69,7 @@ export async function requestGpu(gpu: GPU | undefined = globalThis.navigator?.gp
 
 export async function openDevice(instance: GPU, adapter: GPUAdapter, label: string): Promise<Gpu> {
   const requiredLimits: Record<string, number> = {};
-  for (const name of RAISED_LIMITS) requiredLimits[name] = adapter.limits[name];
+  for (const name of ADAPTER_LIMITS) requiredLimits[name] = adapter.limits[name];
   const requiredFeatures = OPTIONAL_FEATURES.filter((f) => adapter.features.has(f));
   let device: GPUDevice;
   try {

@@ -110,6 +110,19 @@ ${flatMain(
   };
 }
 
+/** With only ones before the axis (batch 1 along channels), each input is one block of the output, after those before it. */
+function inPlace(node: Node, inputs: TensorType[], opset: number): number[] | undefined {
+  const dims = inputs[0]!.dims;
+  const a = concatAxis(node, dims.length, opset);
+  if (sizeOf(dims.slice(0, a)) !== 1) return undefined;
+  let offset = 0;
+  return inputs.map((x) => {
+    const start = offset;
+    offset += sizeOf(x.dims);
+    return start;
+  });
+}
+
 export const concatOps: Record<string, OpImpl> = {
-  Concat: { infer, kernels },
+  Concat: { infer, kernels, inPlace },
 };

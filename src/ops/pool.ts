@@ -206,9 +206,9 @@ function globalPool(op: 'ReduceMean' | 'ReduceMax'): OpImpl {
       if (!isFloatType(x!.type)) throw new ModelError(`${node.opType} node '${node.name}': expects a float tensor, got ${x!.type}`);
       return [{ type: x!.type, dims: x!.dims.map((d, a) => (a < 2 ? d : 1)) }];
     },
-    kernels(node, [x], [out]) {
+    kernels(node, [x], [out], _opset, target) {
       const spatial = x!.dims.map((_, a) => a).slice(2);
-      return [reduceKernel(node.opType.toLowerCase(), reducers[op], x!, out!, spatial)];
+      return [reduceKernel(node.opType.toLowerCase(), reducers[op], x!, out!, spatial, target)];
     },
   };
 }

@@ -15,6 +15,13 @@ export interface OpImpl {
    */
   alias?: true;
   /**
+   * Where each input is one contiguous block of output 0 (Concat along an
+   * axis with nothing but ones before it): the blocks' element offsets, for
+   * the plan to have the inputs computed there (runtime/in-place.ts);
+   * undefined otherwise. The op's kernels remain the fallback.
+   */
+  inPlace?(node: Node, inputs: TensorType[], opset: number): number[] | undefined;
+  /**
    * The dispatches that compute the outputs, run in order. Ops that can split
    * themselves over tensors larger than one binding read `target.limits`; the
    * others are refused by the plan's limit check when a binding does not fit.

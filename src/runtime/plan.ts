@@ -6,6 +6,7 @@ import type { TypedGraph } from '../model/infer.js';
 import { planBuffers, type Place } from '../model/memory.js';
 import { originalName } from '../model/passes.js';
 import { bindingLimits } from '../kernels/split.js';
+import { extentIn, planInPlace } from './in-place.js';
 import type { GpuArray, Kernel, KernelBinding } from '../kernels/types.js';
 import type { OpImpl } from '../ops/types.js';
 import type { Window } from '../kernels/split.js';
@@ -56,17 +57,18 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
   const target = { limits: binding, cpuSubgroupSize: device.cpuSubgroupSize };
   const { graph, types } = typed;
   const { root, values } = resolveAliases(typed, (op) => impls.get(op)!.alias === true);
+  const inPlace = planInPlace(typed, impls, root, (name) => values.has(name), binding.offsetAlignment);
   const steps: { node: Node; kernels: Kernel[] }[] = [];
   for (const node of typed.nodes) {
     const impl = impls.get(opKey(node))!;
-    if (impl.alias) continue;
+    if (impl.alias || inPlace.nodes.has(node)) continue;
     const inputs = node.inputs.map((name) => ({ name, ...(types.get(name) ?? { type: 'float32' as const, dims: [] }), value: values.get(name) }));
     const outputs = node.outputs.map((name) => types.get(name)!);
     const input = (b: InputBinding) => node.inputs[b.index]!;
-    const tensorOf = (b: InputBinding) => (values.has(input(b)) ? undefined : root(input(b)));
     const bytesOfBinding = (b: InputBinding) => b.window?.bytes ?? bytesOf(types.get(input(b))!);
+    const extentOf = (b: InputBinding) => (values.has(input(b)) ? undefined : extentIn(inPlace, root(input(b)), b.window, bytesOfBinding(b)));
     const kernels = impl.kernels!(node, inputs, outputs, graph.opset, target);
-    steps.push({ node, kernels: kernels.flatMap((k) => withRepeatsCopied(k, tensorOf, bytesOfBinding)) });
+    steps.push({ node, kernels: kernels.flatMap((k) => withRepeatsCopied(k, extentOf, bytesOfBinding)) });
   }
 
   // Lifetimes of buffer-backed tensors, by root.
@@ -81,7 +83,16 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     }
     for (const name of node.outputs) if (name) first.set(name, s);
   });
-  for (const name of [...keep, ...graph.outputs.map((o) => o.name)]) if (first.has(root(name))) last.set(root(name), Infinity);
+  // An output computed in place is one lifetime with its parts: from its first part's producer to the last reader of any.
+  for (const [part, { container }] of inPlace.parts) {
+    const [f, l] = [first.get(part)!, last.get(part) ?? first.get(part)!];
+    first.set(container, Math.min(first.get(container) ?? f, f));
+    last.set(container, Math.max(last.get(container) ?? l, l));
+    first.delete(part);
+    last.delete(part);
+  }
+  const home = (name: string) => inPlace.parts.get(root(name))?.container ?? root(name);
+  for (const name of [...keep, ...graph.outputs.map((o) => o.name)]) if (first.has(home(name))) last.set(home(name), Infinity);
   const lifetimes = [...first].map(([id, f]) => ({ id, first: f, last: last.get(id) ?? f, bytes: bytesOf(types.get(id)!) }));
   const scratch = new Map<string, number>();
   steps.forEach(({ node, kernels }, s) => {
@@ -95,6 +106,10 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     }
   });
   const { placeOf, slotBytes, liveBytes } = planBuffers(dedupe(lifetimes), { alignment: binding.offsetAlignment, maxArenaBytes: device.maxBufferSize });
+  for (const [part, { container, offset }] of inPlace.parts) {
+    const place = placeOf.get(container)!;
+    placeOf.set(part, { slot: place.slot, offset: place.offset + offset });
+  }
 
   const placement = new Map<string, Placement>();
   for (const [name, type] of types) {
@@ -146,23 +161,28 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
 }
 
 /**
- * A kernel that binds one tensor (`tensorOf`: its buffer's root; undefined
- * for constants) at two input bindings over overlapping bytes, as
- * MatMul(x, x) or Add(x, Reshape(x)) do, would be refused: every binding is
+ * A kernel that binds one tensor (`extentOf`: its buffer's root, or the
+ * output it is computed in place in, with the bytes it covers there;
+ * undefined for constants) at two input bindings over overlapping bytes, as
+ * MatMul(x, x), Add(x, Reshape(x)) or Mul(Concat(x, y), x) do, would be refused: every binding is
  * read_write (kernels/wgsl.ts storage) and WebGPU refuses writable bindings that
  * overlap. Each repeat reads a copy in a scratch buffer instead, made by a
  * dispatch before it.
  */
-function withRepeatsCopied(kernel: Kernel, tensorOf: (b: InputBinding) => string | undefined, bytesOfBinding: (b: InputBinding) => number): Kernel[] {
+function withRepeatsCopied(
+  kernel: Kernel,
+  extentOf: (b: InputBinding) => { tensor: string; window?: Window } | undefined,
+  bytesOfBinding: (b: InputBinding) => number,
+): Kernel[] {
   const copies: Kernel[] = [];
   const seen: { tensor: string; window?: Window }[] = [];
   const overlap = (a?: Window, b?: Window) => !a || !b || (a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes);
   const bindings = kernel.bindings.map((b, i): KernelBinding => {
     if (b.kind !== 'input') return b;
-    const tensor = tensorOf(b);
-    if (tensor === undefined) return b;
-    const repeat = seen.some((s) => s.tensor === tensor && overlap(s.window, b.window));
-    seen.push({ tensor, window: b.window });
+    const extent = extentOf(b);
+    if (extent === undefined) return b;
+    const repeat = seen.some((s) => s.tensor === extent.tensor && overlap(s.window, extent.window));
+    seen.push(extent);
     if (!repeat) return b;
     const words = Math.ceil(bytesOfBinding(b) / 4);
     const scratch = { kind: 'scratch', id: REPEAT_SCRATCH + i, bytes: 4 * words } as const;

@@ -133,6 +133,30 @@ export function packSubgroupWeights(
 }
 
 /**
+ * WGSL setting `${tap}First` and `${tap}End`: the taps of axis `a` (named
+ * `axis` among the sizes) that some output of the block reads inside the
+ * input, for the block's outputs from index `lo` to `hi` along the axis.
+ * Output o reads input o·stride - begin + (first + t)·dilation at tap t, so
+ * those taps are a range. Where dilation is large against the map, as in
+ * ASPP's branches at output stride 16, most taps of a block read only
+ * padding (dilation 12 on a 17x17 map: 43% of the rows' taps), and the
+ * block skips them rather than multiply zeros. A one-tap axis needs none.
+ */
+function blockTaps(a: AxisTaps, axis: 'y' | 'x', tap: string, lo: string, hi: string): string {
+  if (a.count === 1) return `  let ${tap}First = 0u;\n  let ${tap}End = 1u;`;
+  const at = (o: string) => `i32(${o} * ${axis}Stride) - i32(${axis}Begin) + i32(${axis}First * ${axis}Dilation)`;
+  const d = `i32(${axis}Dilation)`;
+  // Taps t with lowest + t·d >= 0 and highest + t·d < size; i32 division truncates, hence the ceiling and floor by cases.
+  return `  let ${axis}Lowest = ${at(lo)};
+  let ${axis}Highest = ${at(hi)};
+  let ${tap}From = select(-${axis}Highest / ${d}, (-${axis}Highest + ${d} - 1) / ${d}, -${axis}Highest > 0);
+  let ${tap}Below = i32(${axis}Size) - 1 - ${axis}Lowest;
+  let ${tap}To = select((${tap}Below - ${d} + 1) / ${d}, ${tap}Below / ${d}, ${tap}Below >= 0) + 1;
+  let ${tap}First = u32(clamp(${tap}From, 0, ${a.count}));
+  let ${tap}End = u32(clamp(${tap}To, i32(${tap}First), ${a.count}));`;
+}
+
+/**
  * The kernel. The tile, the tap counts and the epilogue shape its code;
  * every other size of the conv (map, strides, dilations, padding, channels,
  * blocks) is read from a small buffer at the start, so convs that differ
@@ -207,11 +231,20 @@ ${range(loads)
   let ix${j} = i32(p${j} % xOut * xStride) - i32(xBegin);`,
   )
   .join('\n')}
-${range(quads)
+${
+  y.count * x.count > 1
+    ? `  // The block's last pixel, and whether its pixels lie in one output row.
+  let pLast = min(pBase + ${pixels - 1}u, n - 1u);
+  let spansOneRow = pBase / xOut == pLast / xOut;
+`
+    : ''
+}${range(quads)
   .flatMap((q) => range(pixels).map((p) => `  var ${acc(q, p)} = vec4f();`))
   .join('\n')}
-  for (var ty = 0u; ty < ${y.count}u; ty++) {
-    for (var tx = 0u; tx < ${x.count}u; tx++) {
+${blockTaps(y, 'y', 'ty', 'pBase / xOut', 'pLast / xOut')}
+${blockTaps(x, 'x', 'tx', 'select(0u, pBase % xOut, spansOneRow)', 'select(xOut - 1u, pLast % xOut, spansOneRow)')}
+  for (var ty = tyFirst; ty < tyEnd; ty++) {
+    for (var tx = txFirst; tx < txEnd; tx++) {
 ${range(loads)
   .map(
     (j) => `      let y${j} = iy${j} + i32((yFirst + ty) * yDilation);
