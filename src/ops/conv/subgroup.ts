@@ -157,6 +157,33 @@ function blockTaps(a: AxisTaps, axis: 'y' | 'x', tap: string, lo: string, hi: st
 }
 
 /**
+ * The share of the kernel's 9 (or kernel-size) multiply-adds per pixel that
+ * blocks of `pixels` outputs still do once they skip the taps they read
+ * only in padding (blockTaps), counted tap by tap here: what Winograd's
+ * GEMM work is weighed against (winograd.ts chooseWinograd). ASPP's
+ * dilation 18 on a 33x33 map: 0.63.
+ */
+export function directTapShare(g: { y: AxisTaps; x: AxisTaps }, pixels: number): number {
+  const { y, x } = g;
+  const reads = (a: AxisTaps, lo: number, hi: number) =>
+    range(a.count).filter((t) =>
+      range(hi - lo + 1).some((k) => {
+        const i = (lo + k) * a.stride - a.begin + (a.first + t) * a.dilation;
+        return i >= 0 && i < a.size;
+      }),
+    ).length;
+  const n = y.out * x.out;
+  let done = 0;
+  for (let p = 0; p < n; p += pixels) {
+    const last = Math.min(p + pixels, n) - 1;
+    const [r0, r1] = [Math.floor(p / x.out), Math.floor(last / x.out)];
+    const [c0, c1] = r0 === r1 ? [p % x.out, last % x.out] : [0, x.out - 1];
+    done += reads(y, r0, r1) * reads(x, c0, c1) * (last - p + 1);
+  }
+  return done / (n * y.kernel * x.kernel);
+}
+
+/**
  * The kernel. The tile, the tap counts and the epilogue shape its code;
  * every other size of the conv (map, strides, dilations, padding, channels,
  * blocks) is read from a small buffer at the start, so convs that differ

@@ -29,7 +29,7 @@ import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
 import { f32, flatMain, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
-import { type AxisTaps, chooseSubgroupTile, GROUPED_INPUT_BASE, packedWeightIndex, paddedChannels, subgroupConvKernel } from './subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, GROUPED_INPUT_BASE, paddedChannels, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
@@ -158,17 +158,21 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * there the choice is F(3x3) or the direct kernel, as for ASPP's
  * dilation-12 branch on a 33x33 map, whose sub-grids of 3 and 2 pixels
  * F(2x2) tiles half empty and F(3x3) tiles whole. Of the candidates, the
- * one leaving the least GEMM work, if at most MAX_WORK_RATIO; the smaller
+ * one leaving the least GEMM work, if at most MAX_WORK_RATIO of the direct
+ * kernel's, which does `directShare` of 9 multiply-adds a pixel where its
+ * blocks skip taps that read only padding (subgroup.ts directTapShare):
+ * ASPP's dilation 18 on 33x33 does 0.63, less than F(2x2)'s 0.53 / 0.7,
+ * and ran 128-133 ms against F(2x2)'s 142-157 on ResNet-101. The smaller
  * tile on a tie.
  */
-export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number): Winograd | undefined {
+export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number, directShare = 1): Winograd | undefined {
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
   if (!full3x3 || g.groups !== 1 || g.cOut <= minChannels || weightType !== 'float32') return undefined;
   const fitsInput = (f: Winograd) => positions(f) * g.cOut <= g.batch * g.y.size * g.x.size;
   const f2Fails = winogradWorkRatio(F2, g) > MAX_WORK_RATIO;
   const candidates = [F2, F3, F4].filter((f) => f === F2 || fitsInput(f) || (f === F3 && f2Fails));
   const [best] = candidates.map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
-  return best!.ratio <= MAX_WORK_RATIO ? best!.f : undefined;
+  return best!.ratio <= MAX_WORK_RATIO * directShare ? best!.f : undefined;
 }
 
 /** M · v for a matrix of numbers and a vector of WGSL expressions, as WGSL expressions (zero terms dropped, units unmultiplied). */
@@ -181,27 +185,30 @@ function linear(matrix: number[][], v: string[]): string[] {
 
 /**
  * G g G^T of each 3x3 filter, as the GEMMs' weights in the subgroup
- * kernel's packed layout (subgroup.ts packedWeightIndex, one group a
- * position = n·row + column, one tap): [position][C_in][C_out padded to
- * `mPad`], zeros in the padding. Written here directly, in flat loops
- * without allocations: ResNet-101 has 3.5 million 3x3 filters; through a
- * [position][C_out][C_in] tensor and the generic packer its warm session
- * build took 2.3 s instead of 1.9 (1.2 before Winograd).
+ * kernel's packed layout (subgroup.ts packedWeightIndex with one group a
+ * position = n·row + column and one tap: position·C_in·mPad + ci·mPad + co):
+ * [position][C_in][C_out padded to `mPad`], zeros in the padding. Written
+ * here directly, in flat loops without allocations or calls (ResNet-101
+ * has 3.5 million 3x3 filters), input channels outside and output channels
+ * inside, so that each position's values are written along contiguous
+ * memory: ASPP's 2048 -> 256 at F(2x2) took 300 ms the other way, whose
+ * consecutive writes were mPad·4 bytes apart, and takes 210.
  */
 export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number, mPad: number): Float32Array<ArrayBuffer> {
   const n = side(f);
-  const g = f.g.flat();
-  const u = new Float32Array(n * n * cIn * mPad);
+  const g = Float64Array.from(f.g.flat());
+  const data = w.data;
+  const positionStride = cIn * mPad;
+  const u = new Float32Array(n * n * positionStride);
   const gg = new Float64Array(n * 3);
-  for (let co = 0; co < cOut; co++)
-    for (let ci = 0; ci < cIn; ci++) {
+  for (let ci = 0; ci < cIn; ci++)
+    for (let co = 0; co < cOut; co++) {
       const base = (co * cIn + ci) * 9;
       for (let r = 0; r < n; r++)
-        for (let c = 0; c < 3; c++)
-          gg[3 * r + c] = g[3 * r]! * w.data[base + c]! + g[3 * r + 1]! * w.data[base + 3 + c]! + g[3 * r + 2]! * w.data[base + 6 + c]!;
+        for (let c = 0; c < 3; c++) gg[3 * r + c] = g[3 * r]! * data[base + c]! + g[3 * r + 1]! * data[base + 3 + c]! + g[3 * r + 2]! * data[base + 6 + c]!;
+      let at = ci * mPad + co;
       for (let r = 0; r < n; r++)
-        for (let c = 0; c < n; c++)
-          u[packedWeightIndex(r * n + c, 0, ci, co, 1, cIn, mPad)] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
+        for (let c = 0; c < n; c++, at += positionStride) u[at] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
     }
   return u;
 }
