@@ -303,7 +303,7 @@ describe('the conv kernel chosen', () => {
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
-  it("on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) or, where their weights are no larger than the input, F(3x3, 3x3) or F(4x4, 3x3), F(3x3) also where F(2x2) leaves too much: whichever leaves least GEMM work, if at most 0.7 of the direct kernel's (which skips taps that read only padding)", async ({
+  it("on CPU adapters, stride-1 3x3 convs run as Winograd F(2x2, 3x3) or, where their weights are no larger than the input, F(3x3, 3x3) or F(4x4, 3x3), F(3x3) also where F(2x2) tiles wastefully: whichever leaves least GEMM work, if at most 0.7 of the direct kernel's (which skips taps that read only padding)", async ({
     skip,
   }) => {
     if (!(await gpu()).features.has('subgroups')) skip();
@@ -333,7 +333,12 @@ describe('the conv kernel chosen', () => {
     // F(4x4) where its weights (36·C_out·C_in) are no larger than the input (C_in·H·W): 36·16 <= 40·40 but 36·48 > 40·40, where F(3x3) (25·48 <= 40·40) leaves less than F(2x2).
     expect(await planned(cpu, [1, 8, 40, 40], [16, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(4));
     expect(await planned(cpu, [1, 8, 40, 40], [48, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(3));
-    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
+    expect(await planned(cpu, [1, 16, 12, 10], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
+    // F(3x3) also where F(2x2) tiles wastefully (more than 0.5 of the work), whatever its weights (25·48 > 33·33): 33x33 at dilation 2 (0.53), not at dilation 1 (0.47).
+    expect(await planned(cpu, [1, 8, 33, 33], [48, 8, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2] })).toEqual(winograd(3));
+    expect(await planned(cpu, [1, 8, 33, 33], [48, 8, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(2));
+    // 13x11 outputs: F(2x2) leaves 0.52, F(3x3) 0.39.
+    expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1] })).toEqual(winograd(3));
     // Batch 2, 11x11 outputs: F(3x3) (0.37) where F(4x4)'s weights would exceed the input (36·7 > 2·11·11).
     expect(await planned(cpu, [2, 5, 11, 11], [7, 5, 3, 3], { pads: [1, 0, 1, 2] })).toEqual(winograd(3));
     // Dilation 12 on 33 pixels: F(3x3) tiles the sub-grids of 3 and 2 pixels whole (0.37 of the work, F(4x4) 0.53, F(2x2) 0.94),

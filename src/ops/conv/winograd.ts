@@ -135,6 +135,13 @@ const WORKGROUP = 64;
  */
 const MAX_WORK_RATIO = 0.7;
 
+/**
+ * F(2x2)'s work ratio beyond which its tiles are partly empty enough that
+ * F(3x3) becomes a candidate whatever its weights: a full tiling gives
+ * 16/36 = 0.44, 33x33 at dilation 1 0.47, at dilations 2 and 6 0.53.
+ */
+const F2_WASTEFUL_RATIO = 0.5;
+
 /** Tiles along an axis of `out` outputs at dilation d, m outputs a tile. */
 export const axisTiles = (out: number, d: number, m: number) => d * Math.ceil(out / (m * d));
 
@@ -154,10 +161,12 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * activations, not of the weights: the decoder's 3x3s of DeepLabv3+ at
  * 513x513 take F(4x4), ResNet-101's 3x3s at 33x33 neither (its weights
  * would grow 237 -> 628 MB instead of -> 347 for 4% of its time). F(3x3)
- * is also a candidate where F(2x2) would leave more than MAX_WORK_RATIO:
- * there the choice is F(3x3) or the direct kernel, as for ASPP's
- * dilation-12 branch on a 33x33 map, whose sub-grids of 3 and 2 pixels
- * F(2x2) tiles half empty and F(3x3) tiles whole. Of the candidates, the
+ * is also a candidate where F(2x2) tiles the map wastefully
+ * (F2_WASTEFUL_RATIO): a dilated conv's sub-grids of a few pixels, as
+ * ASPP's on a 33x33 map, whose sub-grids F(3x3) tiles whole at dilations 6
+ * and 12 (6 and 5 pixels, 3 and 2), or ResNet's last stage at dilation 2.
+ * ASPP's dilation 6 on ResNet-101 ran 110-125 ms at F(3x3) against 186-194
+ * at F(2x2) (bench/ops), for 19 MB more weights. Of the candidates, the
  * one leaving the least GEMM work, if at most MAX_WORK_RATIO of the direct
  * kernel's, which does `directShare` of 9 multiply-adds a pixel where its
  * blocks skip taps that read only padding (subgroup.ts directTapShare):
@@ -169,8 +178,8 @@ export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannel
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
   if (!full3x3 || g.groups !== 1 || g.cOut <= minChannels || weightType !== 'float32') return undefined;
   const fitsInput = (f: Winograd) => positions(f) * g.cOut <= g.batch * g.y.size * g.x.size;
-  const f2Fails = winogradWorkRatio(F2, g) > MAX_WORK_RATIO;
-  const candidates = [F2, F3, F4].filter((f) => f === F2 || fitsInput(f) || (f === F3 && f2Fails));
+  const f2Wasteful = winogradWorkRatio(F2, g) > F2_WASTEFUL_RATIO;
+  const candidates = [F2, F3, F4].filter((f) => f === F2 || fitsInput(f) || (f === F3 && f2Wasteful));
   const [best] = candidates.map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
   return best!.ratio <= MAX_WORK_RATIO * directShare ? best!.f : undefined;
 }
