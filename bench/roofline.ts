@@ -2,7 +2,11 @@
  * The adapter's roofline: its sustained float32 FMA throughput (the best of
  * a few register-only WGSL kernels: vector width 1 or 4, 4/8/16 independent
  * accumulators, workgroups of 64 or 256) and its memory bandwidth (a
- * streaming vec4 copy between two 64 MiB buffers), in GFLOP/s and GB/s.
+ * streaming vec4 copy between two 64 MiB buffers), in GFLOP/s and GB/s, and
+ * what a dispatch costs before any work (one workgroup of 64 invocations
+ * storing one value each: the wall time of 110 such dispatches in one pass
+ * less that of 10, over 100), which on lavapipe is the thread pool's wake-up
+ * and wait, and grows with the thread count.
  *
  *   node --import tsx bench/roofline.ts [--threads 1,2,4,8,16]
  *
@@ -70,7 +74,12 @@ interface ChildResult {
   timer: 'timestamp-query' | 'wall';
   fma: FmaResult[];
   copy: CopyResult[];
+  dispatchMs: number;
 }
+
+/** Dispatches in the two passes whose wall times are subtracted. */
+const FEW_DISPATCHES = 10;
+const MANY_DISPATCHES = 110;
 
 function fmaShader({ width, accumulators, workgroupSize }: FmaConfig): string {
   const t = width === 1 ? 'f32' : 'vec4<f32>';
@@ -216,18 +225,50 @@ async function measureCopy(gpu: Gpu): Promise<CopyResult[]> {
   return results;
 }
 
+/** Cost of one tiny dispatch, ms (see the header): median over 5 pairs of passes. */
+async function measureDispatch(gpu: Gpu): Promise<number> {
+  const { device } = gpu;
+  const module = device.createShaderModule({
+    code: `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) g: vec3<u32>) { out[g.x] = f32(g.x); }`,
+  });
+  const pipeline = await device.createComputePipelineAsync({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const out = device.createBuffer({ size: 64 * 4, usage: GPUBufferUsage.STORAGE });
+  const bindGroup = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer: out } }] });
+  const pass = async (dispatches: number) => {
+    const encoder = device.createCommandEncoder();
+    const p = encoder.beginComputePass();
+    p.setPipeline(pipeline);
+    p.setBindGroup(0, bindGroup);
+    for (let k = 0; k < dispatches; k++) p.dispatchWorkgroups(1);
+    p.end();
+    const t0 = performance.now();
+    device.queue.submit([encoder.finish()]);
+    await device.queue.onSubmittedWorkDone();
+    return performance.now() - t0;
+  };
+  await pass(FEW_DISPATCHES);
+  const each: number[] = [];
+  for (let r = 0; r < 5; r++) each.push(((await pass(MANY_DISPATCHES)) - (await pass(FEW_DISPATCHES))) / (MANY_DISPATCHES - FEW_DISPATCHES));
+  out.destroy();
+  return timeStats(each).median;
+}
+
 async function child(): Promise<void> {
   const gpu = await openDawn();
   const fma: FmaResult[] = [];
   for (const width of [1, 4] as const)
     for (const accumulators of [4, 8, 16]) for (const workgroupSize of [64, 256]) fma.push(await measureFma(gpu, { width, accumulators, workgroupSize }));
   const copy = await measureCopy(gpu);
+  const dispatchMs = await measureDispatch(gpu);
   const result: ChildResult = {
     threads: Number(process.env.LP_NUM_THREADS),
     adapter: gpu.description,
     timer: hasTimestamps(gpu) ? 'timestamp-query' : 'wall',
     fma,
     copy,
+    dispatchMs,
   };
   gpu.device.destroy();
   console.log(`ROOFLINE ${JSON.stringify(result)}`);
@@ -250,7 +291,7 @@ async function parent(): Promise<void> {
     const bestCopy = result.copy.reduce((a, b) => (b.gbPerS > a.gbPerS ? b : a));
     rows.push({ ...result, best, bestCopy, gflopsPerS: best.gflopsPerS, gbPerS: bestCopy.gbPerS });
     console.error(
-      `LP_NUM_THREADS=${threads}: ${best.gflopsPerS.toFixed(1)} GFLOP/s, ${bestCopy.gbPerS.toFixed(1)} GB/s (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
+      `LP_NUM_THREADS=${threads}: ${best.gflopsPerS.toFixed(1)} GFLOP/s, ${bestCopy.gbPerS.toFixed(1)} GB/s, ${(result.dispatchMs * 1000).toFixed(0)} us a dispatch (${((performance.now() - t0) / 1000).toFixed(0)} s)`,
     );
   }
   const winner = rows.reduce((a, b) => (b.gflopsPerS > a.gflopsPerS ? b : a));
@@ -263,20 +304,21 @@ async function parent(): Promise<void> {
     method: {
       fma: `${INVOCATIONS} invocations, each fma(a, m, c) on independent accumulators (${UNROLL}x unrolled loop), 2 FLOPs per lane per FMA; ~${TARGET_MS} ms per dispatch; median of ${runs}`,
       copy: `vec4 copy between two ${COPY_BYTES / 2 ** 20} MiB buffers; bytes read + written; median of ${Math.max(runs, 5)}`,
+      dispatch: `wall time of ${MANY_DISPATCHES} one-workgroup dispatches in one pass less that of ${FEW_DISPATCHES}, over ${MANY_DISPATCHES - FEW_DISPATCHES}; median of 5`,
     },
     winner: { threads: winner.threads, gflopsPerS: winner.gflopsPerS, gbPerS: winner.gbPerS },
     bandwidthWinner: { threads: bandwidthWinner.threads, gbPerS: bandwidthWinner.gbPerS },
-    byThreads: rows.map(({ threads, best, bestCopy, fma, copy }) => ({ threads, best, bestCopy, fma, copy })),
+    byThreads: rows.map(({ threads, best, bestCopy, fma, copy, dispatchMs }) => ({ threads, best, bestCopy, dispatchMs, fma, copy })),
   };
   mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
   const file = join(import.meta.dirname, 'results', 'roofline.json');
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
   console.log(`${out.adapter}, ${out.cpus} CPUs, timed by ${out.timer}`);
-  console.log('| LP_NUM_THREADS | FMA GFLOP/s | (by wall time) | best kernel | copy GB/s | best copy |');
-  console.log('| --- | --- | --- | --- | --- | --- |');
+  console.log('| LP_NUM_THREADS | FMA GFLOP/s | (by wall time) | best kernel | copy GB/s | best copy | ms a dispatch |');
+  console.log('| --- | --- | --- | --- | --- | --- | --- |');
   for (const r of rows)
     console.log(
-      `| ${r.threads} | ${r.gflopsPerS.toFixed(1)} | ${r.best.gflopsPerSWall.toFixed(1)} | ${r.best.width === 1 ? 'f32' : 'vec4'}, ${r.best.accumulators} acc, wg ${r.best.workgroupSize} | ${r.gbPerS.toFixed(1)} | ${r.bestCopy.vec4PerInvocation} vec4/inv, wg ${r.bestCopy.workgroupSize} |`,
+      `| ${r.threads} | ${r.gflopsPerS.toFixed(1)} | ${r.best.gflopsPerSWall.toFixed(1)} | ${r.best.width === 1 ? 'f32' : 'vec4'}, ${r.best.accumulators} acc, wg ${r.best.workgroupSize} | ${r.gbPerS.toFixed(1)} | ${r.bestCopy.vec4PerInvocation} vec4/inv, wg ${r.bestCopy.workgroupSize} | ${r.dispatchMs.toFixed(3)} |`,
     );
   console.log(
     `winner: LP_NUM_THREADS=${winner.threads} (${winner.gflopsPerS.toFixed(1)} GFLOP/s); best bandwidth at ${bandwidthWinner.threads} (${bandwidthWinner.gbPerS.toFixed(1)} GB/s)`,

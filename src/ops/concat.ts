@@ -13,6 +13,9 @@ import { converted, flatMain, gpuElementBytes, grid, sizesFromBuffer, storage, w
  * columns starting at (sizes of inputs before k) * inner in every row. An
  * output larger than one binding is written in runs of rows (or of one row's
  * elements), each binding windows of the input and output (kernels/split.ts).
+ * Where outer is 1 (batch 1 along channels), the plan usually has the inputs
+ * computed in their slices instead (`inPlace`, runtime/in-place.ts), and
+ * these copies are the fallback.
  */
 
 const WORKGROUP = 256;
