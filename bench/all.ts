@@ -47,6 +47,7 @@ const steps: string[][] = [
   ['bench/weights.ts'],
   ['bench/narrow-conv.ts'],
   ['bench/cold-start.ts'],
+  ['bench/upload.ts'],
   ...(noBrowser ? [] : [['bench/explorer.ts']]),
 ];
 if (noBrowser) console.error(`the explorer benchmark is skipped: ${noBrowser}`);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.js';
-import { Attrs, type Graph, type HostTensor, type Node } from '../src/model/graph.js';
+import type { Graph, HostTensor, Node } from '../src/model/graph.js';
 import type { Plan } from '../src/runtime/plan.js';
 import { join } from 'node:path';
 import { readModelFile } from '../src/io/model-file.js';
@@ -8,7 +8,7 @@ import { inferTypes } from '../src/model/infer.js';
 import { registry } from '../src/ops/registry.js';
 import { planDevice, planProgram } from '../src/runtime/program.js';
 import { Session } from '../src/runtime/session.js';
-import { gpu, nodeGraph, random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
+import { gpu, namedNode, nodeGraph, random, randomTensor, roundToFloat16, runNode, tensor } from './helpers/gpu.js';
 
 /** Plain CPU reference: rows of [outer, size along axis * inner], laid side by side. */
 function concatRef(xs: HostTensor[], axis: number): { dims: number[]; data: number[] } {
@@ -105,15 +105,7 @@ describe('Concat', () => {
   });
 });
 
-/** One node of a test graph, named after its output. */
-const node = (opType: string, inputs: string[], output: string, attrs: Record<string, number | number[]> = {}): Node => ({
-  name: output,
-  opType,
-  domain: '',
-  inputs,
-  outputs: [output],
-  attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
-});
+const node = namedNode;
 
 /** A graph of `nodes` from input x of `dims` to output y, with constant `initializers`. */
 const chain = (dims: number[], nodes: Node[], initializers: [string, HostTensor][] = []): Graph => ({

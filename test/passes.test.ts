@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readModelFile } from '../src/io/model-file.js';
-import { Attrs, type Graph, type Node } from '../src/model/graph.js';
+import type { Graph } from '../src/model/graph.js';
 import { inferTypes } from '../src/model/infer.js';
 import { foldBatchNorm, fuseEpilogues } from '../src/model/passes.js';
 import type { TypedGraph } from '../src/model/infer.js';
@@ -9,7 +9,7 @@ import { PRECISIONS } from '../src/model/precision.js';
 import { registry } from '../src/ops/registry.js';
 import { planDevice, planProgram } from '../src/runtime/program.js';
 import { Session } from '../src/runtime/session.js';
-import { gpu, randomTensor } from './helpers/gpu.js';
+import { gpu, namedNode, randomTensor } from './helpers/gpu.js';
 
 const rules = (op: string) => registry.get(op)?.infer;
 
@@ -98,14 +98,7 @@ describe('graph passes', () => {
   });
 
   it("runs a residual that is the conv's own input, y = relu(x + conv(x)), fused, binding a copy of x", async () => {
-    const node = (opType: string, inputs: string[], output: string, attrs: Record<string, number[]> = {}): Node => ({
-      name: output,
-      opType,
-      domain: '',
-      inputs,
-      outputs: [output],
-      attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
-    });
+    const node = namedNode;
     const graph: Graph = {
       nodes: [node('Conv', ['x', 'w'], 'c', { pads: [1, 1, 1, 1] }), node('Add', ['c', 'x'], 's'), node('Relu', ['s'], 'y')],
       inputs: [{ name: 'x', type: 'float32', dims: [1, 4, 6, 6] }],

@@ -2,11 +2,12 @@
  * Concats computed in place: each input of a Concat is written by its
  * producer straight into its slice of the output, and the Concat costs no
  * dispatch and no copy. DeepLabv3+ joins its ASPP branches and its decoder's
- * features this way; on lavapipe every dispatch costs about 0.25 ms before
- * any work (16 threads woken), and the decoder's concat at 513x513 moves
- * 40 MB. What the plan does with the result: an input's buffer root (after
- * alias ops) is not placed on its own but at its offset within the output's,
- * and the output lives from its first input's producer to its last reader.
+ * features this way; on lavapipe every dispatch costs about 0.15 ms before
+ * any work at 16 threads (bench/roofline.ts), and the decoder's concat at
+ * 513x513 moves 40 MB. What the plan does with the result: an input's
+ * buffer root (after alias ops) is not placed on its own but at its offset
+ * within the output's, and the output lives from its first input's
+ * producer to its last reader.
  */
 import type { Node, TensorType } from '../model/graph.js';
 import { opKey, sizeOf } from '../model/graph.js';

@@ -162,6 +162,16 @@ export function throughFloat16Casts(graph: Graph): Graph {
   };
 }
 
+/** A node of a hand-written test graph, named after its one output. */
+export const namedNode = (opType: string, inputs: string[], output: string, attrs: Record<string, AttrValue> = {}): Node => ({
+  name: output,
+  opType,
+  domain: '',
+  inputs,
+  outputs: [output],
+  attrs: new Attrs(new Map(Object.entries(attrs)), `${opType} node '${output}'`),
+});
+
 export function nodeGraph(c: NodeCase): Graph {
   const initializers = new Map<string, HostTensor>();
   const inputs: Graph['inputs'] = [];
