@@ -6,7 +6,8 @@ import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
 import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
 import { F2, F3, F4, winogradWorkRatio } from '../src/ops/conv/winograd.js';
-import { directTapShare } from '../src/ops/conv/subgroup.js';
+import { type AxisTaps, directTapShare } from '../src/ops/conv/subgroup.js';
+import { range } from '../src/kernels/wgsl.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
 import { Session } from '../src/runtime/session.js';
@@ -352,6 +353,31 @@ describe('the conv kernel chosen', () => {
     // Past the map every outer tap reads padding: the centre is all that is left; a 3x3 at dilation 1 skips only at the borders.
     expect(directTapShare({ y: dilated(40), x: dilated(40) }, 32)).toBeCloseTo(1 / 9, 12);
     expect(directTapShare({ y: axis(65, 3), x: { ...axis(65, 3), begin: 1 } }, 32)).toBeGreaterThan(0.98);
+    // Against a count output by output, strides and uneven padding included.
+    const bruteShare = (y: AxisTaps, x: AxisTaps, pixels: number) => {
+      const inside = (a: AxisTaps, o: number, t: number) => {
+        const i = o * a.stride - a.begin + (a.first + t) * a.dilation;
+        return i >= 0 && i < a.size;
+      };
+      const reads = (a: AxisTaps, lo: number, hi: number) => range(a.count).filter((t) => range(hi - lo + 1).some((k) => inside(a, lo + k, t))).length;
+      let done = 0;
+      for (let p = 0; p < y.out * x.out; p += pixels) {
+        const last = Math.min(p + pixels, y.out * x.out) - 1;
+        const [r0, r1] = [Math.floor(p / x.out), Math.floor(last / x.out)];
+        done += reads(y, r0, r1) * (r0 === r1 ? reads(x, p % x.out, last % x.out) : reads(x, 0, x.out - 1)) * (last - p + 1);
+      }
+      return done / (y.out * x.out * y.kernel * x.kernel);
+    };
+    const strided: AxisTaps = { size: 40, kernel: 3, out: 37, stride: 2, dilation: 3, begin: 20, first: 0, count: 3 };
+    for (const [y, x] of [
+      [dilated(6), dilated(18)],
+      [dilated(2), strided],
+      [
+        { ...axis(7, 3), dilation: 5, begin: 3 },
+        { ...axis(50, 3), dilation: 16, begin: 16 },
+      ],
+    ] as [AxisTaps, AxisTaps][])
+      for (const pixels of [6, 8, 32]) expect(directTapShare({ y, x }, pixels)).toBeCloseTo(bruteShare(y, x, pixels), 12);
     // Dilation 6 on 9 pixels: either leaves more than 0.7 of the work (0.79 for F(2x2)).
     expect(await planned(cpu, [1, 8, 9, 9], [16, 8, 3, 3], { pads: [6, 6, 6, 6], dilations: [6, 6] })).toEqual(['conv3x3_s1_d6']);
     expect(await planned(cpu, [1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] })).toEqual(['conv3x3_s2_d1']);

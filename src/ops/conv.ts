@@ -67,7 +67,7 @@ export function convKernels(
   const lanes = adapter.cpuSubgroupSize;
   if (lanes && w) {
     const direct = chooseConvLowering(g.cOut, g, adapter);
-    const directShare = direct.kind === 'subgroup' ? directTapShare(g, direct.tile.pixels) : 1;
+    const directShare = () => (direct.kind === 'subgroup' ? directTapShare(g, direct.tile.pixels) : 1);
     const winograd = chooseWinograd(g, io.types.inputs[1]!, NARROW_CHANNELS, directShare);
     const kernels = winograd && winogradConv(winograd, g, w, epilogue, io, lanes, limits);
     if (kernels) return kernels;

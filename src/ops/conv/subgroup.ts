@@ -159,26 +159,29 @@ function blockTaps(a: AxisTaps, axis: 'y' | 'x', tap: string, lo: string, hi: st
 /**
  * The share of the kernel's 9 (or kernel-size) multiply-adds per pixel that
  * blocks of `pixels` outputs still do once they skip the taps they read
- * only in padding (blockTaps), counted tap by tap here: what Winograd's
- * GEMM work is weighed against (winograd.ts chooseWinograd). ASPP's
- * dilation 18 on a 33x33 map: 0.63.
+ * only in padding (blockTaps): what Winograd's GEMM work is weighed against
+ * (winograd.ts chooseWinograd). ASPP's dilation 18 on a 33x33 map: 0.65.
+ * Counted per block from each tap's range of outputs that read inside the
+ * input, so that it stays cheap on large maps (an 8193x8193 input has
+ * millions of blocks a conv).
  */
 export function directTapShare(g: { y: AxisTaps; x: AxisTaps }, pixels: number): number {
   const { y, x } = g;
-  const reads = (a: AxisTaps, lo: number, hi: number) =>
-    range(a.count).filter((t) =>
-      range(hi - lo + 1).some((k) => {
-        const i = (lo + k) * a.stride - a.begin + (a.first + t) * a.dilation;
-        return i >= 0 && i < a.size;
-      }),
-    ).length;
+  // Outputs o of tap t read o·stride - begin + (first + t)·dilation, inside [0, size) for o in [from, to].
+  const readsInside = (a: AxisTaps) =>
+    range(a.count).map((t) => {
+      const shift = (a.first + t) * a.dilation - a.begin;
+      return { from: Math.max(0, Math.ceil(-shift / a.stride)), to: Math.min(a.out - 1, Math.floor((a.size - 1 - shift) / a.stride)) };
+    });
+  const [rows, columns] = [readsInside(y), readsInside(x)];
+  const taps = (ranges: { from: number; to: number }[], lo: number, hi: number) => ranges.filter((r) => Math.max(r.from, lo) <= Math.min(r.to, hi)).length;
   const n = y.out * x.out;
   let done = 0;
   for (let p = 0; p < n; p += pixels) {
     const last = Math.min(p + pixels, n) - 1;
     const [r0, r1] = [Math.floor(p / x.out), Math.floor(last / x.out)];
     const [c0, c1] = r0 === r1 ? [p % x.out, last % x.out] : [0, x.out - 1];
-    done += reads(y, r0, r1) * reads(x, c0, c1) * (last - p + 1);
+    done += taps(rows, r0, r1) * taps(columns, c0, c1) * (last - p + 1);
   }
   return done / (n * y.kernel * x.kernel);
 }

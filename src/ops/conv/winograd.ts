@@ -168,20 +168,21 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * ASPP's dilation 6 on ResNet-101 ran 110-125 ms at F(3x3) against 186-194
  * at F(2x2) (bench/ops), for 19 MB more weights. Of the candidates, the
  * one leaving the least GEMM work, if at most MAX_WORK_RATIO of the direct
- * kernel's, which does `directShare` of 9 multiply-adds a pixel where its
+ * kernel's, which does `directShare()` of 9 multiply-adds a pixel where its
  * blocks skip taps that read only padding (subgroup.ts directTapShare):
  * ASPP's dilation 18 on 33x33 does 0.63, less than F(2x2)'s 0.53 / 0.7,
  * and ran 128-133 ms against F(2x2)'s 142-157 on ResNet-101. The smaller
  * tile on a tie.
  */
-export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number, directShare = 1): Winograd | undefined {
+export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number, directShare: () => number = () => 1): Winograd | undefined {
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
   if (!full3x3 || g.groups !== 1 || g.cOut <= minChannels || weightType !== 'float32') return undefined;
   const fitsInput = (f: Winograd) => positions(f) * g.cOut <= g.batch * g.y.size * g.x.size;
   const f2Wasteful = winogradWorkRatio(F2, g) > F2_WASTEFUL_RATIO;
   const candidates = [F2, F3, F4].filter((f) => f === F2 || fitsInput(f) || (f === F3 && f2Wasteful));
   const [best] = candidates.map((f) => ({ f, ratio: winogradWorkRatio(f, g) })).sort((a, b) => a.ratio - b.ratio);
-  return best!.ratio <= MAX_WORK_RATIO * directShare ? best!.f : undefined;
+  // The direct kernel's share is counted over the map's blocks: only for a conv Winograd could take.
+  return best!.ratio <= MAX_WORK_RATIO && best!.ratio <= MAX_WORK_RATIO * directShare() ? best!.f : undefined;
 }
 
 /** M · v for a matrix of numbers and a vector of WGSL expressions, as WGSL expressions (zero terms dropped, units unmultiplied). */
