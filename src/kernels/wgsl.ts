@@ -1,5 +1,5 @@
 import { align4 } from '../gpu/buffers.js';
-import type { ElemType } from '../model/graph.js';
+import type { ElemType, TensorType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { float32ToFloat16 } from '../model/numeric.js';
 import type { KernelBinding } from './types.js';
@@ -15,6 +15,9 @@ export type StorageType = 'f32' | 'f16' | 'i32';
 
 /** Bytes one element of a tensor takes on the GPU. */
 export const gpuElementBytes = (t: ElemType): number => (t === 'float16' ? 2 : 4);
+
+/** Bytes of a tensor of `t` in a GPU buffer (gpuElementBytes each). */
+export const gpuTensorBytes = (t: TensorType): number => sizeOf(t.dims) * gpuElementBytes(t.type);
 
 /**
  * Float values as a buffer of a tensor stored as `type` holds them: f16 bits

@@ -9,11 +9,11 @@
  * within the output's, and the output lives from its first input's
  * producer to its last reader.
  */
-import type { Node, TensorType } from '../model/graph.js';
-import { opKey, sizeOf } from '../model/graph.js';
+import type { Node } from '../model/graph.js';
+import { opKey } from '../model/graph.js';
 import type { TypedGraph } from '../model/infer.js';
 import type { OpImpl } from '../ops/types.js';
-import { gpuElementBytes } from '../kernels/wgsl.js';
+import { gpuElementBytes, gpuTensorBytes } from '../kernels/wgsl.js';
 import type { Window } from '../kernels/split.js';
 
 /** Where a tensor computed in place lives: `offset` bytes into the output `container`. */
@@ -28,8 +28,6 @@ export interface InPlace {
   /** Buffer root of an input -> its place in the output of its node. */
   parts: ReadonlyMap<string, Part>;
 }
-
-const bytesOf = (t: TensorType) => sizeOf(t.dims) * gpuElementBytes(t.type);
 
 /**
  * The nodes of `typed` whose op lays its inputs out as contiguous blocks of
@@ -59,11 +57,11 @@ export function planInPlace(
       node.inputs.map((name) => types.get(name)!),
       typed.graph.opset,
     );
-    const out = node.outputs[0]!;
     if (!offsets) continue;
+    const out = node.outputs[0]!;
     const roots = node.inputs.map(root);
     const outType = types.get(out)!.type;
-    const bytes = gpuElementBytes(outType);
+    const elementBytes = gpuElementBytes(outType);
     const fits = node.inputs.every((name, k) => {
       const r = roots[k]!;
       return (
@@ -74,16 +72,16 @@ export function planInPlace(
         roots.indexOf(r) === k &&
         types.get(name)!.type === outType &&
         types.get(r)!.type === outType &&
-        bytesOf(types.get(r)!) === bytesOf(types.get(name)!) &&
-        bytesOf(types.get(name)!) > 0 &&
-        (offsets[k]! * bytes) % alignment === 0
+        gpuTensorBytes(types.get(r)!) === gpuTensorBytes(types.get(name)!) &&
+        gpuTensorBytes(types.get(name)!) > 0 &&
+        (offsets[k]! * elementBytes) % alignment === 0
       );
     });
     if (!fits) continue;
     nodes.add(node);
     containers.add(out);
     roots.forEach((r, k) => {
-      parts.set(r, { container: out, offset: offsets[k]! * bytes });
+      parts.set(r, { container: out, offset: offsets[k]! * elementBytes });
     });
   }
   return { nodes, parts };

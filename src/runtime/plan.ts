@@ -1,6 +1,6 @@
 import { GpuError } from '../errors.js';
 import type { ElemType, HostTensor, Node, TensorType } from '../model/graph.js';
-import { isFloatType, opKey, sizeOf } from '../model/graph.js';
+import { isFloatType, opKey } from '../model/graph.js';
 import { resolveAliases } from '../model/alias.js';
 import type { TypedGraph } from '../model/infer.js';
 import { planBuffers, type Place } from '../model/memory.js';
@@ -10,7 +10,7 @@ import { extentIn, planInPlace } from './in-place.js';
 import type { GpuArray, Kernel, KernelBinding } from '../kernels/types.js';
 import type { OpImpl } from '../ops/types.js';
 import type { Window } from '../kernels/split.js';
-import { flatMain, gpuElementBytes, grid, storage, storedFloats } from '../kernels/wgsl.js';
+import { flatMain, grid, gpuTensorBytes, storage, storedFloats } from '../kernels/wgsl.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -65,7 +65,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     const inputs = node.inputs.map((name) => ({ name, ...(types.get(name) ?? { type: 'float32' as const, dims: [] }), value: values.get(name) }));
     const outputs = node.outputs.map((name) => types.get(name)!);
     const input = (b: InputBinding) => node.inputs[b.index]!;
-    const bytesOfBinding = (b: InputBinding) => b.window?.bytes ?? bytesOf(types.get(input(b))!);
+    const bytesOfBinding = (b: InputBinding) => b.window?.bytes ?? gpuTensorBytes(types.get(input(b))!);
     const extentOf = (b: InputBinding) => (values.has(input(b)) ? undefined : extentIn(inPlace, root(input(b)), b.window, bytesOfBinding(b)));
     const kernels = impl.kernels!(node, inputs, outputs, graph.opset, target);
     steps.push({ node, kernels: kernels.flatMap((k) => withRepeatsCopied(k, extentOf, bytesOfBinding)) });
@@ -93,7 +93,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
   }
   const home = (name: string) => inPlace.parts.get(root(name))?.container ?? root(name);
   for (const name of [...keep, ...graph.outputs.map((o) => o.name)]) if (first.has(home(name))) last.set(home(name), Infinity);
-  const lifetimes = [...first].map(([id, f]) => ({ id, first: f, last: last.get(id) ?? f, bytes: bytesOf(types.get(id)!) }));
+  const lifetimes = [...first].map(([id, f]) => ({ id, first: f, last: last.get(id) ?? f, bytes: gpuTensorBytes(types.get(id)!) }));
   const scratch = new Map<string, number>();
   steps.forEach(({ node, kernels }, s) => {
     for (const k of kernels) {
@@ -123,7 +123,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     kind: 'slot',
     slot,
     offset: offset + (b.window?.offset ?? 0),
-    bytes: b.window?.bytes ?? bytesOf(type),
+    bytes: b.window?.bytes ?? gpuTensorBytes(type),
   });
   // One upload per param array: kernels binding the same array (a chunked conv's, ops/conv/winograd.ts) share it.
   const paramKeys = new Map<GpuArray, string>();
@@ -206,10 +206,6 @@ type InputBinding = Extract<KernelBinding, { kind: 'input' }>;
 /** Scratch ids of repeat copies: past any an op uses itself. */
 const REPEAT_SCRATCH = 1 << 20;
 const COPY_WORKGROUP = 256;
-
-function bytesOf(t: TensorType): number {
-  return sizeOf(t.dims) * gpuElementBytes(t.type);
-}
 
 /** A scratch id seen by several kernels of one node is one lifetime. */
 function dedupe<T extends { id: string; bytes: number }>(items: T[]): T[] {

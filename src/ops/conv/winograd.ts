@@ -29,7 +29,7 @@ import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
 import { f32, flatMain, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
-import { type AxisTaps, chooseSubgroupTile, GROUPED_INPUT_BASE, paddedChannels, subgroupConvKernel } from './subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, GROUPED_INPUT_BASE, packedWeightIndex, paddedChannels, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
 
@@ -170,7 +170,7 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * one leaving the least GEMM work, if at most MAX_WORK_RATIO of the direct
  * kernel's, which does `directShare()` of 9 multiply-adds a pixel where its
  * blocks skip taps that read only padding (subgroup.ts directTapShare):
- * ASPP's dilation 18 on 33x33 does 0.63, less than F(2x2)'s 0.53 / 0.7,
+ * ASPP's dilation 18 on 33x33 does 0.65, less than F(2x2)'s 0.53 / 0.7,
  * and ran 128-133 ms against F(2x2)'s 142-157 on ResNet-101. The smaller
  * tile on a tie.
  */
@@ -195,30 +195,29 @@ function linear(matrix: number[][], v: string[]): string[] {
 
 /**
  * G g G^T of each 3x3 filter, as the GEMMs' weights in the subgroup
- * kernel's packed layout (subgroup.ts packedWeightIndex with one group a
- * position = n·row + column and one tap: position·C_in·mPad + ci·mPad + co):
- * [position][C_in][C_out padded to `mPad`], zeros in the padding. Written
- * here directly, in flat loops without allocations or calls (ResNet-101
- * has 3.5 million 3x3 filters), input channels outside and output channels
- * inside, so that each position's values are written along contiguous
- * memory: ASPP's 2048 -> 256 at F(2x2) took 300 ms the other way, whose
- * consecutive writes were mPad·4 bytes apart, and takes 210.
+ * kernel's packed layout (subgroup.ts packedWeightIndex, one group a
+ * position = n·row + column, one tap): [position][C_in][C_out padded to
+ * `mPad`], zeros in the padding. Written here directly, in flat loops
+ * without allocations (ResNet-101 has 3.5 million 3x3 filters), input
+ * channels outside and output channels inside, so that each position's
+ * values are written along contiguous memory: ASPP's 2048 -> 256 at F(2x2)
+ * took a fifth to a third longer the other way, whose consecutive writes
+ * were mPad·4 bytes apart (one-off timings, 216 -> 174 and 300 -> 210 ms).
  */
 export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number, mPad: number): Float32Array<ArrayBuffer> {
   const n = side(f);
   const g = Float64Array.from(f.g.flat());
   const data = w.data;
-  const positionStride = cIn * mPad;
-  const u = new Float32Array(n * n * positionStride);
+  const u = new Float32Array(n * n * cIn * mPad);
   const gg = new Float64Array(n * 3);
   for (let ci = 0; ci < cIn; ci++)
     for (let co = 0; co < cOut; co++) {
       const base = (co * cIn + ci) * 9;
       for (let r = 0; r < n; r++)
         for (let c = 0; c < 3; c++) gg[3 * r + c] = g[3 * r]! * data[base + c]! + g[3 * r + 1]! * data[base + 3 + c]! + g[3 * r + 2]! * data[base + 6 + c]!;
-      let at = ci * mPad + co;
       for (let r = 0; r < n; r++)
-        for (let c = 0; c < n; c++, at += positionStride) u[at] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
+        for (let c = 0; c < n; c++)
+          u[packedWeightIndex(r * n + c, 0, ci, co, 1, cIn, mPad)] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
     }
   return u;
 }
