@@ -43,7 +43,7 @@ describe('Concat', () => {
       const kernels = (await session.plan()).kernels.map((k) => k.kernel);
       expect(kernels.length).toBe(3);
       expect(new Set(kernels.map((k) => k.wgsl)).size).toBe(1);
-      const sizes = kernels.map((k) => k.bindings.flatMap((b) => (b.kind === 'param' ? [Array.from(b.data)] : []))[0]);
+      const sizes = kernels.map((k) => k.bindings.flatMap((b) => (b.kind === 'param' ? [Array.from(b.data())] : []))[0]);
       // [n, row, rowOut, xShift, yShift]: output rows of 12 planes of 5x3 a batch image; input k begins after the planes of those before it.
       expect(sizes).toEqual([
         [2 * 4 * 15, 4 * 15, 12 * 15, 0, 0],

@@ -405,7 +405,7 @@ describe('the conv kernel chosen', () => {
       expect(kernels.length).toBe(2);
       expect(b!.wgsl).toBe(a!.wgsl);
       const sizes = (k: typeof a) =>
-        Array.from(k!.bindings.flatMap((binding) => (binding.kind === 'param' && binding.data instanceof Uint32Array ? [binding.data] : []))[0]!);
+        Array.from(k!.bindings.flatMap((binding) => (binding.kind === 'param' && binding.data() instanceof Uint32Array ? [binding.data()] : []))[0]!);
       expect(sizes(b)).not.toEqual(sizes(a));
     });
   });
@@ -429,7 +429,7 @@ describe('Winograd on CPU adapters', () => {
         expect(plan.kernels.map((k) => k.kernel.label)).toEqual(Array(3).fill(['winograd4x4_input', 'winograd4x4_gemm', 'winograd4x4_output']).flat());
         const weightUploads = new Set(
           plan.kernels.flatMap((k) =>
-            k.kernel.label === 'winograd4x4_gemm' ? k.buffers.flatMap((b) => (b.kind === 'upload' && b.data instanceof Float32Array ? [b.key] : [])) : [],
+            k.kernel.label === 'winograd4x4_gemm' ? k.buffers.flatMap((b) => (b.kind === 'upload' && b.data() instanceof Float32Array ? [b.key] : [])) : [],
           ),
         );
         expect(weightUploads.size).toBe(1);

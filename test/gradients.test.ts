@@ -107,7 +107,7 @@ describe('gradients against PyTorch autograd', () => {
       });
       try {
         const plan = await session.session.plan();
-        const float32Uploads = plan.kernels.filter((k) => k.buffers.some((b) => b.kind === 'upload' && b.data instanceof Float32Array));
+        const float32Uploads = plan.kernels.filter((k) => k.buffers.some((b) => b.kind === 'upload' && b.data() instanceof Float32Array));
         // Only ResizeGrad's interpolation tables stay float32 (they are no weights); these models' bilinear Resizes compute their taps in the kernel.
         expect(new Set(float32Uploads.map((k) => k.node.opType))).toEqual(new Set(['segscope::ResizeGrad']));
         const result = await session.run(npy(m.input), { classIndex: m.category, mask: 'all' });

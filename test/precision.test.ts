@@ -172,7 +172,7 @@ describe('a session at precision f16', () => {
         expect(ratio, file).toBeGreaterThan(lowering.cpuSubgroupSize ? 0.5 * (9 / 36) : 0.49);
         expect(ratio, file).toBeLessThan(0.51);
         // At f16 every float upload is float16 but Resize's interpolation tables, which are no weights (ops/resize.ts; these models' bilinear resizes compute their taps in the kernel and have none).
-        const wide = half!.kernels.flatMap((k) => k.buffers.filter((b) => b.kind === 'upload' && b.data instanceof Float32Array).map(() => k.node.opType));
+        const wide = half!.kernels.flatMap((k) => k.buffers.filter((b) => b.kind === 'upload' && b.data() instanceof Float32Array).map(() => k.node.opType));
         expect(
           wide.filter((op) => op !== 'Resize'),
           file,

@@ -56,7 +56,7 @@ describe('splitUnits and runWindow', () => {
 /** The planned kernels of `node` (fused names included) and the largest binding of the whole plan. */
 function inspect(plan: Plan, node: string) {
   const kernels = plan.kernels.filter((k) => k.node.name === node || k.node.name.startsWith(`${node}::`));
-  const largest = Math.max(...plan.kernels.flatMap((k) => k.buffers.map((b) => (b.kind === 'slot' ? b.bytes : b.data.byteLength))));
+  const largest = Math.max(...plan.kernels.flatMap((k) => k.buffers.map((b) => b.bytes)));
   return { kernels: kernels.length, largest };
 }
 

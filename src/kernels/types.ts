@@ -16,8 +16,15 @@ export type KernelBinding =
   | { kind: 'input'; index: number; window?: Window }
   /** The node's output `index` (read_write), or a window of it. */
   | { kind: 'output'; index: number; window?: Window }
-  /** Kernel-private constant data (pre-packed weights, lookup tables), uploaded once. */
-  | { kind: 'param'; data: GpuArray }
+  /**
+   * Kernel-private constant data (pre-packed weights, lookup tables) of
+   * `bytes` bytes, uploaded once per session. `data` makes it when the
+   * session has no upload of it yet (a session plans a program for every
+   * set of captured tensors, and packing ResNet-101's weights again for each
+   * took seconds), in `target` where it can (staging memory of exactly
+   * `bytes` bytes, any contents; wgsl.ts packedParam), else in new memory.
+   */
+  | { kind: 'param'; bytes: number; data: (target?: Uint8Array<ArrayBuffer>) => GpuArray }
   /** A temporary shared by the node's kernels, identified by `id` (read_write). */
   | { kind: 'scratch'; id: number; bytes: number };
 
@@ -45,3 +52,8 @@ export interface KernelTarget {
    */
   cpuSubgroupSize?: number;
 }
+
+export type ParamBinding = Extract<KernelBinding, { kind: 'param' }>;
+
+/** A param of data already made (sizes, tables). */
+export const param = (data: GpuArray): ParamBinding => ({ kind: 'param', bytes: data.byteLength, data: () => data });

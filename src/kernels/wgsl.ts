@@ -2,7 +2,7 @@ import { align4 } from '../gpu/buffers.js';
 import type { ElemType, TensorType } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
 import { float32ToFloat16 } from '../model/numeric.js';
-import type { KernelBinding } from './types.js';
+import { param, type KernelBinding, type ParamBinding } from './types.js';
 
 /**
  * WGSL scalar type a tensor is stored as on the GPU: float16 tensors as f16
@@ -26,9 +26,38 @@ export const gpuTensorBytes = (t: TensorType): number => sizeOf(t.dims) * gpuEle
  * their tensor is (float16 at --precision f16, model/precision.ts).
  */
 export function storedFloats(data: Float32Array | Float64Array, type: ElemType): Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer> {
-  if (type === 'float16') return float32ToFloat16(data, new Uint16Array(align4(2 * data.length) / 2));
+  if (type === 'float16') return float32ToFloat16(data, new Uint16Array(storedFloatsBytes(data.length, type) / 2));
   // Float32 data goes as it is: writeBuffer copies it anyway, and a feed may be tens of MB every run.
   return data instanceof Float32Array && data.buffer instanceof ArrayBuffer ? (data as Float32Array<ArrayBuffer>) : Float32Array.from(data);
+}
+
+/** The bytes storedFloats makes of `length` floats. */
+export const storedFloatsBytes = (length: number, type: ElemType): number => (type === 'float16' ? align4(2 * length) : 4 * length);
+
+/**
+ * Weights that `pack` writes as a kernel reads them into `length` floats
+ * (zeros where it writes nothing), stored as `type` (storedFloats). Packing
+ * waits for the upload (runtime/program.ts): a session that holds these
+ * weights already never packs them again, and float32 weights are packed
+ * straight into the upload's staging memory instead of into new memory
+ * that the plan would keep.
+ */
+export function packedParam(length: number, type: ElemType, pack: (packed: Float32Array<ArrayBuffer>) => void): ParamBinding {
+  const bytes = storedFloatsBytes(length, type);
+  return {
+    kind: 'param',
+    bytes,
+    data: (target) => {
+      if (type === 'float16') {
+        const packed = new Float32Array(length);
+        pack(packed);
+        return float32ToFloat16(packed, target ? new Uint16Array(target.buffer, target.byteOffset, bytes / 2) : new Uint16Array(bytes / 2));
+      }
+      const packed = target ? new Float32Array(target.buffer, target.byteOffset, length).fill(0) : new Float32Array(length);
+      pack(packed);
+      return packed;
+    },
+  };
 }
 
 /*
@@ -138,7 +167,7 @@ export function sizesFromBuffer(sizes: Readonly<Record<string, number>>, binding
   return {
     declaration: storage(binding, 'Sizes', 'u32', 'read'),
     lets: names.map((name, i) => `  let ${name} = Sizes[${i}];`).join('\n'),
-    binding: { kind: 'param', data: Uint32Array.from(names, (name) => sizes[name]!) },
+    binding: param(Uint32Array.from(names, (name) => sizes[name]!)),
   };
 }
 

@@ -1,7 +1,7 @@
 import { ModelError, UnsupportedOpError } from '../errors.js';
 import type { Node } from '../model/graph.js';
 import { isFloatType, sizeOf } from '../model/graph.js';
-import type { Kernel, KernelBinding } from '../kernels/types.js';
+import { param, type Kernel, type KernelBinding } from '../kernels/types.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
 import { collapseAxes, f32, flatMain, fromStorage, grid, storage, storedFloats, stridedIndex, toStorage, wgslType } from '../kernels/wgsl.js';
 
@@ -98,16 +98,15 @@ function kernels(node: Node, inputs: OpInput[], [out]: TensorType[]): Kernel[] {
   const known = values.every((v) => v !== undefined);
   const abType = known ? stats[0]!.type : 'float32';
   const ab: KernelBinding = known
-    ? {
-        kind: 'param',
-        data: storedFloats(
+    ? param(
+        storedFloats(
           coefficients(
             values.map((v) => Float32Array.from(v!.data)),
             eps,
           ),
           abType,
         ),
-      }
+      )
     : { kind: 'scratch', id: 0, bytes: 8 * channels };
   // The channel of element i of [N, C, inner]: stride 1 along C, 0 elsewhere.
   const channel = stridedIndex(collapseAxes([dims[0]!, channels, sizeOf(dims.slice(2))], [0, 1, 0]));

@@ -5,7 +5,7 @@ import { isFloatType, sizeOf } from '../model/graph.js';
 import { axisCoordinates } from '../kernels/wgsl.js';
 import { constInts } from './inputs.js';
 import { type BindingLimits, type Run, runWindow, shifted, splitUnits, type Strided } from '../kernels/split.js';
-import type { Kernel, KernelBinding } from '../kernels/types.js';
+import { param, type Kernel, type KernelBinding } from '../kernels/types.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
 import {
   collapseAxes,
@@ -303,10 +303,10 @@ function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Ax
   // Tables only when something reads them: a binding the shader does not use is not in its layout.
   if (tabled.length) {
     declarations.push(storage(2, 'IDX', 'i32'));
-    bindings.push({ kind: 'param', data: Int32Array.from(tabled.flatMap((r) => r.taps.index)) });
+    bindings.push(param(Int32Array.from(tabled.flatMap((r) => r.taps.index))));
     if (!gather) {
       declarations.push(storage(3, 'W', 'f32'));
-      bindings.push({ kind: 'param', data: Float32Array.from(tabled.flatMap((r) => r.taps.weight)) });
+      bindings.push(param(Float32Array.from(tabled.flatMap((r) => r.taps.weight))));
     }
   }
   const computed = resized.flatMap((r) => (r.source ? [linearTapsWgsl(r.a, r.source, axes[r.a]!.input)] : []));
@@ -374,12 +374,7 @@ ${flatMain(
   Y[i] = i32(v);`,
 )}`,
     workgroups: grid(n, THREADS),
-    bindings: [
-      { kind: 'input', index: 0 },
-      { kind: 'output', index: 0 },
-      { kind: 'param', data: Int32Array.from(indices) },
-      { kind: 'param', data: Float32Array.from(distances) },
-    ],
+    bindings: [{ kind: 'input', index: 0 }, { kind: 'output', index: 0 }, param(Int32Array.from(indices)), param(Float32Array.from(distances))],
   };
 }
 

@@ -7,10 +7,10 @@ import { planBuffers, type Place } from '../model/memory.js';
 import { originalName } from '../model/passes.js';
 import { bindingLimits } from '../kernels/split.js';
 import { extentIn, planInPlace } from './in-place.js';
-import type { GpuArray, Kernel, KernelBinding } from '../kernels/types.js';
+import type { GpuArray, Kernel, KernelBinding, ParamBinding } from '../kernels/types.js';
 import type { OpImpl } from '../ops/types.js';
 import type { Window } from '../kernels/split.js';
-import { flatMain, grid, gpuTensorBytes, storage, storedFloats } from '../kernels/wgsl.js';
+import { flatMain, grid, gpuTensorBytes, storage, storedFloats, storedFloatsBytes } from '../kernels/wgsl.js';
 
 /** Where a tensor lives at run time. */
 export type Placement =
@@ -27,7 +27,10 @@ export interface PlannedKernel {
 }
 
 /** A binding's buffer: bytes [offset, offset + bytes) of a slot (the tensor's, or a window of it), or a constant/param upload. */
-export type BufferRef = { kind: 'slot'; slot: number; offset: number; bytes: number } | { kind: 'upload'; data: GpuArray; key: string };
+export type BufferRef =
+  | { kind: 'slot'; slot: number; offset: number; bytes: number }
+  /** Made by `data` (`bytes` long, in `target` where it can) when the session holds no upload under `key` yet (kernels/types.ts, the param binding). */
+  | { kind: 'upload'; bytes: number; data: (target?: Uint8Array<ArrayBuffer>) => GpuArray; key: string };
 
 export interface Plan {
   kernels: PlannedKernel[];
@@ -46,6 +49,9 @@ export interface Plan {
 export function toGpuArray(t: HostTensor, type: ElemType = t.type): GpuArray {
   return isFloatType(type) ? storedFloats(t.data, type) : Int32Array.from(t.data);
 }
+
+/** The bytes toGpuArray makes of `t`. */
+const gpuArrayBytes = (t: HostTensor, type: ElemType): number => (isFloatType(type) ? storedFloatsBytes(t.data.length, type) : 4 * t.data.length);
 
 /**
  * Lowers a typed graph to kernels and a buffer plan. `keep` names tensors that
@@ -126,7 +132,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     bytes: b.window?.bytes ?? gpuTensorBytes(type),
   });
   // One upload per param array: kernels binding the same array (a chunked conv's, ops/conv/winograd.ts) share it.
-  const paramKeys = new Map<GpuArray, string>();
+  const paramKeys = new Map<ParamBinding['data'], string>();
   const kernels = steps.flatMap(({ node, kernels }) =>
     kernels.map(
       (kernel, k): PlannedKernel => ({
@@ -137,8 +143,9 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
             case 'input': {
               const name = node.inputs[b.index]!;
               const value = values.get(name);
+              const type = types.get(name)!.type;
               return value
-                ? { kind: 'upload', data: toGpuArray(value, types.get(name)!.type), key: `const:${name}` }
+                ? { kind: 'upload', bytes: gpuArrayBytes(value, type), data: () => toGpuArray(value, type), key: `const:${name}` }
                 : slotRef(placeOf.get(root(name))!, types.get(name)!, b);
             }
             case 'output':
@@ -148,7 +155,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
             case 'param': {
               const key = paramKeys.get(b.data) ?? `param:${node.name}:${k}:${i}`;
               paramKeys.set(b.data, key);
-              return { kind: 'upload', data: b.data, key };
+              return { kind: 'upload', bytes: b.bytes, data: b.data, key };
             }
             default:
               throw new Error(`unknown binding kind in ${node.name}`);
@@ -241,7 +248,7 @@ const NO_LIMITS: PlanDevice = { maxStorageBufferBindingSize: Infinity, maxBuffer
 export function checkLimits(plan: Plan, limits: PlanLimits): void {
   for (const k of plan.kernels) {
     k.buffers.forEach((ref, i) => {
-      const bytes = ref.kind === 'slot' ? ref.bytes : ref.data.byteLength;
+      const bytes = ref.bytes;
       if (bytes > limits.maxStorageBufferBindingSize) {
         throw new GpuError(
           `${k.node.opType} node '${originalName(k.node)}' ${bindingName(k.node, k.kernel.bindings[i]!)} needs a ${bytes} byte binding; the adapter allows ${limits.maxStorageBufferBindingSize} bytes per binding and this op cannot be split`,

@@ -104,7 +104,7 @@ function aggregate(session: Session, samples: readonly KernelTime[][]): NodeProf
 export function planMemory(plan: Plan): PlanMemory {
   const activationBytes = plan.slotBytes.reduce((a, b) => a + align4(b), 0);
   const uploads = new Map<string, number>();
-  for (const k of plan.kernels) for (const b of k.buffers) if (b.kind === 'upload') uploads.set(b.key, align4(b.data.byteLength));
+  for (const k of plan.kernels) for (const b of k.buffers) if (b.kind === 'upload') uploads.set(b.key, align4(b.bytes));
   const weightBytes = [...uploads.values()].reduce((a, b) => a + b, 0);
   return { activationBytes, liveBytes: plan.liveBytes, weightBytes, totalBytes: activationBytes + weightBytes };
 }

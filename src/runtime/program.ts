@@ -11,7 +11,7 @@ import type { TypedGraph } from '../model/infer.js';
 import { foldBatchNorm, fuseEpilogues, originalName } from '../model/passes.js';
 import { storeFloatsAs, type Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
-import { buildPlan, checkLimits, type Plan, type PlanDevice } from './plan.js';
+import { type BufferRef, buildPlan, checkLimits, type Plan, type PlanDevice } from './plan.js';
 
 export interface Encoded {
   pipeline: GPUComputePipeline;
@@ -65,24 +65,18 @@ export async function compileProgram(
 ): Promise<Compiled> {
   const { device } = gpu;
   return checked(gpu, `compiling ${source}`, async () => {
-    const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-    const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage, label: `slot${i}` }));
+    const slots = plan.slotBytes.map((bytes, i) => device.createBuffer({ size: align4(bytes), usage: bufferUsage(), label: `slot${i}` }));
     const pipelines = plan.kernels.map(({ node, kernel }) =>
       computePipeline(device, kernel.wgsl, `${node.opType} node '${originalName(node)}' (${kernel.label})`),
     );
     // A refused shader stops here, named, before bind groups are made from it.
     await pipelinesValidated(device);
+    await uploadNew(device, plan, uploads);
     const encoded = plan.kernels.map(({ kernel, buffers }, k): Encoded => {
       const pipeline = pipelines[k]!;
       const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
         if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]!, offset: ref.offset, size: align4(ref.bytes) } };
-        let buffer = uploads.get(ref.key);
-        if (!buffer) {
-          buffer = device.createBuffer({ size: align4(ref.data.byteLength), usage, label: ref.key });
-          device.queue.writeBuffer(buffer, 0, ref.data);
-          uploads.set(ref.key, buffer);
-        }
-        return { binding, resource: { buffer } };
+        return { binding, resource: { buffer: uploads.get(ref.key)! } };
       });
       return { pipeline, bindGroup: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
     });
@@ -90,6 +84,76 @@ export async function compileProgram(
     return { plan, slots, encoded };
   });
 }
+
+/** The usage of every buffer of a program (a function: WebGPU's globals exist once Dawn is loaded). */
+const bufferUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+/** Bytes of each of the two staging buffers of uploadNew, unless one upload is larger. */
+const UPLOAD_STAGING_BYTES = 32 << 20;
+
+/**
+ * Uploads the params and constants of `plan` that `uploads` does not hold
+ * yet, each into a buffer of its own, through two mappable staging buffers
+ * that take turns: weights are packed straight into one (BufferRef data)
+ * while the GPU copies the other's out. Fresh memory is slow to touch on
+ * some machines (2.6 ms per MB on the VM of the README's figures), and
+ * writeBuffer staged every write in new memory, after packing it into new
+ * memory too: ResNet-101's 405 MB took that path twice.
+ */
+async function uploadNew(device: GPUDevice, plan: Plan, uploads: Map<string, GPUBuffer>): Promise<void> {
+  const pending = new Map<string, Upload>();
+  for (const k of plan.kernels) for (const ref of k.buffers) if (ref.kind === 'upload' && !uploads.has(ref.key)) pending.set(ref.key, ref);
+  if (!pending.size) return;
+  const sizes = [...pending.values()].map((r) => align4(r.bytes));
+  const size = Math.max(
+    ...sizes,
+    Math.min(
+      UPLOAD_STAGING_BYTES,
+      sizes.reduce((a, b) => a + b, 0),
+    ),
+  );
+  const newStaging = (turn: number) =>
+    device.createBuffer({ size, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true, label: `upload staging ${turn}` });
+  const staging = [newStaging(0)];
+  const mapping: Promise<void>[] = [];
+  let turn = 0;
+  let mapped = staging[0]!.getMappedRange();
+  let used = 0;
+  let encoder = device.createCommandEncoder();
+  const send = () => {
+    staging[turn]!.unmap();
+    device.queue.submit([encoder.finish()]);
+  };
+  try {
+    for (const [key, ref] of pending) {
+      const bytes = align4(ref.bytes);
+      if (used + bytes > size) {
+        send();
+        mapping[turn] = staging[turn]!.mapAsync(GPUMapMode.WRITE);
+        turn = 1 - turn;
+        if (staging[turn]) await mapping[turn];
+        else staging[turn] = newStaging(turn);
+        mapped = staging[turn]!.getMappedRange();
+        used = 0;
+        encoder = device.createCommandEncoder();
+      }
+      const target = new Uint8Array(mapped, used, ref.bytes);
+      const data = ref.data(target);
+      if (data.byteLength !== ref.bytes) throw new Error(`upload ${key}: made ${data.byteLength} bytes where the plan reserved ${ref.bytes}`);
+      if (data.buffer !== mapped || data.byteOffset !== used) target.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      const buffer = device.createBuffer({ size: bytes, usage: bufferUsage(), label: key });
+      encoder.copyBufferToBuffer(staging[turn]!, used, buffer, 0, bytes);
+      uploads.set(key, buffer);
+      used += bytes;
+    }
+    send();
+  } finally {
+    // A staging buffer destroyed while it maps would reject its mapping; the copies may still run, and keep it until then.
+    await Promise.allSettled(mapping);
+    for (const b of staging) b.destroy();
+  }
+}
+type Upload = Extract<BufferRef, { kind: 'upload' }>;
 
 /** An ordinary run: every dispatch in one compute pass. */
 export function recordInOnePass(encoder: GPUCommandEncoder, program: Compiled): void {

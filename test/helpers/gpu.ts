@@ -118,7 +118,7 @@ export async function runWithFloat16Constants(c: NodeCase, maxBindingBytes?: num
   });
   try {
     const uploads = (await session.plan()).kernels.flatMap((k) =>
-      k.buffers.flatMap((b) => (b.kind === 'upload' ? [{ kernel: k.kernel.label, data: b.data }] : [])),
+      k.buffers.flatMap((b) => (b.kind === 'upload' ? [{ kernel: k.kernel.label, data: b.data() }] : [])),
     );
     const out = await session.run(feeds);
     return { outputs: graph.outputs.map((o) => out.outputs.get(o.name)!), uploads };

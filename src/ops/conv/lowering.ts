@@ -11,11 +11,20 @@ import type { ElemType, HostTensor } from '../../model/graph.js';
 import { chooseTile, gemmKernel, type GemmTile, tileRows } from '../../kernels/gemm.js';
 import { shifted } from '../../kernels/split.js';
 import type { Kernel } from '../../kernels/types.js';
-import { gpuElementBytes, storedFloats } from '../../kernels/wgsl.js';
+import { gpuElementBytes, packedParam } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 import { convLabel, type ConvGeometry, isPointwise } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO, inputPlane, outputIndex } from './io.js';
-import { chooseNarrowTile, NARROW_CHANNELS, narrowConvKernel, narrowTapsPadded, narrowWidth, type NarrowTile, packNarrowWeights } from './narrow.js';
+import {
+  chooseNarrowTile,
+  NARROW_CHANNELS,
+  narrowConvKernel,
+  narrowTapsPadded,
+  narrowWeightsLength,
+  narrowWidth,
+  type NarrowTile,
+  packNarrowWeights,
+} from './narrow.js';
 import {
   chooseSubgroupTile,
   forEachUsefulWeight,
@@ -25,6 +34,7 @@ import {
   type SubgroupConv,
   subgroupConvKernel,
   type SubgroupTile,
+  subgroupWeightsLength,
 } from './subgroup.js';
 
 /**
@@ -67,17 +77,12 @@ const packedShape = (k: number, m: number, tile: GemmTile) => ({
   mPad: Math.ceil(m / tileRows(tile)) * tileRows(tile),
 });
 
-/** Weights as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height with zeros, so loads need no checks. */
-function packWeights(g: ConvGeometry, w: HostTensor, tile: GemmTile, k: number) {
-  const { y, x } = g;
-  const shape = perGroup(g);
-  const { kPad, mPad } = packedShape(k, shape.m, tile);
-  const packed = new Float32Array(g.groups * kPad * mPad);
-  const taps = y.count * x.count;
-  forEachUsefulWeight(w, shape, (group, co, ci, tap, value) => {
+/** Writes weights into `packed` (zeros) as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height (`kPad`, `mPad`), so loads need no checks. */
+function packWeights(g: ConvGeometry, w: HostTensor, kPad: number, mPad: number, packed: Float32Array): void {
+  const taps = g.y.count * g.x.count;
+  forEachUsefulWeight(w, perGroup(g), (group, co, ci, tap, value) => {
     packed[(group * kPad + ci * taps + tap) * mPad + co] = value;
   });
-  return { packed, kPad, mPad };
 }
 
 /** Packed bytes of an m-channel conv's weights stored as `type`, over cIn input channels: in all, and per input channel with what the k padding may add. */
@@ -104,9 +109,11 @@ function cpuConv(g: ConvGeometry, w: HostTensor, epilogue: ConvEpilogue, io: Con
   const { y, x } = g;
   const shape = perGroup(g);
   const narrow = lowering.kind === 'narrow';
-  const packed = narrow ? packNarrowWeights(w, shape, lowering.tile.lanes) : packSubgroupWeights(w, shape, lowering.tile);
+  const weights = narrow
+    ? packedParam(narrowWeightsLength(shape, lowering.tile.lanes), io.types.inputs[1]!, (packed) => packNarrowWeights(w, shape, lowering.tile.lanes, packed))
+    : packedParam(subgroupWeightsLength(shape, lowering.tile), io.types.inputs[1]!, (packed) => packSubgroupWeights(w, shape, lowering.tile, packed));
   const { declarations, bindings, load, store } = convBindings(io, epilogue, 'f32', {
-    binding: { kind: 'param', data: storedFloats(packed, io.types.inputs[1]!) },
+    binding: weights,
     type: narrow && narrowWidth(shape.m) === 1 ? 'f32' : 'vec4f',
   });
   const conv: SubgroupConv = {
@@ -151,13 +158,15 @@ function gemmConvKernel(g: ConvGeometry, w: OpInput, epilogue: ConvEpilogue, io:
   const batches = g.batch * g.groups;
   const tile = chooseTile(m);
   const weight = w.value;
-  const packing = weight && packWeights(g, weight, tile, k);
+  const packing = weight && packedShape(k, m, tile);
   const plane = y.size * x.size;
   const pointwise = isPointwise(g);
   // A pointwise conv whose planes hold a multiple of 4 pixels reads 4 pixels at once (n is a multiple of 4).
   const vec4Pixels = pointwise && plane % 4 === 0;
   const { declarations, bindings, load, store } = convBindings(io, epilogue, vec4Pixels ? 'vec4f' : 'f32', {
-    binding: packing ? { kind: 'param', data: storedFloats(packing.packed, io.types.inputs[1]!) } : { kind: 'input', index: 1 },
+    binding: packing
+      ? packedParam(g.groups * packing.kPad * packing.mPad, io.types.inputs[1]!, (packed) => packWeights(g, weight, packing.kPad, packing.mPad, packed))
+      : { kind: 'input', index: 1 },
     type: packing ? 'vec4f' : 'f32',
   });
   // k -> (input channel within the group, tap row, tap column) among the useful taps.

@@ -53,15 +53,17 @@ export const narrowWidth = (m: number): 1 | 4 => (m === 1 ? 1 : 4);
 /** Weights entries per input channel: the useful taps, padded to whole loads of all lanes. */
 export const narrowTapsPadded = (taps: number, lanes: number) => Math.ceil(taps / lanes) * lanes;
 
-/** Weights [C_out][C_in/group][KH][KW] as [group][input channel][useful tap, padded][output channel, padded to the width]. */
-export function packNarrowWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number): Float32Array<ArrayBuffer> {
+/** The floats packNarrowWeights makes. */
+export const narrowWeightsLength = (c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number) =>
+  c.groups * c.cPerGroup * narrowTapsPadded(c.y.count * c.x.count, lanes) * narrowWidth(c.m);
+
+/** Writes weights [C_out][C_in/group][KH][KW] into `packed` (zeros, narrowWeightsLength long) as [group][input channel][useful tap, padded][output channel, padded to the width]. */
+export function packNarrowWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number, packed: Float32Array): void {
   const width = narrowWidth(c.m);
   const tapsPadded = narrowTapsPadded(c.y.count * c.x.count, lanes);
-  const packed = new Float32Array(c.groups * c.cPerGroup * tapsPadded * width);
   forEachUsefulWeight(w, c, (group, co, ci, tap, value) => {
     packed[((group * c.cPerGroup + ci) * tapsPadded + tap) * width + co] = value;
   });
-  return packed;
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 import type { ElemType, HostTensor } from '../../model/graph.js';
 import { type BindingLimits, runWindow, splitUnits, type Strided } from '../../kernels/split.js';
-import type { Kernel } from '../../kernels/types.js';
+import { param, type Kernel } from '../../kernels/types.js';
 import { gpuElementBytes, storedFloats } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 import type { ConvGeometry } from './geometry.js';
@@ -75,7 +75,7 @@ export function splitConv(
         const io: ConvIO = {
           types,
           x: { kind: 'input', index: 0, window: input.window },
-          ...(first && b?.name ? { bias: { kind: 'param', data: storedFloats(b.value!.data.slice(co[0], co[1]), types.inputs[2]!) } as const } : {}),
+          ...(first && b?.name ? { bias: param(storedFloats(b.value!.data.slice(co[0], co[1]), types.inputs[2]!)) } : {}),
           ...(first && r ? { residual: { kind: 'input', index: 3, window: r.window } as const, rShift: r.shift } : {}),
           y: { kind: 'output', index: 0, window: y!.window },
           // Every part adds to the conv's own result; the value before the activation exists in the last.

@@ -117,19 +117,22 @@ export function forEachUsefulWeight(
             put(group, co, ci, ty * x.count + tx, w.data[(((group * c.m + co) * c.cPerGroup + ci) * y.kernel + y.first + ty) * x.kernel + x.first + tx]!);
 }
 
-/** Weights [C_out][C_in/group][KH][KW] as [group][useful tap][input channel][output channel padded to the tile], zeros in the padding. */
+/** The floats packSubgroupWeights makes. */
+export const subgroupWeightsLength = (c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, tile: SubgroupTile) =>
+  c.groups * c.y.count * c.x.count * c.cPerGroup * paddedChannels(c.m, tile);
+
+/** Writes weights [C_out][C_in/group][KH][KW] into `packed` (zeros, subgroupWeightsLength long) as [group][useful tap][input channel][output channel padded to the tile]. */
 export function packSubgroupWeights(
   w: HostTensor,
   c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>,
   tile: SubgroupTile,
-): Float32Array<ArrayBuffer> {
+  packed: Float32Array,
+): void {
   const mPad = paddedChannels(c.m, tile);
   const taps = c.y.count * c.x.count;
-  const packed = new Float32Array(c.groups * taps * c.cPerGroup * mPad);
   forEachUsefulWeight(w, c, (group, co, ci, tap, value) => {
     packed[packedWeightIndex(group, tap, ci, co, taps, c.cPerGroup, mPad)] = value;
   });
-  return packed;
 }
 
 /**

@@ -28,7 +28,7 @@
 import type { ElemType, HostTensor } from '../../model/graph.js';
 import type { BindingLimits } from '../../kernels/split.js';
 import type { Kernel, KernelBinding } from '../../kernels/types.js';
-import { f32, flatMain, fromStorage, grid, gpuElementBytes, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
+import { f32, flatMain, fromStorage, grid, gpuElementBytes, packedParam, range, sizesFromBuffer, storage, wgslType } from '../../kernels/wgsl.js';
 import { type AxisTaps, chooseSubgroupTile, GROUPED_INPUT_BASE, packedWeightIndex, paddedChannels, subgroupConvKernel } from './subgroup.js';
 import type { ConvGeometry } from './geometry.js';
 import { convBindings, type ConvEpilogue, type ConvIO } from './io.js';
@@ -194,21 +194,20 @@ function linear(matrix: number[][], v: string[]): string[] {
 }
 
 /**
- * G g G^T of each 3x3 filter, as the GEMMs' weights in the subgroup
- * kernel's packed layout (subgroup.ts packedWeightIndex, one group a
- * position = n·row + column, one tap): [position][C_in][C_out padded to
- * `mPad`], zeros in the padding. Written here directly, in flat loops
+ * G g G^T of each 3x3 filter, written into `u` (zeros) as the GEMMs'
+ * weights in the subgroup kernel's packed layout (subgroup.ts
+ * packedWeightIndex, one group a position = n·row + column, one tap):
+ * [position][C_in][C_out padded to `mPad`]. Written here directly, in flat loops
  * without allocations (ResNet-101 has 3.5 million 3x3 filters), input
  * channels outside and output channels inside, so that each position's
  * values are written along contiguous memory: ASPP's 2048 -> 256 at F(2x2)
  * took a fifth to a third longer the other way, whose consecutive writes
  * were mPad·4 bytes apart (one-off timings, 216 -> 174 and 300 -> 210 ms).
  */
-export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number, mPad: number): Float32Array<ArrayBuffer> {
+export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: number, mPad: number, u: Float32Array): void {
   const n = side(f);
   const g = Float64Array.from(f.g.flat());
   const data = w.data;
-  const u = new Float32Array(n * n * cIn * mPad);
   const gg = new Float64Array(n * 3);
   for (let ci = 0; ci < cIn; ci++)
     for (let co = 0; co < cOut; co++) {
@@ -219,7 +218,6 @@ export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: n
         for (let c = 0; c < n; c++)
           u[packedWeightIndex(r * n + c, 0, ci, co, 1, cIn, mPad)] = gg[3 * r]! * g[3 * c]! + gg[3 * r + 1]! * g[3 * c + 1]! + gg[3 * r + 2]! * g[3 * c + 2]!;
     }
-  return u;
 }
 
 /**
@@ -290,18 +288,18 @@ export function winogradConv(
   const chunk = Math.max(1, Math.min(tiles, Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / bytesPerTile)));
   const tile = chooseSubgroupTile(g.cOut, chunk, lanes);
   const mPad = paddedChannels(g.cOut, tile);
-  // Sizes first: the weight transform is the costly part, and a conv that cannot fit takes the direct kernels.
+  // A conv whose tensors cannot fit one binding takes the direct kernels, which can split.
   const tensors = [
     n2 * g.cIn * mPad * 4,
     g.batch * g.cIn * y.size * x.size * gpuElementBytes(io.types.inputs[0]!),
     ...io.types.outputs.map((t) => g.batch * g.cOut * y.out * x.out * gpuElementBytes(t)),
   ];
   if (bytesPerTile > limits.maxBytes || tensors.some((b) => b > limits.maxBytes)) return undefined;
-  const weights = winogradWeights(f, w, g.cOut, g.cIn, mPad);
+  const weights = packedParam(n2 * g.cIn * mPad, 'float32', (u) => winogradWeights(f, w, g.cOut, g.cIn, mPad, u));
   // Scratch: V [image][position][C_in][chunk], the products [image][position][C_out][chunk].
   const v: KernelBinding = { kind: 'scratch', id: 0, bytes: n2 * g.batch * g.cIn * chunk * 4 };
   const products: KernelBinding = { kind: 'scratch', id: 1, bytes: n2 * g.batch * g.cOut * chunk * 4 };
-  const gemmIO = convBindings({ types: io.types, x: v, y: products }, {}, 'f32', { binding: { kind: 'param', data: weights }, type: 'vec4f' });
+  const gemmIO = convBindings({ types: io.types, x: v, y: products }, {}, 'f32', { binding: weights, type: 'vec4f' });
   const out = convBindings({ ...io, x: products }, epilogue, 'f32');
   const xType = io.types.inputs[0]!;
   // Tile t of an axis starts at output o0 = m·d·(t / d) + t % d.

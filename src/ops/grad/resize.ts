@@ -1,6 +1,6 @@
 import { ModelError } from '../../errors.js';
 import { sizeOf, type Node, type TensorType } from '../../model/graph.js';
-import type { Kernel, KernelBinding } from '../../kernels/types.js';
+import { param, type Kernel, type KernelBinding } from '../../kernels/types.js';
 import {
   axisCoordinates,
   collapseAxes,
@@ -136,11 +136,11 @@ function resizeGradKernel(dy: TensorType, x: TensorType, out: TensorType, { f, a
   // Tables only when something reads them: a binding the shader does not use is not in its layout.
   if (resized.length) {
     declarations.push(storage(2, 'IDX', 'i32'));
-    bindings.push({ kind: 'param', data: idx });
+    bindings.push(param(idx));
     if (weighted) {
       declarations.push(storage(3, 'W', 'f32'));
       // Rounded to f32 as the forward uploads them, so the adjoint is the forward's map's transpose.
-      bindings.push({ kind: 'param', data: Float32Array.from(resized.flatMap((r) => r.weight)) });
+      bindings.push(param(Float32Array.from(resized.flatMap((r) => r.weight))));
     }
   }
   return {

@@ -9,7 +9,7 @@ import { ModelError, ValueNeededError } from '../../errors.js';
 import type { ElemType, Node } from '../../model/graph.js';
 import { isFloatType } from '../../model/graph.js';
 import { checkScale, checkZeroPoint, isPerTensor, QUANT_RANGES, where } from '../../model/quant.js';
-import type { KernelBinding } from '../../kernels/types.js';
+import { param, type KernelBinding } from '../../kernels/types.js';
 import { f32, fromStorage, I32_TO_F32, type StorageType, storage, wgslType } from '../../kernels/wgsl.js';
 import type { OpInput } from '../types.js';
 
@@ -112,7 +112,7 @@ export function paramReader(b: Bindings, inputs: OpInput[], index: number, name:
   if (p.value) {
     const data = p.value.data;
     if (one) return () => (float ? f32(data[0]!) : i32Literal(data[0]!));
-    b.add({ kind: 'param', data: float ? Float32Array.from(data) : Int32Array.from(data) }, name, float ? 'f32' : 'i32');
+    b.add(param(float ? Float32Array.from(data) : Int32Array.from(data)), name, float ? 'f32' : 'i32');
     return (at) => `${name}[${at}]`;
   }
   b.add({ kind: 'input', index }, name, wgslType(p.type));
@@ -140,8 +140,7 @@ export function int32Store(b: Bindings): string {
  * y_zero_point (input 7).
  */
 export function requantizedStore(b: Bindings, inputs: OpInput[], multipliers: number[], entry: string, out: ElemType, acc: string): string {
-  const multiplier =
-    multipliers.length === 1 ? f32(multipliers[0]!) : `${b.add({ kind: 'param', data: Float32Array.from(multipliers) }, 'Multiplier', 'f32')}[${entry}]`;
+  const multiplier = multipliers.length === 1 ? f32(multipliers[0]!) : `${b.add(param(Float32Array.from(multipliers)), 'Multiplier', 'f32')}[${entry}]`;
   const yZeroPoint = paramReader(b, inputs, 7, 'YZeroPoint')('0u');
   b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
   const [lo, hi] = rangeLiterals(out);

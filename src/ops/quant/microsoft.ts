@@ -10,7 +10,7 @@ import { ModelError } from '../../errors.js';
 import { axis as normaliseAxis, broadcastDims } from '../../model/dims.js';
 import { sizeOf, type ElemType, type Node } from '../../model/graph.js';
 import { quantizeValue } from '../../model/quant.js';
-import type { Kernel } from '../../kernels/types.js';
+import { param, type Kernel } from '../../kernels/types.js';
 import { collapseAxes, f32, flatMain, grid, stridedIndex, strides, wgslType } from '../../kernels/wgsl.js';
 import type { OpImpl, OpInput, TensorType } from '../types.js';
 import { Bindings, checkEightBit, checkZeroPoint, i32Literal, knownScale, QUANT_RANGES, QUANT_WGSL, rangeLiterals, where } from './common.js';
@@ -156,7 +156,7 @@ const qlinearConcat: OpImpl = {
       const b = new Bindings();
       b.add({ kind: 'input', index: k }, 'X', 'i32');
       b.add({ kind: 'output', index: 0 }, 'Y', 'i32');
-      b.add({ kind: 'param', data: table }, 'T', 'i32');
+      b.add(param(table), 'T', 'i32');
       kernels.push({
         label: 'qlinear_concat',
         wgsl: `${b.declarations}
