@@ -1,5 +1,5 @@
 /**
- * Weights reach the GPU once per session (runtime/program.ts uploadNew):
+ * Weights reach the GPU once per session (runtime/program.ts writeUploads):
  * packed when first uploaded, not when planned, so programs for other
  * capture sets reuse them; and packed through two staging buffers that take
  * turns, so a model's weights beyond one staging buffer arrive intact.
@@ -7,6 +7,9 @@
 import { describe, expect, it, vi } from 'vitest';
 import type { Graph, HostTensor } from '../src/model/graph.js';
 import { packedParam } from '../src/kernels/wgsl.js';
+import { inferTypes } from '../src/model/infer.js';
+import { registry } from '../src/ops/registry.js';
+import { compileProgram, planDevice, planProgram } from '../src/runtime/program.js';
 import { Session } from '../src/runtime/session.js';
 import { gpu, namedNode, randomTensor, relL2, TOLERANCE } from './helpers/gpu.js';
 
@@ -109,6 +112,41 @@ describe('weight uploads', () => {
     const before = packings;
     (await Session.create(await gpu(), convGraph(c, size, weights, biases))).destroy();
     expect(packings - before).toBe(2);
+  });
+
+  it('keeps no upload of a build that failed while packing, so the next build packs them all', async () => {
+    const g = await gpu();
+    const graph = convGraph(8, 6, [randomTensor([8, 8, 3, 3], 30)], [randomTensor([8], 31)]);
+    const plan = planProgram(
+      inferTypes(graph, new Map(), (op) => registry.get(op)?.infer),
+      new Set(),
+      planDevice(g),
+    );
+    const refs = plan.kernels.flatMap((k) => k.buffers.filter((b) => b.kind === 'upload'));
+    expect(refs.length).toBeGreaterThan(1);
+    const failing = {
+      ...plan,
+      kernels: plan.kernels.map((k) => ({
+        ...k,
+        buffers: k.buffers.map((b) =>
+          b === refs[refs.length - 1]
+            ? {
+                ...b,
+                data: () => {
+                  throw new Error('packer failed');
+                },
+              }
+            : b,
+        ),
+      })),
+    };
+    const uploads = new Map<string, GPUBuffer>();
+    await expect(compileProgram(g, failing, uploads, 'failing')).rejects.toThrow('packer failed');
+    expect(uploads.size).toBe(0);
+    const compiled = await compileProgram(g, plan, uploads, 'retried');
+    expect([...uploads.keys()].sort()).toEqual([...new Set(refs.map((r) => (r.kind === 'upload' ? r.key : '')))].sort());
+    for (const slot of compiled.slots) slot.destroy();
+    for (const buffer of uploads.values()) buffer.destroy();
   });
 
   it("uploads more weights than two staging buffers hold (32 MB each), each arriving intact over the last turn's", async () => {

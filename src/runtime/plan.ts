@@ -27,10 +27,9 @@ export interface PlannedKernel {
 }
 
 /** A binding's buffer: bytes [offset, offset + bytes) of a slot (the tensor's, or a window of it), or a constant/param upload. */
-export type BufferRef =
-  | { kind: 'slot'; slot: number; offset: number; bytes: number }
-  /** Made by `data` (`bytes` long, in `target` where it can) when the session holds no upload under `key` yet (kernels/types.ts, the param binding). */
-  | { kind: 'upload'; bytes: number; data: (target?: Uint8Array<ArrayBuffer>) => GpuArray; key: string };
+export type BufferRef = { kind: 'slot'; slot: number; offset: number; bytes: number } | Upload;
+/** Made by `data` (`bytes` long, in `target` where it can) when the session holds no upload under `key` yet (kernels/types.ts, the param binding). */
+export type Upload = { kind: 'upload'; bytes: number; data: (target?: Uint8Array<ArrayBuffer>) => GpuArray; key: string };
 
 export interface Plan {
   kernels: PlannedKernel[];

@@ -11,7 +11,7 @@ import type { TypedGraph } from '../model/infer.js';
 import { foldBatchNorm, fuseEpilogues, originalName } from '../model/passes.js';
 import { storeFloatsAs, type Precision } from '../model/precision.js';
 import { registry } from '../ops/registry.js';
-import { type BufferRef, buildPlan, checkLimits, type Plan, type PlanDevice } from './plan.js';
+import { buildPlan, checkLimits, type Plan, type PlanDevice, type Upload } from './plan.js';
 
 export interface Encoded {
   pipeline: GPUComputePipeline;
@@ -71,16 +71,28 @@ export async function compileProgram(
     );
     // A refused shader stops here, named, before bind groups are made from it.
     await pipelinesValidated(device);
-    await uploadNew(device, plan, uploads);
+    // New uploads get their buffers now and their data after the warm-up is submitted: the GPU's thread compiles pipelines while the host packs weights.
+    const fresh = newUploads(device, plan, uploads);
     const encoded = plan.kernels.map(({ kernel, buffers }, k): Encoded => {
       const pipeline = pipelines[k]!;
       const entries = buffers.map((ref, binding): GPUBindGroupEntry => {
         if (ref.kind === 'slot') return { binding, resource: { buffer: slots[ref.slot]!, offset: ref.offset, size: align4(ref.bytes) } };
-        return { binding, resource: { buffer: uploads.get(ref.key)! } };
+        return { binding, resource: { buffer: uploads.get(ref.key) ?? fresh.get(ref.key)!.buffer } };
       });
       return { pipeline, bindGroup: device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }), workgroups: kernel.workgroups };
     });
-    await warmUp(device, encoded, onCompile);
+    const warming = warmUp(device, encoded, onCompile);
+    // Awaited below; handled here too, so that a failure while the uploads are written is no unhandled rejection.
+    warming.catch(() => undefined);
+    try {
+      await writeUploads(device, fresh);
+    } catch (e) {
+      await warming.catch(() => undefined);
+      for (const { buffer } of fresh.values()) buffer.destroy();
+      throw e;
+    }
+    for (const [key, { buffer }] of fresh) uploads.set(key, buffer);
+    await warming;
     return { plan, slots, encoded };
   });
 }
@@ -88,23 +100,33 @@ export async function compileProgram(
 /** The usage of every buffer of a program (a function: WebGPU's globals exist once Dawn is loaded). */
 const bufferUsage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
-/** Bytes of each of the two staging buffers of uploadNew, unless one upload is larger. */
+/** Bytes of each of the two staging buffers of writeUploads, unless one upload is larger. */
 const UPLOAD_STAGING_BYTES = 32 << 20;
 
+/** A param or constant of a plan and the buffer it gets. */
+type NewUpload = { ref: Upload; buffer: GPUBuffer };
+
+/** Buffers for the params and constants of `plan` that `uploads` does not hold yet, by key, their data not yet written. */
+function newUploads(device: GPUDevice, plan: Plan, uploads: Map<string, GPUBuffer>): Map<string, NewUpload> {
+  const fresh = new Map<string, NewUpload>();
+  for (const k of plan.kernels)
+    for (const ref of k.buffers)
+      if (ref.kind === 'upload' && !uploads.has(ref.key) && !fresh.has(ref.key))
+        fresh.set(ref.key, { ref, buffer: device.createBuffer({ size: align4(ref.bytes), usage: bufferUsage(), label: ref.key }) });
+  return fresh;
+}
+
 /**
- * Uploads the params and constants of `plan` that `uploads` does not hold
- * yet, each into a buffer of its own, through two mappable staging buffers
- * that take turns: weights are packed straight into one (BufferRef data)
- * while the GPU copies the other's out. Fresh memory is slow to touch on
- * some machines (2.6 ms per MB on the VM of the README's figures), and
- * writeBuffer staged every write in new memory, after packing it into new
- * memory too: ResNet-101's 405 MB took that path twice.
+ * Writes each new upload's data into its buffer through two mappable
+ * staging buffers that take turns: weights are packed straight into one
+ * (BufferRef data) while the GPU copies the other's out. Fresh memory is
+ * slow to touch on some machines (2.6 ms per MB on the VM of the README's
+ * figures), and writeBuffer staged every write in new memory, after packing
+ * it into new memory too: ResNet-101's 405 MB took that path twice.
  */
-async function uploadNew(device: GPUDevice, plan: Plan, uploads: Map<string, GPUBuffer>): Promise<void> {
-  const pending = new Map<string, Upload>();
-  for (const k of plan.kernels) for (const ref of k.buffers) if (ref.kind === 'upload' && !uploads.has(ref.key)) pending.set(ref.key, ref);
-  if (!pending.size) return;
-  const sizes = [...pending.values()].map((r) => align4(r.bytes));
+async function writeUploads(device: GPUDevice, fresh: Map<string, NewUpload>): Promise<void> {
+  if (!fresh.size) return;
+  const sizes = [...fresh.values()].map(({ buffer }) => buffer.size);
   const size = Math.max(
     ...sizes,
     Math.min(
@@ -125,9 +147,8 @@ async function uploadNew(device: GPUDevice, plan: Plan, uploads: Map<string, GPU
     device.queue.submit([encoder.finish()]);
   };
   try {
-    for (const [key, ref] of pending) {
-      const bytes = align4(ref.bytes);
-      if (used + bytes > size) {
+    for (const { ref, buffer } of fresh.values()) {
+      if (used + buffer.size > size) {
         send();
         mapping[turn] = staging[turn]!.mapAsync(GPUMapMode.WRITE);
         turn = 1 - turn;
@@ -139,12 +160,10 @@ async function uploadNew(device: GPUDevice, plan: Plan, uploads: Map<string, GPU
       }
       const target = new Uint8Array(mapped, used, ref.bytes);
       const data = ref.data(target);
-      if (data.byteLength !== ref.bytes) throw new Error(`upload ${key}: made ${data.byteLength} bytes where the plan reserved ${ref.bytes}`);
+      if (data.byteLength !== ref.bytes) throw new Error(`upload ${ref.key}: made ${data.byteLength} bytes where the plan reserved ${ref.bytes}`);
       if (data.buffer !== mapped || data.byteOffset !== used) target.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-      const buffer = device.createBuffer({ size: bytes, usage: bufferUsage(), label: key });
-      encoder.copyBufferToBuffer(staging[turn]!, used, buffer, 0, bytes);
-      uploads.set(key, buffer);
-      used += bytes;
+      encoder.copyBufferToBuffer(staging[turn]!, used, buffer, 0, buffer.size);
+      used += buffer.size;
     }
     send();
   } finally {
@@ -153,7 +172,6 @@ async function uploadNew(device: GPUDevice, plan: Plan, uploads: Map<string, GPU
     for (const b of staging) b.destroy();
   }
 }
-type Upload = Extract<BufferRef, { kind: 'upload' }>;
 
 /** An ordinary run: every dispatch in one compute pass. */
 export function recordInOnePass(encoder: GPUCommandEncoder, program: Compiled): void {

@@ -215,18 +215,28 @@ export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: n
     for (let co = 0; co < cOut; co++) {
       const base = (co * cIn + ci) * 9;
       // The filter's 9 taps and each row of G in locals: a third less time than indexing them at every use.
-      const w0 = data[base]!, w1 = data[base + 1]!, w2 = data[base + 2]!;
-      const w3 = data[base + 3]!, w4 = data[base + 4]!, w5 = data[base + 5]!;
-      const w6 = data[base + 6]!, w7 = data[base + 7]!, w8 = data[base + 8]!;
+      const w0 = data[base]!,
+        w1 = data[base + 1]!,
+        w2 = data[base + 2]!;
+      const w3 = data[base + 3]!,
+        w4 = data[base + 4]!,
+        w5 = data[base + 5]!;
+      const w6 = data[base + 6]!,
+        w7 = data[base + 7]!,
+        w8 = data[base + 8]!;
       for (let r = 0; r < n; r++) {
-        const g0 = g[3 * r]!, g1 = g[3 * r + 1]!, g2 = g[3 * r + 2]!;
+        const g0 = g[3 * r]!,
+          g1 = g[3 * r + 1]!,
+          g2 = g[3 * r + 2]!;
         gg[3 * r] = g0 * w0 + g1 * w3 + g2 * w6;
         gg[3 * r + 1] = g0 * w1 + g1 * w4 + g2 * w7;
         gg[3 * r + 2] = g0 * w2 + g1 * w5 + g2 * w8;
       }
       const at = packedWeightIndex(0, 0, ci, co, 1, cIn, mPad);
       for (let r = 0; r < n; r++) {
-        const x0 = gg[3 * r]!, x1 = gg[3 * r + 1]!, x2 = gg[3 * r + 2]!;
+        const x0 = gg[3 * r]!,
+          x1 = gg[3 * r + 1]!,
+          x2 = gg[3 * r + 2]!;
         for (let c = 0; c < n; c++) u[at + (r * n + c) * position] = x0 * g[3 * c]! + x1 * g[3 * c + 1]! + x2 * g[3 * c + 2]!;
       }
     }
