@@ -130,7 +130,7 @@ export function buildPlan(typed: TypedGraph, impls: ReadonlyMap<string, OpImpl>,
     offset: offset + (b.window?.offset ?? 0),
     bytes: b.window?.bytes ?? gpuTensorBytes(type),
   });
-  // One upload per param array: kernels binding the same array (a chunked conv's, ops/conv/winograd.ts) share it.
+  // One upload per param: kernels binding the same one (a chunked conv's weights, ops/conv/winograd.ts) share it.
   const paramKeys = new Map<ParamBinding['data'], string>();
   const kernels = steps.flatMap(({ node, kernels }) =>
     kernels.map(
