@@ -245,8 +245,99 @@ function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
 }`;
 }
 
+/** Outputs a strip kernel's invocation computes along a row, widest first. */
+const STRIP_WIDTHS = [8, 4];
+
+/** The most input columns that a strip of `width` outputs reads along an axis with these taps (two a tap). */
+function stripSpan(taps: Taps, output: number, width: number): number {
+  let span = 0;
+  for (let o = 0; o < output; o += width) span = Math.max(span, taps.index[2 * (Math.min(o + width, output) - 1) + 1]! - taps.index[2 * o]! + 1);
+  return span;
+}
+
+/**
+ * A linear resize of the last two axes with taps the kernel computes (an
+ * NCHW upsample as PyTorch exports F.interpolate), as strips: each
+ * invocation computes `width` neighbouring outputs of a row, which read at
+ * most `span` columns of the same two input rows; it loads those once and
+ * picks each output's two columns by selects. Why: on llvmpipe every load at
+ * an address that differs between lanes is a loop over the lanes, and a x4
+ * upsample's 8 outputs read 4 columns: 8 loads instead of 32. The arithmetic
+ * is the one-output kernel's, term for term, so the results are its bits.
+ * Undefined for any other resize, and where no strip width reads at most
+ * as many columns as it has outputs (downsampling).
+ */
+function stripKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], part?: { x: Run; y: Run }): Kernel | undefined {
+  const d = axes.length;
+  if (f.mode !== 'linear' || d < 2 || axes.slice(0, -2).some((a) => !isIdentity(tapsOf(f, a), a))) return undefined;
+  const [ay, ax] = axes.slice(-2) as [Axis, Axis];
+  const [sy, sx] = [linearSource(f, ay), linearSource(f, ax)];
+  const tx = tapsOf(f, ax);
+  const rowsResized = !isIdentity(tapsOf(f, ay), ay);
+  if (!sx || isIdentity(tx, ax) || (rowsResized && !sy)) return undefined;
+  const width = STRIP_WIDTHS.find((w) => stripSpan(tx, ax.output, w) <= w);
+  if (!width) return undefined;
+  const span = stripSpan(tx, ax.output, width);
+  const [H, W, OH, OW] = [ay.input, ax.input, ay.output, ax.output];
+  const strips = Math.ceil(OW / width);
+  const invocations = (sizeOf(out.dims) / OW) * strips;
+  const rows = rowsResized ? ['a', 'b'] : ['a'];
+  // Column k - base of the loaded ones, by a chain of selects (a private array indexed per lane would be memory again).
+  const pick = (row: string, k: string) =>
+    range(span)
+      .slice(1)
+      .reduce((chosen, j) => `select(${chosen}, ${row}${j}, ${k} == ${j}u)`, `${row}0`);
+  const alongRow = (row: string, o: number) => `tx${o}.w0 * ${pick(row, `k0_${o}`)} + tx${o}.w1 * ${pick(row, `k1_${o}`)}`;
+  const outputs = range(width).map((o) => {
+    const value = rowsResized ? `ty.w0 * (${alongRow('a', o)}) + ty.w1 * (${alongRow('b', o)})` : alongRow('a', o);
+    const body = `    let tx${o} = linearTaps${d - 1}(ox0 + ${o}u);
+    let k0_${o} = tx${o}.i0 - base;
+    let k1_${o} = tx${o}.i1 - base;
+    Y[${shifted(part?.y.shift)}row * ${OW}u + ox0 + ${o}u] = ${toStorage(out.type, value)};`;
+    // Only the last strip of a row may run past its end.
+    return `  ${OW % width === 0 || o === 0 ? '' : `if (ox0 + ${o}u < ${OW}u) `}{
+${body}
+  }`;
+  });
+  const firstRow = rowsResized ? `ty.i0` : `row % ${OH}u`;
+  return {
+    label: `resize_linear_${H}to${OH}_${W}to${OW}_strips${width}`,
+    wgsl: `${storage(0, 'X', wgslType(x.type))}
+${storage(1, 'Y', wgslType(out.type))}
+struct LinearTaps { i0: u32, i1: u32, w0: f32, w1: f32 }
+${rowsResized ? linearTapsWgsl(d - 2, sy!, H) : ''}
+${linearTapsWgsl(d - 1, sx, W)}
+${flatMain(
+  THREADS,
+  `  if (i >= ${invocations}u) { return; }
+  // row: (plane, output row); the strip's first output column ox0.
+  let row = i / ${strips}u;
+  let ox0 = i % ${strips}u * ${width}u;${
+    rowsResized
+      ? `
+  let ty = linearTaps${d - 2}(row % ${OH}u);`
+      : ''
+  }
+  let plane = ${shifted(part?.x.shift)}row / ${OH}u * ${H * W}u;
+  let base = linearTaps${d - 1}(ox0).i0;
+${rows.map((r, t) => `  let ${r}Row = plane + ${t === 0 ? firstRow : 'ty.i1'} * ${W}u;`).join('\n')}
+${range(span)
+  .flatMap((k) => rows.map((r) => `  let ${r}${k} = ${fromStorage(x.type, `X[${r}Row + min(base + ${k}u, ${W - 1}u)]`)};`))
+  .join('\n')}
+${outputs.join('\n')}`,
+)}`,
+    workgroups: grid(invocations, THREADS),
+    bindings: [
+      { kind: 'input', index: 0, ...(part ? { window: part.x.window } : {}) },
+      { kind: 'output', index: 0, ...(part ? { window: part.y.window } : {}) },
+    ],
+  };
+}
+
 /** The resize kernel; `parts`: windows of the input and output, for one part of a split resize. */
 function resizeKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], part?: { x: Run; y: Run }): Kernel {
+  const strips = stripKernel(x, out, f, axes, part);
+  if (strips) return strips;
   const inputStrides = strides(x.dims);
   const type = wgslType(x.type);
   const n = sizeOf(out.dims);
