@@ -389,7 +389,7 @@ describe('the conv kernel chosen', () => {
     await withConvFor('TestConvShared', { cpuSubgroupSize: 8 }, { activation: 'max(v, 0.0f)' }, async () => {
       const convs: [number[], number[], Record<string, AttrValue>][] = [
         [[1, 16, 13, 11], [40, 16, 3, 3], { pads: [1, 1, 1, 1], strides: [2, 2] }],
-        [[2, 24, 9, 17], [70, 24, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2], strides: [2, 2] }],
+        [[2, 24, 9, 17], [60, 24, 3, 3], { pads: [2, 2, 2, 2], dilations: [2, 2], strides: [2, 2] }],
       ];
       const kernels = [];
       for (const [x, w, attrs] of convs) {
@@ -469,11 +469,20 @@ for (const precision of PRECISIONS)
         ...cases,
         ...aspp,
         {
-          name: '3x3 with 70 output channels (two 64-channel tiles, the second mostly padding), 13x11 map',
+          name: '3x3 with 70 output channels (one 96-channel tile at 8 lanes, a quarter padding), 13x11 map',
           x: [1, 9, 13, 11],
           w: [70, 9, 3, 3],
           pads: [1, 1, 1, 1],
           bias: true,
+        },
+        {
+          name: '3x3 stride 2 with 90 output channels (96 x 16 tiles at 8 lanes, 48 x 8 at 4), 21x19 map',
+          x: [1, 7, 21, 19],
+          w: [90, 7, 3, 3],
+          strides: [2, 2],
+          pads: [1, 1, 1, 1],
+          bias: true,
+          f16: true,
         },
         // Stride-1 3x3 convs of more than 4 channels take Winograd here at f32, those above too, in the algorithm chooseWinograd picks (winograd.ts; the test above checks the named ones).
         {

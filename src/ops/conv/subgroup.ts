@@ -34,13 +34,32 @@ export const tileChannels = (t: SubgroupTile) => 4 * t.lanes * t.quads;
 /**
  * Tiles for llvmpipe's 8 lanes: 64 channels x 32 pixels (256 FMAs per lane
  * per K step against 2 vec4 and 4 scalar loads) ran DeepLab's convs fastest;
- * more accumulators spill, fewer pay more loads per FMA. Products of at most
- * 32 rows (the decoder's 48 and 21 are close) take 32-channel tiles, tiny
- * maps (the image-pooling branch's 1x1) no more pixels than they have.
+ * more accumulators spill, fewer pay more loads per FMA. Where the channels
+ * would leave much of a 64-channel tile empty, a 96 x 16 tile or a 32 x 32
+ * one may cost less: of the three, the one whose K steps over all the
+ * conv's channels cost least by `stepCost`. So 32 or fewer channels take
+ * 32 x 32, 65-96 (the default model's classifier at 96) 96 x 16, which ran
+ * its Winograd GEMMs 8-14% faster than 64 x 32 with a third of the tile
+ * empty (scratch A/B, kernel minima of 13 runs, interleaved). Tiny maps
+ * (the image-pooling branch's 1x1) take no more pixels than they have.
  */
 export function chooseSubgroupTile(m: number, n: number, lanes: number): SubgroupTile {
-  return { lanes, quads: Math.max(1, Math.min(2, Math.ceil(m / (4 * lanes)))), pixels: Math.min(4 * lanes, Math.ceil(n / lanes) * lanes) };
+  const candidates = [
+    { quads: 1, pixels: 4 * lanes },
+    { quads: 2, pixels: 4 * lanes },
+    { quads: 3, pixels: 2 * lanes },
+  ];
+  const cost = (t: { quads: number; pixels: number }) => (Math.ceil(m / (4 * lanes * t.quads)) * stepCost(t.quads, t.pixels, lanes)) / t.pixels;
+  const best = candidates.reduce((a, b) => (cost(b) < cost(a) ? b : a));
+  return { lanes, quads: best.quads, pixels: Math.min(best.pixels, Math.ceil(n / lanes) * lanes) };
 }
+
+/**
+ * The cycles of one K step of a workgroup, roughly: a lane-divergent load
+ * is a loop over the lanes (about 40 cycles for 8), each pixel a broadcast
+ * and 4 FMA instructions a quad. Only its ratios between tiles matter.
+ */
+const stepCost = (quads: number, pixels: number, lanes: number) => 40 * (quads + pixels / lanes) + pixels * (1 + 4 * quads);
 
 /** One spatial axis, as the kernel indexes it: the useful taps [first, first + count). */
 export interface AxisTaps {
