@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { ModelError, UnsupportedOpError } from '../src/errors.js';
 import type { AttrValue, HostTensor } from '../src/model/graph.js';
 import { PRECISIONS } from '../src/model/precision.js';
-import { random, randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
+import { gpu, nodeGraph, random, randomTensor, relL2, runNode, tensor, TOLERANCE } from './helpers/gpu.js';
+import { Session } from '../src/runtime/session.js';
 import { byScale, bySizes, type Options, resizeRef } from './helpers/resize-reference.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -209,6 +210,22 @@ describe('Resize variants', () => {
     const line = randomTensor([13], 10);
     const [z] = await runNode({ op: 'Resize', attrs: { mode: 'cubic' }, inputs: [line, null, f32s([2.5])], opset: 13 });
     expect(relL2(z!.data, resizeRef(line, [byScale(13, 2.5)], { mode: 'cubic', transform: 'half_pixel' }))).toBeLessThan(1e-5);
+  });
+
+  it('upsamples of the last two axes run as strips of 8 outputs a row, downsamples on the one-output kernel', async () => {
+    const labels = async (dims: number[], sizes: number[]) => {
+      const graph = nodeGraph({ op: 'Resize', attrs: { mode: 'linear' }, inputs: [randomTensor(dims, 13), null, null, i64(sizes)], opset: 13 });
+      const session = await Session.create(await gpu(), graph);
+      try {
+        return (await session.plan()).kernels.map((k) => k.kernel.label);
+      } finally {
+        session.destroy();
+      }
+    };
+    expect(await labels([1, 2, 33, 33], [1, 2, 129, 129])).toEqual(['resize_linear_33to129_33to129_strips']);
+    // Rows unchanged: one input row a strip.
+    expect(await labels([1, 2, 1, 9], [1, 2, 1, 17])).toEqual(['resize_linear_1to1_9to17_strips']);
+    expect(await labels([1, 2, 65, 65], [1, 2, 17, 17])).toEqual(['resize_linear_65to17_65to17']);
   });
 
   it('a resize that changes nothing is a copy', async () => {

@@ -245,27 +245,31 @@ function linearTapsWgsl(axis: number, l: LinearSource, input: number): string {
 }`;
 }
 
-/** Outputs a strip kernel's invocation computes along a row, widest first. */
-const STRIP_WIDTHS = [8, 4];
+/**
+ * Outputs a strip kernel's invocation computes along a row: 8 (4 would
+ * fit no resize that 8 does not, as a strip of w outputs spans about
+ * (w - 1)·input/output + 2 columns).
+ */
+const STRIP = 8;
 
-/** The most input columns that a strip of `width` outputs reads along an axis with these taps (two a tap). */
-function stripSpan(taps: Taps, output: number, width: number): number {
+/** The most input columns that a strip of STRIP outputs reads along an axis with these taps (two a tap). */
+function stripSpan(taps: Taps, output: number): number {
   let span = 0;
-  for (let o = 0; o < output; o += width) span = Math.max(span, taps.index[2 * (Math.min(o + width, output) - 1) + 1]! - taps.index[2 * o]! + 1);
+  for (let o = 0; o < output; o += STRIP) span = Math.max(span, taps.index[2 * (Math.min(o + STRIP, output) - 1) + 1]! - taps.index[2 * o]! + 1);
   return span;
 }
 
 /**
  * A linear resize of the last two axes with taps the kernel computes (an
  * NCHW upsample as PyTorch exports F.interpolate), as strips: each
- * invocation computes `width` neighbouring outputs of a row, which read at
+ * invocation computes STRIP neighbouring outputs of a row, which read at
  * most `span` columns of the same two input rows; it loads those once and
  * picks each output's two columns by selects. Why: on llvmpipe every load at
  * an address that differs between lanes is a loop over the lanes, and a x4
  * upsample's 8 outputs read 4 columns: 8 loads instead of 32. The arithmetic
  * is the one-output kernel's, term for term, so the results are its bits.
- * Undefined for any other resize, and where no strip width reads at most
- * as many columns as it has outputs (downsampling).
+ * Undefined for any other resize, and where a strip would read more
+ * columns than it has outputs (downsampling, or nearly the input's size).
  */
 function stripKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], part?: { x: Run; y: Run }): Kernel | undefined {
   const d = axes.length;
@@ -275,11 +279,10 @@ function stripKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axi
   const tx = tapsOf(f, ax);
   const rowsResized = !isIdentity(tapsOf(f, ay), ay);
   if (!sx || isIdentity(tx, ax) || (rowsResized && !sy)) return undefined;
-  const width = STRIP_WIDTHS.find((w) => stripSpan(tx, ax.output, w) <= w);
-  if (!width) return undefined;
-  const span = stripSpan(tx, ax.output, width);
+  const span = stripSpan(tx, ax.output);
+  if (span > STRIP) return undefined;
   const [H, W, OH, OW] = [ay.input, ax.input, ay.output, ax.output];
-  const strips = Math.ceil(OW / width);
+  const strips = Math.ceil(OW / STRIP);
   const invocations = (sizeOf(out.dims) / OW) * strips;
   const rows = rowsResized ? ['a', 'b'] : ['a'];
   // Column k - base of the loaded ones, by a chain of selects (a private array indexed per lane would be memory again).
@@ -288,20 +291,20 @@ function stripKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axi
       .slice(1)
       .reduce((chosen, j) => `select(${chosen}, ${row}${j}, ${k} == ${j}u)`, `${row}0`);
   const alongRow = (row: string, o: number) => `tx${o}.w0 * ${pick(row, `k0_${o}`)} + tx${o}.w1 * ${pick(row, `k1_${o}`)}`;
-  const outputs = range(width).map((o) => {
+  const outputs = range(STRIP).map((o) => {
     const value = rowsResized ? `ty.w0 * (${alongRow('a', o)}) + ty.w1 * (${alongRow('b', o)})` : alongRow('a', o);
     const body = `    let tx${o} = linearTaps${d - 1}(ox0 + ${o}u);
     let k0_${o} = tx${o}.i0 - base;
     let k1_${o} = tx${o}.i1 - base;
     Y[${shifted(part?.y.shift)}row * ${OW}u + ox0 + ${o}u] = ${toStorage(out.type, value)};`;
     // Only the last strip of a row may run past its end.
-    return `  ${OW % width === 0 || o === 0 ? '' : `if (ox0 + ${o}u < ${OW}u) `}{
+    return `  ${OW % STRIP === 0 || o === 0 ? '' : `if (ox0 + ${o}u < ${OW}u) `}{
 ${body}
   }`;
   });
   const firstRow = rowsResized ? `ty.i0` : `row % ${OH}u`;
   return {
-    label: `resize_linear_${H}to${OH}_${W}to${OW}_strips${width}`,
+    label: `resize_linear_${H}to${OH}_${W}to${OW}_strips`,
     wgsl: `${storage(0, 'X', wgslType(x.type))}
 ${storage(1, 'Y', wgslType(out.type))}
 struct LinearTaps { i0: u32, i1: u32, w0: f32, w1: f32 }
@@ -312,7 +315,7 @@ ${flatMain(
   `  if (i >= ${invocations}u) { return; }
   // row: (plane, output row); the strip's first output column ox0.
   let row = i / ${strips}u;
-  let ox0 = i % ${strips}u * ${width}u;${
+  let ox0 = i % ${strips}u * ${STRIP}u;${
     rowsResized
       ? `
   let ty = linearTaps${d - 2}(row % ${OH}u);`
