@@ -6,7 +6,7 @@ import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
 import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
 import { F2, F3, F4, winogradWorkRatio } from '../src/ops/conv/winograd.js';
-import { type AxisTaps, directTapShare } from '../src/ops/conv/subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, directTapShare } from '../src/ops/conv/subgroup.js';
 import { range } from '../src/kernels/wgsl.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
@@ -300,6 +300,30 @@ describe('the conv kernel chosen', () => {
   const g = { y: axis(512, 3), x: axis(512, 3) };
   it('on CPU adapters: the narrow kernel up to 4 output channels a group, the subgroup GEMM beyond', () => {
     expect([1, 4, 5, 64].map((m) => chooseConvLowering(m, g, { cpuSubgroupSize: 8 }).kind)).toEqual(['narrow', 'narrow', 'subgroup', 'subgroup']);
+  });
+  it('subgroup tiles at 8 lanes: 32x32 to 32 channels, 96x16 for 65-96 and 257-288, 64x32 otherwise; no more pixels than the map has', () => {
+    const tile = (m: number, n = 4096) => {
+      const t = chooseSubgroupTile(m, n, 8);
+      return `${4 * t.lanes * t.quads}x${t.pixels}`;
+    };
+    expect([5, 21, 32, 33, 48, 64, 65, 96, 97, 128, 256, 257, 288, 289, 2048].map((m) => tile(m))).toEqual([
+      '32x32',
+      '32x32',
+      '32x32',
+      '64x32',
+      '64x32',
+      '64x32',
+      '96x16',
+      '96x16',
+      '64x32',
+      '64x32',
+      '64x32',
+      '96x16',
+      '96x16',
+      '64x32',
+      '64x32',
+    ]);
+    expect([tile(256, 1), tile(96, 9)]).toEqual(['64x8', '96x16']);
   });
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);

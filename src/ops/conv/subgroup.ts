@@ -38,9 +38,9 @@ export const tileChannels = (t: SubgroupTile) => 4 * t.lanes * t.quads;
  * would leave much of a 64-channel tile empty, a 96 x 16 tile or a 32 x 32
  * one may cost less: of the three, the one whose K steps over all the
  * conv's channels cost least by `stepCost`. So 32 or fewer channels take
- * 32 x 32, 65-96 (the default model's classifier at 96) 96 x 16, which ran
- * its Winograd GEMMs 8-14% faster than 64 x 32 with a third of the tile
- * empty (scratch A/B, kernel minima of 13 runs, interleaved). Tiny maps
+ * 32 x 32; 65-96 and 257-288 take 96 x 16: the default model's 96-channel
+ * classifier ran its Winograd GEMMs 8-14% faster than on 64 x 32 tiles
+ * a third empty (scratch A/B, kernel minima of 13 runs, interleaved). Tiny maps
  * (the image-pooling branch's 1x1) take no more pixels than they have.
  */
 export function chooseSubgroupTile(m: number, n: number, lanes: number): SubgroupTile {
