@@ -271,6 +271,27 @@ describe('external data', () => {
     expect(graph.source).toBe(join(dir, 'model.onnx'));
   });
 
+  it("lends a model file's float32 tensors its own bytes, moved onto 4-byte boundaries in place: the values of copies", async () => {
+    // Names of 1-4 letters shift where each raw_data starts; small and non-float tensors are copied.
+    const values = (n: number, seed: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.7 + seed) * 10 ** ((i % 7) - 3));
+    const initializer: TensorProto[] = [
+      ...['a', 'bb', 'ccc', 'dddd'].map((name, k) => ({ name, data_type: DataType.FLOAT, dims: [40 + k], raw_data: rawOf(values(40 + k, k)) })),
+      { name: 'small', data_type: DataType.FLOAT, dims: [5], raw_data: rawOf(values(5, 9)) },
+      { name: 'ints', data_type: DataType.INT64, dims: [3], raw_data: rawOf(new BigInt64Array([-3n, 7n, 2n ** 40n])) },
+    ];
+    const bytes = encodeModel(modelOf({ initializer, output: initializer.map((t) => tensorInfo(t.name!)) }));
+    const offsets = decodeModel(bytes, SOURCE).graph!.initializer!.map((t) => t.raw_data!.byteOffset % 4);
+    expect(offsets.slice(0, 4).some((o) => o !== 0)).toBe(true);
+    const file = join(tempDir(), 'model.onnx');
+    writeFileSync(file, bytes);
+    const adopted = (await readModelFile(file)).initializers;
+    const copied = modelFromBytes(bytes, SOURCE).initializers;
+    for (const t of initializer) expect(Array.from(adopted.get(t.name!)!.data), t.name).toEqual(Array.from(copied.get(t.name!)!.data));
+    const big = ['a', 'bb', 'ccc', 'dddd'].map((name) => adopted.get(name)!.data.buffer);
+    expect(new Set(big).size).toBe(1);
+    expect(big[0]!.byteLength).toBeGreaterThanOrEqual(bytes.length);
+  });
+
   it('reads to the end of the file when length is absent', async () => {
     const dir = tempDir();
     writeFileSync(join(dir, 'w.bin'), rawOf(new Float32Array([7, 5, 6])));

@@ -31,7 +31,8 @@ export async function readModelWithData(file: string): Promise<ModelWithData> {
   }
   const external = new ExternalDataFiles(path.dirname(file));
   try {
-    const graph = modelFromBytes(bytes, file, (location, offset, length) => external.read(location, offset, length));
+    // Both the file's bytes and each external read are this function's own.
+    const graph = modelFromBytes(bytes, file, (location, offset, length) => external.read(location, offset, length), { adoptBytes: true });
     return { graph, externalData: external.used() };
   } finally {
     external.close();

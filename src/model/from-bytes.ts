@@ -17,10 +17,18 @@ import type { ExternalDataReader } from './tensor-proto.js';
  */
 export type ExternalData = ReadonlyMap<string, Uint8Array> | ExternalDataReader;
 
-/** Decodes an ONNX model held in memory into a Graph; `source` names it in errors. */
-export function modelFromBytes(bytes: Uint8Array, source: string, externalData?: ExternalData): Graph {
+/**
+ * Decodes an ONNX model held in memory into a Graph; `source` names it in
+ * errors. With `adoptBytes` the caller gives up `bytes` and the arrays a
+ * reader `externalData` returns (io/model-file.ts reads them for this):
+ * float32 tensors become views of them instead of copies, and `bytes` is
+ * changed in place (see TensorContext.adoptBytes).
+ */
+export function modelFromBytes(bytes: Uint8Array, source: string, externalData?: ExternalData, options: { adoptBytes?: boolean } = {}): Graph {
   const readExternal = typeof externalData === 'function' ? externalData : externalData && readFromMap(externalData);
-  return graphFromModel(decodeModel(bytes, source), { source, readExternal });
+  // Arrays from a map are the caller's, shared between tensors: never adopted.
+  const adoptBytes = options.adoptBytes && typeof externalData !== 'object';
+  return graphFromModel(decodeModel(bytes, source), { source, readExternal, adoptBytes });
 }
 
 function readFromMap(files: ReadonlyMap<string, Uint8Array>): ExternalDataReader {

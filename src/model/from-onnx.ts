@@ -23,6 +23,8 @@ export interface GraphOptions {
   source: string;
   /** Needed only for models whose tensors live in external data files. */
   readExternal?: ExternalDataReader;
+  /** See TensorContext.adoptBytes. */
+  adoptBytes?: boolean;
 }
 
 /** Opsets outside this range are refused; 11..20 is what segscope is tested on. */
@@ -35,7 +37,7 @@ export function graphFromModel(model: ModelProto, opts: GraphOptions): Graph {
   const fail = (problem: string): never => {
     throw new ModelError(opts.source ? `${opts.source}: ${problem}` : problem);
   };
-  const ctx: TensorContext = { source: opts.source, readExternal: opts.readExternal };
+  const ctx: TensorContext = { source: opts.source, readExternal: opts.readExternal, adoptBytes: opts.adoptBytes };
 
   const graph = model.graph ?? fail('the model has no graph');
   const opset = defaultOpset(model, fail);
