@@ -19,7 +19,7 @@ import {
   chooseNarrowTile,
   NARROW_CHANNELS,
   narrowConvKernel,
-  narrowTapsPadded,
+  narrowChannelLength,
   narrowWeightsLength,
   narrowWidth,
   type NarrowTile,
@@ -30,7 +30,7 @@ import {
   forEachUsefulWeight,
   GROUPED_INPUT_BASE,
   packSubgroupWeights,
-  paddedChannels,
+  subgroupChannelLength,
   type SubgroupConv,
   subgroupConvKernel,
   type SubgroupTile,
@@ -89,11 +89,11 @@ function packWeights(g: ConvGeometry, w: HostTensor, kPad: number, mPad: number,
 export function packedBytes(lowering: ConvLowering, cIn: number, taps: number, m: number, type: ElemType) {
   const bytes = gpuElementBytes(type);
   if (lowering.kind === 'narrow') {
-    const perChannel = narrowTapsPadded(taps, lowering.tile.lanes) * narrowWidth(m) * bytes;
+    const perChannel = narrowChannelLength(taps, m, lowering.tile.lanes) * bytes;
     return { total: cIn * perChannel, perChannel, padding: 0 };
   }
   if (lowering.kind === 'subgroup') {
-    const perChannel = taps * paddedChannels(m, lowering.tile) * bytes;
+    const perChannel = subgroupChannelLength(taps, m, lowering.tile) * bytes;
     return { total: cIn * perChannel, perChannel, padding: 0 };
   }
   const { kPad, mPad } = packedShape(cIn * taps, m, lowering.tile);

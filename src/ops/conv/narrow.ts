@@ -55,7 +55,10 @@ export const narrowTapsPadded = (taps: number, lanes: number) => Math.ceil(taps 
 
 /** The floats packNarrowWeights makes. */
 export const narrowWeightsLength = (c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number) =>
-  c.groups * c.cPerGroup * narrowTapsPadded(c.y.count * c.x.count, lanes) * narrowWidth(c.m);
+  c.groups * c.cPerGroup * narrowChannelLength(c.y.count * c.x.count, c.m, lanes);
+
+/** Of those, the floats of one input channel: its useful taps, padded, times the output width. */
+export const narrowChannelLength = (taps: number, m: number, lanes: number) => narrowTapsPadded(taps, lanes) * narrowWidth(m);
 
 /** Writes weights [C_out][C_in/group][KH][KW] into `packed` (zeros, narrowWeightsLength long) as [group][input channel][useful tap, padded][output channel, padded to the width]. */
 export function packNarrowWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number, packed: Float32Array): void {

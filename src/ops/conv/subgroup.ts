@@ -138,7 +138,10 @@ export function forEachUsefulWeight(
 
 /** The floats packSubgroupWeights makes. */
 export const subgroupWeightsLength = (c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, tile: SubgroupTile) =>
-  c.groups * c.y.count * c.x.count * c.cPerGroup * paddedChannels(c.m, tile);
+  c.groups * c.cPerGroup * subgroupChannelLength(c.y.count * c.x.count, c.m, tile);
+
+/** Of those, the floats of one input channel: its useful taps times the output channels padded to the tile. */
+export const subgroupChannelLength = (taps: number, m: number, tile: SubgroupTile) => taps * paddedChannels(m, tile);
 
 /** Writes weights [C_out][C_in/group][KH][KW] into `packed` (zeros, subgroupWeightsLength long) as [group][useful tap][input channel][output channel padded to the tile]. */
 export function packSubgroupWeights(
