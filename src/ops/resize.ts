@@ -205,6 +205,12 @@ export function tapsOf(f: Interpolation, a: Axis): Taps {
 export const isIdentity = ({ count, index, weight }: Taps, a: Axis) =>
   a.output === a.input && weight.every((w, e) => w === 0 || (w === 1 && index[e] === Math.floor(e / count)));
 
+/** Whether `f` leaves axis `a` as it is. */
+const unchanged = (f: Interpolation, a: Axis) => isIdentity(tapsOf(f, a), a);
+
+/** Whether `f` changes at most the last two of `axes` (an NCHW resize). */
+const lastTwoResized = (f: Interpolation, axes: readonly Axis[]) => axes.length >= 2 && axes.slice(0, -2).every((a) => unchanged(f, a));
+
 /**
  * WGSL function `linearTaps{axis}(o)` of a LinearSource: taps (i0, i1) and
  * weights (1 - λ, λ) of output coordinate o, equal to linearTap's. s's
@@ -273,11 +279,11 @@ function stripSpan(taps: Taps, output: number): number {
  */
 function stripKernel(x: TensorType, out: TensorType, f: Interpolation, axes: Axis[], part?: { x: Run; y: Run }): Kernel | undefined {
   const d = axes.length;
-  if (f.mode !== 'linear' || d < 2 || axes.slice(0, -2).some((a) => !isIdentity(tapsOf(f, a), a))) return undefined;
+  if (f.mode !== 'linear' || !lastTwoResized(f, axes)) return undefined;
   const [ay, ax] = axes.slice(-2) as [Axis, Axis];
   const [sy, sx] = [linearSource(f, ay), linearSource(f, ax)];
   const tx = tapsOf(f, ax);
-  const rowsResized = !isIdentity(tapsOf(f, ay), ay);
+  const rowsResized = !unchanged(f, ay);
   if (!sx || isIdentity(tx, ax) || (rowsResized && !sy)) return undefined;
   const span = stripSpan(tx, ax.output);
   if (span > STRIP) return undefined;
@@ -482,7 +488,7 @@ function splitResize(x: TensorType, out: TensorType, f: Interpolation, axes: Axi
   const [xBytes, yBytes] = [gpuElementBytes(x.type), gpuElementBytes(out.type)];
   if (Math.max(sizeOf(x.dims) * xBytes, sizeOf(out.dims) * yBytes) <= limits.maxBytes) return undefined;
   let kept = 0;
-  while (kept < axes.length && isIdentity(tapsOf(f, axes[kept]!), axes[kept]!)) kept++;
+  while (kept < axes.length && unchanged(f, axes[kept]!)) kept++;
   const planes = sizeOf(out.dims.slice(0, kept));
   const from: Strided = { unitBytes: sizeOf(x.dims.slice(kept)) * xBytes, baseBytes: 0, elementBytes: xBytes };
   const to: Strided = { unitBytes: sizeOf(out.dims.slice(kept)) * yBytes, baseBytes: 0, elementBytes: yBytes };
@@ -626,8 +632,7 @@ function resizeOp(plan: (node: Node, inputs: OpInput[], opset: number) => Plan):
     if (p.f.mode !== 'linear' || (type !== 'uint8' && type !== 'int8')) {
       throw new UnsupportedOpError(`${where(node)}: ${p.f.mode} resize of a ${type} tensor is not supported`);
     }
-    const leading = p.axes.slice(0, -2);
-    if (p.axes.length < 2 || !p.f.float32Transform || leading.some((a) => !isIdentity(tapsOf(p.f, a), a))) {
+    if (!p.f.float32Transform || !lastTwoResized(p.f, p.axes)) {
       throw new UnsupportedOpError(
         `${where(node)}: a linear resize of a ${type} tensor is supported over its last two axes with coordinate_transformation_mode ${Object.keys(float32Transforms).join(', ')}`,
       );
