@@ -6,7 +6,7 @@ import { convKernels } from '../src/ops/conv.js';
 import type { ConvEpilogue } from '../src/ops/conv/io.js';
 import { type ConvAdapter, chooseConvLowering } from '../src/ops/conv/lowering.js';
 import { F2, F3, F4, winogradWorkRatio } from '../src/ops/conv/winograd.js';
-import { type AxisTaps, chooseSubgroupTile, directTapShare } from '../src/ops/conv/subgroup.js';
+import { type AxisTaps, chooseSubgroupTile, columnBands, directTapShare, pixelBands } from '../src/ops/conv/subgroup.js';
 import { range } from '../src/kernels/wgsl.js';
 import { registry } from '../src/ops/registry.js';
 import type { OpImpl } from '../src/ops/types.js';
@@ -168,6 +168,19 @@ const aspp: Case[] = [6, 12, 18, 24, 36].flatMap((d) =>
 );
 
 /** Blocks of 32 output pixels inside one row of 40 skip the column taps that read only padding; blocks across rows take them all. */
+// (Blocks of a column band skip them across rows: the ASPP cases at dilation 12 on 17x17 and 18 on 33x33, and this one, images and groups included.)
+const bandBlocks: Case[] = [
+  {
+    name: 'dilation 18 on 33x33 by column bands, 2 images, 2 groups',
+    x: [2, 8, 33, 33],
+    w: [12, 4, 3, 3],
+    group: 2,
+    dilations: [18, 18],
+    pads: [18, 18, 18, 18],
+    bias: true,
+  },
+];
+
 const rowBlocks: Case[] = [
   {
     name: '1x3 at dilation 16 along rows 40 wide (blocks of one row skip column taps)',
@@ -181,7 +194,7 @@ const rowBlocks: Case[] = [
 ];
 
 describe('Conv', () => {
-  for (const c of [...cases, ...aspp, ...rowBlocks]) it(c.name, () => check(c));
+  for (const c of [...cases, ...aspp, ...rowBlocks, ...bandBlocks]) it(c.name, () => check(c));
 
   it('a larger ASPP branch: 1x64x33x33 -> 64, 3x3, dilation 6', () =>
     check({ name: 'large', x: [1, 64, 33, 33], w: [64, 64, 3, 3], dilations: [6, 6], pads: [6, 6, 6, 6], bias: true }));
@@ -325,6 +338,23 @@ describe('the conv kernel chosen', () => {
     ]);
     expect([tile(256, 1), tile(96, 9)]).toEqual(['64x8', '96x16']);
   });
+  it("orders the direct kernel's pixels by column bands where blocks of a band skip enough more taps (ASPP on maps not much wider than the dilation)", () => {
+    const dilated = (size: number, d: number) => ({ ...axis(size, 3), dilation: d, begin: d });
+    // Columns where the taps that read inside change: the right tap reads inside up to column 33 - 18 - 1, the left one from column 18.
+    expect(columnBands(dilated(33, 18))).toEqual([15, 18]);
+    expect(columnBands({ ...axis(33, 3), begin: 1 })).toEqual([1, 32]);
+    const bands = (size: number, d: number) => pixelBands({ y: dilated(size, d), x: dilated(size, d) }, 32);
+    // Taken at 0.85 of the row-major order's work or less: dilations 12, 18 and 24 on 33x33 (0.81, 0.68, 0.58), 12 on 17x17 (0.73), not 6 on 33x33 (0.92).
+    expect([bands(33, 12), bands(33, 18), bands(33, 24), bands(17, 12)]).toEqual([
+      [12, 21],
+      [15, 18],
+      [9, 24],
+      [5, 12],
+    ]);
+    expect([bands(33, 6), bands(33, 1), bands(129, 1)]).toEqual([[], [], []]);
+    // One column tap (a 3x1 kernel): nothing to skip along rows.
+    expect(pixelBands({ y: dilated(33, 18), x: { ...axis(33, 1) } }, 32)).toEqual([]);
+  });
   it('on GPUs: the tiled GEMM whatever the channels', () => {
     expect([1, 64].map((m) => chooseConvLowering(m, g, {}).kind)).toEqual(['tiled', 'tiled']);
   });
@@ -370,10 +400,12 @@ describe('the conv kernel chosen', () => {
     // and is the candidate even where its weights exceed the input (25·48 > 33·33), as ASPP's are.
     expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(3));
     expect(await planned(cpu, [1, 8, 33, 33], [48, 8, 3, 3], { pads: [12, 12, 12, 12], dilations: [12, 12] })).toEqual(winograd(3));
-    // At dilation 18 on 33 pixels F(4x4) tiles would be nearly empty, and the direct kernel's blocks skip a third of the taps (0.65 of 9 left): F(2x2)'s 0.53 is more than 0.7 of that.
+    // At dilation 18 on 33 pixels F(4x4) tiles would be nearly empty, and the direct kernel's blocks skip a third of the taps (0.65 of 9 left)
+    // in row-major order, more than half (0.44) with its pixels ordered by column bands: F(2x2)'s 0.53 is more than 0.7 of either.
     const d18 = { y: dilated(18), x: dilated(18) };
     expect(directTapShare(d18, 32)).toBeCloseTo(0.647, 3);
-    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [18, 18, 18, 18], dilations: [18, 18] })).toEqual(['conv3x3_s1_d18']);
+    expect(directTapShare(d18, 32, pixelBands(d18, 32))).toBeCloseTo(0.438, 3);
+    expect(await planned(cpu, [1, 8, 33, 33], [16, 8, 3, 3], { pads: [18, 18, 18, 18], dilations: [18, 18] })).toEqual(['conv3x3_s1_d18_bands']);
     // Past the map every outer tap reads padding: the centre is all that is left; a 3x3 at dilation 1 skips only at the borders.
     expect(directTapShare({ y: dilated(40), x: dilated(40) }, 32)).toBeCloseTo(1 / 9, 12);
     expect(directTapShare({ y: axis(65, 3), x: { ...axis(65, 3), begin: 1 } }, 32)).toBeGreaterThan(0.98);

@@ -9,7 +9,7 @@ import { type ConvEpilogue, wholeIO } from './conv/io.js';
 import { chooseConvLowering, type ConvAdapter, loweredConv } from './conv/lowering.js';
 import { NARROW_CHANNELS } from './conv/narrow.js';
 import { splitConv } from './conv/split.js';
-import { directTapShare } from './conv/subgroup.js';
+import { directTapShare, pixelBands } from './conv/subgroup.js';
 import { chooseWinograd, winogradConv } from './conv/winograd.js';
 import type { OpImpl, OpInput, TensorType } from './types.js';
 
@@ -67,7 +67,7 @@ export function convKernels(
   const lanes = adapter.cpuSubgroupSize;
   if (lanes && w) {
     const direct = chooseConvLowering(g.cOut, g, adapter);
-    const directShare = () => (direct.kind === 'subgroup' ? directTapShare(g, direct.tile.pixels) : 1);
+    const directShare = () => (direct.kind === 'subgroup' ? directTapShare(g, direct.tile.pixels, pixelBands(g, direct.tile.pixels)) : 1);
     const winograd = chooseWinograd(g, io.types.inputs[1]!, NARROW_CHANNELS, directShare);
     const kernels = winograd && winogradConv(winograd, g, w, epilogue, io, lanes, limits);
     if (kernels) return kernels;

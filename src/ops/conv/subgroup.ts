@@ -181,34 +181,126 @@ function blockTaps(a: AxisTaps, axis: 'y' | 'x', tap: string, lo: string, hi: st
   let ${tap}End = u32(clamp(${tap}To, i32(${tap}First), ${a.count}));`;
 }
 
+/** Outputs [from, to] of each tap of an axis that read inside the input: output o of tap t reads o·stride - begin + (first + t)·dilation. */
+function readsInside(a: AxisTaps): { from: number; to: number }[] {
+  return range(a.count).map((t) => {
+    const shift = (a.first + t) * a.dilation - a.begin;
+    return { from: Math.max(0, Math.ceil(-shift / a.stride)), to: Math.min(a.out - 1, Math.floor((a.size - 1 - shift) / a.stride)) };
+  });
+}
+
+/** How many of the taps (readsInside) read inside for some output in [lo, hi]. */
+const tapsReading = (ranges: { from: number; to: number }[], lo: number, hi: number) => ranges.filter((r) => Math.max(r.from, lo) <= Math.min(r.to, hi)).length;
+
+/**
+ * The columns where the set of x taps that read inside the input changes
+ * (in (0, out), ascending): the kernel may order pixels by the bands they
+ * bound (pixelBands).
+ */
+export function columnBands(x: AxisTaps): number[] {
+  const edges = readsInside(x).flatMap(({ from, to }) => [from, to + 1]);
+  return [...new Set(edges)].filter((c) => c > 0 && c < x.out).sort((a, b) => a - b);
+}
+
 /**
  * The share of the kernel's 9 (or kernel-size) multiply-adds per pixel that
  * blocks of `pixels` outputs still do once they skip the taps they read
- * only in padding (blockTaps): what Winograd's GEMM work is weighed against
- * (winograd.ts chooseWinograd). ASPP's dilation 18 on a 33x33 map: 0.65.
+ * only in padding (blockTaps), with the pixels in row-major order or, given
+ * `bands` (columnBands), band by band: what Winograd's GEMM work is
+ * weighed against (winograd.ts chooseWinograd), and what chooses the
+ * order. ASPP's dilation 18 on a 33x33 map: 0.65 row-major, 0.44 by bands.
  * Counted per block from each tap's range of outputs that read inside the
  * input, so that it stays cheap on large maps (an 8193x8193 input has
  * millions of blocks a conv).
  */
-export function directTapShare(g: { y: AxisTaps; x: AxisTaps }, pixels: number): number {
+export function directTapShare(g: { y: AxisTaps; x: AxisTaps }, pixels: number, bands: readonly number[] = []): number {
   const { y, x } = g;
-  // Outputs o of tap t read o·stride - begin + (first + t)·dilation, inside [0, size) for o in [from, to].
-  const readsInside = (a: AxisTaps) =>
-    range(a.count).map((t) => {
-      const shift = (a.first + t) * a.dilation - a.begin;
-      return { from: Math.max(0, Math.ceil(-shift / a.stride)), to: Math.min(a.out - 1, Math.floor((a.size - 1 - shift) / a.stride)) };
-    });
   const [rows, columns] = [readsInside(y), readsInside(x)];
-  const taps = (ranges: { from: number; to: number }[], lo: number, hi: number) => ranges.filter((r) => Math.max(r.from, lo) <= Math.min(r.to, hi)).length;
   const n = y.out * x.out;
+  const at = bandedPixel(y.out, x.out, bands);
   let done = 0;
   for (let p = 0; p < n; p += pixels) {
-    const last = Math.min(p + pixels, n) - 1;
-    const [r0, r1] = [Math.floor(p / x.out), Math.floor(last / x.out)];
-    const [c0, c1] = r0 === r1 ? [p % x.out, last % x.out] : [0, x.out - 1];
-    done += taps(rows, r0, r1) * taps(columns, c0, c1) * (last - p + 1);
+    const [first, last] = [at(p), at(Math.min(p + pixels, n) - 1)];
+    const box = blockBox(first, last, y.out);
+    done += tapsReading(rows, box.rows[0], box.rows[1]) * tapsReading(columns, box.columns[0], box.columns[1]) * (Math.min(p + pixels, n) - p);
   }
   return done / (n * y.kernel * x.kernel);
+}
+
+/** Where pixel q of the kernel's order lies: its row, column and band (the band's columns [start, end)). */
+interface BandedPixel {
+  row: number;
+  column: number;
+  start: number;
+  end: number;
+}
+
+/** Pixel q in band order: band k (columns [c_k, c_k+1)) holds its pixels row-major from pixel yOut·c_k on. No bands: row-major. */
+const bandedPixel = (yOut: number, xOut: number, bands: readonly number[]) => {
+  const edges = [0, ...bands, xOut];
+  return (q: number): BandedPixel => {
+    let k = 0;
+    while (q >= yOut * edges[k + 1]!) k++;
+    const [start, end] = [edges[k]!, edges[k + 1]!];
+    const local = q - yOut * start;
+    return { row: Math.floor(local / (end - start)), column: start + (local % (end - start)), start, end };
+  };
+};
+
+/**
+ * The rows and columns a block from pixel `first` to `last` covers, at
+ * most: within one band its rows, and its columns if in one row, else the
+ * band's; across bands every row and the bands' columns.
+ */
+function blockBox(first: BandedPixel, last: BandedPixel, yOut: number): { rows: [number, number]; columns: [number, number] } {
+  if (first.start !== last.start) return { rows: [0, yOut - 1], columns: [first.start, last.end - 1] };
+  return { rows: [first.row, last.row], columns: first.row === last.row ? [first.column, last.column] : [first.start, first.end - 1] };
+}
+
+/**
+ * Bands to order a conv's pixels by, or none: blocks of consecutive pixels
+ * of a band skip the column taps that read padding, as row-major blocks,
+ * which span whole rows, cannot. Taken where they leave at most
+ * BANDS_MAX_SHARE of the row-major order's multiply-adds: ASPP's dilations
+ * on maps not much larger than the dilation. ResNet-101's ASPP convs (2048
+ * -> 256 channels on 33x33) at dilation 18 ran 84-91 ms instead of 121-125,
+ * at 24 64-67 instead of 102-106; the default model's dilation 12 on 17x17
+ * (512 -> 128) 3.2 ms instead of 4.0 (kernel minima and medians of 9 runs,
+ * interleaved in one process).
+ */
+export function pixelBands(g: { y: AxisTaps; x: AxisTaps }, pixels: number): number[] {
+  const bands = columnBands(g.x);
+  if (!bands.length || g.x.count === 1) return [];
+  // Bands save at most what their column taps, averaged over the columns, save against a whole row's: where that is too little (a 3x3 at
+  // dilation 1, whose bands are the border columns), the blocks need not be counted, which takes a second for an 8193x8193 map.
+  const columns = readsInside(g.x);
+  const edges = [0, ...bands, g.x.out];
+  const bandTaps = range(bands.length + 1).reduce((sum, k) => sum + (edges[k + 1]! - edges[k]!) * tapsReading(columns, edges[k]!, edges[k + 1]! - 1), 0);
+  if (bandTaps > BANDS_MAX_SHARE * g.x.out * tapsReading(columns, 0, g.x.out - 1)) return [];
+  return directTapShare(g, pixels, bands) <= BANDS_MAX_SHARE * directTapShare(g, pixels) ? bands : [];
+}
+
+/** See pixelBands. */
+const BANDS_MAX_SHARE = 0.85;
+
+/**
+ * WGSL lets `${name}Row` and `${name}Column` of pixel `q` of the kernel's
+ * order, and `${name}Start` and `${name}End`, its band's columns: `bands`
+ * band edges named band1, band2, … among the sizes (none: row-major, one
+ * band of every column).
+ */
+function pixelAt(name: string, q: string, bands: number): string {
+  if (!bands) return `  let ${name}Start = 0u;\n  let ${name}End = xOut;\n  let ${name}Row = ${q} / xOut;\n  let ${name}Column = ${q} % xOut;`;
+  const edges = [...range(bands).map((k) => `band${k + 1}`), 'xOut'];
+  const [start, end] = range(bands).reduce(
+    ([s, e], k) => [`select(${s}, ${edges[k]}, ${q} >= yOut * ${edges[k]})`, `select(${e}, ${edges[k + 1]}, ${q} >= yOut * ${edges[k]})`],
+    ['0u', edges[0]!],
+  );
+  return `  let ${name}Start = ${start};
+  let ${name}End = ${end};
+  let ${name}Local = ${q} - yOut * ${name}Start;
+  let ${name}Row = ${name}Local / (${name}End - ${name}Start);
+  let ${name}Column = ${name}Start + ${name}Local % (${name}End - ${name}Start);`;
 }
 
 /**
@@ -229,6 +321,7 @@ export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel 
   const loads = pixels / lanes;
   const mPad4 = paddedChannels(c.m, tile) / 4;
   const pixelBlocks = Math.ceil(c.n / pixels);
+  const bands = pixelBands(c, pixels);
   const channelBlocks = mPad4 / (quads * lanes);
   const blocks = pixelBlocks * channelBlocks * c.batches;
   const sizes: Record<string, number> = {
@@ -253,6 +346,8 @@ export function subgroupConvKernel(c: SubgroupConv, tile: SubgroupTile): Kernel 
     xFirst: x.first,
     yDilation: y.dilation,
     xDilation: x.dilation,
+    yOut: y.out,
+    ...Object.fromEntries(bands.map((b, k) => [`band${k + 1}`, b])),
   };
   const fromBuffer = sizesFromBuffer(sizes, c.bindings.length);
   const acc = (q: number, p: number) => `acc${q}_${p}`;
@@ -282,22 +377,26 @@ ${fromBuffer.lets}
 ${range(loads)
   .map(
     (j) => `  let p${j} = pBase + ${j * lanes}u + lane;
-  let iy${j} = i32(p${j} / xOut * yStride) - i32(yBegin);
-  let ix${j} = i32(p${j} % xOut * xStride) - i32(xBegin);`,
+${pixelAt(`pixel${j}`, `p${j}`, bands.length)}
+  let iy${j} = i32(pixel${j}Row * yStride) - i32(yBegin);
+  let ix${j} = i32(pixel${j}Column * xStride) - i32(xBegin);`,
   )
   .join('\n')}
 ${
   y.count * x.count > 1
-    ? `  // The block's last pixel, and whether its pixels lie in one output row.
+    ? `  // The rows and columns the block covers: within one band its rows, and its columns if in one row, else the band's; across bands every row.
   let pLast = min(pBase + ${pixels - 1}u, n - 1u);
-  let spansOneRow = pBase / xOut == pLast / xOut;
+${pixelAt('first', 'pBase', bands.length)}
+${pixelAt('last', 'pLast', bands.length)}
+  let oneBand = firstStart == lastStart;
+  let oneRow = oneBand && firstRow == lastRow;
 `
     : ''
 }${range(quads)
   .flatMap((q) => range(pixels).map((p) => `  var ${acc(q, p)} = vec4f();`))
   .join('\n')}
-${blockTaps(y, 'y', 'ty', 'pBase / xOut', 'pLast / xOut')}
-${blockTaps(x, 'x', 'tx', 'select(0u, pBase % xOut, spansOneRow)', 'select(xOut - 1u, pLast % xOut, spansOneRow)')}
+${blockTaps(y, 'y', 'ty', 'select(0u, firstRow, oneBand)', 'select(yOut - 1u, lastRow, oneBand)')}
+${blockTaps(x, 'x', 'tx', 'select(firstStart, firstColumn, oneRow)', 'select(lastEnd - 1u, lastColumn, oneRow)')}
   for (var ty = tyFirst; ty < tyEnd; ty++) {
     for (var tx = txFirst; tx < txEnd; tx++) {
 ${range(loads)
@@ -326,8 +425,14 @@ ${fmas.join('\n')}
     .flatMap((q) => range(pixels).map((p) => acc(q, p)))
     .join(', ')});
   for (var b = 0u; b < ${quads * pixels}u; b++) {
-    let p = pBase + b % ${pixels}u;
-    if (p >= n) { continue; }
+    let q = pBase + b % ${pixels}u;
+    if (q >= n) { continue; }
+${
+  bands.length
+    ? `${pixelAt('out', 'q', bands.length)}
+    let p = outRow * xOut + outColumn;`
+    : '    let p = q;'
+}
     for (var r = 0u; r < 4u; r++) {
       let m = m0 + (b / ${pixels}u * ${lanes}u + lane) * 4u + r;
       if (m < channels) {
@@ -337,5 +442,5 @@ ${c.store}
     }
   }
 }`;
-  return { label: c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings: [...c.bindings, fromBuffer.binding] };
+  return { label: bands.length ? `${c.label}_bands` : c.label, wgsl, workgroups: grid(blocks * lanes, lanes), bindings: [...c.bindings, fromBuffer.binding] };
 }

@@ -171,9 +171,10 @@ export const winogradWorkRatio = (f: Winograd, g: Pick<ConvGeometry, 'y' | 'x'>)
  * one leaving the least GEMM work, if at most MAX_WORK_RATIO of the direct
  * kernel's, which does `directShare()` of 9 multiply-adds a pixel where its
  * blocks skip taps that read only padding (subgroup.ts directTapShare):
- * ASPP's dilation 18 on 33x33 does 0.65, less than F(2x2)'s 0.53 / 0.7,
- * and ran 128-133 ms against F(2x2)'s 142-157 on ResNet-101. The smaller
- * tile on a tie.
+ * ASPP's dilation 18 on 33x33 did 0.65 in row-major blocks, less than
+ * F(2x2)'s 0.53 / 0.7, and ran 128-133 ms against F(2x2)'s 142-157 on
+ * ResNet-101; by column bands (subgroup.ts pixelBands) it does 0.44. The
+ * smaller tile on a tie.
  */
 export function chooseWinograd(g: ConvGeometry, weightType: ElemType, minChannels: number, directShare: () => number = () => 1): Winograd | undefined {
   const full3x3 = [g.y, g.x].every((a) => a.kernel === 3 && a.count === 3 && a.stride === 1);
