@@ -151,6 +151,7 @@ const cases: Case[] = [
   { name: 'runtime weight (grouped)', x: [2, 4, 7, 7], w: [6, 2, 3, 3], group: 2, strides: [2, 2], runtimeWeight: true },
   { name: 'runtime weight (pointwise)', x: [1, 6, 5, 7], w: [9, 6, 1, 1], runtimeWeight: true, f16: true },
   { name: 'runtime weight (depthwise)', x: [1, 4, 9, 7], w: [4, 1, 3, 3], group: 4, pads: [1, 1, 1, 1], runtimeWeight: true, f16: true },
+  { name: '40 output pixels, in two blocks of 24 on CPU adapters (64 channels, 5x8 map)', x: [1, 16, 5, 8], w: [64, 16, 1, 1], bias: true },
   { name: 'C_out 3 with K crossing several tile depths', x: [1, 37, 7, 9], w: [3, 37, 3, 3], pads: [1, 1, 1, 1], bias: true },
 ];
 
@@ -314,7 +315,7 @@ describe('the conv kernel chosen', () => {
   it('on CPU adapters: the narrow kernel up to 4 output channels a group, the subgroup GEMM beyond', () => {
     expect([1, 4, 5, 64].map((m) => chooseConvLowering(m, g, { cpuSubgroupSize: 8 }).kind)).toEqual(['narrow', 'narrow', 'subgroup', 'subgroup']);
   });
-  it('subgroup tiles at 8 lanes: 32x32 to 32 channels, 96x16 for 65-96 and 257-288, 64x32 otherwise; no more pixels than the map has', () => {
+  it('subgroup tiles at 8 lanes: 32x32 to 32 channels, 96x16 for 65-96 and 257-288, 64x32 otherwise; pixels spread evenly over the blocks, in whole lanes', () => {
     const tile = (m: number, n = 4096) => {
       const t = chooseSubgroupTile(m, n, 8);
       return `${4 * t.lanes * t.quads}x${t.pixels}`;
@@ -337,6 +338,8 @@ describe('the conv kernel chosen', () => {
       '64x32',
     ]);
     expect([tile(256, 1), tile(96, 9)]).toEqual(['64x8', '96x16']);
+    // 36 pixels: two blocks of 24, not 32 and 4; 289 (17x17): ten blocks of 32 (28.9 rounded up to whole lanes); 100: four of 32 (25 -> 32).
+    expect([tile(128, 36), tile(128, 289), tile(128, 100), tile(96, 36)]).toEqual(['64x24', '64x32', '64x32', '96x16']);
   });
   it("orders the direct kernel's pixels by column bands where blocks of a band skip enough more taps (ASPP on maps not much wider than the dilation)", () => {
     const dilated = (size: number, d: number) => ({ ...axis(size, 3), dilation: d, begin: d });
