@@ -11,12 +11,11 @@
  * lane-divergent load is a loop over the SIMD lanes), so fewer multiply-adds
  * are as many fewer loads of the GEMM. Three dispatches per chunk of tiles
  * (MAX_SCRATCH_BYTES):
- * - the input transform, d -> B^T d B per (image, input channel, tile), four
- *   tiles a thread (TILES_PER_THREAD), into scratch V [image][n²][C_in][tile
- *   of the chunk, padded to a multiple of four];
+ * - the input transform, d -> B^T d B per (image, input channel, tile), into
+ *   scratch V [image][n²][C_in][chunk];
  * - the n² GEMMs, which are a grouped 1x1 conv (n² groups) of V on the
  *   subgroup kernel (subgroup.ts), weights U = G g G^T packed at load, into
- *   scratch P [image][n²][C_out][tile of the chunk, padded alike];
+ *   scratch P [image][n²][C_out][chunk];
  * - the output transform, A^T P A per (image, output channel, tile), through
  *   the conv's own epilogue (bias, residual, activation, capture taps).
  *
@@ -245,54 +244,38 @@ export function winogradWeights(f: Winograd, w: HostTensor, cOut: number, cIn: n
 }
 
 /**
- * WGSL statements computing Y = L X L^T, for L a matrix of numbers (rows x
- * n) and X, Y row-major n x n and rows x rows: element k of X is the
- * expression `x(k)`, `put(k, e)` the statement that takes element k of Y,
- * `e`; `tmp` names the intermediate L X. The input transform is B^T d B,
- * the output transform A^T P A.
+ * WGSL statements: `y` = L X L^T, for L a matrix of numbers (rows x n), X
+ * (`x`) an array<f32, n²> and `y` an array<f32, rows²>, both row-major;
+ * `tmp` names the intermediate L X. The input transform is B^T d B, the
+ * output transform A^T P A.
  */
-function sandwich(l: number[][], x: (k: number) => string, tmp: string, put: (k: number, e: string) => string): string {
+function sandwich(l: number[][], x: string, tmp: string, y: string): string {
   const n = range(l[0]!.length);
   const t = n.flatMap((c) =>
     linear(
       l,
-      n.map((r) => x(n.length * r + c)),
-    ).map((e, r) => `    let ${tmp}${r}_${c} = ${e};`),
+      n.map((r) => `${x}[${n.length * r + c}]`),
+    ).map((e, r) => `  let ${tmp}${r}_${c} = ${e};`),
   );
   const out = range(l.length).flatMap((r) =>
     linear(
       l,
       n.map((c) => `${tmp}${r}_${c}`),
-    ).map((e, c) => `    ${put(l.length * r + c, e)}`),
+    ).map((e, c) => `  ${y}[${l.length * r + c}] = ${e};`),
   );
   return [...t, ...out].join('\n');
 }
 
 /**
- * Tiles per transform thread: consecutive tiles of the chunk, whose values
- * lie side by side in the scratch buffers, so that a thread writes (input
- * transform) or reads (output transform) them as vec4s. On lavapipe each
- * lane-divergent access is a loop over the lanes whatever its width: F(4x4)
- * stores 9 vec4s where it stored 36 floats per tile. The transforms of
- * single convs ran 5-30% faster (kernel minima against the one-tile
- * kernels, interleaved): the input transform's 36 loads per tile remain.
- */
-const TILES_PER_THREAD = 4;
-
-/**
- * WGSL placing transform thread `i` (flatMain) at the group of tiles
- * `quad` of the chunk (tiles 4·quad + s of the chunk, tile first + 4·quad + s
- * of the conv), channel `channel` of `channels`, image z; threads past
+ * WGSL placing transform thread `i` (flatMain) at tile j of the chunk (tile
+ * t of the conv), channel `channel` of `channels`, image z; threads past
  * `total` return.
  */
 const tileThread = (channel: string, channels: string) => `  if (i >= total) { return; }
-  let quad = i % quads;
-  let ${channel} = i / quads % ${channels};
-  let z = i / (quads * ${channels});`;
-
-/** WGSL of the chunk's tile `j` (its s-th, counting from `quad`) and the conv's tile `t`. */
-const tileOfQuad = `    let j = ${TILES_PER_THREAD}u * quad + s;
-    let t = first + j;`;
+  let j = i % count;
+  let t = first + j;
+  let ${channel} = i / count % ${channels};
+  let z = i / (count * ${channels});`;
 
 /** One axis of the GEMM's 1 x tiles "image". */
 const unitAxis = (size: number): AxisTaps => ({ size, kernel: 1, out: size, stride: 1, dilation: 1, begin: 0, first: 0, count: 1 });
@@ -325,10 +308,7 @@ export function winogradConv(
   const [ty, tx] = [axisTiles(y.out, y.dilation, m), axisTiles(x.out, x.dilation, m)];
   const tiles = ty * tx;
   const bytesPerTile = n2 * g.batch * Math.max(g.cIn, g.cOut) * 4;
-  // Chunks of whole groups of tiles (TILES_PER_THREAD), their scratch padded to whole groups.
-  const wholeGroups = (tiles: number) => Math.ceil(tiles / TILES_PER_THREAD) * TILES_PER_THREAD;
-  const fitting = Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / (bytesPerTile * TILES_PER_THREAD)) * TILES_PER_THREAD;
-  const chunk = Math.min(tiles, Math.max(TILES_PER_THREAD, fitting));
+  const chunk = Math.max(1, Math.min(tiles, Math.floor(Math.min(MAX_SCRATCH_BYTES, limits.maxBytes) / bytesPerTile)));
   const tile = chooseSubgroupTile(g.cOut, chunk, lanes);
   const mPad = paddedChannels(g.cOut, tile);
   // Packed only when uploaded (packedParam), so made before the size check at no cost.
@@ -336,16 +316,15 @@ export function winogradConv(
   // A conv whose tensors cannot fit one binding takes the direct kernels, which can split.
   const tensors = [
     weights.bytes,
-    bytesPerTile * TILES_PER_THREAD,
     g.batch * g.cIn * y.size * x.size * gpuElementBytes(io.types.inputs[0]!),
     ...io.types.outputs.map((t) => g.batch * g.cOut * y.out * x.out * gpuElementBytes(t)),
   ];
-  if (tensors.some((b) => b > limits.maxBytes)) return undefined;
-  // Scratch: V [image][position][C_in][tile], the products [image][position][C_out][tile], tiles of a chunk padded to whole groups.
-  const v: KernelBinding = { kind: 'scratch', id: 0, bytes: n2 * g.batch * g.cIn * wholeGroups(chunk) * 4 };
-  const products: KernelBinding = { kind: 'scratch', id: 1, bytes: n2 * g.batch * g.cOut * wholeGroups(chunk) * 4 };
+  if (bytesPerTile > limits.maxBytes || tensors.some((b) => b > limits.maxBytes)) return undefined;
+  // Scratch: V [image][position][C_in][chunk], the products [image][position][C_out][chunk].
+  const v: KernelBinding = { kind: 'scratch', id: 0, bytes: n2 * g.batch * g.cIn * chunk * 4 };
+  const products: KernelBinding = { kind: 'scratch', id: 1, bytes: n2 * g.batch * g.cOut * chunk * 4 };
   const gemmIO = convBindings({ types: io.types, x: v, y: products }, {}, 'f32', { binding: weights, type: 'vec4f' });
-  const out = convBindings({ ...io, x: products }, epilogue, 'vec4f');
+  const out = convBindings({ ...io, x: products }, epilogue, 'f32');
   const xType = io.types.inputs[0]!;
   // Tile t of an axis starts at output o0 = m·d·(t / d) + t % d.
   const origin = (t: string, d: string) => `${m}u * ${d} * (${t} / ${d}) + ${t} % ${d}`;
@@ -354,13 +333,11 @@ export function winogradConv(
   const kernels: Kernel[] = [];
   for (let first = 0; first < tiles; first += chunk) {
     const count = Math.min(chunk, tiles - first);
-    const quads = wholeGroups(count) / TILES_PER_THREAD;
     // The transforms read their sizes from a buffer: chunks, and convs that differ only in sizes, share their pipelines.
     const inputSizes = sizesFromBuffer(
       {
-        total: g.batch * g.cIn * quads,
+        total: g.batch * g.cIn * count,
         count,
-        quads,
         first,
         xTiles: tx,
         cIn: g.cIn,
@@ -376,41 +353,32 @@ export function winogradConv(
     kernels.push({
       label: label('input'),
       wgsl: `${storage(0, 'X', wgslType(xType))}
-${storage(1, 'V', 'vec4f')}
+${storage(1, 'V', 'f32')}
 ${inputSizes.declaration}
 ${flatMain(
   WORKGROUP,
   `${inputSizes.lets}
 ${tileThread('c', 'cIn')}
+  let iy0 = i32(${origin('(t / xTiles)', 'yDilation')}) - i32(yBegin);
+  let ix0 = i32(${origin('(t % xTiles)', 'xDilation')}) - i32(xBegin);
   let plane = (z * cIn + c) * ySize * xSize;
-  // Tile s's values enter at w and move down a component a tile, so that every index is a constant: llvmpipe accesses a private array at a varying index lane by lane.
-  var v: array<vec4f, ${n2}>;
-  for (var s = 0u; s < ${TILES_PER_THREAD}u; s++) {
-${tileOfQuad}
-    let yOrigin = i32(${origin('(t / xTiles)', 'yDilation')}) - i32(yBegin);
-    let xOrigin = i32(${origin('(t % xTiles)', 'xDilation')}) - i32(xBegin);
-    var d: array<f32, ${n2}>;
-    for (var r = 0; r < ${n}; r++) {
-      let iy = yOrigin + r * i32(yDilation);
-      for (var q = 0; q < ${n}; q++) {
-        let ix = xOrigin + q * i32(xDilation);
-        // Padding reads element 0 and uses zero. The tiles past the chunk's that fill its last group are computed too, and never read.
-        let ok = iy >= 0 && iy < i32(ySize) && ix >= 0 && ix < i32(xSize);
-        d[${n} * r + q] = select(0.0f, ${fromStorage(xType, 'X[plane + select(0u, u32(iy) * xSize + u32(ix), ok)]')}, ok);
-      }
+  var d: array<f32, ${n2}>;
+  for (var r = 0; r < ${n}; r++) {
+    let iy = iy0 + r * i32(yDilation);
+    for (var q = 0; q < ${n}; q++) {
+      let ix = ix0 + q * i32(xDilation);
+      // Padding reads element 0 and uses zero.
+      let ok = iy >= 0 && iy < i32(ySize) && ix >= 0 && ix < i32(xSize);
+      d[${n} * r + q] = select(0.0f, ${fromStorage(xType, 'X[plane + select(0u, u32(iy) * xSize + u32(ix), ok)]')}, ok);
     }
-${sandwich(
-  f.bt,
-  (k) => `d[${k}]`,
-  't',
-  (k, e) => `v[${k}] = vec4f(v[${k}].yzw, ${e});`,
-)}
   }
-${range(n2)
-  .map((k) => `  V[((z * ${n2}u + ${k}u) * cIn + c) * quads + quad] = v[${k}];`)
-  .join('\n')}`,
+  var v: array<f32, ${n2}>;
+${sandwich(f.bt, 'd', 't', 'v')}
+  for (var k = 0u; k < ${n2}u; k++) {
+    V[((z * ${n2}u + k) * cIn + c) * count + j] = v[k];
+  }`,
 )}`,
-      workgroups: grid(g.batch * g.cIn * quads, WORKGROUP),
+      workgroups: grid(g.batch * g.cIn * count, WORKGROUP),
       bindings: [io.x, v, inputSizes.binding],
     });
 
@@ -425,32 +393,21 @@ ${range(n2)
           batches: g.batch * n2,
           y: unitAxis(1),
           x: unitAxis(count),
-          plane: wholeGroups(count),
+          plane: count,
           sizes: { cIn: n2 * g.cIn },
           inputBase: GROUPED_INPUT_BASE,
           declarations: gemmIO.declarations,
           bindings: gemmIO.bindings,
           load: gemmIO.load,
-          // z = image·n² + position; a plane of products is as long as one of V.
-          store: '        Y[(z * channels + m) * plane + p] = value;',
+          // z = image·n² + position.
+          store: '        Y[(z * channels + m) * n + p] = value;',
         },
         tile,
       ),
     );
 
     const outputSizes = sizesFromBuffer(
-      {
-        total: g.batch * g.cOut * quads,
-        count,
-        quads,
-        first,
-        xTiles: tx,
-        cOut: g.cOut,
-        yOut: y.out,
-        xOut: x.out,
-        yDilation: y.dilation,
-        xDilation: x.dilation,
-      },
+      { total: g.batch * g.cOut * count, count, first, xTiles: tx, cOut: g.cOut, yOut: y.out, xOut: x.out, yDilation: y.dilation, xDilation: x.dilation },
       out.bindings.length,
     );
     kernels.push({
@@ -461,39 +418,26 @@ ${flatMain(
   WORKGROUP,
   `${outputSizes.lets}
 ${tileThread('co', 'cOut')}
-  var products: array<vec4f, ${n2}>;
+  var products: array<f32, ${n2}>;
   for (var k = 0u; k < ${n2}u; k++) {
-    products[k] = ${out.load('X', `((z * ${n2}u + k) * cOut + co) * quads + quad`)};
+    products[k] = X[((z * ${n2}u + k) * cOut + co) * count + j];
   }
-  for (var s = 0u; s < ${TILES_PER_THREAD}u; s++) {
-${tileOfQuad}
-    if (j >= count) { break; }
-    var y: array<f32, ${m * m}>;
-${sandwich(
-  f.at,
-  (k) => `products[${k}].x`,
-  's',
-  (k, e) => `y[${k}] = ${e};`,
-)}
-    // The next tile's products move to x.
-${range(n2)
-  .map((k) => `    products[${k}] = products[${k}].yzwx;`)
-  .join('\n')}
-    let oy0 = ${origin('(t / xTiles)', 'yDilation')};
-    let ox0 = ${origin('(t % xTiles)', 'xDilation')};
-    // One store site (the epilogue is inlined once).
-    for (var b = 0u; b < ${m * m}u; b++) {
-      let oy = oy0 + b / ${m}u * yDilation;
-      let ox = ox0 + b % ${m}u * xDilation;
-      if (oy < yOut && ox < xOut) {
-        let value = y[b];
-        let p = oy * xOut + ox;
-        ${out.store('value', 'co', '(z * cOut + co) * yOut * xOut + p')}
-      }
+  var y: array<f32, ${m * m}>;
+${sandwich(f.at, 'products', 's', 'y')}
+  let oy0 = ${origin('(t / xTiles)', 'yDilation')};
+  let ox0 = ${origin('(t % xTiles)', 'xDilation')};
+  // One store site (the epilogue is inlined once).
+  for (var b = 0u; b < ${m * m}u; b++) {
+    let oy = oy0 + b / ${m}u * yDilation;
+    let ox = ox0 + b % ${m}u * xDilation;
+    if (oy < yOut && ox < xOut) {
+      let value = y[b];
+      let p = oy * xOut + ox;
+      ${out.store('value', 'co', '(z * cOut + co) * yOut * xOut + p')}
     }
   }`,
 )}`,
-      workgroups: grid(g.batch * g.cOut * quads, WORKGROUP),
+      workgroups: grid(g.batch * g.cOut * count, WORKGROUP),
       bindings: [...out.bindings, outputSizes.binding],
     });
   }
