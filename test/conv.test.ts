@@ -169,7 +169,7 @@ const aspp: Case[] = [6, 12, 18, 24, 36].flatMap((d) =>
 );
 
 /** Blocks of 32 output pixels inside one row of 40 skip the column taps that read only padding; blocks across rows take them all. */
-// (Blocks of a column band skip them across rows: the ASPP cases at dilation 12 on 17x17 and 18 on 33x33, and this one, images and groups included.)
+// Blocks of a column band skip them across rows: the ASPP case at dilation 12 on 17x17, and this one on 33x33, images and groups included.
 const bandBlocks: Case[] = [
   {
     name: 'dilation 18 on 33x33 by column bands, 2 images, 2 groups',
