@@ -602,6 +602,15 @@ for (const precision of PRECISIONS)
         },
         { name: 'narrow: 1x1 to one channel on a 1x1 map', x: [1, 40, 1, 1], w: [1, 40, 1, 1], bias: true },
         {
+          name: 'dilation 12 on 17x17, pixels by column bands at 8 lanes',
+          x: [1, 8, 17, 17],
+          w: [40, 8, 3, 3],
+          dilations: [12, 12],
+          pads: [12, 12, 12, 12],
+          bias: true,
+          f16: true,
+        },
+        {
           name: '3x3 stride 2 dilation 2, batch 2, groups 2, 130 output channels',
           x: [2, 8, 12, 10],
           w: [130, 4, 3, 3],
