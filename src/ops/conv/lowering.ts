@@ -27,9 +27,9 @@ import {
 } from './narrow.js';
 import {
   chooseSubgroupTile,
-  forEachUsefulWeight,
   GROUPED_INPUT_BASE,
   packSubgroupWeights,
+  packUsefulWeights,
   subgroupChannelLength,
   type SubgroupConv,
   subgroupConvKernel,
@@ -80,9 +80,7 @@ const packedShape = (k: number, m: number, tile: GemmTile) => ({
 /** Writes weights into `packed` (zeros) as the GEMM's A: [group][k][m], k padded to the tile depth and m to the tile height (`kPad`, `mPad`), so loads need no checks. */
 function packWeights(g: ConvGeometry, w: HostTensor, kPad: number, mPad: number, packed: Float32Array): void {
   const taps = g.y.count * g.x.count;
-  forEachUsefulWeight(w, perGroup(g), (group, co, ci, tap, value) => {
-    packed[(group * kPad + ci * taps + tap) * mPad + co] = value;
-  });
+  packUsefulWeights(w, perGroup(g), packed, { group: kPad * mPad, co: 1, ci: taps * mPad, tap: mPad });
 }
 
 /** Packed bytes of an m-channel conv's weights stored as `type`, over cIn input channels: in all, and per input channel with what the k padding may add. */

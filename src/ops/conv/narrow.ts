@@ -2,7 +2,7 @@ import type { HostTensor } from '../../model/graph.js';
 import type { Kernel } from '../../kernels/types.js';
 import { grid, range } from '../../kernels/wgsl.js';
 import type { ConvGeometry } from './geometry.js';
-import { forEachUsefulWeight, type SubgroupConv } from './subgroup.js';
+import { packUsefulWeights, type SubgroupConv } from './subgroup.js';
 
 /**
  * Convs to at most 4 output channels (per group) on CPU adapters: the heads
@@ -64,9 +64,7 @@ export const narrowChannelLength = (taps: number, m: number, lanes: number) => n
 export function packNarrowWeights(w: HostTensor, c: Pick<SubgroupConv, 'groups' | 'm' | 'cPerGroup' | 'y' | 'x'>, lanes: number, packed: Float32Array): void {
   const width = narrowWidth(c.m);
   const tapsPadded = narrowTapsPadded(c.y.count * c.x.count, lanes);
-  forEachUsefulWeight(w, c, (group, co, ci, tap, value) => {
-    packed[((group * c.cPerGroup + ci) * tapsPadded + tap) * width + co] = value;
-  });
+  packUsefulWeights(w, c, packed, { group: c.cPerGroup * tapsPadded * width, co: 1, ci: tapsPadded * width, tap: width });
 }
 
 /**
