@@ -169,19 +169,6 @@ const aspp: Case[] = [6, 12, 18, 24, 36].flatMap((d) =>
 );
 
 /** Blocks of 32 output pixels inside one row of 40 skip the column taps that read only padding; blocks across rows take them all. */
-// Blocks of a column band skip them across rows: the ASPP case at dilation 12 on 17x17, and this one on 33x33, images and groups included.
-const bandBlocks: Case[] = [
-  {
-    name: 'dilation 18 on 33x33 by column bands, 2 images, 2 groups',
-    x: [2, 8, 33, 33],
-    w: [12, 4, 3, 3],
-    group: 2,
-    dilations: [18, 18],
-    pads: [18, 18, 18, 18],
-    bias: true,
-  },
-];
-
 const rowBlocks: Case[] = [
   {
     name: '1x3 at dilation 16 along rows 40 wide (blocks of one row skip column taps)',
@@ -192,6 +179,19 @@ const rowBlocks: Case[] = [
     bias: true,
   },
   { name: 'dilation 9 and stride 2 along rows, asymmetric pads', x: [1, 8, 6, 79], w: [10, 8, 3, 3], strides: [1, 2], dilations: [2, 9], pads: [0, 20, 3, 1] },
+];
+
+/** Blocks of a column band skip the column taps that read only padding across rows too: the ASPP case at dilation 12 on 17x17, and this one on 33x33, images and groups included. */
+const bandBlocks: Case[] = [
+  {
+    name: 'dilation 18 on 33x33 by column bands, 2 images, 2 groups',
+    x: [2, 8, 33, 33],
+    w: [12, 4, 3, 3],
+    group: 2,
+    dilations: [18, 18],
+    pads: [18, 18, 18, 18],
+    bias: true,
+  },
 ];
 
 describe('Conv', () => {

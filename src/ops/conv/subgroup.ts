@@ -303,7 +303,7 @@ export function pixelBands(g: { y: AxisTaps; x: AxisTaps }, pixels: number): num
   const bands = columnBands(g.x);
   if (!bands.length || g.x.count === 1) return [];
   // Bands save at most what their column taps, averaged over the columns, save against a whole row's: where that is too little (a 3x3 at
-  // dilation 1, whose bands are the border columns), the blocks need not be counted, which takes a second for an 8193x8193 map.
+  // dilation 1, whose bands are the border columns), the blocks need not be counted, which took half a second for an 8193x8193 map.
   const columns = readsInside(g.x);
   const edges = [0, ...bands, g.x.out];
   const bandTaps = range(bands.length + 1).reduce((sum, k) => sum + (edges[k + 1]! - edges[k]!) * tapsReading(columns, edges[k]!, edges[k + 1]! - 1), 0);
